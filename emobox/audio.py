@@ -1,0 +1,188 @@
+"""Audio loading: any channel count, sample rate and sample format, by segment, to float32 mono.
+
+soundfile (libsndfile) reads WAV/FLAC/OGG/MP3 and friends at int16/int24/int32/float; container
+formats libsndfile cannot open (MP4, M4A, WebM, AVI: MELD, MEAD, EMNS, eNTERFACE, MER2023) are
+decoded with PyAV. Resampling uses soxr. Every failure raises :class:`AudioError` naming the
+file and the reason.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AudioError
+
+CONTAINER_SUFFIXES = {".mp4", ".m4a", ".webm", ".avi", ".mkv", ".mov", ".aac", ".wma", ".opus"}
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    sample_rate: int
+    channels: int
+    frames: int
+    format: str
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    """Sample rate, channel count and length of an audio file, without decoding it all."""
+    path = Path(path)
+    _check_exists(path)
+    if path.suffix.lower() not in CONTAINER_SUFFIXES:
+        import soundfile as sf
+
+        try:
+            info = sf.info(str(path))
+            return AudioInfo(int(info.samplerate), int(info.channels), int(info.frames),
+                             f"{info.format}/{info.subtype}")
+        except Exception as exc:  # fall through to PyAV for formats libsndfile lacks
+            sf_error = exc
+    else:
+        sf_error = None
+    data, sr = _decode_av(path, sf_error)
+    return AudioInfo(sr, data.shape[1], data.shape[0], "av")
+
+
+def load_audio(path: str | Path, *, sample_rate: int | None = None, channel: int | None = None,
+               start: float | None = None, end: float | None = None) -> np.ndarray:
+    """Read ``path`` as float32 mono samples in [-1, 1].
+
+    channel: 1-based channel to keep; None mixes all channels down (mean). A mono file serves
+        any requested channel (there is nothing else to pick).
+    start, end: seconds; the segment ``[start, end)`` is read (segmented corpora such as PAVOQUE).
+    sample_rate: resample to this rate (soxr, high quality); None keeps the file's rate.
+    """
+    data, sr = _read(Path(path), start, end)
+    data = _pick_channel(data, channel, Path(path))
+    if data.size == 0:
+        raise AudioError(f"{path}: no samples"
+                         + (f" in segment {start}-{end} s" if start or end else ""), path=str(path))
+    if not np.isfinite(data).all():
+        bad = int((~np.isfinite(data)).sum())
+        raise AudioError(f"{path}: {bad} samples are NaN or infinite", path=str(path))
+    if sample_rate and sr != sample_rate:
+        data = resample(data, sr, sample_rate)
+    return np.ascontiguousarray(data, dtype=np.float32)
+
+
+def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
+    import soxr
+
+    if sr_in == sr_out:
+        return x
+    return soxr.resample(x.astype(np.float32, copy=False), sr_in, sr_out, quality="HQ")
+
+
+def _check_exists(path: Path) -> None:
+    if not path.exists():
+        raise AudioError(f"{path}: file not found", path=str(path))
+    if path.is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file", path=str(path))
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path}: file is empty (0 bytes)", path=str(path))
+
+
+def _read(path: Path, start: float | None, end: float | None) -> tuple[np.ndarray, int]:
+    """Samples ``[frames, channels]`` float32 of the segment, and the file's sample rate."""
+    _check_exists(path)
+    sf_error: Exception | None = None
+    if path.suffix.lower() not in CONTAINER_SUFFIXES:
+        import soundfile as sf
+
+        try:
+            with sf.SoundFile(str(path)) as fh:
+                sr, total = int(fh.samplerate), int(fh.frames)
+                first, last = _frame_range(path, sr, total, start, end)
+                fh.seek(first)
+                data = fh.read(last - first, dtype="float32", always_2d=True)
+            if data.shape[0] < last - first:
+                raise AudioError(f"{path}: file is truncated (header promises {total} frames, "
+                                 f"{first + data.shape[0]} could be read)", path=str(path))
+            return data, sr
+        except AudioError:
+            raise
+        except Exception as exc:
+            sf_error = exc
+    data, sr = _decode_av(path, sf_error)
+    first, last = _frame_range(path, sr, data.shape[0], start, end)
+    return data[first:last], sr
+
+
+def _frame_range(path: Path, sr: int, frames: int, start: float | None,
+                 end: float | None) -> tuple[int, int]:
+    first = 0 if start is None else int(round(start * sr))
+    last = frames if end is None else int(round(end * sr))
+    if first < 0 or (end is not None and last <= first):
+        raise AudioError(f"{path}: bad segment start={start} end={end}", path=str(path))
+    if first >= frames:
+        raise AudioError(f"{path}: segment starts at {start} s but the file lasts "
+                         f"{frames / sr:.3f} s", path=str(path))
+    if last > frames:
+        # segment tables round end times; tolerate up to 50 ms beyond the end of the file
+        if (last - frames) > 0.05 * sr:
+            raise AudioError(f"{path}: segment ends at {end} s but the file lasts "
+                             f"{frames / sr:.3f} s", path=str(path))
+        last = frames
+    return first, last
+
+
+def _pick_channel(data: np.ndarray, channel: int | None, path: Path) -> np.ndarray:
+    n = data.shape[1]
+    if channel is None or n == 1:
+        return data.mean(axis=1) if n > 1 else data[:, 0]
+    if not 1 <= channel <= n:
+        raise AudioError(f"{path}: channel {channel} requested but the file has {n} channels",
+                         path=str(path))
+    return data[:, channel - 1]
+
+
+def _decode_av(path: Path, sf_error: Exception | None) -> tuple[np.ndarray, int]:
+    """Decode the first audio stream of any container with PyAV."""
+    try:
+        import av
+    except ImportError:
+        reason = f" (libsndfile: {sf_error})" if sf_error else ""
+        raise AudioError(f"{path}: cannot read this format without PyAV{reason}; "
+                         f"install it with `pip install av`", path=str(path))
+    try:
+        with av.open(str(path)) as container:
+            streams = [s for s in container.streams if s.type == "audio"]
+            if not streams:
+                raise AudioError(f"{path}: no audio stream in this file", path=str(path))
+            stream = streams[0]
+            sr = int(stream.codec_context.sample_rate or stream.rate)
+            chunks = []
+            for frame in container.decode(stream):
+                arr = frame.to_ndarray()
+                if arr.ndim == 1:
+                    arr = arr[None, :]
+                if frame.format.is_planar:
+                    arr = arr.T  # [samples, channels]
+                else:
+                    arr = arr.reshape(-1, len(frame.layout.channels))
+                chunks.append(_to_float(arr))
+    except AudioError:
+        raise
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        if sf_error is not None:
+            reason = f"{sf_error}; PyAV: {reason}"
+        raise AudioError(f"{path}: cannot decode audio ({reason})", path=str(path))
+    if not chunks:
+        raise AudioError(f"{path}: audio stream holds no samples", path=str(path))
+    return np.concatenate(chunks, axis=0), sr
+
+
+def _to_float(arr: np.ndarray) -> np.ndarray:
+    if arr.dtype.kind == "f":
+        return arr.astype(np.float32, copy=False)
+    if arr.dtype == np.uint8:
+        return (arr.astype(np.float32) - 128.0) / 128.0
+    scale = float(2 ** (8 * arr.dtype.itemsize - 1))
+    return arr.astype(np.float32) / scale

@@ -1,0 +1,69 @@
+"""The ``emobox`` command line (Typer). Commands are thin: parse, build options, call the library.
+
+User errors (:class:`emobox.EmoboxError`) print one ``error: ...`` line on stderr and exit with
+the error's :class:`emobox.ExitCode`; only bugs print a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from typing import Optional, Sequence
+
+import click
+import typer
+from rich.console import Console
+
+from .. import __version__
+from ..errors import EmoboxError, ExitCode
+
+app = typer.Typer(
+    name="emobox", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Speech emotion recognition benchmarking: compose upstream x corpus x downstream.")
+console = Console() if sys.stdout.isatty() else Console(width=120)
+err_console = Console(stderr=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"emobox {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Optional[bool] = typer.Option(
+        None, "--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        ) -> None:
+    """emobox: any upstream encoder x corpus x downstream head, EmoBox protocol."""
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``emobox`` console script; returns the exit code."""
+    warnings.showwarning = _show_warning
+    try:
+        rv = app(args=list(argv) if argv is not None else None, standalone_mode=False,
+                 prog_name="emobox")
+    except click.exceptions.ClickException as exc:
+        exc.show(file=sys.stderr)
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return int(ExitCode.INTERRUPTED)
+    except KeyboardInterrupt:
+        err_console.print("interrupted; finished work is kept, run the same command to resume")
+        return int(ExitCode.INTERRUPTED)
+    except EmoboxError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        return int(exc.exit_code)
+    return int(rv or 0) if isinstance(rv, int) else 0
+
+
+def entrypoint() -> None:
+    sys.exit(main())
+
+
+from . import plugins_cmd, run_cmd  # noqa: E402,F401  (register commands)

@@ -1,0 +1,133 @@
+"""``emobox run``: one upstream x corpus x downstream triple, fold by fold."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.table import Table
+
+from ..errors import EmoboxUsageError
+from . import app, console, err_console
+
+
+def parse_grid(items: List[str]) -> dict[str, list[Any]] | None:
+    """``["lr=1e-3,1e-4 hidden=128,256"]`` or a JSON/YAML file path -> ``{"lr": [...], ...}``."""
+    if not items:
+        return None
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        path = Path(item)
+        if "=" not in item and path.suffix.lower() in (".json", ".yaml", ".yml"):
+            grid.update(_grid_file(path))
+            continue
+        for part in item.split():
+            if "=" not in part:
+                raise EmoboxUsageError(f"--grid {part!r}: expected name=value[,value...] "
+                                       f"or a .json/.yaml file")
+            name, values = part.split("=", 1)
+            parsed = [_literal(v) for v in values.split(",") if v != ""]
+            if not name or not parsed:
+                raise EmoboxUsageError(f"--grid {part!r}: expected name=value[,value...]")
+            grid[name] = parsed
+    return grid
+
+
+def _grid_file(path: Path) -> dict[str, list[Any]]:
+    if not path.exists():
+        raise EmoboxUsageError(f"--grid file {path} does not exist")
+    text = path.read_text()
+    try:
+        if path.suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:
+        raise EmoboxUsageError(f"--grid file {path}: cannot parse ({exc})")
+    if not isinstance(data, dict):
+        raise EmoboxUsageError(f"--grid file {path}: expected a mapping name -> list of values")
+    return {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in data.items()}
+
+
+def _literal(text: str) -> Any:
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+@app.command("run")
+def run_command(
+    upstream: str = typer.Option(..., "-u", "--upstream", help="Upstream encoder name."),
+    corpus: str = typer.Option(..., "-c", "--corpus", help="Corpus name."),
+    downstream: str = typer.Option("linear_probe", "-d", "--downstream", help="Downstream head."),
+    root: Optional[str] = typer.Option(None, "--root", help="Corpus root folder "
+                                       "(default $EMOBOX_DATA/<corpus>)."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Run directory "
+                                      "(default $EMOBOX_HOME/runs/<triple>__<fingerprint>)."),
+    fold: List[int] = typer.Option([], "--fold", "-f", help="Fold(s) to run (repeatable); "
+                                   "default all."),
+    scheme: str = typer.Option("emobox", "--scheme", help="Partition: emobox | "
+                               "speaker-independent."),
+    seed: int = typer.Option(0, "--seed", help="Seed of splits, initialisation and batches."),
+    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
+    layer: Optional[str] = typer.Option(None, "--layer", help="Upstream layer (default: last)."),
+    no_layer_norm: bool = typer.Option(False, "--no-layer-norm", help="Feed raw features "
+                                       "(default: layer-normalised, as in the paper)."),
+    grid: List[str] = typer.Option([], "--grid", help="Sweep, e.g. 'lr=1e-3,1e-4 "
+                                   "hidden=128,256', or a .json/.yaml file."),
+    epochs: int = typer.Option(100, "--epochs", help="Training epochs."),
+    warmup: int = typer.Option(10, "--warmup", help="Warm-up epochs to the peak learning rate."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Utterances per batch."),
+    select: str = typer.Option("valid", "--select", help="valid (default) | test: EmoBox's "
+                               "recipe, only to compare with its tables; outputs are marked."),
+    class_weights: bool = typer.Option(False, "--class-weights", help="Weight the loss by "
+                                       "inverse class frequency."),
+    upstream_ckpt: Optional[str] = typer.Option(None, "--upstream-ckpt", help="Local "
+                                                "checkpoint of the upstream."),
+    on_bad_audio: str = typer.Option("fail", "--on-bad-audio", help="fail | skip (skipped "
+                                     "files are listed in the run directory)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Evaluate UPSTREAM on CORPUS with the DOWNSTREAM head, fold by fold."""
+    from ..progress import Reporter, RichReporter
+    from ..runner import RunOptions, run
+
+    layer_value: Any = None
+    if layer is not None:
+        layer_value = int(layer) if layer.lstrip("-").isdigit() else layer
+    opts = RunOptions(
+        upstream=upstream, corpus=corpus, downstream=downstream, root=root, out=out,
+        folds=tuple(fold), scheme=scheme, seed=seed, device=device, layer=layer_value,
+        layer_norm=not no_layer_norm, grid=parse_grid(grid), epochs=epochs,
+        warmup_epochs=warmup, batch_size=batch_size, select=select,
+        class_weights=class_weights, upstream_ckpt=upstream_ckpt, on_bad_audio=on_bad_audio)
+    reporter = Reporter() if quiet else RichReporter(err_console)
+    result = run(opts, reporter=reporter)
+    console.print(results_table(result))
+    for note in result.notes:
+        err_console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    console.print(f"run directory: {result.out}", highlight=False, soft_wrap=True)
+
+
+def results_table(result) -> Table:
+    c = result.config
+    title = f"{c['upstream']} x {c['corpus']} x {c['downstream']} ({c['scheme']} folds)"
+    if c["select"] == "test":
+        title += "  [SELECTED BY TEST: EmoBox recipe]"
+    table = Table(title=title)
+    for col in ("fold", "UA %", "WA %", "F1 %", "selected config", "epoch", "valid UA %"):
+        table.add_column(col, justify="right" if col != "selected config" else "left")
+    for f in result.folds:
+        table.add_row(str(f.fold), f"{100 * f.ua:.2f}", f"{100 * f.wa:.2f}", f"{100 * f.f1:.2f}",
+                      f.config_id, str(f.best_epoch + 1), f"{100 * f.valid_ua:.2f}")
+    if result.folds:
+        cells = [f"{100 * m:.2f} ± {100 * s:.2f}" for m, s in
+                 (result.mean("ua"), result.mean("wa"), result.mean("f1"))]
+        table.add_row("mean", *cells, "", "", "", style="bold")
+    return table

@@ -1,0 +1,169 @@
+"""Manifests: one row per utterance of a corpus, as a file a user can open.
+
+A manifest row says where the audio is (``path`` relative to the corpus root, optional 1-based
+``channel`` and ``start``/``end`` seconds for segmented files), who speaks (``speaker``) and which
+emotion it carries (``label``: the canonical class after the corpus's label map; ``raw_label``: as
+the corpus writes it). ``key`` is the utterance's stable id (EmoBox's key for the EmoBox corpora).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from .errors import DataError
+
+SCHEMA_VERSION = 1
+BASE_COLUMNS = ("key", "path", "speaker", "emotion", "emotion_raw", "channel", "start", "end")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    key: str
+    path: str
+    label: str
+    speaker: str | None = None
+    raw_label: str | None = None
+    channel: int | None = None  # 1-based; None = mix all channels down
+    start: float | None = None  # seconds; None = from the beginning
+    end: float | None = None  # seconds; None = to the end
+    duration: float | None = None
+    custom: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Manifest:
+    """The utterances of one corpus, in a stable order, with the corpus's class list."""
+
+    corpus: str
+    root: Path
+    utterances: list[Utterance]
+    labels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.root = Path(self.root)
+        seen: dict[str, Utterance] = {}
+        for utt in self.utterances:
+            if utt.key in seen:
+                raise DataError(
+                    f"{self.corpus}: duplicate utterance key {utt.key!r} for "
+                    f"{seen[utt.key].path!r} and {utt.path!r}", path=str(self.root / utt.path))
+            seen[utt.key] = utt
+        self._by_key = seen
+        if not self.labels:
+            self.labels = tuple(sorted({u.label for u in self.utterances}))
+        else:
+            unknown = {u.label for u in self.utterances} - set(self.labels)
+            if unknown:
+                bad = next(u for u in self.utterances if u.label in unknown)
+                raise DataError(f"{self.corpus}: label {bad.label!r} of {bad.path!r} is not one of "
+                                f"the corpus's classes {list(self.labels)}",
+                                path=str(self.root / bad.path))
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __iter__(self) -> Iterator[Utterance]:
+        return iter(self.utterances)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._by_key
+
+    def __getitem__(self, key: str) -> Utterance:
+        return self._by_key[key]
+
+    @property
+    def keys(self) -> list[str]:
+        return [u.key for u in self.utterances]
+
+    def subset(self, keys: Iterable[str]) -> "Manifest":
+        return Manifest(self.corpus, self.root, [self._by_key[k] for k in keys], self.labels)
+
+    def label_counts(self) -> Counter:
+        return Counter(u.label for u in self.utterances)
+
+    def speakers(self) -> list[str]:
+        return sorted({u.speaker for u in self.utterances if u.speaker is not None})
+
+    def audio_path(self, utt: Utterance) -> Path:
+        return self.root / utt.path
+
+    def content_hash(self) -> str:
+        """Hash of what determines extracted features: keys, audio locations and segments."""
+        h = hashlib.sha256()
+        for u in self.utterances:
+            h.update(f"{u.key}\t{u.path}\t{u.channel}\t{u.start}\t{u.end}\n".encode())
+        return h.hexdigest()[:16]
+
+    # -- files -----------------------------------------------------------------------------
+    def to_tsv(self, path: str | Path | None = None,
+               extra: Mapping[str, Mapping[str, Any]] | None = None,
+               extra_columns: Sequence[str] = ()) -> str:
+        """Write (or return) the manifest as TSV; ``extra[key][column]`` adds per-row columns."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, delimiter="\t", lineterminator="\n")
+        writer.writerow(list(BASE_COLUMNS) + list(extra_columns))
+        for u in self.utterances:
+            row = [u.key, u.path, _fmt(u.speaker), u.label, _fmt(u.raw_label), _fmt(u.channel),
+                   _fmt(u.start), _fmt(u.end)]
+            row += [_fmt((extra or {}).get(u.key, {}).get(c)) for c in extra_columns]
+            writer.writerow(row)
+        text = buf.getvalue()
+        if path is not None:
+            from .io import atomic_write_text
+
+            atomic_write_text(Path(path), text)
+        return text
+
+    @classmethod
+    def from_tsv(cls, path: str | Path, corpus: str, root: str | Path,
+                 labels: Sequence[str] = ()) -> "Manifest":
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read manifest: {exc.strerror}", path=str(path))
+        rows = list(csv.DictReader(io.StringIO(text), delimiter="\t"))
+        missing = {"key", "path", "emotion"} - set(rows[0] if rows else BASE_COLUMNS)
+        if missing:
+            raise DataError(f"{path}: manifest lacks columns {sorted(missing)}", path=str(path))
+        utts = []
+        for i, r in enumerate(rows, start=2):
+            try:
+                utts.append(Utterance(
+                    key=r["key"], path=r["path"], label=r["emotion"],
+                    speaker=r.get("speaker") or None, raw_label=r.get("emotion_raw") or None,
+                    channel=int(r["channel"]) if r.get("channel") else None,
+                    start=float(r["start"]) if r.get("start") else None,
+                    end=float(r["end"]) if r.get("end") else None))
+            except (ValueError, TypeError) as exc:
+                raise DataError(f"{path}:{i}: bad manifest row: {exc}", path=str(path))
+        return cls(corpus, Path(root), utts, tuple(labels))
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def manifest_summary(manifest: Manifest) -> dict[str, Any]:
+    return {
+        "corpus": manifest.corpus,
+        "utterances": len(manifest),
+        "speakers": len(manifest.speakers()),
+        "labels": dict(sorted(manifest.label_counts().items())),
+        "schema_version": SCHEMA_VERSION,
+    }
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False)

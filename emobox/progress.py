@@ -1,0 +1,82 @@
+"""Progress reporting: rich progress bars in the CLI, silence in the library by default."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+
+class Task:
+    """One progress bar; ``advance`` moves it, ``note`` updates its extra text."""
+
+    def advance(self, n: float = 1, **fields: Any) -> None:  # pragma: no cover - trivial
+        pass
+
+    def note(self, text: str) -> None:
+        pass
+
+
+class Reporter:
+    """Silent reporter (the library default)."""
+
+    @contextmanager
+    def task(self, description: str, total: float | None, unit: str = "") -> Iterator[Task]:
+        yield Task()
+
+    def log(self, message: str) -> None:
+        pass
+
+
+class _RichTask(Task):
+    def __init__(self, progress, task_id, unit: str):
+        self.progress, self.task_id, self.unit = progress, task_id, unit
+        self.start = time.perf_counter()
+        self.fields: dict[str, float] = {}
+
+    def advance(self, n: float = 1, **fields: Any) -> None:
+        for k, v in fields.items():
+            self.fields[k] = self.fields.get(k, 0.0) + float(v)
+        elapsed = max(time.perf_counter() - self.start, 1e-9)
+        rates = []
+        if self.unit:
+            done = self.progress.tasks[self._pos()].completed + n
+            rates.append(f"{done / elapsed:.1f} {self.unit}/s")
+        if "audio_s" in self.fields:
+            rates.append(f"{self.fields['audio_s'] / elapsed:.1f} audio-s/s")
+        if "gflop" in self.fields:
+            rates.append(f"{self.fields['gflop'] / elapsed:.1f} GFLOP/s")
+        self.progress.update(self.task_id, advance=n, rates="  ".join(rates))
+
+    def note(self, text: str) -> None:
+        self.progress.update(self.task_id, rates=text)
+
+    def _pos(self) -> int:
+        for i, t in enumerate(self.progress.tasks):
+            if t.id == self.task_id:
+                return i
+        return 0
+
+
+class RichReporter(Reporter):
+    """Progress bars on stderr (``rich``)."""
+
+    def __init__(self, console=None):
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True)
+
+    @contextmanager
+    def task(self, description: str, total: float | None, unit: str = "") -> Iterator[Task]:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                   TextColumn("{task.fields[rates]}")]
+        with Progress(*columns, console=self.console, transient=False) as progress:
+            task_id = progress.add_task(description, total=total, rates="")
+            yield _RichTask(progress, task_id, unit)
+
+    def log(self, message: str) -> None:
+        self.console.print(message)

@@ -1,0 +1,54 @@
+"""Result rows: one per fold x configuration, each saying how it was made."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+SCHEMA_VERSION = 1
+KIND = "emobox.result"
+
+
+@dataclass
+class ResultRow:
+    run_id: str
+    upstream: str
+    checkpoint_id: str
+    layer: Any  # int, or "all" for heads that read every layer
+    layer_norm: bool
+    precision: str
+    corpus: str
+    scheme: str
+    fold: int
+    downstream: str
+    config_id: str
+    config: dict
+    selected: bool
+    selection: str  # "valid" or "test" (EmoBox recipe, flagged)
+    best_epoch: int
+    epochs: int
+    valid_ua: float
+    valid_loss: float
+    ua: float
+    wa: float
+    f1: float
+    confusion: list
+    per_class_recall: list
+    labels: list
+    n_train: int
+    n_valid: int
+    n_test: int
+    valid_rule: str
+    seed: int
+    emobox_version: str
+    plugins: dict = field(default_factory=dict)  # distribution -> version
+    contaminated: bool = False  # the upstream was trained on this corpus
+    kind: str = KIND
+    schema_version: int = SCHEMA_VERSION
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def row_key(row: dict) -> tuple:
+    return (row["fold"], row["config_id"])

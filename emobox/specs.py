@@ -1,0 +1,83 @@
+"""Plugin specs: what a plugin declares, cheap to list, building the heavy object only on demand.
+
+A plugin's hook returns a list of these. The registry fills in ``plugin``, ``distribution`` and
+``version`` (where the spec came from); plugin authors leave them empty.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+
+@dataclass(frozen=True)
+class UpstreamSpec:
+    """An upstream encoder.
+
+    ``build(ckpt=None, device="cpu", **options)`` returns an :class:`emobox.Upstream`. ``ckpt`` is a
+    local path given by the user (``--upstream-ckpt``); when it is None the plugin looks in
+    ``$EMOBOX_MODELS/<name>`` and the Hugging Face cache (offline), and raises
+    :class:`emobox.CheckpointNotFoundError` saying where it looked.
+    """
+
+    name: str
+    build: Callable[..., Any]
+    description: str = ""
+    checkpoint: str = ""  # the checkpoint the EmoBox paper used (hub id or file name); "" = none needed
+    revision: str = ""  # pinned hub revision, where there is one
+    parameters: int | None = None  # parameter count of the encoder
+    paper: str = ""  # citation of the model's paper
+    license: str = ""
+    sample_rate: int = 16000
+    num_layers: int = 0  # hidden layers selectable beyond layer 0 (0 = only one output)
+    hidden_size: int = 0
+    frame_rate: float = 50.0  # output frames per second of audio
+    trained_on: tuple[str, ...] = ()  # corpora seen in (pre-)training: results on them are contaminated
+    family: str = ""
+    requires: str = ""  # pip requirement hint shown when an optional dependency is missing
+    plugin: str = ""
+    distribution: str = ""
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class CorpusSpec:
+    """A corpus adapter. ``build(root)`` returns an :class:`emobox.Corpus` over a local copy."""
+
+    name: str
+    build: Callable[..., Any]
+    description: str = ""
+    languages: tuple[str, ...] = ()
+    license: str = ""
+    homepage: str = ""
+    citation: str = ""
+    embedded: bool = False  # ships its own data: no --root needed
+    expected_top_level: str = ""  # what the root folder should contain, shown when it is missing
+    plugin: str = ""
+    distribution: str = ""
+    version: str = ""
+
+
+@dataclass(frozen=True)
+class DownstreamSpec:
+    """A downstream head.
+
+    ``build(in_dim, n_classes, **hp)`` returns an :class:`emobox.Downstream` (an ``nn.Module``
+    mapping ``(features [B, T, D], lengths [B])`` to logits ``[B, C]``). ``grid`` maps each
+    hyper-parameter to the values swept by default; ``layers`` says which upstream layers the head
+    reads: ``"last"`` (one layer, the default or ``--layer``) or ``"all"`` (every layer, stacked on a
+    new leading axis: features ``[L, B, T, D]``).
+    """
+
+    name: str
+    build: Callable[..., Any]
+    grid: Mapping[str, Sequence[Any]] = field(default_factory=dict)
+    description: str = ""
+    layers: str = "last"
+    paper: str = ""
+    plugin: str = ""
+    distribution: str = ""
+    version: str = ""
+
+
+SPEC_KINDS = {"upstream": UpstreamSpec, "corpus": CorpusSpec, "downstream": DownstreamSpec}

@@ -1,0 +1,97 @@
+"""The upstream contract: a frozen encoder from waveforms to per-layer frame features.
+
+Layers are numbered as in SUPERB/transformers ``hidden_states``: 0 is the input to the first
+transformer block (the CNN/embedding output), ``num_layers`` is the last block's output. A
+baseline without layers (fbank, mfcc) has ``num_layers = 0`` and only layer 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+import torch
+
+from .errors import EmoboxUsageError
+
+
+@dataclass
+class UpstreamOutput:
+    hidden: dict[int, torch.Tensor]  # layer -> [B, T, D] float
+    lengths: torch.Tensor  # [B] int64: valid frames of each item
+
+
+class Upstream(torch.nn.Module):
+    """Base class of every upstream. Subclasses set the attributes and implement ``forward``.
+
+    ``forward(wavs, layers)`` takes a list of 1-D float tensors at ``sample_rate`` (any lengths)
+    and the layer indices wanted, and returns an :class:`UpstreamOutput` with ``[B, T, D]``
+    hidden states per requested layer and the valid frame count of each item. It pads internally
+    (with attention masks where the model has them). A ``padding_sensitive`` upstream (group-norm
+    feature encoders such as wav2vec2-base and HuBERT-base) may give different features for a
+    padded item: the extraction engine never batches unequal lengths for it.
+    """
+
+    name: str = ""
+    sample_rate: int = 16000
+    num_layers: int = 0
+    hidden_size: int = 0
+    frame_rate: float = 100.0
+    max_seconds: float | None = None  # inputs longer than this are processed in windows
+    padding_sensitive: bool = False
+    checkpoint_id: str = ""  # identifies the weights (hash); part of the feature store's key
+
+    def forward(self, wavs: Sequence[torch.Tensor], layers: Sequence[int]) -> UpstreamOutput:
+        raise NotImplementedError
+
+    # -- helpers shared by implementations ---------------------------------------------------
+    def resolve_layers(self, layers: Iterable[int | str] | int | str | None) -> list[int]:
+        """Turn user layer requests (``None``/"last", "all", ints, negative ints) into indices."""
+        return resolve_layers(layers, self.num_layers, self.name)
+
+    def frames_for(self, num_samples: int) -> int:
+        """Number of output frames for an input of ``num_samples`` samples (override if exact)."""
+        return max(1, int(num_samples * self.frame_rate / self.sample_rate))
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        for b in self.buffers():
+            return b.device
+        return torch.device("cpu")
+
+
+def resolve_layers(layers, num_layers: int, name: str = "upstream") -> list[int]:
+    if layers is None or layers == "last":
+        return [num_layers]
+    if layers == "all":
+        return list(range(num_layers + 1))
+    if isinstance(layers, (int, str)):
+        layers = [layers]
+    out: list[int] = []
+    for layer in layers:
+        if layer == "last":
+            idx = num_layers
+        else:
+            try:
+                idx = int(layer)
+            except (TypeError, ValueError):
+                raise EmoboxUsageError(f"bad layer {layer!r}: use an integer, 'last' or 'all'")
+            if idx < 0:
+                idx = num_layers + 1 + idx
+        if not 0 <= idx <= num_layers:
+            raise EmoboxUsageError(f"{name} has layers 0..{num_layers}; layer {layer} does not "
+                                   f"exist")
+        if idx not in out:
+            out.append(idx)
+    return sorted(out)
+
+
+def pad_batch(wavs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad 1-D waveforms with zeros: ``[B, S]`` and the lengths ``[B]``."""
+    lengths = torch.tensor([int(w.shape[-1]) for w in wavs], dtype=torch.long)
+    out = torch.zeros(len(wavs), int(lengths.max()), dtype=wavs[0].dtype, device=wavs[0].device)
+    for i, w in enumerate(wavs):
+        out[i, : w.shape[-1]] = w
+    return out, lengths
