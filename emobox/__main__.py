@@ -1,0 +1,3 @@
+from emobox.cli import entrypoint
+
+entrypoint()

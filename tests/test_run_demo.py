@@ -1,0 +1,122 @@
+"""`emobox run -u fbank -c demo -d linear_probe` end to end, and what the run directory holds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from emobox.io import read_jsonl
+from emobox.plugins import get_registry
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """One full demo run shared by the assertions below."""
+    import os
+
+    from emobox.cli import main
+
+    home = tmp_path_factory.mktemp("home")
+    out = tmp_path_factory.mktemp("run") / "demo"
+    old = os.environ.get("EMOBOX_HOME")
+    os.environ["EMOBOX_HOME"] = str(home)
+    try:
+        code = main(["run", "-u", "fbank", "-c", "demo", "-d", "linear_probe", "-q",
+                     "--out", str(out)])
+    finally:
+        if old is None:
+            os.environ.pop("EMOBOX_HOME")
+        else:
+            os.environ["EMOBOX_HOME"] = old
+    assert code == 0
+    return out
+
+
+def test_demo_is_learnable_on_speaker_independent_folds(demo_run):
+    rows = read_jsonl(demo_run / "results.jsonl")
+    selected = [r for r in rows if r["selected"]]
+    assert [r["fold"] for r in selected] == [1, 2, 3]
+    mean_ua = sum(r["ua"] for r in selected) / 3
+    assert mean_ua >= 0.6, mean_ua  # chance is 0.25
+    for r in selected:
+        assert r["valid_rule"] == "held-out-speakers"
+        assert r["selection"] == "valid"
+
+
+def test_demo_folds_keep_speakers_apart():
+    corpus = get_registry().corpus("demo").build()
+    m = corpus.manifest
+    assert len(m) == 192 and len(m.speakers()) == 12
+    assert m.label_counts() == {"Angry": 48, "Happy": 48, "Neutral": 48, "Sad": 48}
+    folds = corpus.folds()
+    assert len(folds) == 3
+    for f in folds:
+        test_spk = {m[k].speaker for k in f.test}
+        assert len(test_spk) == 4
+        assert not test_spk & {m[k].speaker for k in f.train + f.valid}
+    assert corpus.speaker_independent
+
+
+def test_run_directory_contents(demo_run):
+    config = json.loads((demo_run / "config.json").read_text())
+    assert (config["upstream"], config["corpus"], config["downstream"]) == (
+        "fbank", "demo", "linear_probe")
+    assert config["grid"] == {"lr": [0.001, 0.0001], "hidden": [128, 256]}
+    assert config["versions"]["plugins"] == {"emobox": config["versions"]["emobox"]}
+    rows = read_jsonl(demo_run / "results.jsonl")
+    assert len(rows) == 3 * 4  # every fold x every config
+    for fold in (1, 2, 3):
+        fold_rows = [r for r in rows if r["fold"] == fold]
+        assert sum(r["selected"] for r in fold_rows) == 1
+        assert {r["config_id"] for r in fold_rows} == {
+            "hidden=128,lr=0.001", "hidden=128,lr=0.0001", "hidden=256,lr=0.001",
+            "hidden=256,lr=0.0001"}
+        preds = (demo_run / "predictions" / f"fold{fold}.tsv").read_text().splitlines()
+        assert preds[0] == "key\tgold\tpredicted" and len(preds) == 1 + 64
+        sel = next(r for r in fold_rows if r["selected"])
+        correct = sum(line.split("\t")[1] == line.split("\t")[2] for line in preds[1:])
+        assert correct / 64 == pytest.approx(sel["wa"])
+        assert sum(map(sum, sel["confusion"])) == 64 == sel["n_test"]
+    summary = (demo_run / "summary.md").read_text()
+    assert "| **mean** |" in summary and "selection: validation UA" in summary
+
+
+def test_rerun_resumes_without_retraining(demo_run, cli):
+    before = (demo_run / "results.jsonl").read_text()
+    res = cli("run", "-u", "fbank", "-c", "demo", "-d", "linear_probe", "-q", "--out", demo_run)
+    assert res.code == 0, res
+    assert (demo_run / "results.jsonl").read_text() == before
+    assert "mean" in res.out and "run directory:" in res.out
+
+
+def test_other_options_in_same_out_are_refused(demo_run, cli):
+    res = cli("run", "-u", "fbank", "-c", "demo", "-d", "linear_probe", "-q", "--out", demo_run,
+              "--seed", "5")
+    assert res.code == 2
+    assert "holds a run made with other options" in res.err
+
+
+def test_same_seed_same_results_and_select_test_is_marked(tmp_path, cli):
+    args = ["run", "-u", "mfcc", "-c", "demo", "-d", "linear_probe", "-q", "--fold", "2",
+            "--epochs", "8", "--warmup", "2", "--grid", "lr=1e-3 hidden=32"]
+    a = cli(*args, "--out", tmp_path / "a")
+    b = cli(*args, "--out", tmp_path / "b")
+    assert a.code == b.code == 0
+    assert (tmp_path / "a" / "results.jsonl").read_text() == \
+        (tmp_path / "b" / "results.jsonl").read_text()
+    t = cli(*args, "--out", tmp_path / "t", "--select", "test")
+    assert t.code == 0
+    assert "SELECTED BY TEST" in t.out
+    row = read_jsonl(tmp_path / "t" / "results.jsonl")[0]
+    assert row["selection"] == "test"
+    assert "TEST (EmoBox recipe" in (tmp_path / "t" / "summary.md").read_text()
+
+
+def test_missing_corpus_root_says_where_and_what(tmp_path, cli):
+    res = cli("run", "-u", "fbank", "-c", "demo", "-d", "linear_probe", "--root",
+              tmp_path / "nope")
+    assert res.code == 2
+    assert f"root {tmp_path / 'nope'} does not exist" in res.err
+    assert "audio/<speaker>/<speaker>_<emotion>_<nn>.flac" in res.err
+    assert "Traceback" not in res.err
