@@ -57,6 +57,7 @@ class RunOptions:
     precision: str = "fp32"
     upstream_ckpt: str | None = None
     upstream_options: Mapping[str, Any] = field(default_factory=dict)
+    corpus_options: Mapping[str, Any] = field(default_factory=dict)
     on_bad_audio: str = "fail"
     features_dir: str | None = None
 
@@ -105,7 +106,8 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
     notes: list[str] = []
 
     corpus = corpus_spec.build(None if corpus_spec.embedded and not opts.root
-                               else paths.corpus_root(opts.corpus, opts.root))
+                               else paths.corpus_root(opts.corpus, opts.root),
+                               **dict(opts.corpus_options))
     manifest = corpus.manifest
     all_folds = corpus.folds(scheme=opts.scheme, seed=opts.seed)
     folds = select_folds(all_folds, list(opts.folds))
@@ -124,7 +126,8 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
     grid = dict(opts.grid) if opts.grid is not None else {k: list(v)
                                                           for k, v in down_spec.grid.items()}
     configs = expand_grid(grid)
-    upstream = up_spec.build(ckpt=opts.upstream_ckpt, device=device, **dict(opts.upstream_options))
+    upstream = up_spec.build(ckpt=opts.upstream_ckpt, device=device,
+                             **dict(opts.upstream_options))
     if down_spec.layers == "all":
         raise EmoboxUsageError(f"downstream {opts.downstream!r} reads every layer, which this "
                                f"version of `emobox run` cannot feed yet")
@@ -139,6 +142,7 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
         "upstream": opts.upstream, "corpus": opts.corpus, "downstream": opts.downstream,
         "checkpoint_id": upstream.checkpoint_id, "upstream_ckpt": opts.upstream_ckpt,
         "upstream_options": dict(opts.upstream_options),
+        "corpus_options": dict(opts.corpus_options),
         "layer": layer, "layer_norm": opts.layer_norm, "precision": opts.precision,
         "scheme": opts.scheme, "folds": [f.index for f in folds], "n_folds": len(all_folds),
         "grid": grid, "epochs": opts.epochs, "warmup_epochs": opts.warmup_epochs,

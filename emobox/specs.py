@@ -42,7 +42,8 @@ class UpstreamSpec:
 
 @dataclass(frozen=True)
 class CorpusSpec:
-    """A corpus adapter. ``build(root)`` returns an :class:`emobox.Corpus` over a local copy."""
+    """A corpus adapter. ``build(root, **options)`` returns an :class:`emobox.Corpus` over a
+    local copy (``root`` None for an embedded corpus); options come from ``--corpus-option``."""
 
     name: str
     build: Callable[..., Any]

@@ -26,7 +26,8 @@ class Upstream(torch.nn.Module):
 
     ``forward(wavs, layers)`` takes a list of 1-D float tensors at ``sample_rate`` (any lengths)
     and the layer indices wanted, and returns an :class:`UpstreamOutput` with ``[B, T, D]``
-    hidden states per requested layer and the valid frame count of each item. It pads internally
+    hidden states per requested layer and the valid frame count of each item; it computes no
+    block beyond the highest requested layer. It pads internally
     (with attention masks where the model has them). A ``padding_sensitive`` upstream (group-norm
     feature encoders such as wav2vec2-base and HuBERT-base) may give different features for a
     padded item: the extraction engine never batches unequal lengths for it.
@@ -48,6 +49,10 @@ class Upstream(torch.nn.Module):
     def resolve_layers(self, layers: Iterable[int | str] | int | str | None) -> list[int]:
         """Turn user layer requests (``None``/"last", "all", ints, negative ints) into indices."""
         return resolve_layers(layers, self.num_layers, self.name)
+
+    def flops(self, num_samples: int) -> float | None:
+        """Forward FLOPs for one utterance of ``num_samples`` samples (analytic), or None."""
+        return None
 
     def frames_for(self, num_samples: int) -> int:
         """Number of output frames for an input of ``num_samples`` samples (override if exact)."""

@@ -36,6 +36,17 @@ def parse_grid(items: List[str]) -> dict[str, list[Any]] | None:
     return grid
 
 
+def parse_options(items: List[str], flag: str) -> dict[str, Any]:
+    """``["mode=trimmed", "n=3"]`` -> ``{"mode": "trimmed", "n": 3}`` (values parsed as literals)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise EmoboxUsageError(f"{flag} {item!r}: expected name=value")
+        name, value = item.split("=", 1)
+        out[name.strip()] = _literal(value)
+    return out
+
+
 def _grid_file(path: Path) -> dict[str, list[Any]]:
     if not path.exists():
         raise EmoboxUsageError(f"--grid file {path} does not exist")
@@ -90,6 +101,10 @@ def run_command(
                                        "inverse class frequency."),
     upstream_ckpt: Optional[str] = typer.Option(None, "--upstream-ckpt", help="Local "
                                                 "checkpoint of the upstream."),
+    upstream_option: List[str] = typer.Option([], "--upstream-option", "-U", help="Upstream "
+                                              "option name=value (repeatable)."),
+    corpus_option: List[str] = typer.Option([], "--corpus-option", "-C", help="Corpus option "
+                                            "name=value (repeatable)."),
     on_bad_audio: str = typer.Option("fail", "--on-bad-audio", help="fail | skip (skipped "
                                      "files are listed in the run directory)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -106,7 +121,9 @@ def run_command(
         folds=tuple(fold), scheme=scheme, seed=seed, device=device, layer=layer_value,
         layer_norm=not no_layer_norm, grid=parse_grid(grid), epochs=epochs,
         warmup_epochs=warmup, batch_size=batch_size, select=select,
-        class_weights=class_weights, upstream_ckpt=upstream_ckpt, on_bad_audio=on_bad_audio)
+        class_weights=class_weights, upstream_ckpt=upstream_ckpt,
+        upstream_options=parse_options(upstream_option, "--upstream-option"),
+        corpus_options=parse_options(corpus_option, "--corpus-option"), on_bad_audio=on_bad_audio)
     reporter = Reporter() if quiet else RichReporter(err_console)
     result = run(opts, reporter=reporter)
     console.print(results_table(result))
