@@ -103,3 +103,38 @@ def populate_tree(root: str | os.PathLike, rel_paths: Iterable[str], seconds: fl
         n += 1
     shutil.rmtree(tmpl_dir, ignore_errors=True)
     return n
+
+
+def add_clutter(root: str | os.PathLike, corpus_dir: str | os.PathLike,
+                audio: Iterable[str], every: int = 5) -> list[str]:
+    """Make a fixture tree look like a real download; returns the renamed audio paths.
+
+    ``corpus_dir`` (inside ``root``, usually one extra top folder) holds the corpus; ``audio``
+    are its audio files relative to ``corpus_dir``. Adds ``__MACOSX/`` AppleDouble copies,
+    ``.DS_Store`` and ``Thumbs.db`` files, stray text files, gives every ``every``-th audio file
+    an upper-case extension, and makes the folder of the first audio file read-only.
+    """
+    root, corpus_dir = Path(root), Path(corpus_dir)
+    audio = list(audio)
+    top = corpus_dir.relative_to(root) if corpus_dir != root else Path(".")
+    renamed = []
+    for i, rel in enumerate(audio):
+        path = corpus_dir / rel
+        if i % every == every - 1:
+            upper = path.with_suffix(path.suffix.upper())
+            os.replace(path, upper)
+            renamed.append(Path(rel).with_suffix(upper.suffix).as_posix())
+        if i % (every * 3) == 0:  # AppleDouble copy of a few files
+            apple = root / "__MACOSX" / top / Path(rel).parent / f"._{Path(rel).name}"
+            apple.parent.mkdir(parents=True, exist_ok=True)
+            apple.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
+    folders = sorted({(corpus_dir / rel).parent for rel in audio})
+    for folder in [root, corpus_dir, *folders[:3]]:
+        (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (corpus_dir / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (corpus_dir / "README.txt").write_text("downloaded copy\n")
+    if folders:
+        (folders[-1] / "notes.txt").write_text("stray file\n")
+        (folders[0] / "desktop.ini").write_text("[.ShellClassInfo]\n")
+        folders[0].chmod(0o555)  # read-only folder
+    return renamed

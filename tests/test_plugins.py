@@ -53,7 +53,7 @@ def test_unknown_name_suggests_close_names(cli):
 def test_unknown_downstream_and_corpus(cli):
     res = cli("run", "-u", "fbank", "-c", "dmo", "-d", "linear_prob")
     assert res.code == 2
-    assert "no corpus named 'dmo'; did you mean 'demo'?" in res.err
+    assert "no corpus named 'dmo'; did you mean 'demo'" in res.err  # the closest name first
 
 
 class _Fake:
