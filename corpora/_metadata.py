@@ -131,6 +131,13 @@ class MetadataCorpus(EmoboxCorpus):
                                            for k, v in row.items() if k is not None}))
         return rows
 
+    def int_field(self, row: Mapping[str, str], column: str, path: Path, lineno: int) -> int:
+        try:
+            return int(row[column])
+        except (TypeError, ValueError):
+            raise DataError(f"{self.name}: {path}:{lineno}: {column} is {row[column]!r}, not a "
+                            f"whole number", path=str(path))
+
     def load_json(self, path: Path) -> Any:
         import json
 

@@ -87,13 +87,17 @@ def populate_tree(root: str | os.PathLike, rel_paths: Iterable[str], seconds: fl
     root = Path(root)
     templates: dict[str, Path] = {}
     tmpl_dir = root / ".emobox-templates"
+    made: set[str] = set()
     n = 0
     for rel in rel_paths:
-        dest = root / rel
-        suffix = dest.suffix.lower()
+        dest = os.path.join(root, rel)
+        suffix = os.path.splitext(dest)[1].lower()
         if suffix not in templates:
             templates[suffix] = write_audio(tmpl_dir / f"template{suffix}", seconds, sample_rate)
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        parent = os.path.dirname(dest)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
         try:
             os.link(templates[suffix], dest)
         except FileExistsError:

@@ -9,7 +9,8 @@ import pytest
 from emobox.corpora._emobox import emobox_speaker, reference_rows
 from emobox.plugins import get_registry
 
-METADATA_CORPORA = ["emodb"]
+METADATA_CORPORA = ["emns", "emodb", "emozionalmente", "esd", "iemocap", "m3ed", "meld",
+                    "mer2023", "msppodcast", "pavoque", "resd", "shemo"]
 
 
 def assert_matches_reference(corpus, rows, extras):

@@ -1,0 +1,130 @@
+"""esd: ESD (Emotional Speech Dataset), Mandarin and English parallel acted speech.
+
+What it is
+    10 Mandarin (0001-0010) and 10 English (0011-0020) speakers each read the same 350
+    sentences in 5 emotions: 35,000 utterances, 16 kHz WAV, 29.1 h.
+License and source
+    Research use (licence agreement): https://hltsingapore.github.io/ESD/. Zhou et al., "Seen
+    and unseen emotional style transfer for voice conversion with a new emotional speech
+    dataset", ICASSP 2021.
+Layout expected
+    ``<spk>/<spk>.txt`` and ``<spk>/<Emotion>/<spk>_<NNNNNN>.wav`` for each speaker folder
+    0001-0020, often inside ``Emotion Speech Dataset/`` (found automatically). Copies that add
+    ``train/``, ``evaluation/`` and ``test/`` under each emotion folder are read too.
+Labels
+    ``<spk>/<spk>.txt``: one line per utterance, ``id<TAB>transcript<TAB>emotion``. The
+    Mandarin speakers write the emotion in Chinese, translated as EmoBox did: 中立 -> Neutral,
+    快乐 -> Happy, 伤心 -> Sad, 生气 -> Angry, 惊喜 -> Surprise; English speakers write Angry,
+    Happy, Neutral, Sad, Surprise. Lines that are not three tab-separated fields are reported.
+Speakers
+    The speaker folder (1,750 utterances each, 350 per emotion).
+How EmoBox split it
+    Groups of 4 speakers: 5 folds of 7,000 test utterances (fold 1 = 0005, 0011, 0016, 0018;
+    2 = 0012, 0014, 0015, 0019, all English; 3 = 0003, 0004, 0006, 0009, all Mandarin;
+    4 = 0007, 0008, 0013, 0020; 5 = 0001, 0002, 0010, 0017). Every utterance is a test item in
+    its speaker's fold and trains in the others; an utterance EmoBox did not list joins its
+    speaker's fold the same way. Validation: a seeded stratified 20% of each fold's training
+    part.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from emobox import FoldTableRow, Utterance, hookimpl
+
+from ._emobox import corpus_spec, reference_info
+from ._metadata import MetadataCorpus, finish_fixture, fixture_base
+
+CHINESE = {"中立": "Neutral", "快乐": "Happy", "伤心": "Sad", "生气": "Angry", "惊喜": "Surprise"}
+ENGLISH_TO_CHINESE = {v: k for k, v in CHINESE.items()}
+
+
+class ESD(MetadataCorpus):
+    name = "esd"
+    description = "ESD: 10 Mandarin + 10 English speakers, 5 emotions, parallel (35000 utterances)"
+    languages = ("Mandarin", "English")
+    license = "research use (ESD licence agreement)"
+    homepage = "https://hltsingapore.github.io/ESD/"
+    citation = ("K. Zhou, B. Sisman, R. Liu, H. Li: Seen and unseen emotional style transfer for "
+                "voice conversion with a new emotional speech dataset. ICASSP 2021")
+    labels = ("Angry", "Happy", "Neutral", "Sad", "Surprise")
+    label_map = {**CHINESE, **{c: c for c in CHINESE.values()}}
+    audio_suffixes = (".wav",)
+    expected_top_level = ("one folder per speaker, 0001 ... 0020, each with <spk>.txt and "
+                          "emotion folders (Angry/ Happy/ Neutral/ Sad/ Surprise/)")
+    markers = ("[0-9][0-9][0-9][0-9]/[0-9][0-9][0-9][0-9].txt",)
+
+    def scan(self):
+        speakers = sorted(d.name for d in self.root.iterdir()
+                          if d.is_dir() and re.fullmatch(r"\d{4}", d.name))
+        utts = []
+        for spk in speakers:
+            txt = self.metadata_file(f"{spk}/{spk}.txt", what=f"label file of speaker {spk}")
+            source = self.rel(txt)
+            index = self.audio_index(spk)
+            files = {}
+            for rel in index.paths:
+                files.setdefault(rel.rsplit("/", 1)[-1].casefold(), []).append(rel)
+            for lineno, line in enumerate(self.read_text(txt, ("utf-8-sig", "gb18030"))
+                                          .splitlines(), start=1):
+                if not line.strip():
+                    continue
+                parts = line.strip().split("\t")
+                if len(parts) != 3:
+                    self.skipped.append((f"{source}:{lineno}", "not three tab-separated fields "
+                                         "(id, transcript, emotion)"))
+                    continue
+                uid, raw = parts[0].strip(), parts[2].strip()
+                label = self.map_label(raw, source)
+                expected = f"{spk}/{label}/{uid}.wav"
+                rel = index.find(expected) or self._elsewhere(files, uid, label, index)
+                if rel is None:
+                    self.report_missing(expected, source)
+                    continue
+                utts.append(Utterance(key=f"esd-{uid.replace('_', '-')}", path=rel,
+                                      label=label, raw_label=raw, speaker=spk))
+            self.report_unused(index, source)
+        return self.make_manifest(utts)
+
+    @staticmethod
+    def _elsewhere(files, uid: str, label: str, index) -> str | None:
+        """The file in another layout: ``<spk>/<Emotion>/<train|evaluation|test>/<id>.wav``."""
+        for rel in files.get(f"{uid}.wav".casefold(), ()):
+            if f"/{label.casefold()}/" in f"/{rel.casefold()}":
+                index.mark_used(rel)
+                return rel
+        return None
+
+    def unlisted_fold_row(self, utt: Utterance) -> FoldTableRow | None:
+        for fold, speakers in reference_info(self.name)["test_speakers_by_fold"].items():
+            if utt.speaker in speakers:
+                return FoldTableRow(int(fold), False)
+        return None
+
+    @classmethod
+    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
+                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
+        base = fixture_base(root, clutter, "Emotion Speech Dataset")
+        lines = defaultdict(list)
+        audio = []
+        for r in rows:
+            spk, emo = r["speaker"], r["emotion_raw"]
+            uid = r["path"].split("/")[-1][:-4]
+            written = ENGLISH_TO_CHINESE[emo] if int(spk) <= 10 else emo
+            text = "打远一看，它们的确很是美丽，" if int(spk) <= 10 else "The nine the eggs, I keep."
+            lines[spk].append(f"{uid}\t{text}\t{written}")
+            audio.append(r["path"])
+        for spk, spk_lines in lines.items():
+            (base / spk).mkdir(parents=True, exist_ok=True)
+            (base / spk / f"{spk}.txt").write_text("\n".join(spk_lines) + "\n", encoding="utf-8")
+        finish_fixture(Path(root), base, audio, clutter)
+        return {}
+
+
+@hookimpl
+def emobox_corpora():
+    return [corpus_spec(ESD)]

@@ -1,0 +1,156 @@
+"""m3ed: M3ED (Multi-modal Multi-scene Multi-label Emotional Dialogue), Mandarin TV series.
+
+What it is
+    24,449 dialogue utterances from 56 Chinese TV series, labelled with 7 emotions (main
+    emotion by majority of annotators); 16 kHz WAV. EmoBox keeps 24,437 (12 annotated utterances
+    have no usable audio), 9.8 h.
+License and source
+    Research use on request (agreement with the authors):
+    https://github.com/aim3-ruc/RUCM3ED. Zhao et al., "M3ED: Multi-modal Multi-scene Multi-label
+    Emotional Dialogue Database", ACL 2022.
+Layout expected
+    ``annotation.json``, ``splitInfo/movie_list_{train,val,test}.txt`` and
+    ``modality_speech/<A|B>_<utterance>.wav`` (e.g. ``modality_speech/A_anjia_11_1.wav``).
+Labels
+    ``annotation.json`` maps series -> clip -> ``Dialog`` -> utterance id -> fields; the label
+    is ``EmoAnnotation.final_main_emo``: Anger -> Angry, Disgust, Fear, Happy, Neutral, Sad,
+    Surprise. The audio file is the utterance's ``Speaker`` letter + ``_`` + utterance id.
+Speakers
+    ``<series>_<Name>`` with the name from the clip's ``SpeakerInfo`` for that letter (635
+    values; a few are placeholders such as ``anjia_anjia_p2``, 161 utterances have a name with a
+    space). Utterances whose audio is missing are reported in ``skipped``.
+How EmoBox split it
+    Official, by series (``splitInfo``): one fold, train 17,420 / validation 2,819 (official)
+    / test 4,198, with no speaker in two parts. EmoBox's published lists hold only the test and
+    validation parts; every other utterance trains. An utterance EmoBox did not list follows
+    its series' list (train or validation; never test).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from emobox import DataError, FoldTableRow, Utterance, hookimpl
+
+from ._emobox import corpus_spec
+from ._metadata import MetadataCorpus, finish_fixture, fixture_base
+
+SPLIT_LISTS = (("train", "train"), ("valid", "val"), ("test", "test"))
+
+
+class M3ED(MetadataCorpus):
+    name = "m3ed"
+    description = "M3ED: dialogues from 56 Mandarin TV series, 7 emotions (24437 utterances)"
+    languages = ("Mandarin",)
+    license = "research use by agreement with the authors"
+    homepage = "https://github.com/aim3-ruc/RUCM3ED"
+    citation = ("J. Zhao et al.: M3ED: Multi-modal Multi-scene Multi-label Emotional Dialogue "
+                "Database. ACL 2022")
+    labels = ("Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise")
+    label_map = {"Anger": "Angry", "Disgust": "Disgust", "Fear": "Fear", "Happy": "Happy",
+                 "Neutral": "Neutral", "Sad": "Sad", "Surprise": "Surprise"}
+    official_valid = True
+    train_splits = frozenset({"train"})
+    valid_splits = frozenset({"valid"})
+    audio_suffixes = (".wav",)
+    expected_top_level = ("annotation.json, splitInfo/movie_list_{train,val,test}.txt and "
+                          "modality_speech/")
+    markers = ("annotation.json", "splitInfo", "modality_speech")
+
+    def scan(self):
+        ann_path = self.metadata_file("annotation.json", what="annotation file")
+        source = self.rel(ann_path)
+        annotation = self.load_json(ann_path)
+        split_of = self._movie_splits()
+        index = self.audio_index("modality_speech")
+        utts = []
+        for movie, clips in annotation.items():
+            split = split_of.get(movie)
+            if split is None:
+                self.skipped.append((f"splitInfo (series {movie!r})", "series is in no "
+                                     "movie_list_*.txt; its utterances are in no EmoBox split"))
+            for clip_id, clip in clips.items():
+                names = {letter: (info or {}).get("Name")
+                         for letter, info in (clip.get("SpeakerInfo") or {}).items()}
+                for uid, entry in (clip.get("Dialog") or {}).items():
+                    letter = entry.get("Speaker")
+                    try:
+                        raw = entry["EmoAnnotation"]["final_main_emo"]
+                    except (KeyError, TypeError):
+                        raise DataError(f"{self.name}: {source}: utterance {uid} has no "
+                                        f"EmoAnnotation.final_main_emo", path=str(ann_path))
+                    if names.get(letter) is None:
+                        raise DataError(f"{self.name}: {source}: clip {clip_id} has no "
+                                        f"SpeakerInfo name for speaker {letter!r} of {uid}",
+                                        path=str(ann_path))
+                    label = self.map_label(raw, source)
+                    expected = f"modality_speech/{letter}_{uid}.wav"
+                    rel = index.find(expected)
+                    if rel is None:
+                        self.report_missing(expected, source)
+                        continue
+                    utts.append(Utterance(key=f"m3ed-{uid}", path=rel, label=label,
+                                          raw_label=raw, speaker=f"{movie}_{names[letter]}",
+                                          custom={"split": split}))
+        self.report_unused(index, source)
+        return self.make_manifest(utts)
+
+    def _movie_splits(self) -> dict[str, str]:
+        split_of: dict[str, str] = {}
+        for split, stem in SPLIT_LISTS:
+            path = self.metadata_file(f"splitInfo/movie_list_{stem}.txt",
+                                      what="M3ED split list")
+            for line in self.read_text(path).splitlines():
+                movie = line.strip()
+                if movie:
+                    split_of.setdefault(movie, split)
+        return split_of
+
+    @classmethod
+    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
+                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
+        base = fixture_base(root, clutter, "M3ED")
+        annotation: dict = defaultdict(dict)
+        movies: dict[str, set] = defaultdict(set)
+        audio = []
+        for r in rows:
+            uid = r["key"][len("m3ed-"):]
+            letter = r["path"].split("/")[-1].split("_", 1)[0]
+            movie = uid.split("_", 1)[0]
+            clip_id = uid.rsplit("_", 1)[0]
+            clip = annotation[movie].setdefault(clip_id, {"SpeakerInfo": {}, "Dialog": {}})
+            clip["SpeakerInfo"][letter] = {"Name": r["speaker"][len(movie) + 1:],
+                                           "Gender": "unknown", "Age": "unknown"}
+            clip["Dialog"][uid] = {
+                "Speaker": letter, "Text": "好的。", "StartTime": "00:00:01.000",
+                "EndTime": "00:00:02.000",
+                "EmoAnnotation": {"EmoAnnotator1": [r["emotion_raw"]],
+                                  "EmoAnnotator2": [r["emotion_raw"]],
+                                  "EmoAnnotator3": ["Neutral"],
+                                  "final_main_emo": r["emotion_raw"], "final_sub_emo": []}}
+            split = "test" if r["test_fold"] == "1" else "val" if r["valid"] == "1" else "train"
+            movies[split].add(movie)
+            audio.append(r["path"])
+        if clutter and annotation:  # annotated utterances without audio, as in the release
+            movie = next(iter(annotation))
+            clip = next(iter(annotation[movie].values()))
+            letter = next(iter(clip["SpeakerInfo"]))
+            for n in (901, 902):
+                clip["Dialog"][f"{movie}_999_{n}"] = {
+                    "Speaker": letter, "EmoAnnotation": {"final_main_emo": "Neutral"}}
+        base.joinpath("annotation.json").write_text(
+            json.dumps(annotation, ensure_ascii=False, indent=1), encoding="utf-8")
+        (base / "splitInfo").mkdir(exist_ok=True)
+        for split in ("train", "val", "test"):
+            (base / "splitInfo" / f"movie_list_{split}.txt").write_text(
+                "".join(f"{m}\n" for m in sorted(movies[split])))
+        finish_fixture(Path(root), base, audio, clutter)
+        return {}
+
+
+@hookimpl
+def emobox_corpora():
+    return [corpus_spec(M3ED)]

@@ -1,0 +1,147 @@
+"""meld: MELD (Multimodal EmotionLines Dataset), English TV dialogues (Friends).
+
+What it is
+    13,708 utterances from 1,433 dialogues of the TV series Friends, each an MP4 clip with
+    48 kHz audio, labelled with one of 7 emotions by 3 annotators (majority). EmoBox keeps
+    13,706 (two clips failed to load for it), 12.1 h.
+License and source
+    GPL-3.0; https://affective-meld.github.io/ (``MELD.Raw.tar.gz``). Poria et al., "MELD: A
+    Multimodal Multi-Party Dataset for Emotion Recognition in Conversations", ACL 2019.
+Layout expected
+    EmoBox's layout: ``train/train_splits/dia<D>_utt<U>.mp4`` with ``train/train_sent_emo.csv``,
+    ``dev_splits_complete/`` with ``dev_sent_emo.csv`` and ``output_repeated_splits_test/`` with
+    ``test_sent_emo.csv``. The flat layout of the extracted release (``train_splits/`` and all
+    three CSVs at the top level) is accepted too.
+Labels
+    The ``Emotion`` column of the split's CSV, matched on ``Dialogue_ID``/``Utterance_ID``:
+    anger -> Angry, disgust -> Disgust, fear -> Fear, joy -> Happy, neutral -> Neutral,
+    sadness -> Sad, surprise -> Surprise.
+Speakers
+    The ``Speaker`` column with spaces replaced by ``-`` (``1st-Customer``); 304 names, some of
+    them roles rather than people.
+Keys and channels
+    Dialogue and utterance numbers restart in each split, so keys end in ``-train``, ``-dev``
+    or ``-test`` (``meld-dia0_utt0-dev``). Most clips carry 5.1 audio: EmoBox records channel 3
+    (front centre, the dialogue channel) for every clip that is not stereo and channel 1 for
+    stereo ones; those channels are used for the clips its table lists, and clips it does not
+    list are mixed down.
+Quirks
+    CSV text may hold Windows-1252 characters (read as such when not UTF-8). Three clips run
+    over 30 s (up to 305 s) and 237 under 0.3 s; all are kept.
+How EmoBox split it
+    The official split, one fold: train = train CSV, validation = dev CSV (official), test =
+    test CSV. Speakers recur across the splits (the main characters), so the split is not
+    speaker-independent.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from emobox import FoldTableRow, Utterance, hookimpl
+
+from ._emobox import corpus_spec, reference_rows
+from ._metadata import MetadataCorpus, finish_fixture, fixture_base, write_csv
+
+SPLITS = (  # split, CSV candidates, clip folder candidates (EmoBox's first)
+    ("train", ("train/train_sent_emo.csv", "train_sent_emo.csv"),
+     ("train/train_splits", "train_splits")),
+    ("dev", ("dev_sent_emo.csv", "dev/dev_sent_emo.csv"),
+     ("dev_splits_complete", "dev/dev_splits_complete")),
+    ("test", ("test_sent_emo.csv", "test/test_sent_emo.csv"),
+     ("output_repeated_splits_test", "test/output_repeated_splits_test")),
+)
+CSV_HEADER = ("Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID",
+              "Utterance_ID", "Season", "Episode", "StartTime", "EndTime")
+SENTIMENT = {"anger": "negative", "disgust": "negative", "fear": "negative", "joy": "positive",
+             "neutral": "neutral", "sadness": "negative", "surprise": "positive"}
+
+
+class MELD(MetadataCorpus):
+    name = "meld"
+    description = "MELD: Friends TV dialogues, 7 emotions, official split (13706 utterances)"
+    languages = ("English",)
+    license = "GPL-3.0"
+    homepage = "https://affective-meld.github.io/"
+    citation = ("S. Poria et al.: MELD: A Multimodal Multi-Party Dataset for Emotion Recognition "
+                "in Conversations. ACL 2019")
+    labels = ("Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise")
+    label_map = {"anger": "Angry", "disgust": "Disgust", "fear": "Fear", "joy": "Happy",
+                 "neutral": "Neutral", "sadness": "Sad", "surprise": "Surprise"}
+    official_valid = True
+    train_splits = frozenset({"train"})
+    valid_splits = frozenset({"dev"})
+    audio_suffixes = (".mp4",)
+    expected_top_level = ("train/train_splits/ with train/train_sent_emo.csv, "
+                          "dev_splits_complete/ with dev_sent_emo.csv, "
+                          "output_repeated_splits_test/ with test_sent_emo.csv")
+    markers = ("dev_sent_emo.csv", "train/train_sent_emo.csv", "train_sent_emo.csv")
+
+    def scan(self):
+        channels = {r["key"]: int(r["channel"]) for r in reference_rows(self.name)}
+        utts: list[Utterance] = []
+        for split, csv_candidates, folders in SPLITS:
+            csv_path = self.metadata_file(*csv_candidates, what=f"MELD {split} label sheet")
+            source = self.rel(csv_path)
+            folder = next((f for f in folders if (self.root / f).is_dir()), folders[0])
+            index = self.audio_index(folder)
+            seen: dict[str, int] = {}
+            rows = self.read_table(csv_path, ("Dialogue_ID", "Utterance_ID", "Speaker",
+                                              "Emotion"))
+            for lineno, row in rows:
+                dia = self.int_field(row, "Dialogue_ID", csv_path, lineno)
+                clip = f"dia{dia}_utt{self.int_field(row, 'Utterance_ID', csv_path, lineno)}"
+                if clip in seen:
+                    self.skipped.append((f"{source}:{lineno}", f"second row for {clip} "
+                                         f"(first at line {seen[clip]}) ignored"))
+                    continue
+                seen[clip] = lineno
+                raw = row["Emotion"]
+                label = self.map_label(raw, source)
+                rel = index.find(f"{folder}/{clip}.mp4")
+                if rel is None:
+                    self.report_missing(f"{folder}/{clip}.mp4", source)
+                    continue
+                key = f"meld-{clip}-{split}"
+                utts.append(Utterance(
+                    key=key, path=rel, label=label, raw_label=raw,
+                    speaker=row["Speaker"].replace(" ", "-"), channel=channels.get(key),
+                    custom={"split": split}))
+            self.report_unused(index, source)
+        return self.make_manifest(utts)
+
+    @classmethod
+    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
+                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
+        base = fixture_base(root, clutter, "MELD.Raw")
+        by_split = defaultdict(list)
+        audio = []
+        for r in rows:
+            clip, split = r["key"][len("meld-"):].rsplit("-", 1)
+            by_split[split].append((clip, r))
+            audio.append(r["path"])
+        for split, csv_candidates, _ in SPLITS:
+            out = []
+            for n, (clip, r) in enumerate(sorted(by_split[split], key=lambda e: _clip_order(e[0]))):
+                dia, utt = _clip_order(clip)
+                out.append((n, f"Well, that’s \"{split}\" line {n}, isn't it?",
+                            r["speaker"].replace("-", " "), r["emotion_raw"],
+                            SENTIMENT.get(r["emotion_raw"], "neutral"), dia, utt, 3, 14,
+                            "00:16:16,059", "00:16:21,731"))
+            write_csv(base / csv_candidates[0], CSV_HEADER, out)
+        if clutter:  # clips the sheets do not list are reported, not scanned
+            audio.append("dev_splits_complete/final_videos_testdia0_utt0.mp4")
+        finish_fixture(Path(root), base, audio, clutter)
+        return {}
+
+
+def _clip_order(clip: str) -> tuple[int, int]:
+    dia, utt = clip.split("_")
+    return int(dia[3:]), int(utt[3:])
+
+
+@hookimpl
+def emobox_corpora():
+    return [corpus_spec(MELD)]

@@ -1,0 +1,150 @@
+"""msppodcast: MSP-Podcast, English natural speech from podcasts.
+
+What it is
+    Speaking turns cut from podcasts (CC-licensed audio), each rated by crowd workers for a
+    primary emotion and for arousal/valence/dominance; 16 kHz WAV. Release 1.8, which EmoBox
+    used, holds 73,042 labelled turns (Train 44,879, Validation 7,800, Test1 15,326, Test2
+    5,041); EmoBox's published lists hold the 15,326 test and 7,800 validation turns.
+License and source
+    Academic licence from UT Dallas MSP lab:
+    https://ecs.utdallas.edu/research/researchgroups/msp/MSP-Podcast.html. Lotfian and Busso,
+    "Building naturalistic emotionally balanced speech corpus by retrieving emotional speech
+    from existing podcast recordings", IEEE Trans. Affective Computing 10(4), 2019.
+Layout expected
+    ``Audio/MSP-PODCAST_<pppp>_<ssss>[_<kkkk>].wav`` and the consensus labels: EmoBox's
+    ``label/labels_concensus.json`` (its spelling), or the release's
+    ``Labels/labels_consensus.json`` or ``Labels/labels_consensus.csv``.
+Labels
+    ``EmoClass``: A -> Angry, C -> Contempt, D -> Disgust, F -> Fear, H -> Happy, N -> Neutral,
+    S -> Sad, U -> Surprise, and, as EmoBox kept them, O -> Other and X -> No-agreement (10
+    classes; X is 2,955 of the 15,326 test turns).
+Speakers
+    ``SpkrID`` (about 1,300 ids). The release writes ``Unknown`` where the speaker is not
+    identified; such turns get no speaker (``None``), since they are not one person: the
+    ``speaker-independent`` scheme leaves them out (with a warning), and speaker-leakage checks
+    ignore them. EmoBox's table carries no speakers for this corpus.
+How EmoBox split it
+    The official partition, one fold: train = ``Split_Set`` Train, validation = Validation
+    (official), test = Test1; Test2 (and later releases' Test3) are in no split. The table
+    EmoBox published lists only the test and validation turns: train turns come from the labels
+    file. Later releases call the validation part ``Development``; both are read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from emobox import DataError, FoldTableRow, Utterance, hookimpl
+from emobox.splits import Fold
+
+from ._emobox import corpus_spec
+from ._metadata import MetadataCorpus, finish_fixture, fixture_base
+
+log = logging.getLogger(__name__)
+LABEL_FILES = ("label/labels_concensus.json", "Labels/labels_consensus.json",
+               "Labels/labels_consensus.csv", "label/labels_consensus.json",
+               "Labels/labels_concensus.json")
+UNKNOWN_SPEAKERS = {"", "unknown"}
+
+
+class MSPPodcast(MetadataCorpus):
+    name = "msppodcast"
+    description = "MSP-Podcast: English podcast speech, 10 classes incl. Other/No-agreement"
+    languages = ("English",)
+    license = "academic licence (UT Dallas MSP lab)"
+    homepage = "https://ecs.utdallas.edu/research/researchgroups/msp/MSP-Podcast.html"
+    citation = ("R. Lotfian, C. Busso: Building naturalistic emotionally balanced speech corpus "
+                "by retrieving emotional speech from existing podcast recordings. IEEE Trans. "
+                "Affective Computing 10(4), 2019")
+    labels = ("Angry", "Contempt", "Disgust", "Fear", "Happy", "Neutral", "No-agreement",
+              "Other", "Sad", "Surprise")
+    label_map = {"A": "Angry", "C": "Contempt", "D": "Disgust", "F": "Fear", "H": "Happy",
+                 "N": "Neutral", "O": "Other", "S": "Sad", "U": "Surprise", "X": "No-agreement"}
+    official_valid = True
+    train_splits = frozenset({"Train"})
+    valid_splits = frozenset({"Validation", "Development"})
+    audio_suffixes = (".wav",)
+    expected_top_level = ("Audio/ and label/labels_concensus.json (or the release's "
+                          "Labels/labels_consensus.json or .csv)")
+    markers = ("Audio/MSP-PODCAST_*", "label/labels_concensus.json", "Labels/labels_consensus.*")
+
+    def scan(self):
+        path = self.metadata_file(*LABEL_FILES, what="consensus label file")
+        source = self.rel(path)
+        entries = self._entries(path)
+        index = self.audio_index("Audio")
+        utts = []
+        for name, fields in entries:
+            raw = str(fields.get("EmoClass", "")).strip()
+            label = self.map_label(raw, source)
+            rel = index.find(f"Audio/{name}")
+            if rel is None:
+                self.report_missing(f"Audio/{name}", source)
+                continue
+            speaker = str(fields.get("SpkrID", "")).strip()
+            utts.append(Utterance(
+                key=f"msppodcast-{name.split('.')[0]}", path=rel, label=label, raw_label=raw,
+                speaker=None if speaker.casefold() in UNKNOWN_SPEAKERS else speaker,
+                custom={"split": str(fields.get("Split_Set", "")).strip()}))
+        self.report_unused(index, source)
+        return self.make_manifest(utts)
+
+    def _entries(self, path: Path) -> list[tuple[str, Mapping]]:
+        if path.suffix.lower() == ".csv":
+            rows = self.read_table(path, ("FileName", "EmoClass", "SpkrID", "Split_Set"))
+            return [(row["FileName"], row) for _, row in rows]
+        data = self.load_json(path)
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            raise DataError(f"{self.name}: {path} should map each file name to its fields "
+                            f"(EmoClass, SpkrID, Split_Set)", path=str(path))
+        return list(data.items())
+
+    def folds(self, scheme: str = "emobox", seed: int = 0, manifest=None) -> list[Fold]:
+        manifest = manifest or self.manifest
+        if scheme == "speaker-independent":
+            known = [u.key for u in manifest if u.speaker is not None]
+            if len(known) < len(manifest):
+                log.warning("%s: %d utterances with speaker 'Unknown' are left out of the "
+                            "speaker-independent folds", self.name, len(manifest) - len(known))
+                manifest = manifest.subset(known)
+        return super().folds(scheme, seed, manifest)
+
+    @classmethod
+    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
+                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
+        base = fixture_base(root, clutter, "MSP-Podcast")
+        labels, audio = {}, []
+        for r in rows:
+            name = r["path"].split("/")[-1]
+            split = "Test1" if r["test_fold"] == "1" else "Validation"
+            labels[name] = _fields(name, r["emotion_raw"], split)
+            audio.append(r["path"])
+        # the Train part (absent from EmoBox's lists) and Test2 (in no split)
+        extras = {}
+        n_extra = max(6, len(rows) // 200)
+        for i in range(n_extra):
+            split = "Train" if i % 3 else "Test2"
+            name = f"MSP-PODCAST_{9000 + i // 4:04d}_{i:04d}.wav"
+            labels[name] = _fields(name, "NHSAX"[i % 5], split)
+            audio.append(f"Audio/{name}")
+            extras[f"msppodcast-{name[:-4]}"] = FoldTableRow(0 if split == "Train" else -1,
+                                                             False)
+        (base / "label").mkdir(exist_ok=True)
+        (base / "label" / "labels_concensus.json").write_text(json.dumps(labels, indent=1))
+        finish_fixture(Path(root), base, audio, clutter)
+        return extras
+
+
+def _fields(name: str, emo: str, split: str) -> dict:
+    podcast, turn = int(name.split("_")[1]), int(name.split("_")[2].split(".")[0])
+    speaker = "Unknown" if turn % 11 == 0 else str(podcast % 300 + 1)
+    return {"EmoClass": emo, "EmoAct": 3.8, "EmoVal": 4.2, "EmoDom": 4.0, "SpkrID": speaker,
+            "Gender": "Female" if podcast % 2 else "Male", "Split_Set": split}
+
+
+@hookimpl
+def emobox_corpora():
+    return [corpus_spec(MSPPodcast)]
