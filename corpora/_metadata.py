@@ -23,7 +23,7 @@ from emobox.corpus import AUDIO_SUFFIXES, nfc
 
 from ._emobox import EmoboxCorpus
 
-TEXT_ENCODINGS = ("utf-8-sig", "cp1252")
+TEXT_ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
 
 
 class AudioIndex:

@@ -88,10 +88,6 @@ class IEMOCAP(MetadataCorpus):
             if not m:
                 continue
             uid, raw = m[3], m[4]
-            ids = UTT_RE.match(uid)
-            if not ids:
-                raise DataError(f"{self.name}: {source}:{lineno}: utterance id {uid!r} does not "
-                                f"follow Ses<NN><F|M>_<dialog>_<F|M><turn>", path=str(path))
             expected = f"{session}/sentences/wav/{uid[:-5]}/{uid}.wav"
             label = self.map_label(raw, source)
             if label is None:
@@ -99,6 +95,10 @@ class IEMOCAP(MetadataCorpus):
                                                f"(excluded)"))
                 index.find(expected)
                 continue
+            ids = UTT_RE.match(uid)
+            if not ids:
+                raise DataError(f"{self.name}: {source}:{lineno}: utterance id {uid!r} does not "
+                                f"follow Ses<NN><F|M>_<dialog>_<F|M><turn>", path=str(path))
             key = f"iemocap-{uid}"
             if key in utts:
                 if utts[key].raw_label != raw:

@@ -75,6 +75,8 @@ def test_meld_flat_release_layout_is_accepted(tmp_path):
     cls, rows, _ = build(tmp_path, "meld", every=40)
     (tmp_path / "train/train_splits").rename(tmp_path / "train_splits")
     (tmp_path / "train/train_sent_emo.csv").rename(tmp_path / "train_sent_emo.csv")
+    sheet = tmp_path / "train_sent_emo.csv"  # Windows-1252 text, as some copies have
+    sheet.write_bytes(sheet.read_bytes().replace("’".encode(), b"\x92"))
     assert set(cls(tmp_path).manifest.keys) == {r["key"] for r in rows}
 
 
