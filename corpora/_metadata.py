@@ -185,9 +185,11 @@ class MetadataCorpus(EmoboxCorpus):
 
 
 # -- fixtures ----------------------------------------------------------------------------------
-def fixture_base(root: Path, clutter: bool, top: str) -> Path:
-    """Where a fixture writes the corpus: ``root``, or ``root/top`` (the extra top folder)."""
-    base = Path(root) / top if clutter else Path(root)
+def fixture_base(root: Path, clutter: bool) -> Path:
+    """Where a fixture writes the corpus: ``root``, or the extra top folder inside it."""
+    from emobox.testing import CLUTTER_TOP
+
+    base = Path(root) / CLUTTER_TOP if clutter else Path(root)
     base.mkdir(parents=True, exist_ok=True)
     return base
 

@@ -84,7 +84,7 @@ class EMNS(MetadataCorpus):
     @classmethod
     def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
                      clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter, "EMNS")
+        base = fixture_base(root, clutter)
         out, audio = [], []
         for i, r in enumerate(rows):
             name = r["path"].split("/")[-1]

@@ -136,7 +136,7 @@ class EmoDB(MetadataCorpus):
     @classmethod
     def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
                      clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter, "emodb")
+        base = fixture_base(root, clutter)
         by_emotion, by_speaker, by_fold = defaultdict(list), defaultdict(list), defaultdict(list)
         audio = []
         for r in rows:

@@ -84,7 +84,7 @@ class Emozionalmente(MetadataCorpus):
     @classmethod
     def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
                      clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter, "emozionalmente_dataset")
+        base = fixture_base(root, clutter)
         samples, audio, actors = [], [], {}
         for r in rows:
             samples.append((r["path"].split("/")[-1], r["speaker"], "Ciao, come stai?",

@@ -108,7 +108,7 @@ class ESD(MetadataCorpus):
     @classmethod
     def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
                      clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter, "Emotion Speech Dataset")
+        base = fixture_base(root, clutter)
         lines = defaultdict(list)
         audio = []
         for r in rows:

@@ -117,7 +117,7 @@ class IEMOCAP(MetadataCorpus):
     @classmethod
     def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
                      clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter, "IEMOCAP_full_release")
+        base = fixture_base(root, clutter)
         dialogs: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
         audio = []
         for r in rows:

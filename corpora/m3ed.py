@@ -112,7 +112,7 @@ class M3ED(MetadataCorpus):
     @classmethod
     def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
                      clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter, "M3ED")
+        base = fixture_base(root, clutter)
         annotation: dict = defaultdict(dict)
         movies: dict[str, set] = defaultdict(set)
         audio = []

@@ -115,7 +115,7 @@ class MELD(MetadataCorpus):
     @classmethod
     def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
                      clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter, "MELD.Raw")
+        base = fixture_base(root, clutter)
         by_split = defaultdict(list)
         audio = []
         for r in rows:

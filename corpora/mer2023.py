@@ -112,7 +112,7 @@ class MER2023(MetadataCorpus):
     @classmethod
     def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
                      clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter, "MER2023")
+        base = fixture_base(root, clutter)
         sheets = defaultdict(list)
         audio = []
         for r in rows:

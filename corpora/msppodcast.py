@@ -19,10 +19,11 @@ Labels
     S -> Sad, U -> Surprise, and, as EmoBox kept them, O -> Other and X -> No-agreement (10
     classes; X is 2,955 of the 15,326 test turns).
 Speakers
-    ``SpkrID`` (about 1,300 ids). The release writes ``Unknown`` where the speaker is not
-    identified; such turns get no speaker (``None``), since they are not one person: the
-    ``speaker-independent`` scheme leaves them out (with a warning), and speaker-leakage checks
-    ignore them. EmoBox's table carries no speakers for this corpus.
+    ``SpkrID`` (about 1,300 ids), read from the labels file as EmoBox did (its published table
+    carries no speakers for this corpus). The release writes ``Unknown`` where the speaker is
+    not identified; those turns keep that value and so form one group: the
+    ``speaker-independent`` scheme puts all of them on the same side of every fold, so no
+    identified speaker, and no unidentified one, is in both train and test.
 How EmoBox split it
     The official partition, one fold: train = ``Split_Set`` Train, validation = Validation
     (official), test = Test1; Test2 (and later releases' Test3) are in no split. The table
@@ -33,21 +34,17 @@ How EmoBox split it
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
 from typing import Mapping, Sequence
 
 from emobox import DataError, FoldTableRow, Utterance, hookimpl
-from emobox.splits import Fold
 
 from ._emobox import corpus_spec
 from ._metadata import MetadataCorpus, finish_fixture, fixture_base
 
-log = logging.getLogger(__name__)
 LABEL_FILES = ("label/labels_concensus.json", "Labels/labels_consensus.json",
                "Labels/labels_consensus.csv", "label/labels_consensus.json",
                "Labels/labels_concensus.json")
-UNKNOWN_SPEAKERS = {"", "unknown"}
 
 
 class MSPPodcast(MetadataCorpus):
@@ -85,10 +82,12 @@ class MSPPodcast(MetadataCorpus):
                 self.report_missing(f"Audio/{name}", source)
                 continue
             speaker = str(fields.get("SpkrID", "")).strip()
+            if not speaker:
+                raise DataError(f"{self.name}: {source}: {name} has no SpkrID (the release "
+                                f"writes 'Unknown' for unidentified speakers)", path=str(path))
             utts.append(Utterance(
                 key=f"msppodcast-{name.split('.')[0]}", path=rel, label=label, raw_label=raw,
-                speaker=None if speaker.casefold() in UNKNOWN_SPEAKERS else speaker,
-                custom={"split": str(fields.get("Split_Set", "")).strip()}))
+                speaker=speaker, custom={"split": str(fields.get("Split_Set", "")).strip()}))
         self.report_unused(index, source)
         return self.make_manifest(utts)
 
@@ -102,20 +101,10 @@ class MSPPodcast(MetadataCorpus):
                             f"(EmoClass, SpkrID, Split_Set)", path=str(path))
         return list(data.items())
 
-    def folds(self, scheme: str = "emobox", seed: int = 0, manifest=None) -> list[Fold]:
-        manifest = manifest or self.manifest
-        if scheme == "speaker-independent":
-            known = [u.key for u in manifest if u.speaker is not None]
-            if len(known) < len(manifest):
-                log.warning("%s: %d utterances with speaker 'Unknown' are left out of the "
-                            "speaker-independent folds", self.name, len(manifest) - len(known))
-                manifest = manifest.subset(known)
-        return super().folds(scheme, seed, manifest)
-
     @classmethod
     def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
                      clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter, "MSP-Podcast")
+        base = fixture_base(root, clutter)
         labels, audio = {}, []
         for r in rows:
             name = r["path"].split("/")[-1]

@@ -124,25 +124,22 @@ class PAVOQUE(MetadataCorpus):
                      clutter: bool = False) -> Mapping[str, FoldTableRow]:
         import yaml
 
-        base = fixture_base(root, clutter, "pavoque-data")
+        base = fixture_base(root, clutter)
         tables = defaultdict(list)
         for r in rows:
             prompt, style = r["key"][len("pavoque-"):].rsplit("-", 1)
             tables[r["path"]].append({"prompt": prompt, "style": style, "start": float(r["start"]),
                                       "end": float(r["end"]), "text": "Guten Tag."})
-        for i, (flac, segments) in enumerate(sorted(tables.items())):
-            stem = flac[:-len(".flac")]
-            (base / f"{stem}.yaml").write_text(
+        for flac, segments in sorted(tables.items()):
+            (base / f"{flac[:-len('.flac')]}.yaml").write_text(
                 yaml.safe_dump(segments, allow_unicode=True, sort_keys=False), encoding="utf-8")
-            suffix = ".FLAC" if clutter and i == 0 else ".flac"
-            write_long_flac(base / f"{stem}{suffix}", max(s["end"] for s in segments) + 0.5)
+            write_long_flac(base / flac, max(s["end"] for s in segments) + 0.5)
         if clutter:
             from emobox.testing import add_clutter
 
             (base / "doc").mkdir()
             (base / "doc" / "README.md").write_text("# PAVOQUE\n")
-            add_clutter(root, base, [])
-            (base / "doc").chmod(0o555)
+            add_clutter(root, base, sorted(tables), every=2)
         return {}
 
 

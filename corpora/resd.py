@@ -80,7 +80,7 @@ class RESD(MetadataCorpus):
     @classmethod
     def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
                      clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter, "resd")
+        base = fixture_base(root, clutter)
         sheets = defaultdict(list)
         audio = []
         for r in rows:

@@ -87,7 +87,7 @@ class ShEMO(MetadataCorpus):
     @classmethod
     def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
                      clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter, "ShEMO")
+        base = fixture_base(root, clutter)
         data, audio = {}, []
         for r in rows:
             gender, name = r["path"].split("/")

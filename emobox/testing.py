@@ -109,6 +109,9 @@ def populate_tree(root: str | os.PathLike, rel_paths: Iterable[str], seconds: fl
     return n
 
 
+CLUTTER_TOP = "downloaded copy"  # the extra top folder fixtures put a cluttered corpus in
+
+
 def add_clutter(root: str | os.PathLike, corpus_dir: str | os.PathLike,
                 audio: Iterable[str], every: int = 5) -> list[str]:
     """Make a fixture tree look like a real download; returns the renamed audio paths.
