@@ -4,7 +4,8 @@ What it is
     1,181 short utterances (WebM/Opus, 48 kHz, 1.9 h) of narrative sentences read by a single
     female voice actor in 8 emotions, collected for expressive speech synthesis.
 License and source
-    Apache-2.0; https://huggingface.co/datasets/knoriy/EMNS. Noriy et al., "EMNS /Imz/ Corpus:
+    As stated on the dataset card, https://huggingface.co/datasets/knoriy/EMNS (the collection
+    tool is Apache-2.0). Noriy et al., "EMNS /Imz/ Corpus:
     An emotive single-speaker dataset for narrative storytelling in games, television and
     graphic novels", 2023.
 Layout expected
@@ -40,7 +41,7 @@ class EMNS(MetadataCorpus):
     name = "emns"
     description = "EMNS: one English voice actor, 8 emotions, narrative sentences (1181 utterances)"
     languages = ("English",)
-    license = "Apache-2.0"
+    license = "see the dataset card (huggingface.co/datasets/knoriy/EMNS)"
     homepage = "https://huggingface.co/datasets/knoriy/EMNS"
     citation = ("K. A. Noriy, X. Yang, J. J. Zhang: EMNS /Imz/ Corpus: An emotive single-speaker "
                 "dataset for narrative storytelling in games, television and graphic novels. "

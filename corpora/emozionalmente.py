@@ -4,8 +4,11 @@ What it is
     6,902 recordings of 431 non-professional Italian speakers, who acted 18 sentences in 7
     emotions through a web app (2021); WAV at 16 kHz (6,752) or 44.1 kHz (150), 6.3 h.
 License and source
-    CC BY 4.0; https://zenodo.org/records/6569824. Catania et al., "Emozionalmente: a
-    crowdsourced Italian speech emotional corpus", 2023.
+    Open access on Zenodo (licence on the record): https://zenodo.org/records/6569824.
+    Catania, Wilke and Garzotto, "Emozionalmente: A Crowdsourced Corpus of Simulated Emotional
+    Speech in Italian", IEEE/ACM Trans. Audio, Speech and Language Processing 33, 2025. The
+    record also ships its own speaker-independent train/dev/test split, which EmoBox did not
+    use.
 Layout expected
     ``audio/<epoch-ms>.wav`` and ``metadata/samples.csv`` (plus ``metadata/users.csv``: speaker
     gender and age, not needed for labels).
@@ -39,10 +42,10 @@ class Emozionalmente(MetadataCorpus):
     name = "emozionalmente"
     description = "Emozionalmente: 431 crowd-sourced Italian speakers, 7 emotions (6902 utterances)"
     languages = ("Italian",)
-    license = "CC BY 4.0"
+    license = "open access (see the Zenodo record)"
     homepage = "https://zenodo.org/records/6569824"
-    citation = ("F. Catania, J. W. Wilke, F. Garzotto: Emozionalmente: a crowdsourced Italian "
-                "speech emotional corpus. 2023")
+    citation = ("F. Catania, J. W. Wilke, F. Garzotto: Emozionalmente: A Crowdsourced Corpus of "
+                "Simulated Emotional Speech in Italian. IEEE/ACM TASLP 33, 2025")
     labels = ("Angry", "Disgust", "Fear", "Happy", "Neutral", "Sad", "Surprise")
     label_map = {"anger": "Angry", "disgust": "Disgust", "fear": "Fear", "joy": "Happy",
                  "neutrality": "Neutral", "sadness": "Sad", "surprise": "Surprise"}

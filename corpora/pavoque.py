@@ -6,8 +6,9 @@ What it is
     segment tables: 7,334 segments of 1.2-20.7 s, FLAC 44.1 kHz, 12.2 h. The only segmented
     corpus of EmoBox: every utterance is a (start, end) span of a long file.
 License and source
-    CC BY-NC-SA 4.0; https://github.com/marytts/pavoque-data (release files). Steiner et al.,
-    "PAVOQUE: a German expressive speech corpus", 2013.
+    CC BY-NC-SA 3.0; https://github.com/marytts/pavoque-data (release files). Steiner,
+    Schröder and Klepp, "The PAVOQUE corpus as a resource for analysis and synthesis of
+    expressive speech", Phonetik & Phonologie 9, 2013.
 Layout expected
     Six pairs at the top level: ``pavoque-<angry|happy|neutral|poker|sad|outtakes>.flac`` and
     the matching ``.yaml``.
@@ -48,7 +49,7 @@ class PAVOQUE(MetadataCorpus):
     name = "pavoque"
     description = "PAVOQUE: one German speaker, 4 expressive styles + neutral, segmented (7334)"
     languages = ("German",)
-    license = "CC BY-NC-SA 4.0"
+    license = "CC BY-NC-SA 3.0"
     homepage = "https://github.com/marytts/pavoque-data"
     citation = ("I. Steiner, M. Schröder, A. Klepp: The PAVOQUE corpus as a resource for "
                 "analysis and synthesis of expressive speech. Phonetik & Phonologie 9, 2013")
