@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from emobox.downstream import Downstream, masked_mean, segment_mean
+from emobox.fused import FusedFirstLayers
 
 
 class LinearProbe(Downstream):
@@ -31,21 +32,21 @@ class LinearProbe(Downstream):
 class FusedLinearProbes(nn.Module):
     """Several linear probes on the same frames: one matmul to all hidden units at once.
 
-    The heads keep their own parameters (so each has its own optimiser settings); the first
-    layers are concatenated on the fly, the frames are read once, and each head's classifier
-    reads its slice of the pooled hidden units.
+    The heads keep their own parameters (so each has its own optimiser settings); their first
+    layers become row blocks of one fused weight (no per-step concatenation), the frames are read
+    once, and each head's classifier reads its slice of the pooled hidden units. Float32 frames
+    give float32 arithmetic throughout; bfloat16 frames run the frame-level matmuls in bfloat16.
     """
 
     def __init__(self, heads: Sequence[LinearProbe]):
         super().__init__()
         self.heads = nn.ModuleList(heads)
-        self.sizes = [h.proj.out_features for h in heads]
+        self.first = FusedFirstLayers([h.proj for h in heads])
+        self.sizes = self.first.sizes
 
     def forward_packed(self, frames: torch.Tensor, segments: torch.Tensor,
                        lengths: torch.Tensor) -> torch.Tensor:
-        weight = torch.cat([h.proj.weight for h in self.heads])
-        bias = torch.cat([h.proj.bias for h in self.heads])
-        hidden = torch.relu(nn.functional.linear(frames, weight, bias))
-        pooled = segment_mean(hidden, segments, lengths)
-        parts = torch.split(pooled, self.sizes, dim=1)
-        return torch.stack([h.out(p) for h, p in zip(self.heads, parts)])
+        with torch.autocast(frames.device.type, enabled=False):
+            pooled = self.first.relu_mean(frames, lengths)
+            parts = torch.split(pooled, self.sizes, dim=1)
+            return torch.stack([h.out(p) for h, p in zip(self.heads, parts)])

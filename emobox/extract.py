@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -80,14 +81,18 @@ def extract(upstream: Upstream, manifest: Manifest, layers: Sequence[int], *,
 
 
 class FrameSource:
-    """Frames of a set of utterances, gathered by utterance index into packed float32 batches.
+    """Frames of a set of utterances, gathered by utterance index into packed batches.
 
-    Holds the selected utterances' frames in memory (layer-normalised once) when they fit in
-    ``memory_limit`` bytes, else reads them from the memory-mapped store per batch.
+    ``layer`` is one layer index (frames ``[N, D]``) or a sequence of layers (frames stacked on a
+    leading axis, ``[L, N, D]``, for heads that read every layer). Each layer is layer-normalised
+    over the feature axis (in float32) when ``layer_norm``, then held as ``dtype`` (float32, or
+    bfloat16 for bf16 training). The selected utterances' frames are held in memory when they fit
+    in ``memory_limit`` bytes, else read from the memory-mapped store per batch.
     """
 
-    def __init__(self, store: FeatureStore, layer: int, keys: Sequence[str],
-                 layer_norm: bool = True, memory_limit: int = 4 << 30):
+    def __init__(self, store: FeatureStore, layer: int | Sequence[int], keys: Sequence[str],
+                 layer_norm: bool = True, memory_limit: int = 4 << 30,
+                 dtype: torch.dtype = torch.float32):
         all_keys, offsets, lengths = store.index()
         pos = {k: i for i, k in enumerate(all_keys)}
         missing = [k for k in keys if k not in pos]
@@ -95,47 +100,110 @@ class FrameSource:
             raise DataError(f"{store.path}: no features for {len(missing)} utterances, e.g. "
                             f"{missing[0]!r}", path=str(store.path))
         rows = np.asarray([pos[k] for k in keys], dtype=np.int64)
+        self.stacked = not isinstance(layer, (int, np.integer))
+        self.layers = [int(x) for x in layer] if self.stacked else [int(layer)]
+        if not self.layers:
+            raise EmoboxUsageError("FrameSource needs at least one layer")
         self.keys = list(keys)
         self.layer_norm = layer_norm
-        self.dim = store.dim(layer)
-        src = store.layer(layer)
+        self.dtype = dtype
+        dims = {store.dim(L) for L in self.layers}
+        if len(dims) != 1:
+            raise DataError(f"{store.path}: layers {self.layers} differ in dimension {sorted(dims)}",
+                            path=str(store.path))
+        self.dim = dims.pop()
+        srcs = [store.layer(L) for L in self.layers]
         self.lengths = torch.from_numpy(lengths[rows].copy())
         src_offsets = torch.from_numpy(offsets[rows].copy())
         n_frames = int(self.lengths.sum())
-        if n_frames * self.dim * 4 <= memory_limit:
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        if n_frames * self.dim * itemsize * len(self.layers) <= memory_limit:
             idx = _frame_index(src_offsets, self.lengths).numpy()
-            frames = torch.from_numpy(np.asarray(src[idx], dtype=np.float32))
-            self._frames = self._norm(frames)
-            self._src = None
+            held = [self._norm(torch.from_numpy(np.asarray(src[idx], dtype=np.float32)))
+                    for src in srcs]
+            self._frames = torch.stack(held) if self.stacked else held[0]
+            self._srcs = None
             self.offsets = torch.cumsum(self.lengths, 0) - self.lengths
         else:
             self._frames = None
-            self._src = src
+            self._srcs = srcs
             self.offsets = src_offsets
+
+    @classmethod
+    def from_frames(cls, frames: torch.Tensor, lengths: torch.Tensor, keys: Sequence[str],
+                    layer_norm: bool = False, dtype: torch.dtype = torch.float32
+                    ) -> "FrameSource":
+        """An in-memory source over packed ``frames`` (``[N, D]``, or ``[L, N, D]`` for stacked
+        layers) of utterances with ``lengths``, without a feature store (tests, benchmarks)."""
+        lengths = torch.as_tensor(lengths, dtype=torch.long)
+        if len(keys) != len(lengths) or int(lengths.sum()) != frames.shape[-2]:
+            raise DataError(f"from_frames: {len(keys)} keys, {len(lengths)} lengths summing to "
+                            f"{int(lengths.sum())}, {frames.shape[-2]} frames")
+        self = cls.__new__(cls)
+        self.stacked = frames.dim() == 3
+        self.layers = list(range(frames.shape[0])) if self.stacked else [0]
+        self.keys = list(keys)
+        self.layer_norm = layer_norm
+        self.dtype = dtype
+        self.dim = frames.shape[-1]
+        self.lengths = lengths
+        self.offsets = torch.cumsum(lengths, 0) - lengths
+        self._frames = self._norm(frames)
+        self._srcs = None
+        return self
 
     def _norm(self, x: torch.Tensor) -> torch.Tensor:
         if self.layer_norm:
-            return torch.nn.functional.layer_norm(x, (x.shape[-1],))
-        return x
+            x = torch.nn.functional.layer_norm(x.float(), (x.shape[-1],))
+        return x.to(self.dtype)
 
     def __len__(self) -> int:
         return len(self.keys)
 
-    def gather(self, utt_idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Packed frames ``[N, D]`` of utterances ``utt_idx`` and their lengths ``[B]``."""
+    def to(self, device: torch.device | str) -> "FrameSource":
+        """Hold the frames on ``device`` (e.g. a GPU), so that batches are gathered there."""
+        if self._frames is not None:
+            self._frames = self._frames.to(device)
+            self.lengths = self.lengths.to(device)
+            self.offsets = self.offsets.to(device)
+        return self
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.lengths.sum())
+
+    def gather(self, utt_idx: torch.Tensor,
+               out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Packed frames ``[N, D]`` (``[L, N, D]`` for stacked layers) of utterances ``utt_idx``
+        and their lengths ``[B]``. ``out``, a flat buffer of this source's dtype, is used for the
+        frames when it is large enough (no fresh allocation per batch); the result is a view of
+        it, valid until the next call with the same buffer."""
         lengths = self.lengths[utt_idx]
         idx = _frame_index(self.offsets[utt_idx], lengths)
+        n = len(idx)
         if self._frames is not None:
-            return self._frames[idx], lengths
-        frames = torch.from_numpy(np.asarray(self._src[idx.numpy()], dtype=np.float32))
-        return self._norm(frames), lengths
+            shape = (len(self.layers), n, self.dim) if self.stacked else (n, self.dim)
+            if out is None or out.numel() < math.prod(shape) or out.dtype != self.dtype:
+                return self._frames.index_select(-2, idx), lengths
+            view = out[:math.prod(shape)].view(shape)
+            torch.index_select(self._frames, -2, idx, out=view)
+            return view, lengths
+        np_idx = idx.cpu().numpy()
+        held = [self._norm(torch.from_numpy(np.asarray(src[np_idx], dtype=np.float32)))
+                for src in self._srcs]
+        return (torch.stack(held) if self.stacked else held[0]), lengths
 
 
 def _frame_index(starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """Frame rows of utterances starting at ``starts`` with ``lengths``, concatenated."""
+    if lengths.device.type == "cpu":  # numpy: no thread pool wake-up for a small job
+        st, ln = starts.numpy(), lengths.numpy()
+        total = int(ln.sum())
+        seg_start = np.cumsum(ln) - ln
+        return torch.from_numpy(np.arange(total, dtype=np.int64) + np.repeat(st - seg_start, ln))
     total = int(lengths.sum())
     if total == 0:
-        return torch.zeros(0, dtype=torch.long)
+        return torch.zeros(0, dtype=torch.long, device=lengths.device)
     seg_start = torch.cumsum(lengths, 0) - lengths
     shift = torch.repeat_interleave(starts - seg_start, lengths)
-    return torch.arange(total, dtype=torch.long) + shift
+    return torch.arange(total, dtype=torch.long, device=lengths.device) + shift

@@ -43,6 +43,7 @@ class ResultRow:
     emobox_version: str
     plugins: dict = field(default_factory=dict)  # distribution -> version
     contaminated: bool = False  # the upstream was trained on this corpus
+    train_precision: str = "fp32"  # the head's training arithmetic: fp32 (exact) or bf16
     kind: str = KIND
     schema_version: int = SCHEMA_VERSION
 

@@ -5,7 +5,8 @@ The library twin of the CLI command: ``emobox.run(RunOptions(...))``. A run dire
     config.json        the triple, every option, versions, the fingerprint of what changes results
     results.jsonl      one row per fold x configuration (all configurations; the selected flagged)
     predictions/       fold<k>.tsv: key, gold, predicted of the selected configuration on test
-    summary.md         the per-fold table and the mean, readable as it is
+    summary.md         the per-fold table and the mean, every configuration's mean, readable as it is
+    confusion.png      the selected configurations' test confusion matrix, summed over folds
     skipped.tsv        utterances left out (unreadable audio with --on-bad-audio skip), if any
 
 Re-running the same command resumes: finished folds are kept, the rest is done; a run directory
@@ -54,7 +55,9 @@ class RunOptions:
     batch_size: int = 32
     select: str = "valid"
     class_weights: bool = False
-    precision: str = "fp32"
+    precision: str = "fp32"  # of the extracted features
+    train_precision: str = "fp32"  # of the head's training: fp32 (exact) | bf16
+    schedule: str = "linear"  # learning rate after warm-up: linear decay | constant
     upstream_ckpt: str | None = None
     upstream_options: Mapping[str, Any] = field(default_factory=dict)
     corpus_options: Mapping[str, Any] = field(default_factory=dict)
@@ -129,13 +132,22 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
     upstream = up_spec.build(ckpt=opts.upstream_ckpt, device=device,
                              **dict(opts.upstream_options))
     if down_spec.layers == "all":
-        raise EmoboxUsageError(f"downstream {opts.downstream!r} reads every layer, which this "
-                               f"version of `emobox run` cannot feed yet")
-    layer = upstream.resolve_layers(opts.layer)[0]
-    store = extract(upstream, manifest, [layer], precision=opts.precision,
+        if opts.layer is not None:
+            raise EmoboxUsageError(f"downstream {opts.downstream!r} reads every layer of the "
+                                   f"upstream; drop --layer")
+        layers = upstream.resolve_layers("all")
+        layer: Any = "all"
+    else:
+        layers = upstream.resolve_layers(opts.layer)[:1]
+        layer = layers[0]
+    store = extract(upstream, manifest, layers, precision=opts.precision,
                     store_dir=Path(opts.features_dir) if opts.features_dir else None,
                     on_bad_audio=opts.on_bad_audio, reporter=reporter)
     skipped = store.skipped()
+    cfg = TrainConfig(epochs=opts.epochs, warmup_epochs=opts.warmup_epochs,
+                      batch_size=opts.batch_size, select=opts.select, seed=opts.seed,
+                      device=device, class_weights=opts.class_weights,
+                      precision=opts.train_precision, schedule=opts.schedule)
 
     config = {
         "kind": "emobox.run", "schema_version": 1,
@@ -143,10 +155,12 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
         "checkpoint_id": upstream.checkpoint_id, "upstream_ckpt": opts.upstream_ckpt,
         "upstream_options": dict(opts.upstream_options),
         "corpus_options": dict(opts.corpus_options),
-        "layer": layer, "layer_norm": opts.layer_norm, "precision": opts.precision,
+        "layer": layer, "layers": layers, "layer_norm": opts.layer_norm,
+        "precision": opts.precision, "train_precision": opts.train_precision,
         "scheme": opts.scheme, "folds": [f.index for f in folds], "n_folds": len(all_folds),
         "grid": grid, "epochs": opts.epochs, "warmup_epochs": opts.warmup_epochs,
-        "batch_size": opts.batch_size, "select": opts.select,
+        "schedule": opts.schedule, "batch_size": opts.batch_size, "select": opts.select,
+        "selected_by_test": opts.select == "test", "optimizer": "Adam",
         "class_weights": opts.class_weights, "seed": opts.seed,
         "manifest_hash": manifest.content_hash(), "labels": list(manifest.labels),
         "on_bad_audio": opts.on_bad_audio,
@@ -165,9 +179,6 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
             f"{k}\t{v}\n" for k, v in sorted(skipped.items())))
         notes.append(f"{len(skipped)} utterances skipped for unreadable audio (skipped.tsv)")
 
-    cfg = TrainConfig(epochs=opts.epochs, warmup_epochs=opts.warmup_epochs,
-                      batch_size=opts.batch_size, select=opts.select, seed=opts.seed,
-                      device=device, class_weights=opts.class_weights)
     labels = list(manifest.labels)
     label_index = {lab: i for i, lab in enumerate(labels)}
     leaks = leakage(manifest, folds)
@@ -176,12 +187,16 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
             continue
         keys = {role: [k for k in getattr(fold, role) if k not in skipped]
                 for role in ("train", "valid", "test")}
-        splits = {role: Split(FrameSource(store, layer, ks, layer_norm=opts.layer_norm),
+        dtype = torch.bfloat16 if opts.train_precision == "bf16" else torch.float32
+        source_layer = layers if layer == "all" else layer
+        splits = {role: Split(FrameSource(store, source_layer, ks, layer_norm=opts.layer_norm,
+                                          dtype=dtype),
                               torch.tensor([label_index[manifest[k].label] for k in ks]), ks)
                   for role, ks in keys.items()}
-        sweep = train_sweep(down_spec, configs, store.dim(layer), len(labels), splits["train"],
-                            splits["valid"], splits["test"], cfg, reporter,
-                            description=f"{opts.downstream} fold {fold.index}/{len(all_folds)}")
+        sweep = train_sweep(down_spec, configs, store.dim(layers[0]), len(labels),
+                            splits["train"], splits["valid"], splits["test"], cfg, reporter,
+                            description=f"{opts.downstream} fold {fold.index}/{len(all_folds)}",
+                            build_options={"n_layers": len(layers)} if layer == "all" else None)
         sel = sweep.configs[sweep.selected]
         pred_lines = "".join(f"{k}\t{labels[int(g)]}\t{labels[int(p)]}\n" for k, g, p in zip(
             keys["test"], splits["test"].labels.tolist(), sel.test_pred))
@@ -192,6 +207,7 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
             rows.append(ResultRow(
                 run_id=fingerprint, upstream=opts.upstream, checkpoint_id=upstream.checkpoint_id,
                 layer=layer, layer_norm=opts.layer_norm, precision=opts.precision,
+                train_precision=opts.train_precision,
                 corpus=opts.corpus, scheme=opts.scheme, fold=fold.index,
                 downstream=opts.downstream, config_id=res.config_id, config=res.hp,
                 selected=(k == sweep.selected), selection=sweep.selection,
@@ -212,7 +228,26 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
     summaries = [_fold_summary(done_rows[f]) for f in sorted(done_rows)]
     result = RunResult(out, summaries, all_rows, full_config, notes)
     atomic_write_text(out / "summary.md", summary_markdown(result))
+    if all_rows:
+        from .plots import confusion_png
+
+        selected = [r for r in all_rows if r["selected"]]
+        title = (f"{opts.upstream} x {opts.corpus} x {opts.downstream}: test, "
+                 f"{len(selected)} fold{'s' if len(selected) != 1 else ''}")
+        if opts.select == "test":
+            title += "\nSELECTED BY TEST (EmoBox recipe)"
+        confusion_png(out / "confusion.png", _summed_confusion(selected), labels, title)
     return result
+
+
+def _summed_confusion(rows: list[dict]) -> list[list[int]]:
+    n = len(rows[0]["confusion"])
+    total = [[0] * n for _ in range(n)]
+    for r in rows:
+        for i, line in enumerate(r["confusion"]):
+            for j, v in enumerate(line):
+                total[i][j] += int(v)
+    return total
 
 
 def _prepare_out(out: Path, config: dict, n_configs: int) -> dict[int, list[dict]]:
@@ -253,13 +288,23 @@ def _fold_summary(rows: list[dict]) -> FoldSummary:
 
 def summary_markdown(result: RunResult) -> str:
     c = result.config
+    by_test = c["select"] == "test"
     lines = [f"# {c['upstream']} x {c['corpus']} x {c['downstream']}", ""]
+    if by_test:
+        lines += ["**SELECTED BY TEST (EmoBox recipe, `--select test`): epochs and configurations "
+                  "were picked on the test set; these numbers are optimistic and only for "
+                  "comparing with the published tables.**", ""]
+    train_prec = c.get("train_precision", "fp32")
     lines += [f"- scheme: {c['scheme']}, folds {c['folds']} of {c['n_folds']}, seed {c['seed']}",
               f"- layer {c['layer']} ({'layer-normalised' if c['layer_norm'] else 'raw'}), "
-              f"precision {c['precision']}, checkpoint {c['checkpoint_id']}",
-              f"- grid {json.dumps(c['grid'])}, {c['epochs']} epochs "
-              f"({c['warmup_epochs']} warm-up), batch {c['batch_size']}",
-              f"- selection: {'TEST (EmoBox recipe; optimistic)' if c['select'] == 'test' else 'validation UA'}",
+              f"features {c['precision']}, checkpoint {c['checkpoint_id']}",
+              f"- grid {json.dumps(c['grid'])}, Adam, batch {c['batch_size']}, {c['epochs']} "
+              f"epochs ({c['warmup_epochs']} warm-up, then "
+              f"{'linear decay' if c.get('schedule', 'linear') == 'linear' else 'constant'}), "
+              f"class weights {'on' if c['class_weights'] else 'off'}",
+              f"- training precision: {train_prec}"
+              f"{' (exact)' if train_prec == 'fp32' else ' (bfloat16 frame-level matmuls)'}",
+              f"- selection: {'TEST (EmoBox recipe; optimistic)' if by_test else 'validation UA'}",
               ""]
     lines += ["| fold | UA | WA | F1 | selected config | epoch | valid UA |",
               "|---|---|---|---|---|---|---|"]
@@ -272,7 +317,31 @@ def summary_markdown(result: RunResult) -> str:
             mu, sd = result.mean(m)
             cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
         lines.append(f"| **mean** | {' | '.join(cells)} | | | |")
+        lines += ["", "Every configuration (test scores of its best epoch; mean ± std over folds):",
+                  "", "| config | UA | WA | F1 | valid UA | selected in folds |",
+                  "|---|---|---|---|---|---|"]
+        by_config: dict[str, list[dict]] = {}
+        for r in result.rows:
+            by_config.setdefault(r["config_id"], []).append(r)
+        for cid, rows in by_config.items():
+            cells = []
+            for m in ("ua", "wa", "f1", "valid_ua"):
+                mu, sd = mean_std([r[m] for r in rows])
+                cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
+            chosen = [str(r["fold"]) for r in rows if r["selected"]]
+            lines.append(f"| {cid} | {' | '.join(cells)} | {', '.join(chosen) or '-'} |")
+        selected = [r for r in result.rows if r["selected"]]
+        labels = selected[0].get("labels") or []
+        if labels:
+            lines += ["", "Per-class test recall of the selected configurations (mean over folds "
+                      "with that class):", "", "| class | recall |", "|---|---|"]
+            for i, lab in enumerate(labels):
+                vals = [r["per_class_recall"][i] for r in selected
+                        if r["per_class_recall"][i] is not None]
+                cell = f"{100 * sum(vals) / len(vals):.2f}" if vals else "-"
+                lines.append(f"| {lab} | {cell} |")
+            lines += ["", "Confusion matrix of the selected configurations, summed over folds: "
+                      "`confusion.png`."]
     if result.notes:
         lines += ["", "Notes:", ""] + [f"- {n}" for n in result.notes]
     return "\n".join(lines) + "\n"
-

@@ -67,7 +67,8 @@ class DownstreamSpec:
     mapping ``(features [B, T, D], lengths [B])`` to logits ``[B, C]``). ``grid`` maps each
     hyper-parameter to the values swept by default; ``layers`` says which upstream layers the head
     reads: ``"last"`` (one layer, the default or ``--layer``) or ``"all"`` (every layer, stacked on a
-    new leading axis: features ``[L, B, T, D]``).
+    new leading axis: features ``[L, B, T, D]``); a head reading every layer is built with the
+    extra keyword ``n_layers=L``.
     """
 
     name: str

@@ -2,17 +2,31 @@
 
 Every configuration of the grid is built, fused into one module when the head supports it (so
 each frame is read once per step for all configurations), and trained on the same batches with
-its own Adam parameter group (its own learning rate and warm-up). After every epoch each
-configuration is scored on the validation set; its best epoch (highest validation UA, ties to the
-lower validation loss) is kept. The configuration whose best epoch is best is *selected*, and each
-configuration's best-epoch model is scored on test once. ``select="test"`` instead picks epochs and
-the configuration by test UA: EmoBox's own recipe, only for comparing with its published tables.
+its own Adam parameter group (its own learning rate and schedule). The fold's frames are held in
+memory once; a batch is gathered by indexing into them, packed without padding. After every epoch
+each configuration is scored on the validation set (all configurations in one pass, UA computed
+with tensor operations); its best epoch (highest validation UA, ties to the lower validation loss)
+is kept. The configuration whose best epoch is best is *selected*, and each configuration's
+best-epoch model is scored on test once. ``select="test"`` instead picks epochs and the
+configuration by test UA: EmoBox's own recipe, only for comparing with its published tables.
+
+Learning-rate schedule (EmoBox's recipe: Adam, batch 32, SpeechBrain's ``LinearWarmupScheduler``
+stepped once per epoch): linear warm-up to the peak over the first ``warmup_epochs`` epochs, then
+a linear decay towards 0 at the end of training (``schedule="constant"`` keeps the peak instead).
+See :func:`lr_at`.
+
+Precision: ``"fp32"`` is exact float32 arithmetic; ``"bf16"`` holds the frames in bfloat16 and runs
+the frame-level matmuls in bfloat16 (float32 weights, optimiser state, pooled vectors and loss).
+On CPU, runs with the same seed and thread count give bit-identical results.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import inspect
 import itertools
+import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -27,6 +41,8 @@ from .progress import Reporter
 
 TRAINER_HPARAMS = ("lr", "weight_decay")
 SELECT_MODES = ("valid", "test")
+PRECISIONS = ("fp32", "bf16")
+SCHEDULES = ("linear", "constant")
 
 
 @dataclass(frozen=True)
@@ -38,11 +54,17 @@ class TrainConfig:
     seed: int = 0
     device: str = "cpu"
     class_weights: bool = False
-    eval_frames: int = 200_000  # frames per evaluation chunk
+    precision: str = "fp32"  # fp32 (exact) | bf16
+    schedule: str = "linear"  # after warm-up: linear decay towards 0 | constant
+    eval_frames: int = 16384  # frames per evaluation chunk
 
     def __post_init__(self) -> None:
         if self.select not in SELECT_MODES:
             raise EmoboxUsageError(f"--select must be one of {', '.join(SELECT_MODES)}")
+        if self.precision not in PRECISIONS:
+            raise EmoboxUsageError(f"--train-precision must be one of {', '.join(PRECISIONS)}")
+        if self.schedule not in SCHEDULES:
+            raise EmoboxUsageError(f"--schedule must be one of {', '.join(SCHEDULES)}")
         if self.epochs < 1 or self.batch_size < 1 or self.warmup_epochs < 0:
             raise EmoboxUsageError("epochs and batch size must be positive, warm-up >= 0")
 
@@ -51,7 +73,7 @@ class TrainConfig:
 class Split:
     """Frames and labels of one role (train, valid or test) of a fold."""
 
-    source: Any  # FrameSource-like: gather(idx) -> (frames [N, D], lengths [B]), len()
+    source: Any  # FrameSource-like: gather(idx) -> (frames [N, D], lengths [B]), len(), lengths
     labels: torch.Tensor  # [U] int64 class indices
     keys: list[str]
 
@@ -65,7 +87,7 @@ class ConfigResult:
     valid_loss: float
     test: dict  # scores() of the kept model on test
     test_pred: np.ndarray
-    history: list[dict] = field(default_factory=list)  # per epoch: valid_ua, valid_loss (+ test_ua)
+    history: list[dict] = field(default_factory=list)  # per epoch: lr, train_loss, valid_ua...
 
 
 @dataclass
@@ -73,6 +95,8 @@ class SweepResult:
     configs: list[ConfigResult]
     selected: int
     selection: str
+    precision: str = "fp32"
+    seconds: float = 0.0  # wall time of the training epochs (validation included)
 
 
 def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict]:
@@ -90,14 +114,21 @@ def config_id(hp: Mapping[str, Any]) -> str:
     return ",".join(f"{k}={hp[k]}" for k in sorted(hp)) or "default"
 
 
-def warmup_lr(epoch: int, peak: float, warmup_epochs: int) -> float:
-    """Learning rate of 0-based ``epoch``: linear warm-up to ``peak`` over the first epochs.
+def lr_at(epoch: int, peak: float, warmup_epochs: int, epochs: int,
+          schedule: str = "linear") -> float:
+    """Learning rate of 0-based ``epoch`` out of ``epochs``.
 
-    Epoch e < warmup runs at ``peak * (e + 1) / warmup``; from epoch ``warmup - 1`` on, at ``peak``.
+    Warm-up: epoch e < W runs at ``peak * (e + 1) / W`` (the peak is reached at epoch W - 1; no
+    epoch runs at 0). Afterwards ``"constant"`` stays at the peak and ``"linear"`` (EmoBox's
+    recipe: SpeechBrain's ``LinearWarmupScheduler``) decays linearly, epoch e >= W running at
+    ``peak * (E - e) / (E - W)``: the peak at epoch W, ``peak / (E - W)`` at the last epoch.
+    With W = 10 and E = 100: epochs 0, 5, 10, 99 run at 0.1, 0.6, 1 and 1/90 of the peak.
     """
-    if warmup_epochs <= 0 or epoch >= warmup_epochs:
+    if warmup_epochs > 0 and epoch < warmup_epochs:
+        return peak * (epoch + 1) / warmup_epochs
+    if schedule == "constant" or epochs <= warmup_epochs:
         return peak
-    return peak * (epoch + 1) / warmup_epochs
+    return peak * max(0.0, (epochs - epoch) / (epochs - warmup_epochs))
 
 
 def _seed_for(seed: int, *parts: Any) -> int:
@@ -105,100 +136,196 @@ def _seed_for(seed: int, *parts: Any) -> int:
     return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little") & ((1 << 63) - 1)
 
 
+def confusion_matrices(pred: torch.Tensor, gold: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Confusion matrices ``[K, C, C]`` (rows = gold) of predictions ``[K, U]``, vectorised."""
+    k = pred.shape[0]
+    flat = (torch.arange(k).unsqueeze(1) * n_classes + gold.unsqueeze(0)) * n_classes + pred
+    counts = torch.bincount(flat.reshape(-1), minlength=k * n_classes * n_classes)
+    return counts.reshape(k, n_classes, n_classes)
+
+
+def ua_of(cm: torch.Tensor) -> torch.Tensor:
+    """UA ``[K]`` of confusion matrices ``[K, C, C]``: mean recall over classes with support."""
+    cm = cm.double()
+    support = cm.sum(-1)
+    present = support > 0
+    recall = torch.where(present, cm.diagonal(dim1=-2, dim2=-1) / support.clamp(min=1), 0.0)
+    return recall.sum(-1) / present.sum(-1).clamp(min=1)
+
+
 def _ua(pred: torch.Tensor, gold: torch.Tensor, n_classes: int) -> float:
     """UA over the classes present in ``gold`` (same as balanced accuracy), vectorised."""
-    cm = torch.bincount(gold * n_classes + pred, minlength=n_classes * n_classes)
-    cm = cm.reshape(n_classes, n_classes).double()
-    support = cm.sum(1)
-    present = support > 0
-    return float((cm.diagonal()[present] / support[present]).mean())
+    return float(ua_of(confusion_matrices(pred.unsqueeze(0), gold, n_classes))[0])
 
 
-def _predict(model: torch.nn.Module, split: Split, cfg: TrainConfig,
-             device: torch.device) -> torch.Tensor:
-    """Logits ``[K, U, C]`` of every configuration on a whole split, in chunks."""
-    n = len(split.labels)
-    outs = []
-    lengths_all = split.source.lengths if hasattr(split.source, "lengths") else None
-    start = 0
+class _Batches:
+    """Gathers packed batches of one split, reusing one frame buffer when the source allows."""
+
+    def __init__(self, split: Split, device: torch.device, dtype: torch.dtype):
+        self.source = split.source
+        self.device = device
+        self.dtype = dtype
+        self.takes_out = "out" in inspect.signature(self.source.gather).parameters
+        self.buffer: torch.Tensor | None = None
+
+    def gather(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = None
+        if self.takes_out and getattr(self.source, "dtype", None) == self.dtype:
+            need = int(self.source.lengths[idx].sum()) * self.source.dim
+            need *= len(getattr(self.source, "layers", [0])) if getattr(
+                self.source, "stacked", False) else 1
+            if self.buffer is None or self.buffer.numel() < need:
+                self.buffer = torch.empty(int(need * 1.25) + 1, dtype=self.dtype,
+                                          device=_source_device(self.source))
+            out = self.buffer
+        frames, lengths = (self.source.gather(idx, out=out) if out is not None
+                           else self.source.gather(idx))
+        frames = frames.to(self.device, self.dtype, non_blocking=True)
+        return frames, lengths.to(self.device)
+
+
+def _source_device(source: Any) -> torch.device:
+    lengths = getattr(source, "lengths", None)
+    return lengths.device if isinstance(lengths, torch.Tensor) else torch.device("cpu")
+
+
+def _chunks(source: Any, n: int, eval_frames: int) -> list[torch.Tensor]:
+    """Consecutive utterance index ranges of about ``eval_frames`` frames each."""
+    lengths = getattr(source, "lengths", None)
+    if lengths is None:
+        return [torch.arange(s, min(s + 256, n)) for s in range(0, n, 256)]
+    out, start = [], 0
+    csum = torch.cumsum(lengths.cpu(), 0)
     while start < n:
-        if lengths_all is not None:
-            csum = torch.cumsum(lengths_all[start:], 0)
-            stop = start + max(1, int((csum <= cfg.eval_frames).sum()))
-        else:
-            stop = start + 256
-        idx = torch.arange(start, min(stop, n))
-        frames, lengths = split.source.gather(idx)
-        frames, lengths = frames.to(device), lengths.to(device)
-        outs.append(model.forward_packed(frames, segment_ids(lengths), lengths).float().cpu())
-        start = int(idx[-1]) + 1
+        base = int(csum[start - 1]) if start else 0
+        stop = int(torch.searchsorted(csum, base + eval_frames, right=True))
+        stop = min(max(stop, start + 1), n)
+        out.append(torch.arange(start, stop))
+        start = stop
+    return out
+
+
+def _predict(model: torch.nn.Module, batches: _Batches, split: Split, cfg: TrainConfig,
+             autocast: Any) -> torch.Tensor:
+    """Logits ``[K, U, C]`` (float32, CPU) of every configuration on a whole split, in chunks."""
+    outs = []
+    for idx in _chunks(split.source, len(split.labels), cfg.eval_frames):
+        frames, lengths = batches.gather(idx)
+        with autocast():
+            logits = model.forward_packed(frames, segment_ids(lengths), lengths)
+        outs.append(logits.float().cpu())
     return torch.cat(outs, dim=1)
+
+
+def _adam(groups: list[dict], device: torch.device) -> torch.optim.Optimizer:
+    """Adam (PyTorch defaults, as in EmoBox's recipe), in its fused form where available."""
+    try:
+        return torch.optim.Adam(groups, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(groups, foreach=device.type != "cpu" or None)
+
+
+def _scores_of(logits: torch.Tensor, gold: torch.Tensor, n_classes: int
+               ) -> tuple[list[float], list[float]]:
+    """Per configuration: UA and mean cross-entropy of logits ``[K, U, C]``."""
+    k, u, c = logits.shape
+    ua = ua_of(confusion_matrices(logits.argmax(-1), gold, n_classes)).tolist()
+    loss = F.cross_entropy(logits.reshape(k * u, c), gold.repeat(k), reduction="none")
+    return ua, loss.reshape(k, u).mean(1).tolist()
 
 
 def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_classes: int,
                 train: Split, valid: Split, test: Split, cfg: TrainConfig,
-                reporter: Reporter | None = None, description: str = "train") -> SweepResult:
-    """Train every configuration of ``configs`` together; see the module docstring."""
+                reporter: Reporter | None = None, description: str = "train",
+                build_options: Mapping[str, Any] | None = None) -> SweepResult:
+    """Train every configuration of ``configs`` together; see the module docstring.
+
+    ``build_options`` are extra keywords for ``spec.build`` (e.g. ``n_layers`` for heads that
+    read every layer).
+    """
     reporter = reporter or Reporter()
     device = torch.device(cfg.device)
     if len(train.labels) == 0 or len(valid.labels) == 0 or len(test.labels) == 0:
         raise EmoboxUsageError(f"{description}: empty split (train {len(train.labels)}, valid "
                                f"{len(valid.labels)}, test {len(test.labels)})")
+    dtype = torch.bfloat16 if cfg.precision == "bf16" else torch.float32
     heads, groups = [], []
-    for k, hp in enumerate(configs):
+    for hp in configs:
         head_hp = {h: v for h, v in hp.items() if h not in TRAINER_HPARAMS}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed_for(cfg.seed, description, config_id(hp)))
-            head = spec.build(in_dim, n_classes, **head_hp)
-        head = head.to(device)
-        heads.append(head)
-        groups.append({"params": list(head.parameters()), "lr": float(hp.get("lr", 1e-3)),
-                       "weight_decay": float(hp.get("weight_decay", 0.0)),
-                       "peak_lr": float(hp.get("lr", 1e-3))})
-    model = fuse_heads(heads).to(device)
-    optimizer = torch.optim.Adam(groups)
+            head = spec.build(in_dim, n_classes, **head_hp, **dict(build_options or {}))
+        heads.append(head.to(device))
+        peak = float(hp.get("lr", 1e-3))
+        groups.append({"params": list(head.parameters()), "lr": peak, "peak_lr": peak,
+                       "weight_decay": float(hp.get("weight_decay", 0.0))})
+    model = fuse_heads(heads)  # after moving: fused heads may share storage
+    optimizer = _adam(groups, device)
     K = len(heads)
-    y_train = train.labels.to(device)
     weight = None
     if cfg.class_weights:
         counts = torch.bincount(train.labels, minlength=n_classes).double()
         weight = (counts.sum() / (n_classes * counts.clamp(min=1))).float().to(device)
+
+    def autocast():
+        if dtype == torch.float32:
+            return contextlib.nullcontext()
+        return torch.autocast(device.type, dtype=dtype)
+
+    if device.type != "cpu":
+        for split in (train, valid, test):
+            if hasattr(split.source, "to"):
+                split.source.to(device)  # hold the fold's frames on the accelerator
+    batches = {role: _Batches(split, device, dtype) for role, split in
+               (("train", train), ("valid", valid), ("test", test))}
+    y_train = train.labels.to(device)
     gen = torch.Generator().manual_seed(_seed_for(cfg.seed, description, "batches"))
     best = [(-1.0, float("inf"), -1)] * K  # (ua, loss, epoch) on the selection split
     best_state: list[list[torch.Tensor]] = [[] for _ in range(K)]
     best_valid = [(0.0, 0.0)] * K
     history: list[list[dict]] = [[] for _ in range(K)]
     n_train = len(train.labels)
+    started = time.perf_counter()
     with reporter.task(description, cfg.epochs, "epoch") as task:
         for epoch in range(cfg.epochs):
+            lrs = []
             for group in optimizer.param_groups:
-                group["lr"] = warmup_lr(epoch, group["peak_lr"], cfg.warmup_epochs)
+                group["lr"] = lr_at(epoch, group["peak_lr"], cfg.warmup_epochs, cfg.epochs,
+                                    cfg.schedule)
+                lrs.append(group["lr"])
             model.train()
+            train_loss = torch.zeros(K, dtype=torch.float64)
             perm = torch.randperm(n_train, generator=gen)
             for b in range(0, n_train, cfg.batch_size):
                 idx = perm[b:b + cfg.batch_size]
-                frames, lengths = train.source.gather(idx)
-                frames, lengths = frames.to(device), lengths.to(device)
-                logits = model.forward_packed(frames, segment_ids(lengths), lengths)
+                frames, lengths = batches["train"].gather(idx)
+                with autocast():
+                    logits = model.forward_packed(frames, segment_ids(lengths), lengths)
                 y = y_train[idx.to(device)]
-                loss = F.cross_entropy(logits.reshape(K * len(idx), -1).float(), y.repeat(K),
-                                       weight=weight, reduction="sum") / len(idx)
+                per_item = F.cross_entropy(logits.reshape(K * len(idx), -1).float(), y.repeat(K),
+                                           weight=weight, reduction="none").reshape(K, len(idx))
+                if weight is None:
+                    per_config = per_item.mean(1)
+                else:  # weighted mean, as cross_entropy(weight=...) defines it
+                    per_config = per_item.sum(1) / weight[y].sum()
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                per_config.sum().backward()
                 optimizer.step()
+                train_loss += per_config.detach().double().cpu() * len(idx)
             model.eval()
             with torch.no_grad():
-                v_logits = _predict(model, valid, cfg, device)
-                v_loss = [float(F.cross_entropy(v_logits[k], valid.labels)) for k in range(K)]
-                v_ua = [_ua(v_logits[k].argmax(-1), valid.labels, n_classes) for k in range(K)]
+                v_ua, v_loss = _scores_of(_predict(model, batches["valid"], valid, cfg, autocast),
+                                          valid.labels, n_classes)
                 if cfg.select == "test":
-                    t_logits = _predict(model, test, cfg, device)
-                    t_ua = [_ua(t_logits[k].argmax(-1), test.labels, n_classes) for k in range(K)]
+                    t_ua, t_loss = _scores_of(
+                        _predict(model, batches["test"], test, cfg, autocast), test.labels,
+                        n_classes)
             for k in range(K):
-                entry = {"epoch": epoch, "valid_ua": v_ua[k], "valid_loss": v_loss[k]}
+                entry = {"epoch": epoch, "lr": lrs[k], "train_loss": float(train_loss[k]) / n_train,
+                         "valid_ua": v_ua[k], "valid_loss": v_loss[k]}
                 if cfg.select == "test":
                     entry["test_ua"] = t_ua[k]
-                    crit = (t_ua[k], float(F.cross_entropy(t_logits[k], test.labels)))
+                    crit = (t_ua[k], t_loss[k])
                 else:
                     crit = (v_ua[k], v_loss[k])
                 history[k].append(entry)
@@ -209,12 +336,13 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
             task.advance(1)
             task.note(f"best valid UA {max(b[0] for b in best):.3f}"
                       if cfg.select == "valid" else "selecting by TEST (EmoBox recipe)")
+    seconds = time.perf_counter() - started
     with torch.no_grad():
         for k in range(K):
             for p, saved in zip(heads[k].parameters(), best_state[k]):
                 p.copy_(saved)
         model.eval()
-        t_logits = _predict(model, test, cfg, device)
+        t_logits = _predict(model, batches["test"], test, cfg, autocast)
     results = []
     y_test = test.labels.numpy()
     for k, hp in enumerate(configs):
@@ -224,4 +352,4 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
             valid_ua=best_valid[k][0], valid_loss=best_valid[k][1],
             test=scores(y_test, pred, n_classes), test_pred=pred, history=history[k]))
     selected = max(range(K), key=lambda k: (best[k][0], -best[k][1], -k))
-    return SweepResult(results, selected, cfg.select)
+    return SweepResult(results, selected, cfg.select, cfg.precision, seconds)

@@ -7,7 +7,7 @@ import torch
 
 from emobox.downstream import masked_mean, segment_ids, segment_mean, unpack
 from emobox.plugins import get_registry
-from emobox.sweep import Split, TrainConfig, expand_grid, train_sweep, warmup_lr
+from emobox.sweep import Split, TrainConfig, expand_grid, lr_at, train_sweep
 
 
 def test_packed_pooling_equals_padded_masked_pooling():
@@ -47,12 +47,18 @@ def test_fused_heads_equal_separate_heads():
 
 
 def test_warmup_schedule_values():
-    peak = 1e-3
-    assert warmup_lr(0, peak, 10) == pytest.approx(1e-4)
-    assert warmup_lr(5, peak, 10) == pytest.approx(6e-4)
-    assert warmup_lr(9, peak, 10) == pytest.approx(1e-3)
-    assert warmup_lr(10, peak, 10) == pytest.approx(1e-3)
-    assert warmup_lr(99, peak, 10) == pytest.approx(1e-3)
+    peak = 1e-3  # 100 epochs, 10 of warm-up, then EmoBox's linear decay
+    assert lr_at(0, peak, 10, 100) == pytest.approx(1e-4)
+    assert lr_at(5, peak, 10, 100) == pytest.approx(6e-4)
+    assert lr_at(9, peak, 10, 100) == pytest.approx(1e-3)
+    assert lr_at(10, peak, 10, 100) == pytest.approx(1e-3)
+    assert lr_at(55, peak, 10, 100) == pytest.approx(5e-4)
+    assert lr_at(99, peak, 10, 100) == pytest.approx(1e-3 / 90)
+    # constant after warm-up, and no warm-up at all
+    assert lr_at(5, peak, 10, 100, "constant") == pytest.approx(6e-4)
+    assert lr_at(10, peak, 10, 100, "constant") == pytest.approx(1e-3)
+    assert lr_at(99, peak, 10, 100, "constant") == pytest.approx(1e-3)
+    assert lr_at(0, peak, 0, 100, "constant") == pytest.approx(1e-3)
 
 
 def test_expand_grid_is_the_cartesian_product():

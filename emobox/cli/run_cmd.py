@@ -99,6 +99,11 @@ def run_command(
                                "recipe, only to compare with its tables; outputs are marked."),
     class_weights: bool = typer.Option(False, "--class-weights", help="Weight the loss by "
                                        "inverse class frequency."),
+    train_precision: str = typer.Option("fp32", "--train-precision", help="fp32 (exact) | "
+                                        "bf16 (bfloat16 frame-level matmuls; labelled in the "
+                                        "results)."),
+    schedule: str = typer.Option("linear", "--schedule", help="Learning rate after the "
+                                 "warm-up: linear (decay towards 0, EmoBox's recipe) | constant."),
     upstream_ckpt: Optional[str] = typer.Option(None, "--upstream-ckpt", help="Local "
                                                 "checkpoint of the upstream."),
     upstream_option: List[str] = typer.Option([], "--upstream-option", "-U", help="Upstream "
@@ -121,7 +126,8 @@ def run_command(
         folds=tuple(fold), scheme=scheme, seed=seed, device=device, layer=layer_value,
         layer_norm=not no_layer_norm, grid=parse_grid(grid), epochs=epochs,
         warmup_epochs=warmup, batch_size=batch_size, select=select,
-        class_weights=class_weights, upstream_ckpt=upstream_ckpt,
+        class_weights=class_weights, train_precision=train_precision, schedule=schedule,
+        upstream_ckpt=upstream_ckpt,
         upstream_options=parse_options(upstream_option, "--upstream-option"),
         corpus_options=parse_options(corpus_option, "--corpus-option"), on_bad_audio=on_bad_audio)
     reporter = Reporter() if quiet else RichReporter(err_console)
@@ -135,6 +141,8 @@ def run_command(
 def results_table(result) -> Table:
     c = result.config
     title = f"{c['upstream']} x {c['corpus']} x {c['downstream']} ({c['scheme']} folds)"
+    if c.get("train_precision", "fp32") != "fp32":
+        title += f"  [trained in {c['train_precision']}]"
     if c["select"] == "test":
         title += "  [SELECTED BY TEST: EmoBox recipe]"
     table = Table(title=title)
