@@ -172,6 +172,15 @@ class FrameSource:
     def n_frames(self) -> int:
         return int(self.lengths.sum())
 
+    def gather_range(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames and lengths of the consecutive utterances ``start..stop-1``: a view of the held
+        frames (no copy) when they are in memory."""
+        if self._frames is None:
+            return self.gather(torch.arange(start, stop))
+        lengths = self.lengths[start:stop]
+        first = int(self.offsets[start]) if stop > start else 0
+        return self._frames.narrow(-2, first, int(lengths.sum())), lengths
+
     def gather(self, utt_idx: torch.Tensor,
                out: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Packed frames ``[N, D]`` (``[L, N, D]`` for stacked layers) of utterances ``utt_idx``

@@ -168,6 +168,13 @@ class _Batches:
         self.takes_out = "out" in inspect.signature(self.source.gather).parameters
         self.buffer: torch.Tensor | None = None
 
+    def gather_range(self, start: int, stop: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Consecutive utterances: a view of the held frames where the source offers one."""
+        if hasattr(self.source, "gather_range"):
+            frames, lengths = self.source.gather_range(start, stop)
+            return frames.to(self.device, self.dtype), lengths.to(self.device)
+        return self.gather(torch.arange(start, stop))
+
     def gather(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = None
         if self.takes_out and getattr(self.source, "dtype", None) == self.dtype:
@@ -210,7 +217,7 @@ def _predict(model: torch.nn.Module, batches: _Batches, split: Split, cfg: Train
     """Logits ``[K, U, C]`` (float32, CPU) of every configuration on a whole split, in chunks."""
     outs = []
     for idx in _chunks(split.source, len(split.labels), cfg.eval_frames):
-        frames, lengths = batches.gather(idx)
+        frames, lengths = batches.gather_range(int(idx[0]), int(idx[-1]) + 1)
         with autocast():
             logits = model.forward_packed(frames, segment_ids(lengths), lengths)
         outs.append(logits.float().cpu())

@@ -5,9 +5,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+# as the emobox command does: idle OpenMP threads sleep (set before torch is imported)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from emobox.plugins import set_registry
+import pytest  # noqa: E402
+
+from emobox.plugins import set_registry  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO.parent / "shared" / "emobox-reference"

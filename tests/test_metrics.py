@@ -39,3 +39,13 @@ def test_unbalanced_ua_differs_from_wa():
 def test_mean_std_over_folds():
     assert mean_std([0.5, 0.7]) == (pytest.approx(0.6), pytest.approx(0.1))
     assert mean_std([0.4]) == (0.4, 0.0)
+
+
+def test_class_predicted_but_absent_from_gold_counts_in_macro_f1_not_in_ua():
+    s = scores([0, 0, 1, 1], [0, 1, 1, 2], 3)
+    # recall: c0 1/2, c1 1/2 (c2 has no support) -> UA 0.5; WA 2/4
+    assert s["ua"] == pytest.approx(0.5) and s["wa"] == pytest.approx(0.5)
+    # F1 over the labels in gold or predictions: c0 2/3, c1 1/2, c2 0 -> 0.3889
+    assert s["f1"] == pytest.approx((2 / 3 + 0.5 + 0.0) / 3)
+    assert s["confusion"] == [[1, 1, 0], [0, 1, 1], [0, 0, 0]]
+    assert s["per_class_recall"] == [0.5, 0.5, None]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+
+import emobox
 
 from emobox.io import read_jsonl
 from emobox.plugins import get_registry
@@ -80,6 +83,14 @@ def test_run_directory_contents(demo_run):
         assert sum(map(sum, sel["confusion"])) == 64 == sel["n_test"]
     summary = (demo_run / "summary.md").read_text()
     assert "| **mean** |" in summary and "selection: validation UA" in summary
+    assert "training precision: fp32 (exact)" in summary
+    assert "100 epochs (10 warm-up, then linear decay)" in summary
+    for cid in ("hidden=128,lr=0.001", "hidden=256,lr=0.0001"):  # every config, over folds
+        assert f"| {cid} |" in summary
+    png = (demo_run / "confusion.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
+    assert config["train_precision"] == "fp32" and not config["selected_by_test"]
+    assert all(r["train_precision"] == "fp32" for r in rows)
 
 
 def test_rerun_resumes_without_retraining(demo_run, cli):
@@ -107,10 +118,15 @@ def test_same_seed_same_results_and_select_test_is_marked(tmp_path, cli):
         (tmp_path / "b" / "results.jsonl").read_text()
     t = cli(*args, "--out", tmp_path / "t", "--select", "test")
     assert t.code == 0
-    assert "SELECTED BY TEST" in t.out
-    row = read_jsonl(tmp_path / "t" / "results.jsonl")[0]
-    assert row["selection"] == "test"
-    assert "TEST (EmoBox recipe" in (tmp_path / "t" / "summary.md").read_text()
+    assert "SELECTED BY TEST" in t.out  # the printed table
+    rows = read_jsonl(tmp_path / "t" / "results.jsonl")
+    assert rows and all(r["selection"] == "test" for r in rows)
+    summary = (tmp_path / "t" / "summary.md").read_text()
+    assert summary.splitlines()[2].startswith("**SELECTED BY TEST (EmoBox recipe")
+    assert "selection: TEST (EmoBox recipe" in summary
+    config = json.loads((tmp_path / "t" / "config.json").read_text())
+    assert config["select"] == "test" and config["selected_by_test"] is True
+    assert any("SELECTION BY TEST" in n for n in config["notes"])
 
 
 def test_missing_corpus_root_says_where_and_what(tmp_path, cli):
@@ -120,3 +136,73 @@ def test_missing_corpus_root_says_where_and_what(tmp_path, cli):
     assert f"root {tmp_path / 'nope'} does not exist" in res.err
     assert "audio/<speaker>/<speaker>_<emotion>_<nn>.flac" in res.err
     assert "Traceback" not in res.err
+
+
+class _TinyLayers:
+    """A fake three-layer upstream (layers 0..2) registered in-process."""
+
+    @emobox.hookimpl
+    def emobox_upstreams(self):
+        return [emobox.UpstreamSpec(name="tiny_layers", build=_build_tiny_layers, num_layers=2,
+                                    hidden_size=6, frame_rate=50.0,
+                                    description="test: frame statistics and two tanh layers")]
+
+
+def _build_tiny_layers(ckpt=None, device="cpu", **options):
+    import torch
+
+    from emobox.upstream import Upstream, UpstreamOutput
+
+    class TinyLayers(Upstream):
+        name, num_layers, hidden_size, frame_rate = "tiny_layers", 2, 6, 50.0
+        checkpoint_id = "tiny-layers-v1"
+
+        def __init__(self):
+            super().__init__()
+            g = torch.Generator().manual_seed(0)
+            self.mixes = [torch.randn(6, 6, generator=g) / 2 for _ in range(2)]
+
+        def forward(self, wavs, layers):
+            feats = []
+            for w in wavs:
+                fr = w[: len(w) // 320 * 320].reshape(-1, 320)
+                d1, d2 = fr.diff(dim=1), fr.diff(n=2, dim=1)
+                feats.append(torch.stack([
+                    fr.pow(2).mean(1).add(1e-8).log(), d1.pow(2).mean(1).add(1e-8).log(),
+                    d2.pow(2).mean(1).add(1e-8).log(), fr.abs().max(1).values,
+                    (fr[:, 1:] * fr[:, :-1] < 0).float().mean(1), fr.mean(1)], dim=1))
+            lengths = torch.tensor([len(f) for f in feats])
+            hidden = {0: torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)}
+            for layer in range(1, max(layers) + 1):
+                hidden[layer] = torch.tanh(hidden[layer - 1] @ self.mixes[layer - 1])
+            return UpstreamOutput({L: hidden[L] for L in layers}, lengths)
+
+    return TinyLayers()
+
+
+def test_weighted_sum_reads_every_layer_end_to_end_in_bf16(tmp_path, cli):
+    from emobox.plugins import Registry, set_registry
+
+    reg = Registry()
+    reg.register(_TinyLayers(), name="tiny_layers_plugin")
+    set_registry(reg)
+    out = tmp_path / "ws"
+    res = cli("run", "-u", "tiny_layers", "-c", "demo", "-d", "weighted_sum", "-q", "--fold", "1",
+              "--epochs", "4", "--warmup", "1", "--grid", "lr=1e-3 hidden=16,32",
+              "--train-precision", "bf16", "--out", out)
+    assert res.code == 0, res
+    assert "trained in bf16" in res.out
+    config = json.loads((out / "config.json").read_text())
+    assert config["layer"] == "all" and config["layers"] == [0, 1, 2]
+    assert config["train_precision"] == "bf16"
+    store_meta = json.loads((Path(config["features"]) / "meta.json").read_text())
+    assert sorted(store_meta["layers"]) == ["0", "1", "2"]
+    rows = read_jsonl(out / "results.jsonl")
+    assert [r["config_id"] for r in rows] == ["hidden=16,lr=0.001", "hidden=32,lr=0.001"]
+    assert all(r["layer"] == "all" and r["train_precision"] == "bf16" for r in rows)
+    assert sum(r["selected"] for r in rows) == 1
+    assert "training precision: bf16" in (out / "summary.md").read_text()
+    # --layer makes no sense for a head that reads every layer
+    bad = cli("run", "-u", "tiny_layers", "-c", "demo", "-d", "weighted_sum", "-q", "--fold", "1",
+              "--layer", "1", "--out", tmp_path / "bad")
+    assert bad.code == 2 and "reads every layer" in bad.err

@@ -84,3 +84,19 @@ def test_table_folds_follow_the_table_and_official_valid():
 def test_fold_rejects_overlap():
     with pytest.raises(DataError, match="fold 2: 1 keys are in both train/test"):
         Fold(2, ("a", "b"), ("c",), ("b",))
+
+
+def test_emobox_scheme_validation_is_a_seeded_stratified_fifth_of_train_never_test():
+    m = manifest_of(4, per_label=10)  # 120 utterances, 3 labels
+    table = {k: FoldTableRow(test_fold=1 + i % 2, valid=False) for i, k in enumerate(m.keys)}
+    folds = table_folds(m, table, seed=7)
+    assert len(folds) == 2
+    for f in folds:
+        assert f.valid_rule == "stratified-20%"
+        assert not set(f.valid) & set(f.test) and not set(f.valid) & set(f.train)
+        assert set(f.test) == {k for k in m.keys if table[k].test_fold == f.index}
+        side = Counter(m[k].label for k in f.train + f.valid)
+        held = Counter(m[k].label for k in f.valid)
+        assert held == {lab: round(0.2 * n) for lab, n in side.items()}
+    assert table_folds(m, table, seed=7) == folds
+    assert table_folds(m, table, seed=8)[0].valid != folds[0].valid

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -21,29 +23,112 @@ def test_packed_pooling_equals_padded_masked_pooling():
     torch.testing.assert_close(padded[1, 1:], torch.zeros(4, 4))
 
 
-def test_linear_probe_utterance_alone_or_in_batch_gives_same_logits():
-    spec = get_registry().downstream("linear_probe")
-    torch.manual_seed(0)
-    head = spec.build(8, 3, hidden=16)
+HEADS = ["linear_probe", "weighted_sum", "attentive"]
+N_LAYERS = 3
+
+
+def build_head(name, in_dim=8, n_classes=3, hidden=16, seed=0):
+    spec = get_registry().downstream(name)
+    extra = {"n_layers": N_LAYERS} if spec.layers == "all" else {}
+    torch.manual_seed(seed)
+    return spec, spec.build(in_dim, n_classes, hidden=hidden, **extra)
+
+
+def packed_frames(spec, lengths, dim=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    shape = (int(lengths.sum()), dim)
+    if spec.layers == "all":
+        shape = (N_LAYERS,) + shape
+    return torch.randn(*shape, generator=g)
+
+
+def test_every_builtin_head_is_covered():
+    builtin = [s.name for s in get_registry().specs("downstream") if s.distribution == "emobox"]
+    assert sorted(builtin) == sorted(HEADS)
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_packed_forward_equals_padded_forward(name):
+    spec, head = build_head(name)
+    lengths = torch.tensor([4, 7, 1, 2])
+    frames = packed_frames(spec, lengths)
+    seg = segment_ids(lengths)
+    padded = unpack(frames, seg, lengths, frame_dim=frames.dim() - 2)
+    assert padded.shape[-3:-1] == (4, 7)
+    torch.testing.assert_close(head.forward_packed(frames, seg, lengths), head(padded, lengths))
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_utterance_alone_or_in_a_batch_gives_the_same_logits(name):
+    spec, head = build_head(name)
     lengths = torch.tensor([4, 7, 2])
-    frames = torch.randn(13, 8)
+    frames = packed_frames(spec, lengths)
     batch = head.forward_packed(frames, segment_ids(lengths), lengths)
-    alone = head.forward_packed(frames[4:11], segment_ids(lengths[1:2]), lengths[1:2])
+    alone = head.forward_packed(frames[..., 4:11, :], segment_ids(lengths[1:2]), lengths[1:2])
     torch.testing.assert_close(batch[1:2], alone)
-    torch.testing.assert_close(batch, head(unpack(frames, segment_ids(lengths), lengths), lengths))
+    # garbage beyond an utterance's length in a padded batch changes nothing either
+    padded = unpack(frames, segment_ids(lengths), lengths, frame_dim=frames.dim() - 2)
+    noisy = padded.clone()
+    noisy[..., 2, 2:, :] = 1e3
+    torch.testing.assert_close(head(noisy, lengths), batch)
 
 
-def test_fused_heads_equal_separate_heads():
-    spec = get_registry().downstream("linear_probe")
-    torch.manual_seed(1)
-    heads = [spec.build(8, 3, hidden=h) for h in (4, 16, 8)]
-    fused = type(heads[0]).fuse(heads)
-    lengths = torch.tensor([5, 2])
-    frames, seg = torch.randn(7, 8), segment_ids(lengths)
+@pytest.mark.parametrize("name", HEADS)
+def test_fused_heads_equal_separate_heads_forward_and_gradients(name):
+    spec = get_registry().downstream(name)
+    separate = [build_head(name, hidden=h, seed=i)[1] for i, h in enumerate((4, 16, 8))]
+    copies = [copy.deepcopy(h) for h in separate]
+    fused = type(copies[0]).fuse(copies)
+    assert fused is not None
+    lengths = torch.tensor([5, 2, 3])
+    frames, seg = packed_frames(spec, lengths), segment_ids(lengths)
     out = fused.forward_packed(frames, seg, lengths)
-    assert out.shape == (3, 2, 3)
-    for k, head in enumerate(heads):
-        torch.testing.assert_close(out[k], head.forward_packed(frames, seg, lengths))
+    assert out.shape == (3, 3, 3)
+    weights = torch.randn(3, 3, 3, generator=torch.Generator().manual_seed(5))
+    (out * weights).sum().backward()
+    for k, head in enumerate(separate):
+        alone = head.forward_packed(frames, seg, lengths)
+        torch.testing.assert_close(out[k], alone)
+        (alone * weights[k]).sum().backward()
+        for (pname, p), q in zip(head.named_parameters(), copies[k].parameters()):
+            torch.testing.assert_close(q.grad, p.grad, msg=f"{name} head {k} {pname}")
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_bf16_frames_give_logits_close_to_fp32(name):
+    spec = get_registry().downstream(name)
+    heads = [build_head(name, hidden=h, seed=i)[1] for i, h in enumerate((8, 16))]
+    fused = type(heads[0]).fuse(heads)
+    lengths = torch.tensor([30, 12, 50])
+    frames, seg = packed_frames(spec, lengths), segment_ids(lengths)
+    exact = fused.forward_packed(frames, seg, lengths)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = fused.forward_packed(frames.bfloat16(), seg, lengths).float()
+    torch.testing.assert_close(low, exact, atol=0.05, rtol=0.05)
+
+
+def test_fused_linear_probes_share_storage_and_survive_two_forwards_before_backward():
+    _, a = build_head("linear_probe", hidden=4, seed=1)
+    _, b = build_head("linear_probe", hidden=6, seed=2)
+    ref_a, ref_b = copy.deepcopy(a), copy.deepcopy(b)
+    fused = type(a).fuse([a, b])
+    assert a.proj.weight.data_ptr() == fused.first.weight.data_ptr()  # no per-step concatenation
+    lengths = torch.tensor([3, 4])
+    x1 = torch.randn(7, 8, generator=torch.Generator().manual_seed(1))
+    x2 = torch.randn(7, 8, generator=torch.Generator().manual_seed(2))
+    out1 = fused.forward_packed(x1, segment_ids(lengths), lengths)
+    out2 = fused.forward_packed(x2, segment_ids(lengths), lengths)  # must not clobber out1's
+    (out1.sum() + 2 * out2.sum()).backward()
+    for ref, got in ((ref_a, a), (ref_b, b)):
+        (ref.forward_packed(x1, segment_ids(lengths), lengths).sum()
+         + 2 * ref.forward_packed(x2, segment_ids(lengths), lengths).sum()).backward()
+        for p, q in zip(ref.parameters(), got.parameters()):
+            torch.testing.assert_close(q.grad, p.grad)
+    # an optimiser step on one head's own parameters moves its rows of the fused weight only
+    before = fused.first.weight.clone()
+    torch.optim.SGD(a.parameters(), lr=1.0).step()
+    assert not torch.equal(before[:4], fused.first.weight[:4])
+    assert torch.equal(before[4:], fused.first.weight[4:])
 
 
 def test_warmup_schedule_values():
@@ -116,3 +201,69 @@ def test_select_test_mode_is_reported():
                       cfg)
     assert res.selection == "test"
     assert "test_ua" in res.configs[0].history[0]
+
+
+def test_vectorised_ua_equals_scikit_learn_for_every_config():
+    from emobox.metrics import unweighted_accuracy
+    from emobox.sweep import confusion_matrices, ua_of
+
+    g = torch.Generator().manual_seed(3)
+    gold = torch.randint(0, 4, (50,), generator=g)
+    gold[gold == 2] = 1  # class 2 absent from gold: it must not count in UA
+    pred = torch.randint(0, 5, (3, 50), generator=g)
+    cms = confusion_matrices(pred, gold, 5)
+    assert cms.shape == (3, 5, 5) and cms.sum().item() == 150
+    for k in range(3):
+        assert ua_of(cms)[k].item() == pytest.approx(unweighted_accuracy(gold, pred[k]))
+
+
+def test_bf16_training_is_labelled_and_learns():
+    spec = get_registry().downstream("linear_probe")
+    configs = expand_grid({"lr": [1e-2], "hidden": [8, 16]})
+    train, valid, test = toy_split(60, 1), toy_split(30, 2), toy_split(30, 3)
+    cfg = TrainConfig(epochs=10, warmup_epochs=2, batch_size=8, seed=0, precision="bf16")
+    res = train_sweep(spec, configs, 6, 3, train, valid, test, cfg)
+    assert res.precision == "bf16"
+    assert res.configs[res.selected].test["ua"] > 0.9
+
+
+def test_class_weights_raise_minority_recall():
+    spec = get_registry().downstream("linear_probe")
+    configs = expand_grid({"lr": [1e-2], "hidden": [8]})
+
+    def imbalanced(n, seed):
+        g = torch.Generator().manual_seed(seed)
+        labels = (torch.arange(n) % 10 == 0).long()  # class 1 is 10% of the data
+        items = []
+        for lab in labels.tolist():
+            x = torch.randn(4, 6, generator=g) * 2.0
+            x[:, 0] += 1.0 if lab else 0.0  # heavily overlapping classes
+            items.append(x)
+        return Split(MemorySource(items), labels, [f"u{i}" for i in range(n)])
+
+    train, valid, test = imbalanced(200, 1), imbalanced(100, 2), imbalanced(200, 3)
+    recall = {}
+    for weighted in (False, True):
+        cfg = TrainConfig(epochs=8, warmup_epochs=1, batch_size=16, seed=0,
+                          class_weights=weighted, schedule="constant")
+        res = train_sweep(spec, configs, 6, 2, train, valid, test, cfg)
+        recall[weighted] = res.configs[0].test["per_class_recall"][1]
+    assert recall[True] > recall[False] + 0.2, recall
+
+
+def test_frame_source_stacks_layers_and_fills_a_reused_buffer():
+    from emobox.extract import FrameSource
+
+    lengths = torch.tensor([2, 3, 1])
+    frames = torch.arange(3 * 6 * 4, dtype=torch.float32).reshape(3, 6, 4)
+    src = FrameSource.from_frames(frames, lengths, ["a", "b", "c"])
+    assert src.stacked and src.layers == [0, 1, 2] and src.dim == 4
+    got, lens = src.gather(torch.tensor([2, 0]))
+    assert lens.tolist() == [1, 2]
+    torch.testing.assert_close(got, frames[:, [5, 0, 1], :])
+    buf = torch.empty(1000)
+    again, _ = src.gather(torch.tensor([2, 0]), out=buf)
+    assert again.data_ptr() == buf.data_ptr()
+    torch.testing.assert_close(again, got)
+    bf = FrameSource.from_frames(frames[0], lengths, ["a", "b", "c"], dtype=torch.bfloat16)
+    assert bf.gather(torch.tensor([1]))[0].dtype == torch.bfloat16

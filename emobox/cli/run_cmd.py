@@ -142,7 +142,7 @@ def results_table(result) -> Table:
     c = result.config
     title = f"{c['upstream']} x {c['corpus']} x {c['downstream']} ({c['scheme']} folds)"
     if c.get("train_precision", "fp32") != "fp32":
-        title += f"  [trained in {c['train_precision']}]"
+        title += f"  (trained in {c['train_precision']})"
     if c["select"] == "test":
         title += "  [SELECTED BY TEST: EmoBox recipe]"
     table = Table(title=title)
