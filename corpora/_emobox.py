@@ -1,10 +1,26 @@
-"""Shared machinery of the EmoBox corpus adapters: the published reference tables.
+"""Shared machinery of the EmoBox corpus adapters: the published reference tables and fixtures.
 
 ``reference/<corpus>.tsv.gz`` (package data built by ``scripts/build_reference_data.py``) holds
 every utterance EmoBox listed: key, path relative to the corpus root, channel, segment, speaker,
 raw and mapped label, the fold in which it is a test item (0 = train only, single-fold corpora:
 1 = test) and the official-valid flag. :class:`EmoboxCorpus` turns it into the ``emobox``
-scheme's fold table; adapters only implement ``scan()``.
+scheme's fold table; adapters implement ``scan()`` (or declare a file-name layout through
+:class:`emobox.corpora._filename.FileNameCorpus`).
+
+Conventions every EmoBox adapter follows (the reference test harness,
+``tests/corpora/test_reference.py``, checks them against every row of the table):
+
+- utterance keys are EmoBox's keys exactly;
+- ``Utterance.speaker`` is a real speaker id; where EmoBox recorded something else (a path, a
+  bogus id), EmoBox's value is kept in ``Utterance.custom["emobox_speaker"]``;
+- ``Utterance.label`` is the class after the adapter's label map; where the table's ``emotion``
+  column is not the class EmoBox meant (a map EmoBox failed to apply), the adapter lists the fix
+  in ``reference_label_fixes`` and its card says why;
+- the ``emobox`` scheme's membership of a row is its ``test_fold``/``valid`` columns unless the
+  adapter knows better (:meth:`EmoboxCorpus.reference_fold_row`);
+- ``make_fixture(root, rows, clutter=False)`` writes the corpus's native layout (audio and
+  native metadata files) from reference rows, so that the harness can scan it; it returns the
+  fold rows of utterances it adds beyond ``rows`` (``{}`` for most corpora).
 """
 
 from __future__ import annotations
@@ -16,7 +32,7 @@ import io
 import json
 from importlib import resources
 from pathlib import Path
-from typing import ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 from emobox import Corpus, CorpusSpec, FoldTableRow, Utterance
 
@@ -30,11 +46,28 @@ def reference_rows(name: str) -> tuple[dict, ...]:
     return tuple(csv.DictReader(io.StringIO(data), delimiter="\t"))
 
 
+def has_reference(name: str) -> bool:
+    return (REFERENCE / f"{name}.tsv.gz").is_file()
+
+
 @functools.lru_cache(maxsize=None)
 def reference_info(name: str | None = None) -> dict:
     """``corpora.json``: per-corpus counts, label map, folds, problems (all corpora if None)."""
     info = json.loads((REFERENCE / "corpora.json").read_text(encoding="utf-8"))
     return info if name is None else info[name]
+
+
+@functools.lru_cache(maxsize=None)
+def reference_summary(name: str) -> dict[str, Any]:
+    """What the shipped table holds: utterances, speakers, classes and counts, folds, hours."""
+    info = reference_info(name)
+    hours = sum(float(r["end"] or 0) - float(r["start"] or 0) for r in reference_rows(name))
+    return {"utterances": info["utterances"], "speakers": info["speakers"],
+            "labels": dict(info["labels"]), "folds": info["folds"],
+            "official_valid": info["official_valid"], "hours": round(hours / 3600, 2),
+            "train_lists_complete": info["train_lists_complete"],
+            "problems": list(info["problems"]),
+            "source": f"EmoBox metadata (emobox.corpora reference/{name}.tsv.gz)"}
 
 
 class EmoboxCorpus(Corpus):
@@ -45,34 +78,71 @@ class EmoboxCorpus(Corpus):
     citation: ClassVar[str] = ""
     description: ClassVar[str] = ""
     reference_name: ClassVar[str] = ""  # table name, when it differs from ``name``
-    # EmoBox's table keeps a few labels its own label map failed to map (EmoDB's "neutral"):
-    # reference ``emotion`` -> the class this adapter yields instead (documented in its card)
+    # EmoBox's table keeps a few labels its own label map failed to map (EmoDB's "neutral",
+    # EMOVO's codes): reference ``emotion`` -> the class this adapter yields instead
     reference_label_fixes: ClassVar[Mapping[str, str]] = {}
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if not cls.__dict__.get("labels") and cls.label_map:
+            cls.labels = tuple(sorted(set(cls.label_map.values())))
+        if cls.__doc__ and not cls.__dict__.get("description"):
+            cls.description = cls.__doc__.strip().splitlines()[0]
+
+    @classmethod
+    def table_name(cls) -> str:
+        return cls.reference_name or cls.name
+
     def fold_table(self) -> dict[str, FoldTableRow]:
-        rows = reference_rows(self.reference_name or self.name)
+        rows = reference_rows(self.table_name())
         return {r["key"]: self.reference_fold_row(r) for r in rows}
 
+    # -- the reference harness's hooks ---------------------------------------------------------
     @classmethod
     def reference_fold_row(cls, row: Mapping[str, str]) -> FoldTableRow:
         """The ``emobox`` scheme's membership of a reference row: its ``test_fold`` and
         ``valid`` columns, unless the adapter knows better (MER2023's test2/test3 rows, which the
         table marks 0 like train rows, are in no split: ``test_fold`` -1)."""
-        return FoldTableRow(int(row["test_fold"]), row["valid"] == "1")
+        return FoldTableRow(int(row["test_fold"]), row["valid"] == "1", row["path"])
 
     @classmethod
-    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
+    def reference_label(cls, row: Mapping[str, str]) -> str:
+        """The class a reference row stands for (its ``emotion``, after ``reference_label_fixes``)."""
+        return cls.reference_label_fixes.get(row["emotion"], row["emotion"])
+
+    @classmethod
+    def make_fixture(cls, root: str | Path, rows: Sequence[Mapping[str, str]],
                      clutter: bool = False) -> Mapping[str, FoldTableRow]:
         """Write a tiny copy of the corpus in its native layout under ``root`` (for tests).
 
         ``rows`` are reference rows (dicts of the table's columns); every one becomes an
-        utterance with a short audio file and an entry in the corpus's own metadata files.
-        ``clutter`` adds what real downloads look like (an extra top folder, ``__MACOSX``,
-        ``.DS_Store``, stray files, upper-case extensions, a read-only folder). Returns the fold
-        rows of utterances the fixture adds beyond ``rows`` (e.g. MSP-Podcast's Train part,
-        which the reference lacks); ``{}`` for most corpora.
+        utterance: a short audio file (hard links to one encoded file per format) at its path,
+        and its entry in the corpus's own metadata files (:meth:`write_native_metadata`).
+        ``clutter`` puts the corpus inside one extra top folder and adds what real downloads
+        carry (:func:`emobox.testing.add_clutter`: ``__MACOSX``, ``.DS_Store``, stray files,
+        upper-case extensions, a read-only folder, links leading outside the root). Returns the
+        fold rows of utterances the fixture adds beyond ``rows`` (e.g. MSP-Podcast's Train
+        part, which the reference lacks); ``{}`` for most corpora.
         """
-        raise NotImplementedError(f"{cls.__name__} has no test fixture")
+        from emobox.testing import CLUTTER_TOP, add_clutter, populate_tree
+
+        root = Path(root)
+        base = root / CLUTTER_TOP if clutter else root
+        audio = cls.fixture_audio_paths(rows)
+        populate_tree(base, audio)
+        cls.write_native_metadata(base, rows)
+        if clutter:
+            add_clutter(root, base, audio)
+        return {}
+
+    @classmethod
+    def fixture_audio_paths(cls, rows: Sequence[Mapping[str, str]]) -> list[str]:
+        """The audio files a fixture holds (each distinct ``path`` of the rows by default)."""
+        return list(dict.fromkeys(r["path"] for r in rows))
+
+    @classmethod
+    def write_native_metadata(cls, base: Path, rows: Sequence[Mapping[str, str]]) -> None:
+        """Write the corpus's own metadata files for ``rows`` (none for file-name corpora)."""
 
 
 def emobox_speaker(utt: Utterance) -> str | None:
@@ -83,7 +153,9 @@ def emobox_speaker(utt: Utterance) -> str | None:
 
 def corpus_spec(cls: type[EmoboxCorpus]) -> CorpusSpec:
     """The plugin spec of an adapter class, from its class attributes."""
+    name = cls.table_name()
+    reference = functools.partial(reference_summary, name) if has_reference(name) else None
     return CorpusSpec(name=cls.name, build=cls, description=cls.description,
                       languages=tuple(cls.languages), license=cls.license,
                       homepage=cls.homepage, citation=cls.citation,
-                      expected_top_level=cls.expected_top_level)
+                      expected_top_level=cls.expected_top_level, reference=reference)

@@ -54,6 +54,10 @@ class CorpusSpec:
     citation: str = ""
     embedded: bool = False  # ships its own data: no --root needed
     expected_top_level: str = ""  # what the root folder should contain, shown when it is missing
+    # the published reference the default partition follows, when there is one: a callable
+    # returning {"utterances", "speakers", "labels": {class: count}, "folds", "hours",
+    # "official_valid", "source"}; called only by commands that show it (cheap to list)
+    reference: Callable[[], Mapping[str, Any]] | None = None
     plugin: str = ""
     distribution: str = ""
     version: str = ""

@@ -167,6 +167,7 @@ def speaker_independent_folds(manifest: Manifest, seed: int = 0, max_folds: int 
 class FoldTableRow:
     test_fold: int  # 1..n: test item of that fold; 0: train in every fold; -1: in no split
     valid: bool  # official validation item (train side)
+    path: str = ""  # where the table expects the audio, relative to the corpus root ("" = unknown)
 
 
 def read_fold_table(source: str | Path | bytes) -> dict[str, FoldTableRow]:
@@ -180,7 +181,8 @@ def read_fold_table(source: str | Path | bytes) -> dict[str, FoldTableRow]:
     reader = csv.DictReader(io.StringIO(data.decode("utf-8")), delimiter="\t")
     table = {}
     for r in reader:
-        table[r["key"]] = FoldTableRow(int(r["test_fold"]), r.get("valid", "0") in ("1", "true"))
+        table[r["key"]] = FoldTableRow(int(r["test_fold"]), r.get("valid", "0") in ("1", "true"),
+                                       r.get("path") or "")
     return table
 
 

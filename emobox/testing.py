@@ -113,35 +113,74 @@ CLUTTER_TOP = "downloaded copy"  # the extra top folder fixtures put a cluttered
 
 
 def add_clutter(root: str | os.PathLike, corpus_dir: str | os.PathLike,
-                audio: Iterable[str], every: int = 5) -> list[str]:
+                audio: Iterable[str] | None = None, every: int = 5) -> list[str]:
     """Make a fixture tree look like a real download; returns the renamed audio paths.
 
-    ``corpus_dir`` (inside ``root``, usually one extra top folder) holds the corpus; ``audio``
-    are its audio files relative to ``corpus_dir``. Adds ``__MACOSX/`` AppleDouble copies,
-    ``.DS_Store`` and ``Thumbs.db`` files, stray text files, gives every ``every``-th audio file
-    an upper-case extension, and makes the folder of the first audio file read-only.
+    ``corpus_dir`` holds the corpus inside ``root`` (usually one extra top folder, as when a zip
+    unpacks into a folder of its own); ``audio`` are its audio files relative to ``corpus_dir``
+    (default: every audio file there). Added: ``__MACOSX/`` AppleDouble copies (and ``._*``
+    files beside a few audio files), ``.DS_Store``/``Thumbs.db``/``desktop.ini`` files, stray
+    non-audio files, an empty folder; every ``every``-th audio file gets an upper-case
+    extension; a folder symlink and file symlinks lead outside the corpus root (to
+    ``root/.elsewhere``, which holds audio named like the corpus's own); one folder holding
+    audio is made read-only. Nothing added is audio of the corpus: a scan of ``root`` must give
+    exactly the manifest of the clean tree.
     """
     root, corpus_dir = Path(root), Path(corpus_dir)
+    if audio is None:
+        audio = sorted(p.relative_to(corpus_dir).as_posix() for p in corpus_dir.rglob("*")
+                       if p.is_file() and not p.is_symlink()
+                       and p.suffix.lower() in _AUDIO_SUFFIXES)
     audio = list(audio)
-    top = corpus_dir.relative_to(root) if corpus_dir != root else Path(".")
-    renamed = []
-    for i, rel in enumerate(audio):
-        path = corpus_dir / rel
-        if i % every == every - 1:
-            upper = path.with_suffix(path.suffix.upper())
-            os.replace(path, upper)
-            renamed.append(Path(rel).with_suffix(upper.suffix).as_posix())
-        if i % (every * 3) == 0:  # AppleDouble copy of a few files
-            apple = root / "__MACOSX" / top / Path(rel).parent / f"._{Path(rel).name}"
-            apple.parent.mkdir(parents=True, exist_ok=True)
-            apple.write_bytes(b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ")
     folders = sorted({(corpus_dir / rel).parent for rel in audio})
-    for folder in [root, corpus_dir, *folders[:3]]:
-        (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
-    (corpus_dir / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
-    (corpus_dir / "README.txt").write_text("downloaded copy\n")
+
+    def junk(path: Path, data: bytes = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        ") -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+    for rel in audio[:: max(1, len(audio) // 25)]:  # __MACOSX mirror of a few files
+        path = (corpus_dir / rel).relative_to(root)
+        junk(root / "__MACOSX" / path.parent / f"._{path.name}")
+    for rel in audio[:3]:  # AppleDouble files inside the tree
+        junk((corpus_dir / rel).parent / f"._{Path(rel).name}")
+    for folder in [root, corpus_dir, *folders[:5]]:
+        junk(folder / ".DS_Store", b"\x00\x00\x00\x01Bud1")
+    junk(corpus_dir / "Thumbs.db", b"\xd0\xcf\x11\xe0")
+    junk(corpus_dir / "desktop.ini", b"[.ShellClassInfo]\n")
+    junk(root / "README.txt", b"downloaded copy\n")
+    junk(corpus_dir / "LICENSE.pdf", b"%PDF-1.4\n")
+    junk(corpus_dir / "notes" / "recording notes.docx", b"PK\x03\x04")
     if folders:
-        (folders[-1] / "notes.txt").write_text("stray file\n")
-        (folders[0] / "desktop.ini").write_text("[.ShellClassInfo]\n")
-        folders[0].chmod(0o555)  # read-only folder
+        junk(folders[-1] / "notes.txt", b"stray file\n")
+    (corpus_dir / "empty folder").mkdir(exist_ok=True)
+
+    renamed = []
+    for i, rel in enumerate(audio):  # upper-case extensions, as some archives have them
+        if i % every == every - 1:
+            path = corpus_dir / rel
+            upper = path.with_name(path.stem + path.suffix.upper())
+            os.replace(path, upper)
+            renamed.append(Path(rel).with_name(upper.name).as_posix())
+
+    if audio:
+        src = corpus_dir / audio[0]  # never renamed (every >= 2)
+        elsewhere = root / ".elsewhere"  # a dot folder: not a candidate corpus root
+        elsewhere.mkdir(exist_ok=True)
+        twin = elsewhere / src.name
+        shutil.copyfile(src, twin)
+        links = [(folders[-1] / "linked folder", elsewhere),
+                 (folders[-1] / f"linked {src.name}", twin)]
+        other = [d for d in folders if d != src.parent and not (d / src.name).exists()]
+        if other:  # the name of a corpus file, in another folder: a duplicate if followed
+            links.append((other[0] / src.name, twin))
+        for link, target in links:
+            try:
+                link.symlink_to(target, target_is_directory=target.is_dir())
+            except OSError:  # no symlinks on this file system
+                pass
+        folders[len(folders) // 2].chmod(0o555)  # a read-only folder
     return renamed
+
+
+_AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".mp4", ".webm", ".avi", ".aiff",
+                   ".aif")
