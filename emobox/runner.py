@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from . import __version__, paths
-from .errors import EmoboxUsageError
+from .errors import DataError, EmoboxUsageError
 from .extract import FrameSource, extract
 from .io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from .metrics import mean_std
@@ -33,7 +33,8 @@ from .plugins import Registry, distributions_of, get_registry
 from .progress import Reporter
 from .results import ResultRow
 from .splits import leakage, select_folds
-from .sweep import Split, TrainConfig, expand_grid, train_sweep
+from .store import FeatureStore
+from .sweep import Split, TrainConfig, config_id, expand_grid, train_sweep
 
 
 @dataclass(frozen=True)
@@ -98,9 +99,66 @@ def resolve_device(device: str) -> str:
     return device
 
 
-def run(opts: RunOptions, reporter: Reporter | None = None,
-        registry: Registry | None = None) -> RunResult:
-    reporter = reporter or Reporter()
+@dataclass
+class TriplePlan:
+    """One triple resolved on the driver: specs, scanned corpus, folds and grid; nothing heavy
+    (the upstream is not built)."""
+
+    opts: RunOptions
+    up_spec: Any
+    corpus_spec: Any
+    down_spec: Any
+    device: str
+    corpus: Any
+    manifest: Any
+    all_folds: list
+    folds: list
+    grid: dict
+    configs: list[dict]
+    notes: list[str]
+
+
+@dataclass
+class Features:
+    """What an extraction task hands back: where the features are and what made them."""
+
+    store_path: str
+    layer: Any  # an index, or "all" for heads that read every layer
+    layers: list[int]
+    checkpoint_id: str
+    skipped: dict[str, str]
+    parameters: int | None = None
+
+
+@dataclass
+class FoldJob:
+    """Plain data for one training task (one triple x fold): picklable, no open objects."""
+
+    fold: int
+    n_folds: int
+    keys: dict[str, list[str]]  # role -> keys
+    targets: dict[str, list[int]]  # role -> class indices
+    labels: list[str]
+    store_path: str
+    layer: Any
+    layers: list[int]
+    layer_norm: bool
+    downstream: str
+    configs: list[dict]
+    train: TrainConfig
+    row_meta: dict  # ResultRow fields shared by every row of the fold
+    valid_rule: str
+
+
+@dataclass
+class FoldOutput:
+    fold: int
+    rows: list[dict]
+    predictions: str  # predictions/fold<k>.tsv content
+
+
+def plan_triple(opts: RunOptions, registry: Registry | None = None) -> TriplePlan:
+    """Resolve the specs, scan the corpus and build its folds (cheap; no upstream is built)."""
     registry = registry or get_registry()
     up_spec = registry.upstream(opts.upstream)
     corpus_spec = registry.corpus(opts.corpus)
@@ -129,9 +187,16 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
     grid = dict(opts.grid) if opts.grid is not None else {k: list(v)
                                                           for k, v in down_spec.grid.items()}
     configs = expand_grid(grid)
+    return TriplePlan(opts, up_spec, corpus_spec, down_spec, device, corpus, manifest,
+                      all_folds, folds, grid, configs, notes)
+
+
+def extract_features(up_spec: Any, manifest: Any, opts: RunOptions, device: str,
+                     reporter: Reporter | None = None, down_layers: str = "last") -> Features:
+    """The extraction task: build the upstream, extract (or reuse) its store for ``manifest``."""
     upstream = up_spec.build(ckpt=opts.upstream_ckpt, device=device,
                              **dict(opts.upstream_options))
-    if down_spec.layers == "all":
+    if down_layers == "all":
         if opts.layer is not None:
             raise EmoboxUsageError(f"downstream {opts.downstream!r} reads every layer of the "
                                    f"upstream; drop --layer")
@@ -143,87 +208,143 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
     store = extract(upstream, manifest, layers, precision=opts.precision,
                     store_dir=Path(opts.features_dir) if opts.features_dir else None,
                     on_bad_audio=opts.on_bad_audio, reporter=reporter)
-    skipped = store.skipped()
-    cfg = TrainConfig(epochs=opts.epochs, warmup_epochs=opts.warmup_epochs,
-                      batch_size=opts.batch_size, select=opts.select, seed=opts.seed,
-                      device=device, class_weights=opts.class_weights,
-                      precision=opts.train_precision, schedule=opts.schedule)
+    parameters = sum(int(p.numel()) for p in upstream.parameters())
+    return Features(str(store.path), layer, list(layers), upstream.checkpoint_id,
+                    store.skipped(), parameters or up_spec.parameters)
 
+
+def run_config(plan: TriplePlan, feats: Features) -> tuple[dict, dict]:
+    """The run's fingerprinted config and the full config.json (with versions and paths)."""
+    opts = plan.opts
     config = {
         "kind": "emobox.run", "schema_version": 1,
         "upstream": opts.upstream, "corpus": opts.corpus, "downstream": opts.downstream,
-        "checkpoint_id": upstream.checkpoint_id, "upstream_ckpt": opts.upstream_ckpt,
+        "checkpoint_id": feats.checkpoint_id, "upstream_ckpt": opts.upstream_ckpt,
         "upstream_options": dict(opts.upstream_options),
         "corpus_options": dict(opts.corpus_options),
-        "layer": layer, "layers": layers, "layer_norm": opts.layer_norm,
+        "layer": feats.layer, "layers": feats.layers, "layer_norm": opts.layer_norm,
         "precision": opts.precision, "train_precision": opts.train_precision,
-        "scheme": opts.scheme, "folds": [f.index for f in folds], "n_folds": len(all_folds),
-        "grid": grid, "epochs": opts.epochs, "warmup_epochs": opts.warmup_epochs,
+        "scheme": opts.scheme, "folds": [f.index for f in plan.folds],
+        "n_folds": len(plan.all_folds),
+        "grid": plan.grid, "epochs": opts.epochs, "warmup_epochs": opts.warmup_epochs,
         "schedule": opts.schedule, "batch_size": opts.batch_size, "select": opts.select,
         "selected_by_test": opts.select == "test", "optimizer": "Adam",
         "class_weights": opts.class_weights, "seed": opts.seed,
-        "manifest_hash": manifest.content_hash(), "labels": list(manifest.labels),
+        "manifest_hash": plan.manifest.content_hash(), "labels": list(plan.manifest.labels),
         "on_bad_audio": opts.on_bad_audio,
     }
     fingerprint = hashlib.sha256(json.dumps(config, sort_keys=True, default=str)
                                  .encode()).hexdigest()[:12]
-    versions = {"emobox": __version__, "torch": torch.__version__,
-                "plugins": distributions_of([up_spec, corpus_spec, down_spec])}
-    out = Path(opts.out) if opts.out else paths.runs_dir() / (
-        f"{opts.upstream}__{opts.corpus}__{opts.downstream}__{fingerprint}")
-    full_config = dict(config, fingerprint=fingerprint, versions=versions, device=device,
-                       root=str(corpus.root), features=str(store.path), notes=notes)
-    done_rows = _prepare_out(out, full_config, len(configs))
-    if skipped:
-        atomic_write_text(out / "skipped.tsv", "key\treason\n" + "".join(
-            f"{k}\t{v}\n" for k, v in sorted(skipped.items())))
-        notes.append(f"{len(skipped)} utterances skipped for unreadable audio (skipped.tsv)")
+    full_config = dict(config, fingerprint=fingerprint, versions=code_versions(plan),
+                       device=plan.device, root=str(plan.corpus.root), features=feats.store_path,
+                       notes=plan.notes, request=request_fingerprint(plan),
+                       upstream_parameters=feats.parameters)
+    return config, full_config
 
-    labels = list(manifest.labels)
+
+def code_versions(plan: TriplePlan) -> dict:
+    return {"emobox": __version__, "torch": torch.__version__,
+            "plugins": distributions_of([plan.up_spec, plan.corpus_spec, plan.down_spec])}
+
+
+def request_fingerprint(plan: TriplePlan) -> str:
+    """Hash of what the user asked for (known before the upstream is built): with the run's
+    rows it tells whether a fold is finished without building the upstream."""
+    opts = plan.opts
+    request = {"upstream": opts.upstream, "corpus": opts.corpus, "downstream": opts.downstream,
+               "upstream_ckpt": opts.upstream_ckpt,
+               "upstream_options": dict(opts.upstream_options),
+               "corpus_options": dict(opts.corpus_options), "layer": opts.layer,
+               "layer_norm": opts.layer_norm, "precision": opts.precision,
+               "train_precision": opts.train_precision, "schedule": opts.schedule,
+               "scheme": opts.scheme, "grid": plan.grid, "epochs": opts.epochs,
+               "warmup_epochs": opts.warmup_epochs, "batch_size": opts.batch_size,
+               "select": opts.select, "class_weights": opts.class_weights, "seed": opts.seed,
+               "manifest_hash": plan.manifest.content_hash(), "on_bad_audio": opts.on_bad_audio}
+    return hashlib.sha256(json.dumps(request, sort_keys=True, default=str)
+                          .encode()).hexdigest()[:12]
+
+
+def fold_jobs(plan: TriplePlan, feats: Features, full_config: dict,
+              folds: Sequence[Any] | None = None) -> list[FoldJob]:
+    """One training job per fold of ``folds`` (default: the plan's folds)."""
+    opts = plan.opts
+    labels = list(plan.manifest.labels)
     label_index = {lab: i for i, lab in enumerate(labels)}
-    leaks = leakage(manifest, folds)
-    for fold in folds:
-        if fold.index in done_rows:
-            continue
-        keys = {role: [k for k in getattr(fold, role) if k not in skipped]
+    cfg = TrainConfig(epochs=opts.epochs, warmup_epochs=opts.warmup_epochs,
+                      batch_size=opts.batch_size, select=opts.select, seed=opts.seed,
+                      device=plan.device, class_weights=opts.class_weights,
+                      precision=opts.train_precision, schedule=opts.schedule)
+    row_meta = dict(
+        run_id=full_config["fingerprint"], upstream=opts.upstream,
+        checkpoint_id=feats.checkpoint_id, layer=feats.layer, layer_norm=opts.layer_norm,
+        precision=opts.precision, train_precision=opts.train_precision, corpus=opts.corpus,
+        scheme=opts.scheme,
+        downstream=opts.downstream, epochs=opts.epochs, seed=opts.seed,
+        emobox_version=__version__, plugins=full_config["versions"]["plugins"],
+        contaminated=opts.corpus in plan.up_spec.trained_on)
+    jobs = []
+    for fold in (plan.folds if folds is None else folds):
+        keys = {role: [k for k in getattr(fold, role) if k not in feats.skipped]
                 for role in ("train", "valid", "test")}
-        dtype = torch.bfloat16 if opts.train_precision == "bf16" else torch.float32
-        source_layer = layers if layer == "all" else layer
-        splits = {role: Split(FrameSource(store, source_layer, ks, layer_norm=opts.layer_norm,
-                                          dtype=dtype),
-                              torch.tensor([label_index[manifest[k].label] for k in ks]), ks)
-                  for role, ks in keys.items()}
-        sweep = train_sweep(down_spec, configs, store.dim(layers[0]), len(labels),
-                            splits["train"], splits["valid"], splits["test"], cfg, reporter,
-                            description=f"{opts.downstream} fold {fold.index}/{len(all_folds)}",
-                            build_options={"n_layers": len(layers)} if layer == "all" else None)
-        sel = sweep.configs[sweep.selected]
-        pred_lines = "".join(f"{k}\t{labels[int(g)]}\t{labels[int(p)]}\n" for k, g, p in zip(
-            keys["test"], splits["test"].labels.tolist(), sel.test_pred))
-        atomic_write_text(out / "predictions" / f"fold{fold.index}.tsv",
-                          "key\tgold\tpredicted\n" + pred_lines)
-        rows = []
-        for k, res in enumerate(sweep.configs):
-            rows.append(ResultRow(
-                run_id=fingerprint, upstream=opts.upstream, checkpoint_id=upstream.checkpoint_id,
-                layer=layer, layer_norm=opts.layer_norm, precision=opts.precision,
-                train_precision=opts.train_precision,
-                corpus=opts.corpus, scheme=opts.scheme, fold=fold.index,
-                downstream=opts.downstream, config_id=res.config_id, config=res.hp,
-                selected=(k == sweep.selected), selection=sweep.selection,
-                best_epoch=res.best_epoch, epochs=opts.epochs, valid_ua=res.valid_ua,
-                valid_loss=res.valid_loss, ua=res.test["ua"], wa=res.test["wa"],
-                f1=res.test["f1"], confusion=res.test["confusion"],
-                per_class_recall=res.test["per_class_recall"], labels=labels,
-                n_train=len(keys["train"]), n_valid=len(keys["valid"]),
-                n_test=len(keys["test"]), valid_rule=fold.valid_rule, seed=opts.seed,
-                emobox_version=__version__, plugins=versions["plugins"],
-                contaminated=opts.corpus in up_spec.trained_on).to_dict())
-        append_jsonl(out / "results.jsonl", rows)
-        done_rows[fold.index] = rows
-        if leaks.get(fold.index):
-            notes.append(f"fold {fold.index}: {len(leaks[fold.index])} speakers are in both "
-                         f"train and test (speaker-dependent fold)")
+        targets = {role: [label_index[plan.manifest[k].label] for k in ks]
+                   for role, ks in keys.items()}
+        jobs.append(FoldJob(fold.index, len(plan.all_folds), keys, targets, labels,
+                            feats.store_path, feats.layer, feats.layers, opts.layer_norm,
+                            opts.downstream, plan.configs, cfg, row_meta, fold.valid_rule))
+    return jobs
+
+
+def train_fold(job: FoldJob, down_spec: Any, reporter: Reporter | None = None) -> FoldOutput:
+    """The training task: the grid of one fold; returns its result rows and test predictions."""
+    store = FeatureStore(Path(job.store_path))
+    if not store.complete:
+        raise DataError(f"{job.store_path}: feature store not found or incomplete on this "
+                        f"machine (on a cluster the feature folder must be shared by every "
+                        f"node: set EMOBOX_HOME or --features-dir to a shared folder)",
+                        path=job.store_path)
+    dtype = torch.bfloat16 if job.train.precision == "bf16" else torch.float32
+    every = job.layer == "all"
+    source_layer = job.layers if every else job.layer
+    splits = {role: Split(FrameSource(store, source_layer, ks, layer_norm=job.layer_norm,
+                                      dtype=dtype),
+                          torch.tensor(job.targets[role], dtype=torch.long), ks)
+              for role, ks in job.keys.items()}
+    sweep = train_sweep(down_spec, job.configs, store.dim(job.layers[0]), len(job.labels),
+                        splits["train"], splits["valid"], splits["test"], job.train, reporter,
+                        description=f"{job.downstream} fold {job.fold}/{job.n_folds}",
+                        build_options={"n_layers": len(job.layers)} if every else None)
+    sel = sweep.configs[sweep.selected]
+    labels = job.labels
+    pred_lines = "".join(f"{k}\t{labels[int(g)]}\t{labels[int(p)]}\n" for k, g, p in zip(
+        job.keys["test"], splits["test"].labels.tolist(), sel.test_pred))
+    rows = []
+    for k, res in enumerate(sweep.configs):
+        rows.append(ResultRow(
+            **job.row_meta, fold=job.fold, config_id=res.config_id, config=res.hp,
+            selected=(k == sweep.selected), selection=sweep.selection,
+            best_epoch=res.best_epoch, valid_ua=res.valid_ua, valid_loss=res.valid_loss,
+            ua=res.test["ua"], wa=res.test["wa"], f1=res.test["f1"],
+            confusion=res.test["confusion"], per_class_recall=res.test["per_class_recall"],
+            labels=labels, n_train=len(job.keys["train"]), n_valid=len(job.keys["valid"]),
+            n_test=len(job.keys["test"]), valid_rule=job.valid_rule).to_dict())
+    return FoldOutput(job.fold, rows, "key\tgold\tpredicted\n" + pred_lines)
+
+
+def write_fold(out: Path, output: FoldOutput) -> None:
+    """Record a finished fold in a run directory (predictions first, then its rows)."""
+    atomic_write_text(out / "predictions" / f"fold{output.fold}.tsv", output.predictions)
+    append_jsonl(out / "results.jsonl", output.rows)
+
+
+def write_skipped(out: Path, skipped: Mapping[str, str]) -> None:
+    atomic_write_text(out / "skipped.tsv", "key\treason\n" + "".join(
+        f"{k}\t{v}\n" for k, v in sorted(skipped.items())))
+
+
+def finish_run(out: Path, done_rows: dict[int, list[dict]], full_config: dict,
+               notes: list[str]) -> RunResult:
+    """Write summary.md and confusion.png of a run directory from its finished folds."""
     all_rows = [r for f in sorted(done_rows) for r in done_rows[f]]
     summaries = [_fold_summary(done_rows[f]) for f in sorted(done_rows)]
     result = RunResult(out, summaries, all_rows, full_config, notes)
@@ -231,13 +352,44 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
     if all_rows:
         from .plots import confusion_png
 
+        c = full_config
         selected = [r for r in all_rows if r["selected"]]
-        title = (f"{opts.upstream} x {opts.corpus} x {opts.downstream}: test, "
+        title = (f"{c['upstream']} x {c['corpus']} x {c['downstream']}: test, "
                  f"{len(selected)} fold{'s' if len(selected) != 1 else ''}")
-        if opts.select == "test":
+        if c["select"] == "test":
             title += "\nSELECTED BY TEST (EmoBox recipe)"
-        confusion_png(out / "confusion.png", _summed_confusion(selected), labels, title)
+        confusion_png(out / "confusion.png", _summed_confusion(selected), c["labels"], title)
     return result
+
+
+def default_out(opts: RunOptions, fingerprint: str) -> Path:
+    return paths.runs_dir() / f"{opts.upstream}__{opts.corpus}__{opts.downstream}__{fingerprint}"
+
+
+def run(opts: RunOptions, reporter: Reporter | None = None,
+        registry: Registry | None = None) -> RunResult:
+    reporter = reporter or Reporter()
+    plan = plan_triple(opts, registry)
+    notes = plan.notes
+    feats = extract_features(plan.up_spec, plan.manifest, opts, plan.device, reporter,
+                             plan.down_spec.layers)
+    skipped = feats.skipped
+    config, full_config = run_config(plan, feats)
+    out = Path(opts.out) if opts.out else default_out(opts, full_config["fingerprint"])
+    done_rows = _prepare_out(out, full_config, len(plan.configs))
+    if skipped:
+        write_skipped(out, skipped)
+        notes.append(f"{len(skipped)} utterances skipped for unreadable audio (skipped.tsv)")
+    leaks = leakage(plan.manifest, plan.folds)
+    todo = [f for f in plan.folds if f.index not in done_rows]
+    for job in fold_jobs(plan, feats, full_config, todo):
+        output = train_fold(job, plan.down_spec, reporter)
+        write_fold(out, output)
+        done_rows[job.fold] = output.rows
+        if leaks.get(job.fold):
+            notes.append(f"fold {job.fold}: {len(leaks[job.fold])} speakers are in both "
+                         f"train and test (speaker-dependent fold)")
+    return finish_run(out, done_rows, full_config, notes)
 
 
 def _summed_confusion(rows: list[dict]) -> list[list[int]]:
@@ -251,7 +403,11 @@ def _summed_confusion(rows: list[dict]) -> list[list[int]]:
 
 
 def _prepare_out(out: Path, config: dict, n_configs: int) -> dict[int, list[dict]]:
-    """Create or resume a run directory; returns the rows of folds already finished."""
+    """Create or resume a run directory; returns the rows of folds already finished.
+
+    Rows of folds cut short, or made by another emobox or plugin version, are dropped from
+    ``results.jsonl`` (the latter kept in ``results.superseded.jsonl``) and those folds redone.
+    """
     cfg_path = out / "config.json"
     if cfg_path.exists():
         try:
@@ -266,18 +422,36 @@ def _prepare_out(out: Path, config: dict, n_configs: int) -> dict[int, list[dict
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cfg_path, config)
     rows = read_jsonl(out / "results.jsonl", repair=True)
-    by_fold: dict[int, list[dict]] = {}
-    for r in rows:
-        by_fold.setdefault(int(r["fold"]), []).append(r)
-    done = {f: rs for f, rs in by_fold.items()
-            if len({r["config_id"] for r in rs}) == n_configs and len(rs) == n_configs
-            and (out / "predictions" / f"fold{f}.tsv").exists()}
-    if len(done) != len(by_fold):  # drop rows of folds that were cut short, then redo them
-        keep = [r for f in sorted(done) for r in done[f]]
-        text = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in keep)
+    config_ids = {config_id(hp) for hp in expand_grid(config["grid"])}
+    done = finished_folds(out, rows, config_ids, config["seed"], config["versions"])
+    kept = [r for r in rows if int(r["fold"]) in done]
+    if len(kept) != len(rows):  # drop rows of folds that were cut short, then redo them
+        stale = [r for r in rows if int(r["fold"]) not in done and not _same_code(
+            r, config["versions"])]
+        if stale:
+            append_jsonl(out / "results.superseded.jsonl", stale)
+        text = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in kept)
         atomic_write_text(out / "results.jsonl", text)
     wanted = set(config["folds"])
     return {f: rs for f, rs in done.items() if f in wanted}
+
+
+def _same_code(row: Mapping[str, Any], versions: Mapping[str, Any]) -> bool:
+    return (row.get("emobox_version") == versions["emobox"]
+            and row.get("plugins") == versions["plugins"])
+
+
+def finished_folds(out: Path, rows: Sequence[dict], config_ids: set[str], seed: int,
+                   versions: Mapping[str, Any]) -> dict[int, list[dict]]:
+    """Folds of ``rows`` that are finished: one row per configuration of the grid, made with
+    this seed and this code (emobox and plugin versions), and their predictions written."""
+    by_fold: dict[int, list[dict]] = {}
+    for r in rows:
+        by_fold.setdefault(int(r["fold"]), []).append(r)
+    return {f: rs for f, rs in by_fold.items()
+            if {r["config_id"] for r in rs} == config_ids and len(rs) == len(config_ids)
+            and all(r.get("seed") == seed and _same_code(r, versions) for r in rs)
+            and (out / "predictions" / f"fold{f}.tsv").exists()}
 
 
 def _fold_summary(rows: list[dict]) -> FoldSummary:
