@@ -34,7 +34,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
-from emobox import Corpus, CorpusSpec, FoldTableRow, Utterance
+from emobox import Corpus, CorpusSpec, FoldTableRow, ReferenceTable, Utterance
 
 REFERENCE = resources.files("emobox.corpora") / "reference"
 
@@ -151,6 +151,17 @@ def emobox_speaker(utt: Utterance) -> str | None:
     return utt.custom.get("emobox_speaker", utt.speaker)
 
 
+def reference_table(cls: type[EmoboxCorpus]) -> ReferenceTable:
+    """EmoBox's published keys, classes (with the adapter's label fixes), folds and durations."""
+    rows = reference_rows(cls.table_name())
+    fixes = cls.reference_label_fixes
+    return ReferenceTable(
+        corpus=cls.name, labels=tuple(cls.labels),
+        label={r["key"]: fixes.get(r["emotion"], r["emotion"]) for r in rows},
+        folds={r["key"]: cls.reference_fold_row(r) for r in rows},
+        duration={r["key"]: float(r["duration"]) for r in rows if r.get("duration")})
+
+
 def corpus_spec(cls: type[EmoboxCorpus]) -> CorpusSpec:
     """The plugin spec of an adapter class, from its class attributes."""
     name = cls.table_name()
@@ -158,4 +169,6 @@ def corpus_spec(cls: type[EmoboxCorpus]) -> CorpusSpec:
     return CorpusSpec(name=cls.name, build=cls, description=cls.description,
                       languages=tuple(cls.languages), license=cls.license,
                       homepage=cls.homepage, citation=cls.citation,
-                      expected_top_level=cls.expected_top_level, reference=reference)
+                      expected_top_level=cls.expected_top_level, reference=reference,
+                      reference_table=(functools.partial(reference_table, cls)
+                                       if has_reference(name) else None))

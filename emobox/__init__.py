@@ -10,7 +10,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from .corpus import Corpus  # noqa: E402
+from .corpus import Corpus, ReferenceTable  # noqa: E402
 from .errors import (AudioError, CheckpointNotFoundError, ContractError, DataError,  # noqa: E402
                      EmoboxError, EmoboxUsageError, ExitCode, PluginError)
 from .hookspecs import hookimpl  # noqa: E402
@@ -42,6 +42,6 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["__version__", "hookimpl", "UpstreamSpec", "CorpusSpec", "DownstreamSpec", "Corpus",
-           "Manifest", "Utterance", "Fold", "FoldTableRow", "EmoboxError", "EmoboxUsageError",
+           "ReferenceTable", "Manifest", "Utterance", "Fold", "FoldTableRow", "EmoboxError", "EmoboxUsageError",
            "DataError", "AudioError", "PluginError", "ContractError", "CheckpointNotFoundError",
            "ExitCode", *_LAZY]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Iterator, Mapping, Sequence
 
@@ -24,6 +25,30 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".mp4", ".webm", ".av
                   ".aif")
 JUNK_NAMES = {".DS_Store", "Thumbs.db", "desktop.ini"}
 JUNK_DIRS = {"__MACOSX", ".git", ".svn", "@eaDir", ".ipynb_checkpoints"}
+
+
+@dataclass(frozen=True)
+class ReferenceTable:
+    """A corpus as published, known without its audio: every key's class, its fold membership
+    in scheme ``emobox`` and its duration. Corpus plugins offer it through
+    ``CorpusSpec.reference``; submission checks and scoring read it."""
+
+    corpus: str
+    labels: tuple[str, ...]  # the class set
+    label: Mapping[str, str]  # key -> class
+    folds: Mapping[str, FoldTableRow]  # key -> membership (test_fold, valid)
+    duration: Mapping[str, float] = field(default_factory=dict)  # key -> seconds
+
+    @property
+    def n_folds(self) -> int:
+        return max((r.test_fold for r in self.folds.values()), default=0)
+
+    def test_keys(self, fold: int) -> list[str]:
+        return [k for k, r in self.folds.items() if r.test_fold == fold]
+
+    def train_keys(self, fold: int) -> list[str]:
+        """Keys on the training side (train or valid) of ``fold``."""
+        return [k for k, r in self.folds.items() if r.test_fold not in (fold, -1)]
 
 
 def nfc(text: str) -> str:

@@ -157,8 +157,10 @@ class FoldOutput:
     predictions: str  # predictions/fold<k>.tsv content
 
 
-def plan_triple(opts: RunOptions, registry: Registry | None = None) -> TriplePlan:
-    """Resolve the specs, scan the corpus and build its folds (cheap; no upstream is built)."""
+def plan_triple(opts: RunOptions, registry: Registry | None = None,
+                corpus: Any = None) -> TriplePlan:
+    """Resolve the specs, scan the corpus (unless ``corpus`` is given, already built) and build
+    its folds (cheap; no upstream is built)."""
     registry = registry or get_registry()
     up_spec = registry.upstream(opts.upstream)
     corpus_spec = registry.corpus(opts.corpus)
@@ -166,9 +168,10 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None) -> TriplePla
     device = resolve_device(opts.device)
     notes: list[str] = []
 
-    corpus = corpus_spec.build(None if corpus_spec.embedded and not opts.root
-                               else paths.corpus_root(opts.corpus, opts.root),
-                               **dict(opts.corpus_options))
+    if corpus is None:
+        corpus = corpus_spec.build(None if corpus_spec.embedded and not opts.root
+                                   else paths.corpus_root(opts.corpus, opts.root),
+                                   **dict(opts.corpus_options))
     manifest = corpus.manifest
     all_folds = corpus.folds(scheme=opts.scheme, seed=opts.seed)
     folds = select_folds(all_folds, list(opts.folds))

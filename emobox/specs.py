@@ -35,6 +35,9 @@ class UpstreamSpec:
     trained_on: tuple[str, ...] = ()  # corpora seen in (pre-)training: results on them are contaminated
     family: str = ""
     requires: str = ""  # pip requirement hint shown when an optional dependency is missing
+    # flops(num_samples) -> forward FLOPs for one utterance, analytic, without building the model
+    # (plans and dry runs); None: emobox estimates from num_layers, hidden_size and frame_rate
+    flops: Callable[[int], float] | None = None
     plugin: str = ""
     distribution: str = ""
     version: str = ""
@@ -58,6 +61,10 @@ class CorpusSpec:
     # returning {"utterances", "speakers", "labels": {class: count}, "folds", "hours",
     # "official_valid", "source"}; called only by commands that show it (cheap to list)
     reference: Callable[[], Mapping[str, Any]] | None = None
+    # reference_table() -> emobox.ReferenceTable: the published keys, classes, folds and
+    # durations, without the corpus on disk (submission checks, bench plans); None: only a scan
+    # can tell
+    reference_table: Callable[[], Any] | None = None
     plugin: str = ""
     distribution: str = ""
     version: str = ""

@@ -70,6 +70,16 @@ class _KaldiFrontend(Upstream):
     def frames_for(self, num_samples: int) -> int:
         return 1 + (max(num_samples, self.win) - self.win) // self.shift
 
+    def flops(self, num_samples: int) -> float:
+        """Per frame: windowing and pre-emphasis, a real FFT (~2.5 N log2 N), the power
+        spectrum, the mel matmul and (MFCC) the DCT."""
+        n, bins = self.padded, self.banks.shape[0]
+        per_frame = 6 * self.win + 2.5 * n * math.log2(n) + 3 * (n // 2) + 2 * (n // 2) * bins
+        dct = getattr(self, "dct", None)
+        if dct is not None:
+            per_frame += 2 * dct.shape[0] * dct.shape[1]
+        return float(self.frames_for(num_samples) * per_frame)
+
     def _frames(self, wav: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Windowed frames ``[T, padded]`` and raw log energy ``[T]`` of one waveform."""
         x = wav.float() * 32768.0

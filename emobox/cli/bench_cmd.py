@@ -1,0 +1,137 @@
+"""``emobox bench``: the grid of upstreams x corpora x downstreams, planned, resumable, local or
+on Ray."""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+import typer
+from rich.table import Table
+
+from ..errors import EmoboxUsageError
+from . import app, console, err_console
+from .run_cmd import parse_grid
+
+
+def split_names(value: str, flag: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(x.strip() for x in value.split(",") if x.strip()))
+    if not names:
+        raise EmoboxUsageError(f"{flag}: expected a comma-separated list of names")
+    return names
+
+
+def parse_root_map(items: List[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        if "=" not in item:
+            raise EmoboxUsageError(f"--root-map {item!r}: expected corpus=DIR")
+        name, path = item.split("=", 1)
+        if not name.strip() or not path.strip():
+            raise EmoboxUsageError(f"--root-map {item!r}: expected corpus=DIR")
+        out[name.strip()] = path.strip()
+    return out
+
+
+def _flops(value: float | None) -> str:
+    if value is None:
+        return "?"
+    for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6)):
+        if value >= scale:
+            return f"{value / scale:.1f} {unit}"
+    return f"{value:.0f} FLOP"
+
+
+@app.command("bench")
+def bench_command(
+    upstreams: str = typer.Option(..., "-u", "--upstream", help="Upstreams, comma-separated."),
+    corpora: str = typer.Option("all", "-c", "--corpus", help="Corpora, comma-separated, or "
+                                "'all' (every registered corpus but the embedded demo)."),
+    downstreams: str = typer.Option("linear_probe", "-d", "--downstream", help="Downstream "
+                                    "head(s), comma-separated."),
+    executor: str = typer.Option("local", "--executor", help="local (this process) | ray."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address "
+                                          "(default: a running instance or a new local one)."),
+    root_map: List[str] = typer.Option([], "--root-map", help="corpus=DIR (repeatable); "
+                                       "default $EMOBOX_DATA/<corpus>."),
+    out: Optional[str] = typer.Option(None, "--out", "-o", help="Bench directory (default "
+                                      "$EMOBOX_HOME/bench/<downstreams>-<options hash>)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (audio hours, "
+                                 "estimated encoder FLOPs, what is finished) and stop."),
+    fold: List[int] = typer.Option([], "--fold", "-f", help="Fold(s) to run (repeatable)."),
+    scheme: str = typer.Option("emobox", "--scheme", help="emobox | speaker-independent."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (local executor); "
+                               "on Ray, tasks use the GPU they are given."),
+    layer: Optional[str] = typer.Option(None, "--layer", help="Upstream layer (default last)."),
+    grid: List[str] = typer.Option([], "--grid", help="Sweep, e.g. 'lr=1e-3,1e-4 "
+                                   "hidden=128,256', or a .json/.yaml file."),
+    epochs: int = typer.Option(100, "--epochs"),
+    warmup: int = typer.Option(10, "--warmup"),
+    batch_size: int = typer.Option(32, "--batch-size"),
+    select: str = typer.Option("valid", "--select", help="valid | test (EmoBox recipe; marked)."),
+    features_dir: Optional[str] = typer.Option(None, "--features-dir", help="Feature stores "
+                                               "(default $EMOBOX_HOME/features; shared by "
+                                               "every node on a cluster)."),
+    extract_gpus: float = typer.Option(1.0, "--extract-gpus", help="GPUs per extraction task "
+                                       "(Ray, where GPUs exist)."),
+    train_cpus: float = typer.Option(1.0, "--train-cpus", help="CPUs per training task (Ray)."),
+    train_gpus: float = typer.Option(0.25, "--train-gpus", help="GPUs per training task (Ray, "
+                                     "where GPUs exist)."),
+    on_bad_audio: str = typer.Option("fail", "--on-bad-audio", help="fail | skip."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Run UPSTREAMS x CORPORA x DOWNSTREAMS, fold by fold, skipping finished tasks."""
+    from ..bench import BenchOptions, bench
+    from ..progress import Reporter, RichReporter
+
+    layer_value: Any = None
+    if layer is not None:
+        layer_value = int(layer) if layer.lstrip("-").isdigit() else layer
+    opts = BenchOptions(
+        upstreams=split_names(upstreams, "-u"), corpora=split_names(corpora, "-c"),
+        downstreams=split_names(downstreams, "-d"), out=out, root_map=parse_root_map(root_map),
+        executor=executor, address=address, dry_run=dry_run, folds=tuple(fold), scheme=scheme,
+        seed=seed, device=device, layer=layer_value, grid=parse_grid(grid), epochs=epochs,
+        warmup_epochs=warmup, batch_size=batch_size, select=select, features_dir=features_dir,
+        extract_gpus=extract_gpus, train_cpus=train_cpus, train_gpus=train_gpus,
+        on_bad_audio=on_bad_audio)
+    reporter = Reporter() if quiet or dry_run else RichReporter(err_console)
+    result = bench(opts, reporter=reporter)
+    console.print(plan_table(result.plan))
+    for m in result.missing:
+        size = (f" (published: {m.utterances} utterances, {m.audio_hours:.1f} h)"
+                if m.utterances and m.audio_hours else "")
+        err_console.print(f"[yellow]not on this machine:[/yellow] {m.corpus}{size}: {m.reason}",
+                          highlight=False, soft_wrap=True)
+    if dry_run:
+        console.print(f"dry run: {len(result.plan.todo)} tasks to run, "
+                      f"{len(result.plan.finished)} finished; bench directory: {result.out}",
+                      highlight=False, soft_wrap=True)
+        return
+    for task_id, msg in result.failed.items():
+        err_console.print(f"[red]failed:[/red] {task_id}: {msg}", highlight=False,
+                          soft_wrap=True)
+    console.print(f"ran {len(result.ran)} tasks, {len(result.skipped)} were finished already, "
+                  f"{len(result.failed)} failed; bench directory: {result.out}", highlight=False,
+                  soft_wrap=True)
+    if result.failed:
+        raise typer.Exit(3)
+
+
+def plan_table(plan) -> Table:
+    table = Table(title=f"bench plan ({plan.options.executor} executor)")
+    for col in ("task", "upstream", "corpus", "utts", "audio h", "encoder FLOPs", "folds",
+                "status"):
+        table.add_column(col, justify="right" if col in ("utts", "audio h", "encoder FLOPs",
+                                                        "folds") else "left")
+    for ext in plan.extractions:
+        trainings = [t for t in plan.trainings
+                     if (t.upstream, t.corpus) == (ext.upstream, ext.corpus)]
+        done = sum(t.status == "done" for t in trainings)
+        hours = f"{ext.audio_hours:.2f}" if ext.audio_hours is not None else "?"
+        flops = _flops(ext.flops) + ("~" if ext.flops_source == "estimate from spec" else "")
+        status = "finished" if ext.status == "done" else (
+            f"extract + train {len(trainings) - done}" if trainings else "extract")
+        table.add_row(ext.id, ext.upstream, ext.corpus, str(ext.utterances), hours, flops,
+                      f"{done}/{len(trainings)}", status)
+    return table

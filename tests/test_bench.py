@@ -1,0 +1,212 @@
+"""`emobox bench`: planning, the local and Ray executors, resuming after an interruption."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from bench_support import (TONE_SECONDS, comparable, grid_options, local_grid, make_registry,
+                           tone_rows)
+from emobox.bench import bench, plan_bench, transformer_flops
+from emobox.io import read_jsonl
+from emobox.plugins import set_registry
+from emobox.specs import UpstreamSpec
+
+CORPORA_FOLDS = {"demo": 3, "emodb": 5, "tones": 4}
+
+
+def _all_tasks() -> set[str]:
+    tasks = set()
+    for up in ("fbank", "mfcc"):
+        for corpus, n in CORPORA_FOLDS.items():
+            tasks.add(f"extract:{up}:{corpus}")
+            tasks |= {f"train:{up}:{corpus}:linear_probe:fold{k}" for k in range(1, n + 1)}
+    return tasks
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    return local_grid(tmp_path_factory)
+
+
+def test_local_grid_runs_every_task_once_and_writes_run_directories(grid):
+    result = grid["result"]
+    assert result.failed == {} and result.missing == []
+    assert sorted(result.ran) == sorted(_all_tasks()) and len(result.ran) == 6 + 24
+    # an (upstream, corpus) is extracted before its folds are trained
+    for up in ("fbank", "mfcc"):
+        for corpus in CORPORA_FOLDS:
+            first_train = min(i for i, t in enumerate(result.ran)
+                              if t.startswith(f"train:{up}:{corpus}:"))
+            assert result.ran.index(f"extract:{up}:{corpus}") < first_train
+    for up in ("fbank", "mfcc"):
+        for corpus, n in CORPORA_FOLDS.items():
+            run = grid["dir"] / "runs" / f"{up}__{corpus}__linear_probe"
+            rows = read_jsonl(run / "results.jsonl")
+            assert sorted({r["fold"] for r in rows}) == list(range(1, n + 1))
+            assert len(rows) == 2 * n  # two configurations per fold
+            assert sum(r["selected"] for r in rows) == n
+            assert (run / "summary.md").exists()
+            config = json.loads((run / "config.json").read_text())
+            assert config["upstream"] == up and config["epochs"] == 3
+    log = read_jsonl(grid["dir"] / "tasks.jsonl")
+    assert {e["task"] for e in log} == _all_tasks()
+    assert all(e["status"] == "done" and e["seconds"] >= 0 for e in log)
+    summary = (grid["dir"] / "summary.md").read_text()
+    assert "| fbank | tones | linear_probe | 4/4 |" in summary
+
+
+def test_tones_folds_are_learned(grid):
+    """The tones classes differ in pitch: fbank must beat chance (1/3) clearly."""
+    rows = read_jsonl(grid["dir"] / "runs" / "fbank__tones__linear_probe" / "results.jsonl")
+    ua = [r["ua"] for r in rows if r["selected"]]
+    assert sum(ua) / len(ua) > 0.6
+
+
+def test_rerun_skips_every_finished_task(grid):
+    before = comparable(grid["dir"])
+    again = bench(grid_options(grid["dir"], grid["roots"]), registry=grid["registry"])
+    assert again.ran == []
+    assert sorted(again.skipped) == sorted(_all_tasks())
+    assert comparable(grid["dir"]) == before
+
+
+def test_interrupted_bench_resumes_without_redoing_finished_tasks(grid, monkeypatch):
+    import emobox.runner
+
+    out = grid["base"] / "interrupted"
+    opts = grid_options(out, grid["roots"], features_dir=str(grid["base"] / "features"))
+    real = emobox.runner.train_sweep
+    calls = {"n": 0}
+
+    def interrupt_on_fifth(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(emobox.runner, "train_sweep", interrupt_on_fifth)
+    with pytest.raises(KeyboardInterrupt):
+        bench(opts, registry=grid["registry"])
+    done_before = {e["task"] for e in read_jsonl(out / "tasks.jsonl")}
+    trained_before = {t for t in done_before if t.startswith("train:")}
+    assert len(trained_before) == 4  # the fifth training was cut
+    monkeypatch.setattr(emobox.runner, "train_sweep", real)
+
+    resumed = bench(opts, registry=grid["registry"])
+    ran = set(resumed.ran)
+    assert ran & trained_before == set()
+    assert {t for t in ran if t.startswith("train:")} == {
+        t for t in _all_tasks() if t.startswith("train:")} - trained_before
+    # pairs whose folds were all finished are not extracted again
+    finished_pairs = {t.rsplit(":", 2)[0].replace("train:", "extract:")
+                      for t in trained_before}
+    for pair in finished_pairs:
+        prefix = pair.replace("extract:", "train:") + ":"
+        if all(t in trained_before for t in _all_tasks() if t.startswith(prefix)):
+            assert pair not in ran
+    assert comparable(out) == comparable(grid["dir"])
+
+
+def test_ray_executor_gives_the_local_results(grid, tmp_path):
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        out = tmp_path / "ray"
+        opts = grid_options(out, grid["roots"], executor="ray",
+                            features_dir=str(tmp_path / "features"))
+        result = bench(opts, registry=grid["registry"])
+        nodes = {e["node"] for e in read_jsonl(out / "tasks.jsonl")}
+    finally:
+        ray.shutdown()
+    assert result.failed == {}
+    assert sorted(result.ran) == sorted(_all_tasks())
+    assert nodes  # every task reported where it ran
+    mine, local = comparable(out), comparable(grid["dir"])
+    assert mine.keys() == local.keys()
+    for triple in local:
+        assert mine[triple]["rows"] == local[triple]["rows"], triple
+        assert mine[triple]["predictions"] == local[triple]["predictions"], triple
+        for (f, c, a), (_, _, b) in zip(mine[triple]["valid_loss"], local[triple]["valid_loss"]):
+            assert a == pytest.approx(b, rel=1e-5, abs=1e-6)
+
+
+def test_dry_run_plans_hours_and_flops_and_reports_missing_corpora(tmp_path, monkeypatch, cli):
+    from bench_support import make_tones
+
+    roots = {"tones": make_tones(tmp_path / "tones")}
+    set_registry(make_registry())
+    monkeypatch.setenv("EMOBOX_DATA", str(tmp_path / "nothing-here"))
+    plan = plan_bench(grid_options(tmp_path / "b", roots, corpora=("tones", "emodb"),
+                                   dry_run=True))
+    (ext_fbank, ext_mfcc) = plan.extractions
+    assert (ext_fbank.id, ext_fbank.utterances) == ("extract:fbank:tones", 36)
+    assert ext_fbank.audio_hours == pytest.approx(36 * TONE_SECONDS / 3600)
+    # 0.3 s = 4800 samples -> 28 frames x 55648 FLOP (6*400 + 2.5*512*9 + 3*256 + 2*256*80)
+    assert ext_fbank.flops == pytest.approx(36 * 28 * 55648) and ext_fbank.flops_source == "model"
+    assert [m.corpus for m in plan.missing] == ["emodb"]
+    assert plan.missing[0].utterances == 535  # the published table's size
+    assert len(plan.trainings) == 2 * 4 and not plan.finished
+
+    res = cli("bench", "-u", "fbank,mfcc", "-c", "tones,emodb", "--root-map",
+              f"tones={roots['tones']}", "--dry-run", "--out", tmp_path / "b")
+    assert res.code == 0, res
+    assert "extract:fbank:tones" in res.out and "56.1 MFLOP" in res.out
+    assert "not on this machine: emodb (published: 535 utterances, 0.4 h)" in res.err
+    assert f"root {tmp_path / 'nothing-here' / 'emodb'} does not exist" in res.err
+    assert not (tmp_path / "b").exists()  # a dry run writes nothing
+
+
+def test_transformer_estimate_from_the_spec_by_hand():
+    spec = UpstreamSpec(name="x", build=lambda **k: None, num_layers=12, hidden_size=768,
+                        frame_rate=50.0, checkpoint="hub/x")
+    # 1 s -> T = 50 frames; per block 2*T*(4d^2 + 8d^2) + 4*T^2*d
+    per_block = 2 * 50 * 12 * 768 ** 2 + 4 * 50 ** 2 * 768
+    assert transformer_flops(16000, spec) == pytest.approx(12 * per_block)
+    assert per_block * 12 == 8_585_625_600
+
+
+def test_bench_errors_are_one_line(tmp_path, cli, monkeypatch):
+    monkeypatch.setenv("EMOBOX_DATA", str(tmp_path))
+    res = cli("bench", "-u", "fbnak", "-c", "demo", "--out", tmp_path / "b")
+    assert res.code == 2 and "did you mean 'fbank'" in res.err
+    res = cli("bench", "-u", "fbank", "-c", "emodb", "--out", tmp_path / "b", "-q")
+    assert res.code == 2 and "nothing to run: no requested corpus is on this machine" in res.err
+    res = cli("bench", "-u", "fbank", "-c", "demo", "--root-map", "demo", "--out", tmp_path)
+    assert res.code == 2 and "--root-map 'demo': expected corpus=DIR" in res.err
+    assert "Traceback" not in res.err
+
+
+def test_a_failing_task_is_reported_and_the_rest_still_runs(tmp_path, cli):
+    from bench_support import make_tones
+
+    root = make_tones(tmp_path / "tones")
+    bad = root / "s2" / "s2_low_1.wav"
+    bad.write_bytes(b"not audio")
+    set_registry(make_registry())
+    res = cli("bench", "-u", "fbank", "-c", "tones,demo", "--root-map", f"tones={root}",
+              "--grid", "lr=1e-3 hidden=8", "--epochs", "1", "--warmup", "0", "-q",
+              "--fold", "1", "--out", tmp_path / "b")
+    assert res.code == 3, res
+    assert "failed: extract:fbank:tones:" in res.err and "s2_low_1.wav" in res.err
+    assert "failed: train:fbank:tones:linear_probe:fold1: not run: its extraction failed" in res.err
+    rows = read_jsonl(tmp_path / "b" / "runs" / "fbank__demo__linear_probe" / "results.jsonl")
+    assert [r["fold"] for r in rows] == [1]  # the demo still ran
+    shutil.rmtree(tmp_path / "b")
+
+
+def test_emobox_corpora_publish_their_reference_table():
+    from emobox.plugins import get_registry
+
+    ref = get_registry().corpus("emodb").reference_table()
+    assert (len(ref.label), ref.n_folds, len(ref.test_keys(1))) == (535, 5, 107)
+    assert ref.label["emodb-03a01Nc"] == "Neutral"  # the adapter's fix of EmoBox's 'neutral'
+    assert ref.duration["emodb-03a01Fa"] == pytest.approx(1.89825)
+    assert "emodb-03a01Fa" in ref.train_keys(1) and "emodb-03a01Fa" in ref.test_keys(5)
+    for spec in get_registry().specs("corpus"):
+        if spec.reference_table is not None:
+            table = spec.reference_table()
+            assert set(table.label.values()) <= set(table.labels), spec.name
