@@ -1,0 +1,124 @@
+"""``emobox submit pack|validate|score`` and ``emobox leaderboard add|show``."""
+
+from __future__ import annotations
+
+import json
+from typing import List, Optional
+
+import typer
+
+from ..errors import ExitCode
+from . import app, console, err_console
+from .bench_cmd import parse_root_map
+
+submit_app = typer.Typer(no_args_is_help=True, help="SUPERB-style submissions: pack, "
+                         "validate, score.")
+board_app = typer.Typer(no_args_is_help=True, help="A leaderboard of scored submissions.")
+app.add_typer(submit_app, name="submit")
+app.add_typer(board_app, name="leaderboard")
+
+
+@submit_app.command("pack")
+def pack_command(
+    runs: List[str] = typer.Argument(..., help="Run or bench directories (one upstream)."),
+    out: str = typer.Option(..., "--out", "-o", help="The submission zip to write."),
+    upstream: Optional[str] = typer.Option(None, "--upstream", "-u", help="Pack only this "
+                                           "upstream's runs."),
+) -> None:
+    """Zip the test predictions of finished runs with their metadata."""
+    from ..submission import pack
+
+    result = pack(runs, out, upstream)
+    corpora = ", ".join(f"{c} ({len(e['folds'])} folds)"
+                        for c, e in result.metadata["corpora"].items())
+    console.print(f"wrote {result.path}: {result.metadata['upstream']['name']} on {corpora}",
+                  highlight=False, soft_wrap=True)
+
+
+@submit_app.command("validate")
+def validate_command(
+    submission: str = typer.Argument(..., help="The submission zip."),
+    root_map: List[str] = typer.Option([], "--root-map", help="corpus=DIR for corpora whose "
+                                       "folds come from a scan."),
+) -> None:
+    """Check a submission against the corpora's folds and class sets."""
+    from ..submission import validate
+
+    result = validate(submission, parse_root_map(root_map))
+    if result.ok:
+        n = sum(len(f) for f in result.predictions.values())
+        console.print(f"{result.path}: valid ({len(result.predictions)} corpora, {n} folds)",
+                      highlight=False, soft_wrap=True)
+        return
+    for problem in result.problems:
+        err_console.print(f"[red]problem:[/red] {problem}", highlight=False, soft_wrap=True)
+    err_console.print(f"{result.path}: {len(result.problems)} problems", highlight=False)
+    raise typer.Exit(int(ExitCode.CHECK_FAILED))
+
+
+@submit_app.command("score")
+def score_command(
+    submission: str = typer.Argument(..., help="The submission zip."),
+    root_map: List[str] = typer.Option([], "--root-map", help="corpus=DIR: gold labels from a "
+                                       "scan where no published table ships."),
+    json_out: Optional[str] = typer.Option(None, "--json", help="Also write the score card "
+                                           "here."),
+) -> None:
+    """Recompute UA, WA and macro-F1 of a submission from gold labels."""
+    from ..io import atomic_write_json
+    from ..submission import score
+
+    card = score(submission, parse_root_map(root_map))
+    for corpus, e in card["corpora"].items():
+        marks = (" [SELECTED BY TEST]" if e.get("select") == "test" else "") + (
+            " [contaminated]" if e.get("contaminated") else "")
+        console.print(f"{corpus}: UA {100 * e['ua']:.2f} ± {100 * e['ua_std']:.2f}  WA "
+                      f"{100 * e['wa']:.2f} ± {100 * e['wa_std']:.2f}  F1 {100 * e['f1']:.2f} ± "
+                      f"{100 * e['f1_std']:.2f}  ({len(e['folds'])} folds, gold: {e['gold']})"
+                      f"{marks}", highlight=False, soft_wrap=True)
+    if json_out:
+        from pathlib import Path
+
+        atomic_write_json(Path(json_out), card)
+
+
+@board_app.command("add")
+def board_add(
+    submission: str = typer.Argument(..., help="The submission zip."),
+    file: Optional[str] = typer.Option(None, "--file", help="Leaderboard file (default "
+                                       "$EMOBOX_HOME/leaderboard.json)."),
+    name: Optional[str] = typer.Option(None, "--name", help="Entry name (default: upstream)."),
+    root_map: List[str] = typer.Option([], "--root-map", help="corpus=DIR (see submit score)."),
+) -> None:
+    """Score a submission and add it to the leaderboard."""
+    from ..leaderboard import add, default_file
+
+    card, replaced = add(submission, file, parse_root_map(root_map), name)
+    console.print(f"{'replaced' if replaced else 'added'} {card['name']} "
+                  f"({len(card['corpora'])} corpora) in {file or default_file()}",
+                  highlight=False, soft_wrap=True)
+
+
+@board_app.command("show")
+def board_show(
+    file: Optional[str] = typer.Option(None, "--file", help="Leaderboard file."),
+    fmt: str = typer.Option("md", "--format", help="md | csv | json."),
+) -> None:
+    """Print the leaderboard, best mean UA first."""
+    from ..errors import EmoboxUsageError
+    from ..leaderboard import board, load, to_csv, to_markdown
+
+    entries = load(file)
+    if not entries:
+        console.print("the leaderboard is empty (add submissions with `emobox leaderboard add`)")
+        return
+    b = board(entries)
+    if fmt == "md":
+        console.print(to_markdown(b), highlight=False, soft_wrap=True, markup=False)
+    elif fmt == "csv":
+        console.print(to_csv(b), highlight=False, soft_wrap=True, markup=False)
+    elif fmt == "json":
+        console.print(json.dumps(b.rows, indent=2), highlight=False, soft_wrap=True,
+                      markup=False)
+    else:
+        raise EmoboxUsageError(f"--format must be md, csv or json, not {fmt!r}")
