@@ -63,6 +63,8 @@ class BenchOptions:
     select: str = "valid"
     class_weights: bool = False
     precision: str = "fp32"
+    train_precision: str = "fp32"
+    schedule: str = "linear"
     on_bad_audio: str = "fail"
     features_dir: str | None = None
     extract_gpus: float = 1.0  # per extraction task, where the cluster has GPUs
@@ -75,7 +77,8 @@ class BenchOptions:
                 "layer_norm": self.layer_norm, "grid": self.grid, "epochs": self.epochs,
                 "warmup_epochs": self.warmup_epochs, "batch_size": self.batch_size,
                 "select": self.select, "class_weights": self.class_weights,
-                "precision": self.precision, "on_bad_audio": self.on_bad_audio,
+                "precision": self.precision, "train_precision": self.train_precision,
+                "schedule": self.schedule, "on_bad_audio": self.on_bad_audio,
                 "folds": list(self.folds)}
 
     def run_options(self, upstream: str, corpus: str, downstream: str, root: str | None,
@@ -88,6 +91,7 @@ class BenchOptions:
             layer=self.layer, layer_norm=self.layer_norm, grid=self.grid, epochs=self.epochs,
             warmup_epochs=self.warmup_epochs, batch_size=self.batch_size, select=self.select,
             class_weights=self.class_weights, precision=self.precision,
+            train_precision=self.train_precision, schedule=self.schedule,
             on_bad_audio=self.on_bad_audio, features_dir=features_dir)
 
 

@@ -69,6 +69,12 @@ def bench_command(
     warmup: int = typer.Option(10, "--warmup"),
     batch_size: int = typer.Option(32, "--batch-size"),
     select: str = typer.Option("valid", "--select", help="valid | test (EmoBox recipe; marked)."),
+    class_weights: bool = typer.Option(False, "--class-weights", help="Weight the loss by "
+                                       "inverse class frequency."),
+    train_precision: str = typer.Option("fp32", "--train-precision", help="fp32 (exact) | "
+                                        "bf16."),
+    schedule: str = typer.Option("linear", "--schedule", help="After warm-up: linear | "
+                                 "constant."),
     features_dir: Optional[str] = typer.Option(None, "--features-dir", help="Feature stores "
                                                "(default $EMOBOX_HOME/features; shared by "
                                                "every node on a cluster)."),
@@ -92,7 +98,8 @@ def bench_command(
         downstreams=split_names(downstreams, "-d"), out=out, root_map=parse_root_map(root_map),
         executor=executor, address=address, dry_run=dry_run, folds=tuple(fold), scheme=scheme,
         seed=seed, device=device, layer=layer_value, grid=parse_grid(grid), epochs=epochs,
-        warmup_epochs=warmup, batch_size=batch_size, select=select, features_dir=features_dir,
+        warmup_epochs=warmup, batch_size=batch_size, select=select, class_weights=class_weights,
+        train_precision=train_precision, schedule=schedule, features_dir=features_dir,
         extract_gpus=extract_gpus, train_cpus=train_cpus, train_gpus=train_gpus,
         on_bad_audio=on_bad_audio)
     reporter = Reporter() if quiet or dry_run else RichReporter(err_console)
