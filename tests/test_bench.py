@@ -195,6 +195,8 @@ def test_a_failing_task_is_reported_and_the_rest_still_runs(tmp_path, cli):
     assert "failed: train:fbank:tones:linear_probe:fold1: not run: its extraction failed" in res.err
     rows = read_jsonl(tmp_path / "b" / "runs" / "fbank__demo__linear_probe" / "results.jsonl")
     assert [r["fold"] for r in rows] == [1]  # the demo still ran
+    assert "| fbank | demo | linear_probe | 1/1 |" in res.out  # the bench's summary
+    assert "| fbank | tones | linear_probe | 0/1 |" in res.out
     shutil.rmtree(tmp_path / "b")
 
 

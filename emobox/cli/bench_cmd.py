@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import EmoboxUsageError
@@ -104,11 +105,16 @@ def bench_command(
         on_bad_audio=on_bad_audio)
     reporter = Reporter() if quiet or dry_run else RichReporter(err_console)
     result = bench(opts, reporter=reporter)
-    console.print(plan_table(result.plan))
+    if dry_run:
+        console.print(plan_table(result.plan))
+    else:
+        console.print((result.out / "summary.md").read_text(), highlight=False, soft_wrap=True,
+                      markup=False)
     for m in result.missing:
         size = (f" (published: {m.utterances} utterances, {m.audio_hours:.1f} h)"
                 if m.utterances and m.audio_hours else "")
-        err_console.print(f"[yellow]not on this machine:[/yellow] {m.corpus}{size}: {m.reason}",
+        err_console.print(f"[yellow]not on this machine:[/yellow] {m.corpus}{size}: "
+                          f"{escape(m.reason)}",
                           highlight=False, soft_wrap=True)
     if dry_run:
         console.print(f"dry run: {len(result.plan.todo)} tasks to run, "
@@ -116,7 +122,7 @@ def bench_command(
                       highlight=False, soft_wrap=True)
         return
     for task_id, msg in result.failed.items():
-        err_console.print(f"[red]failed:[/red] {task_id}: {msg}", highlight=False,
+        err_console.print(f"[red]failed:[/red] {task_id}: {escape(msg)}", highlight=False,
                           soft_wrap=True)
     console.print(f"ran {len(result.ran)} tasks, {len(result.skipped)} were finished already, "
                   f"{len(result.failed)} failed; bench directory: {result.out}", highlight=False,

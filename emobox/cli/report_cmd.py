@@ -20,6 +20,7 @@ def report_command(
     from ..report import write_report
 
     report = write_report(runs, out, plots=not no_plots)
-    console.print((report.files["table.md"]).read_text(), highlight=False, soft_wrap=True)
+    console.print(report.files["table.md"].read_text(), highlight=False, soft_wrap=True,
+                  markup=False)
     console.print("written: " + ", ".join(str(p) for p in report.files.values()),
                   highlight=False, soft_wrap=True)

@@ -6,6 +6,7 @@ import json
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 
 from ..errors import ExitCode
 from . import app, console, err_console
@@ -51,7 +52,8 @@ def validate_command(
                       highlight=False, soft_wrap=True)
         return
     for problem in result.problems:
-        err_console.print(f"[red]problem:[/red] {problem}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]problem:[/red] {escape(problem)}", highlight=False,
+                          soft_wrap=True)
     err_console.print(f"{result.path}: {len(result.problems)} problems", highlight=False)
     raise typer.Exit(int(ExitCode.CHECK_FAILED))
 
@@ -75,7 +77,7 @@ def score_command(
         console.print(f"{corpus}: UA {100 * e['ua']:.2f} ± {100 * e['ua_std']:.2f}  WA "
                       f"{100 * e['wa']:.2f} ± {100 * e['wa_std']:.2f}  F1 {100 * e['f1']:.2f} ± "
                       f"{100 * e['f1_std']:.2f}  ({len(e['folds'])} folds, gold: {e['gold']})"
-                      f"{marks}", highlight=False, soft_wrap=True)
+                      f"{marks}", highlight=False, soft_wrap=True, markup=False)
     if json_out:
         from pathlib import Path
 
