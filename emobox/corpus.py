@@ -31,7 +31,7 @@ JUNK_DIRS = {"__MACOSX", ".git", ".svn", "@eaDir", ".ipynb_checkpoints"}
 class ReferenceTable:
     """A corpus as published, known without its audio: every key's class, its fold membership
     in scheme ``emobox`` and its duration. Corpus plugins offer it through
-    ``CorpusSpec.reference``; submission checks and scoring read it."""
+    ``CorpusSpec.reference_table``; submission checks and scoring read it."""
 
     corpus: str
     labels: tuple[str, ...]  # the class set

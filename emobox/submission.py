@@ -9,7 +9,7 @@ A submission is a zip::
     predictions/<corpus>/fold<k>.tsv    header ``key<TAB>predicted``, one line per test item
 
 ``pack`` writes it from run directories (one upstream). ``validate`` checks it against the
-corpus's folds: the published fold table the corpus plugin ships (``CorpusSpec.reference``) for
+corpus's folds: the published fold table the corpus plugin ships (``CorpusSpec.reference_table``) for
 scheme ``emobox``, else the folds of a scan (embedded corpora, or ``--root-map``). Every test key
 must be there exactly once, in its own fold, with a label of the corpus's class set, and no
 training key. ``score`` recomputes UA, WA and macro-F1 per fold from gold labels (the published
@@ -158,14 +158,14 @@ def gold_for(corpus: str, entry: Mapping[str, Any], registry: Registry,
              root_map: Mapping[str, str]) -> Gold:
     spec = registry.corpus(corpus)
     scheme, seed = entry.get("scheme", "emobox"), int(entry.get("seed", 0))
-    if scheme == "emobox" and spec.reference is not None and corpus not in root_map:
-        ref = spec.reference()
+    if scheme == "emobox" and spec.reference_table is not None and corpus not in root_map:
+        ref = spec.reference_table()
         n = ref.n_folds
         return Gold(corpus, tuple(ref.labels), {k: ref.test_keys(k) for k in range(1, n + 1)},
                     {k: set(ref.train_keys(k)) for k in range(1, n + 1)}, dict(ref.label),
                     "published fold table")
     root = root_map.get(corpus)
-    if not spec.embedded and not root and spec.reference is None:
+    if not spec.embedded and not root and spec.reference_table is None:
         raise EmoboxUsageError(f"{corpus}: no published fold table ships with its plugin; pass "
                                f"--root-map {corpus}=DIR so its folds can be built from a scan")
     c = spec.build(None if spec.embedded and not root else paths.corpus_root(corpus, root))
