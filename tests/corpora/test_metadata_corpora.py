@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from emobox import DataError, EmoboxUsageError
+from emobox import DataError
 from emobox.corpora._emobox import reference_rows
 from emobox.plugins import get_registry
 from emobox.splits import leakage
@@ -303,33 +303,3 @@ def test_pavoque_segments_mixed_outtakes_and_overlong_segments(tmp_path):
     table.write_text(yaml.safe_dump(segments))
     with pytest.raises(DataError, match=r"pavoque-sad\.yaml: segment 1 lacks end"):
         cls(tmp_path).manifest
-
-
-# -- speaker-independent scheme ----------------------------------------------------------------
-@pytest.mark.parametrize("name", ["emodb", "emozionalmente", "esd", "iemocap", "m3ed", "meld",
-                                  "shemo"])
-def test_speaker_independent_folds_never_leak(name, tmp_path):
-    cls, _, _ = build(tmp_path, name, every=20)
-    corpus = cls(tmp_path)
-    folds = corpus.folds("speaker-independent")
-    assert len(folds) >= 2
-    assert all(not spk for spk in leakage(corpus.manifest, folds).values())
-
-
-@pytest.mark.parametrize("name", ["emns", "mer2023", "resd"])
-def test_no_speaker_ids_no_speaker_independent_folds(name, tmp_path):
-    cls, _, _ = build(tmp_path, name, every=20)
-    with pytest.raises(EmoboxUsageError, match="no real speaker ids"):
-        cls(tmp_path).folds("speaker-independent")
-
-
-@pytest.mark.parametrize("name", ["emns", "emodb", "emozionalmente", "esd", "iemocap", "m3ed",
-                                  "meld", "mer2023", "msppodcast", "pavoque", "resd", "shemo"])
-def test_wrong_root_names_where_it_looked_and_what_belongs_there(name, tmp_path):
-    cls = get_registry().corpus(name).build
-    (tmp_path / "downloads" / "something_else").mkdir(parents=True)
-    with pytest.raises(EmoboxUsageError) as err:
-        cls(tmp_path / "downloads")
-    message = str(err.value)
-    assert str(tmp_path / "downloads") in message
-    assert f"its top level should contain {cls.expected_top_level}" in message
