@@ -167,8 +167,9 @@ class RayExecutor:
 
 def _device_in_task() -> str:
     import ray
+    import torch
 
-    return "cuda" if ray.get_gpu_ids() else "cpu"
+    return "cuda" if ray.get_gpu_ids() and torch.cuda.is_available() else "cpu"
 
 
 def _ray_extract(upstream: str, manifest: Any, opts: Any, down_layers: str):

@@ -125,6 +125,17 @@ def test_ray_executor_gives_the_local_results(grid, tmp_path):
     assert result.failed == {}
     assert sorted(result.ran) == sorted(_all_tasks())
     assert nodes  # every task reported where it ran
+    # on a cluster with GPUs: one GPU per extraction, a quarter per training (a declared GPU)
+    from emobox.executors import RayExecutor
+
+    ray.init(num_cpus=1, num_gpus=1, include_dashboard=False, log_to_driver=False)
+    try:
+        ex = RayExecutor(None, "auto")
+        assert ex.extract_resources == {"num_cpus": 1, "num_gpus": 1.0}
+        assert ex.train_resources == {"num_cpus": 1.0, "num_gpus": 0.25}
+        assert RayExecutor(None, "cpu").extract_resources["num_gpus"] == 0
+    finally:
+        ray.shutdown()
     mine, local = comparable(out), comparable(grid["dir"])
     assert mine.keys() == local.keys()
     for triple in local:
@@ -158,6 +169,14 @@ def test_dry_run_plans_hours_and_flops_and_reports_missing_corpora(tmp_path, mon
     assert "not on this machine: emodb (published: 535 utterances, 0.4 h)" in res.err
     assert f"root {tmp_path / 'nothing-here' / 'emodb'} does not exist" in res.err
     assert not (tmp_path / "b").exists()  # a dry run writes nothing
+
+    # every EmoBox corpus, none of them here: each is listed with its published size
+    res = cli("bench", "-u", "fbank", "-c", "all", "--dry-run", "--out", tmp_path / "b")
+    assert res.code == 0, res
+    lines = [ln for ln in res.err.splitlines() if ln.startswith("not on this machine:")
+             and not ln.startswith("not on this machine: tones ")]  # the test plugin's corpus
+    assert len(lines) == 32 and all("(published: " in ln for ln in lines)
+    assert any(ln.startswith("not on this machine: iemocap (published: ") for ln in lines)
 
 
 def test_transformer_estimate_from_the_spec_by_hand():
