@@ -23,6 +23,23 @@ from rich.console import Console
 from .. import __version__
 from ..errors import EmoboxError, ExitCode
 
+def _exception_types(name: str) -> tuple[type, ...]:
+    """``name`` from click and from the copy of click that recent Typer versions vendor."""
+    types = [getattr(click.exceptions, name)]
+    try:
+        from typer._click import exceptions as vendored
+    except ImportError:
+        vendored = None
+    if vendored is not None and hasattr(vendored, name):
+        types.append(getattr(vendored, name))
+    if name == "Abort":
+        types.append(typer.Abort)
+    return tuple(dict.fromkeys(types))
+
+
+CLICK_ERRORS = _exception_types("ClickException")
+ABORTS = _exception_types("Abort")
+
 app = typer.Typer(
     name="emobox", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Speech emotion recognition benchmarking: compose upstream x corpus x downstream.")
@@ -53,10 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         rv = app(args=list(argv) if argv is not None else None, standalone_mode=False,
                  prog_name="emobox")
-    except click.exceptions.ClickException as exc:
+    except CLICK_ERRORS as exc:
         exc.show(file=sys.stderr)
         return exc.exit_code
-    except click.exceptions.Abort:
+    except ABORTS:
         err_console.print("aborted")
         return int(ExitCode.INTERRUPTED)
     except KeyboardInterrupt:
