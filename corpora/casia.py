@@ -31,7 +31,7 @@ class Casia(FileNameCorpus):
     name = "casia"
     languages = ("Mandarin",)
     homepage = "http://www.chineseldc.org/"
-    license = "Chinese Academy of Sciences license (Chinese LDC); the public subset circulates for research"
+    license = "CASIA licence; the public subset circulates for research"
     citation = ("J. Tao, F. Liu, M. Zhang, H. Jia, \"Design of speech corpus for Mandarin text "
                 "to speech\", Blizzard Challenge Workshop, 2008")
     label_map = {e: e.capitalize() for e in

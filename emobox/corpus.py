@@ -181,9 +181,13 @@ class Corpus:
                     continue
                 full = os.path.join(dirpath, f)
                 rel = Path(os.path.relpath(full, self.root)).as_posix()
-                if os.path.islink(full) and not _inside(os.path.realpath(full), root_real):
-                    self.skipped.append((rel, "link leads outside the corpus root"))
-                    continue
+                if os.path.islink(full):
+                    if not _inside(os.path.realpath(full), root_real):
+                        self.skipped.append((rel, "link leads outside the corpus root"))
+                        continue
+                    if not os.path.exists(full):
+                        self.skipped.append((rel, "broken symbolic link"))
+                        continue
                 found.append(rel)
         return iter(sorted(found))
 

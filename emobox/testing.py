@@ -126,7 +126,7 @@ def add_clutter(root: str | os.PathLike, corpus_dir: str | os.PathLike,
     audio is made read-only. Nothing added is audio of the corpus: a scan of ``root`` must give
     exactly the manifest of the clean tree.
     """
-    root, corpus_dir = Path(root), Path(corpus_dir)
+    root, corpus_dir = Path(root).absolute(), Path(corpus_dir).absolute()
     if audio is None:
         audio = sorted(p.relative_to(corpus_dir).as_posix() for p in corpus_dir.rglob("*")
                        if p.is_file() and not p.is_symlink()

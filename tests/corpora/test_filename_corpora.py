@@ -149,3 +149,20 @@ def test_asvpesd_speaker_is_the_actor_field_not_the_folder(tmp_path):
     m = AsvpEsd(tmp_path).manifest
     assert {u.key: u.speaker for u in m} == {r["key"]: r["speaker"] for r in ref}
     assert "109" in {u.speaker for u in m if u.path.startswith("Audio/actor_119/")}
+
+
+def test_links_are_never_followed_out_of_the_root(tmp_path):
+    outside = tmp_path / "outside"
+    populate_tree(outside, ["AudioWAV/1001_DFA_HAP_XX.wav"])
+    root = tmp_path / "CREMA-D"
+    populate_tree(root, ["AudioWAV/1001_DFA_ANG_XX.wav"])
+    (root / "AudioWAV" / "1001_DFA_HAP_XX.wav").symlink_to(outside / "AudioWAV" /
+                                                          "1001_DFA_HAP_XX.wav")
+    (root / "more").symlink_to(outside / "AudioWAV", target_is_directory=True)
+    (root / "AudioWAV" / "1001_DFA_SAD_XX.wav").symlink_to("gone/1001_DFA_SAD_XX.wav")
+    corpus = CremaD(root)
+    assert corpus.manifest.keys == ["cremad-1001-DFA-ANG-XX"]
+    assert sorted(corpus.skipped) == [
+        ("AudioWAV/1001_DFA_HAP_XX.wav", "link leads outside the corpus root"),
+        ("AudioWAV/1001_DFA_SAD_XX.wav", "broken symbolic link"),
+        ("more", "link leads outside the corpus root")]
