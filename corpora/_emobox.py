@@ -64,7 +64,7 @@ def reference_summary(name: str) -> dict[str, Any]:
     hours = sum(float(r["end"] or 0) - float(r["start"] or 0) for r in reference_rows(name))
     return {"utterances": info["utterances"], "speakers": info["speakers"],
             "labels": dict(info["labels"]), "folds": info["folds"],
-            "official_valid": info["official_valid"], "hours": round(hours / 3600, 2),
+            "official_valid": info["official_valid"], "hours": round(hours / 3600, 4),
             "train_lists_complete": info["train_lists_complete"],
             "problems": list(info["problems"]),
             "source": f"EmoBox metadata (emobox.corpora reference/{name}.tsv.gz)"}

@@ -89,4 +89,4 @@ def entrypoint() -> None:
     sys.exit(main())
 
 
-from . import bench_cmd, plugins_cmd, report_cmd, run_cmd, submit_cmd  # noqa: E402,F401  (register commands)
+from . import bench_cmd, corpora_cmd, plugins_cmd, report_cmd, run_cmd, submit_cmd  # noqa: E402,F401

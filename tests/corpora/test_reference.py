@@ -9,6 +9,7 @@ extra top folder and the clutter of real downloads around it.
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections import defaultdict
 
@@ -159,3 +160,21 @@ def test_speaker_independent_folds_never_leak(name, scanned):
         if f.valid_rule == "held-out-speakers":
             assert not spk["valid"] & spk["train"]
         assert set(f.train) | set(f.valid) | set(f.test) == set(manifest.keys)
+
+
+def test_all_32_emobox_corpora_are_registered():
+    from emobox.corpus_tools import paper_tables
+    from emobox.plugins import Registry
+
+    registry = Registry()
+    emobox_corpora = paper_tables()["ids"]["corpora"]
+    assert len(emobox_corpora) == 32
+    assert sorted(REFERENCE_CORPORA) == sorted(emobox_corpora)
+    for name in emobox_corpora:
+        spec = registry.corpus(name)
+        assert spec.distribution == "emobox" and spec.languages and spec.license
+        assert spec.expected_top_level and spec.reference is not None
+        assert spec.reference()["utterances"] == len(reference_rows(name))
+        assert spec.description
+        card = importlib.import_module(spec.build.__module__).__doc__ or ""
+        assert len(card) > 400, f"{name}: the module docstring is the corpus card"

@@ -1,0 +1,218 @@
+"""``emobox corpora``: list, manifest, check, stats, import-emobox."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.table import Table
+
+from ..errors import ExitCode
+from . import app, console, err_console
+from .run_cmd import parse_options
+
+corpora_app = typer.Typer(help="Corpora: list them, write manifests, check local copies.",
+                          no_args_is_help=True)
+app.add_typer(corpora_app, name="corpora")
+
+SCHEME_HELP = "Partition: emobox (EmoBox's published folds) | speaker-independent."
+
+
+def _n(value) -> str:
+    return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
+
+
+@corpora_app.command("list")
+def list_command() -> None:
+    """Every registered corpus: languages, the counts of its published reference, license."""
+    from ..corpus_tools import list_corpora
+
+    table = Table(title="corpora", title_justify="left")
+    for col in ("name", "languages", "utterances", "speakers", "labels", "folds", "license"):
+        table.add_column(col, justify="right" if col in ("utterances", "speakers", "labels",
+                                                          "folds") else "left")
+    for c in list_corpora():
+        table.add_row(c.name, ", ".join(c.languages) or "-", _n(c.utterances), _n(c.speakers),
+                      _n(c.labels), _n(c.folds), c.license or "-")
+    console.print(table)
+    console.print("counts are those of the published reference (EmoBox's tables); "
+                  "`emobox corpora check -c NAME --root DIR` counts a local copy", style="dim")
+
+
+@corpora_app.command("manifest")
+def manifest_command(
+    corpus: str = typer.Option(..., "-c", "--corpus", help="Corpus name."),
+    root: Optional[str] = typer.Option(None, "--root", help="Corpus root folder "
+                                       "(default $EMOBOX_DATA/<corpus>)."),
+    out: str = typer.Option(..., "-o", "--out", help="Manifest file to write (.tsv)."),
+    scheme: str = typer.Option("emobox", "--scheme", help=SCHEME_HELP),
+    seed: int = typer.Option(0, "--seed", help="Seed of the validation split and of the "
+                             "speaker-independent folds."),
+    corpus_option: List[str] = typer.Option([], "--corpus-option", "-C",
+                                            help="Corpus option name=value (repeatable)."),
+) -> None:
+    """Scan a local copy and write one TSV row per utterance with its folds."""
+    from ..corpus_tools import write_manifest
+
+    res = write_manifest(corpus, root, out, scheme=scheme, seed=seed,
+                         options=parse_options(corpus_option, "--corpus-option"))
+    console.print(f"{res.utterances} utterances, {res.folds} folds ({res.scheme}) -> {res.path}",
+                  highlight=False, soft_wrap=True)
+    for note in res.notes:
+        err_console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+
+
+@corpora_app.command("check")
+def check_command(
+    corpus: str = typer.Option(..., "-c", "--corpus", help="Corpus name."),
+    root: Optional[str] = typer.Option(None, "--root", help="Corpus root folder "
+                                       "(default $EMOBOX_DATA/<corpus>)."),
+    scheme: str = typer.Option("emobox", "--scheme", help=SCHEME_HELP),
+    seed: int = typer.Option(0, "--seed", help="Seed of the folds checked."),
+    no_audio: bool = typer.Option(False, "--no-audio", help="Do not read audio headers."),
+    show: int = typer.Option(10, "--show", help="How many missing/unlisted/unreadable/skipped "
+                             "files to list (0: all)."),
+    corpus_option: List[str] = typer.Option([], "--corpus-option", "-C",
+                                            help="Corpus option name=value (repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Check a local copy: counts per label, speaker and fold; missing, unlisted, unreadable and
+    skipped files; speaker leakage. Exits 5 when something must be fixed."""
+    from ..corpus_tools import check_corpus
+    from ..progress import Reporter, RichReporter
+
+    rep = check_corpus(corpus, root, scheme=scheme, seed=seed, audio=not no_audio,
+                       options=parse_options(corpus_option, "--corpus-option"),
+                       reporter=Reporter() if quiet else RichReporter(err_console))
+    print_check(rep, show)
+    if not rep.ok:
+        raise typer.Exit(int(ExitCode.CHECK_FAILED))
+
+
+def print_check(rep, show: int) -> None:
+    exp = rep.expected
+    console.print(f"[bold]{rep.corpus}[/bold] at {rep.root}: {rep.utterances} utterances, "
+                  f"{len(rep.speakers)} speakers, {len(rep.labels)} labels"
+                  + (f" (reference: {exp['utterances']}, {exp['speakers']}, {len(exp['labels'])})"
+                     if exp else ""), highlight=False, soft_wrap=True)
+    table = Table(title="labels", title_justify="left")
+    table.add_column("label")
+    table.add_column("utterances", justify="right")
+    table.add_column("reference", justify="right")
+    for label, n in sorted(rep.labels.items()):
+        table.add_row(label, str(n), _n(exp.get("labels", {}).get(label)) if exp else "-")
+    console.print(table)
+    speakers = sorted(rep.speakers.items(), key=lambda kv: (-kv[1], kv[0]))
+    shown = speakers if show == 0 else speakers[:max(show, 20)]
+    console.print("speakers" + ("" if rep.has_speaker_ids else " (not real speaker ids)") + ": "
+                  + ", ".join(f"{s} {n}" for s, n in shown)
+                  + (f", ... ({len(speakers) - len(shown)} more)" if len(shown) < len(speakers)
+                     else ""), highlight=False, soft_wrap=True)
+    if rep.folds:
+        table = Table(title=f"folds ({rep.scheme})", title_justify="left")
+        for col in ("fold", "train", "valid", "test", "validation", "speakers in train and test"):
+            table.add_column(col, justify="right" if col in ("fold", "train", "valid", "test")
+                             else "left")
+        for f in rep.folds:
+            leaked = ("-" if not rep.has_speaker_ids else
+                      "none" if not f.leaked else f"{len(f.leaked)}: " + ", ".join(f.leaked[:8])
+                      + (" ..." if len(f.leaked) > 8 else ""))
+            table.add_row(str(f.index), str(f.train), str(f.valid), str(f.test), f.valid_rule,
+                          leaked)
+        console.print(table)
+    for title, items in (("missing (listed by the reference, not found)", rep.missing),
+                         ("not in the reference", rep.unlisted),
+                         ("unreadable audio", rep.unreadable),
+                         ("skipped while scanning", rep.skipped)):
+        if not items:
+            continue
+        console.print(f"{title}: {len(items)}", style="bold", highlight=False)
+        for a, b in (items if show == 0 else items[:show]):
+            console.print(f"  {a}  {b}", highlight=False, soft_wrap=True)
+        if show and len(items) > show:
+            console.print(f"  ... {len(items) - show} more (--show 0 lists all)")
+    for w in rep.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {w}", highlight=False, soft_wrap=True)
+    for e in rep.errors:
+        err_console.print(f"[red]problem:[/red] {e}", highlight=False, soft_wrap=True)
+    console.print("check: " + ("OK" if rep.ok else f"{len(rep.errors)} problem(s) to fix"),
+                  style="bold green" if rep.ok else "bold red")
+
+
+@corpora_app.command("stats")
+def stats_command() -> None:
+    """Table 1 of the EmoBox paper beside what the shipped reference tables hold."""
+    from ..corpus_tools import corpus_stats
+
+    rows, note = corpus_stats()
+    table = Table(title="EmoBox Table 1 (paper) | shipped reference tables", title_justify="left")
+    for col in ("corpus", "lang", "utts", "spk", "emo", "hours", "| utts", "spk ", "emo ",
+                "hours ", "folds"):
+        table.add_column(col, justify="left" if col in ("corpus", "lang") else "right")
+    totals = {"paper": [0, 0, 0.0], "shipped": [0, 0, 0.0]}
+    for r in rows:
+        p, s = r.paper, r.shipped or {}
+
+        def cell(field: str, value) -> str:
+            text = f"{value:.2f}" if field == "hours" and value is not None else _n(value)
+            return f"[red]{text}*[/red]" if field in r.differences else text
+
+        table.add_row(r.dataset, str(p.get("lang", "")), _n(p.get("utterances")),
+                      _n(p.get("speakers")), _n(p.get("emotions")), _n(p.get("hours")),
+                      cell("utterances", s.get("utterances")), cell("speakers", s.get("speakers")),
+                      cell("emotions", s.get("emotions")), cell("hours", s.get("hours")),
+                      _n(s.get("folds")))
+        for key, src in (("paper", p), ("shipped", s)):
+            for i, f in enumerate(("utterances", "speakers", "hours")):
+                if isinstance(src.get(f), (int, float)):
+                    totals[key][i] += src[f]
+    table.add_row("Total", "", _n(totals["paper"][0]), _n(totals["paper"][1]), "",
+                  f"{totals['paper'][2]:.1f}", _n(totals["shipped"][0]),
+                  _n(totals["shipped"][1]), "", f"{totals['shipped'][2]:.1f}", "",
+                  style="bold")
+    console.print(table)
+    missing = [r.corpus for r in rows if r.shipped is None]
+    if missing:
+        console.print(f"not installed (no adapter registered): {', '.join(missing)}",
+                      style="yellow", highlight=False)
+    console.print("differences (* above), one line each:", style="bold")
+    for r in rows:
+        for line in r.explanations:
+            console.print(f"  {line}", highlight=False, soft_wrap=True)
+    if note:
+        console.print(f"({note})", style="dim", highlight=False, soft_wrap=True)
+
+
+@corpora_app.command("import-emobox")
+def import_command(
+    data_dir: Path = typer.Argument(..., help="EmoBox's data/ folder (or one corpus folder)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Where to write the imports "
+                                       "(default $EMOBOX_HOME/imports)."),
+    audio_root: Optional[Path] = typer.Option(None, "--audio-root", help="The folder EmoBox's "
+                                              "wav paths are relative to (default: the parent "
+                                              "of DATA_DIR, which holds downloads/)."),
+    corpus: List[str] = typer.Option([], "-c", "--corpus", help="Import only these corpora "
+                                     "(repeatable)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Read an EmoBox data/ folder (its jsonl lists) as manifests and folds."""
+    from ..emobox_import import import_emobox
+    from ..progress import Reporter, RichReporter
+
+    results = import_emobox(data_dir, out, audio_root, corpus,
+                            reporter=Reporter() if quiet else RichReporter(err_console))
+    table = Table(title="imported", title_justify="left")
+    for col in ("corpus", "utterances", "speakers", "folds", "validation", "written to"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.corpus, str(r.utterances), str(r.speakers), str(r.folds),
+                      "official" if r.official_valid else "20% of train", str(r.out))
+    console.print(table)
+    for r in results:
+        for note in r.notes:
+            err_console.print(f"[yellow]note:[/yellow] {r.corpus}: {note}", highlight=False,
+                              soft_wrap=True)
+    if results:
+        console.print(f"run one with: emobox run -u fbank -c imported --root {results[0].out} "
+                      f"-d linear_probe", highlight=False, soft_wrap=True)
