@@ -145,6 +145,6 @@ class ImportedCorpus(Corpus):
 @hookimpl
 def emobox_corpora():
     return [CorpusSpec(
-        name="imported", build=ImportedCorpus, description=ImportedCorpus.__doc__,
+        name="imported", build=ImportedCorpus, description=ImportedCorpus.__doc__, reader=True,
         license="that of the corpus imported",
         expected_top_level=ImportedCorpus.expected_top_level)]

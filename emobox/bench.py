@@ -44,6 +44,7 @@ EXECUTORS = ("local", "ray")
 class BenchOptions:
     upstreams: tuple[str, ...]
     corpora: tuple[str, ...] = ("all",)  # "all": every registered corpus but embedded demos
+    # and readers of user-described data (the imported corpus)
     downstreams: tuple[str, ...] = ("linear_probe",)
     out: str | None = None  # default $EMOBOX_HOME/bench/<downstreams>-<options hash>
     root_map: Mapping[str, str] = field(default_factory=dict)  # corpus -> root folder
@@ -160,7 +161,7 @@ class BenchResult:
 
 def corpus_names(requested: Sequence[str], registry: Registry) -> list[str]:
     if list(requested) == ["all"]:
-        return [s.name for s in registry.specs("corpus") if not s.embedded]
+        return [s.name for s in registry.specs("corpus") if not (s.embedded or s.reader)]
     names = []
     for name in requested:
         registry.corpus(name)  # unknown names fail here, with suggestions

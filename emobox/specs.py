@@ -56,6 +56,8 @@ class CorpusSpec:
     homepage: str = ""
     citation: str = ""
     embedded: bool = False  # ships its own data: no --root needed
+    reader: bool = False  # reads data described by files the user names (--root), e.g. EmoBox
+    # imports: not a corpus of its own, so "every corpus" (bench -c all) leaves it out
     expected_top_level: str = ""  # what the root folder should contain, shown when it is missing
     # the published reference the default partition follows, when there is one: a callable
     # returning {"utterances", "speakers", "labels": {class: count}, "folds", "hours",
