@@ -25,6 +25,8 @@ _LAZY = {
     "ResultRow": ("emobox.results", "ResultRow"),
     "RunOptions": ("emobox.runner", "RunOptions"),
     "run": ("emobox.runner", "run"),
+    "ExtractOptions": ("emobox.extract", "ExtractOptions"),
+    "extract_corpus": ("emobox.extract", "extract_corpus"),
     "load_audio": ("emobox.audio", "load_audio"),
     "get_registry": ("emobox.plugins", "get_registry"),
 }

@@ -1,83 +1,278 @@
-"""Feature extraction: run an upstream once over a corpus manifest into a feature store."""
+"""Feature extraction: run an upstream once over a corpus into a feature store.
+
+``extract(upstream, manifest, layers)`` is what ``emobox run`` calls; ``extract_corpus(
+ExtractOptions(...))`` is the library twin of ``emobox extract``. A complete matching store is
+reused; layers it lacks are extracted and added; an interrupted extraction resumes (see
+:mod:`emobox.store`). Exact mode (fp32) batches only where padding leaves the features unchanged;
+``bf16``/``fp16`` are faster and labelled in the store and in every result.
+
+:class:`FrameSource` reads a store back for training: packed frames gathered by utterance index.
+"""
 
 from __future__ import annotations
 
 import math
+import os
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 
-from . import paths
-from .audio import load_audio
-from .errors import AudioError, DataError, EmoboxUsageError
+from . import __version__, paths
+from .batching import Plan
+from .engine import Engine
+from .errors import DataError, EmoboxUsageError
 from .manifest import Manifest
+from .precision import check_precision
 from .progress import Reporter
-from .store import FeatureStore, StoreRequest, StoreWriter
+from .store import (JOURNAL, PARTIAL, FeatureStore, StoreRequest, StoreWriter, append_session,
+                    identity_diff, store_lock)
 from .upstream import Upstream
 
 ON_BAD_AUDIO = ("fail", "skip")
+DEFAULT_MEMORY = 2 << 30  # bytes of features and audio held at once (chunks, prefetch)
+# padded audio seconds per batch: on CPU a one-at-a-time loop already runs the big matmuls near
+# peak, so batches stay small; GPUs need large batches to fill.
+DEFAULT_BATCH_SECONDS = {"cpu": 16.0, "cuda": 400.0}
+# padding allowed in a batch, relative to its shortest input: little on CPU (batching gains
+# little there, padded frames cost the same as real ones), more on GPUs (fuller batches)
+DEFAULT_MAX_PADDING = {"cpu": 0.05, "cuda": 0.25}
 
 
-def store_request(upstream: Upstream, manifest: Manifest, precision: str = "fp32") -> StoreRequest:
-    options = dict(getattr(upstream, "store_options", {}) or {})
+def store_request(upstream: Upstream, manifest: Manifest, precision: str = "fp32",
+                  options: Mapping[str, Any] | None = None) -> StoreRequest:
+    opts = dict(getattr(upstream, "store_options", {}) or {})
+    opts.update(options or {})
     return StoreRequest(upstream=upstream.name, checkpoint_id=upstream.checkpoint_id,
                         corpus=manifest.corpus, manifest_hash=manifest.content_hash(),
-                        precision=precision, options=options)
+                        precision=precision, options=opts)
+
+
+def make_plan(upstream: Upstream, layers: Sequence[int], batch_seconds: float | None = None,
+              memory_budget: int = DEFAULT_MEMORY, max_padding: float | None = None) -> Plan:
+    """Chunk and batch sizes from the upstream's declared shape and the memory budget."""
+    device = upstream.device.type
+    if batch_seconds is None:
+        batch_seconds = DEFAULT_BATCH_SECONDS.get(device, DEFAULT_BATCH_SECONDS["cuda"])
+    if batch_seconds <= 0:
+        raise EmoboxUsageError(f"--batch-seconds must be positive, got {batch_seconds}")
+    if memory_budget <= 0:
+        raise EmoboxUsageError(f"the memory budget must be positive, got {memory_budget}")
+    dim = upstream.hidden_size or 1024
+    per_second = upstream.frame_rate * dim * len(layers) * 2 + 4 * upstream.sample_rate
+    # one chunk computing, one being written, audio decoded ahead: a third of the budget each
+    chunk_seconds = float(min(1800, max(1, int(memory_budget / 3 / per_second))))
+    # the float32 hidden states a batch returns stay within a third of the budget too
+    out_per_second = upstream.frame_rate * dim * len(layers) * 4
+    batch_seconds = min(float(batch_seconds), max(0.5, int(memory_budget / 3 / out_per_second)))
+    return Plan(sample_rate=int(upstream.sample_rate), batch_seconds=float(batch_seconds),
+                chunk_seconds=chunk_seconds,
+                max_padding=float(max_padding) if max_padding is not None
+                else DEFAULT_MAX_PADDING.get(device, DEFAULT_MAX_PADDING["cuda"]),
+                padding_sensitive=bool(upstream.padding_sensitive),
+                max_seconds=upstream.max_seconds)
+
+
+@dataclass
+class ExtractStats:
+    """What one call did: nothing (reused), or extracted some layers."""
+
+    store: FeatureStore
+    layers_computed: list[int] = field(default_factory=list)
+    reused: bool = False
+    resumed_at: int = 0
+    utterances: int = 0
+    audio_s: float = 0.0
+    padded_audio_s: float = 0.0
+    seconds: float = 0.0
+    gflop: float | None = None
+    precision: str = "fp32"
+    device: str = "cpu"
+    notes: list[str] = field(default_factory=list)
+
+    def summary(self) -> str:
+        if self.reused:
+            return f"features reused from {self.store.path}"
+        secs = max(self.seconds, 1e-9)
+        parts = [f"extracted {self.utterances} utterances ({self.audio_s / 3600:.2f} h of audio)"
+                 f" in {self.seconds:.1f} s: {self.utterances / secs:.1f} utt/s, "
+                 f"{self.audio_s / secs:.1f} audio-s/s"]
+        if self.gflop:
+            parts.append(f"{self.gflop / secs:.1f} GFLOP/s")
+        parts.append(f"layers {self.layers_computed}, {self.precision} on {self.device}")
+        return ", ".join(parts) + f"; store {self.store.path}"
 
 
 def extract(upstream: Upstream, manifest: Manifest, layers: Sequence[int], *,
             store_dir: Path | None = None, precision: str = "fp32", on_bad_audio: str = "fail",
-            reporter: Reporter | None = None) -> FeatureStore:
-    """Features of ``layers`` for every utterance of ``manifest``; reuses a matching store.
+            reporter: Reporter | None = None, batch_seconds: float | None = None,
+            memory_budget: int = DEFAULT_MEMORY, workers: int | None = None,
+            options: Mapping[str, Any] | None = None,
+            max_padding: float | None = None) -> FeatureStore:
+    """Features of ``layers`` for every utterance of ``manifest``; reuses a matching store."""
+    return extract_stats(upstream, manifest, layers, store_dir=store_dir, precision=precision,
+                         on_bad_audio=on_bad_audio, reporter=reporter,
+                         batch_seconds=batch_seconds, memory_budget=memory_budget,
+                         workers=workers, options=options, max_padding=max_padding).store
 
-    on_bad_audio: "fail" stops at the first unreadable file (naming it); "skip" leaves it out,
-        records the reason in the store's ``skipped`` and goes on.
+
+def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int], *,
+                  store_dir: Path | None = None, precision: str = "fp32",
+                  on_bad_audio: str = "fail", reporter: Reporter | None = None,
+                  batch_seconds: float | None = None, memory_budget: int = DEFAULT_MEMORY,
+                  workers: int | None = None, options: Mapping[str, Any] | None = None,
+                  max_padding: float | None = None) -> ExtractStats:
+    """:func:`extract`, returning what was done (reused, resumed, throughput).
+
+    on_bad_audio: "fail" stops at the first unreadable (or too short) utterance, naming it, with
+        the chunks done so far kept; "skip" leaves it out, records the reason in the store's
+        ``skipped`` and goes on.
+    batch_seconds: padded audio seconds per batch (default: 16 on CPU, 400 on GPU); the features
+        do not depend on it in exact mode beyond float rounding.
+    memory_budget: bytes of features and decoded audio held in memory at once.
+    max_padding: padding allowed in a batch relative to its shortest input (default 0.05 on
+        CPU, 0.25 on GPU).
     """
     if on_bad_audio not in ON_BAD_AUDIO:
         raise EmoboxUsageError(f"--on-bad-audio must be one of {', '.join(ON_BAD_AUDIO)}")
-    if precision != "fp32":
-        raise EmoboxUsageError(f"precision {precision!r} is not supported; use fp32")
+    notes = check_precision(precision, upstream.device)
     reporter = reporter or Reporter()
-    request = store_request(upstream, manifest, precision)
+    layers = upstream.resolve_layers(list(layers))
+    request = store_request(upstream, manifest, precision, options)
     path = request.path(store_dir or paths.features_dir())
-    store = FeatureStore(path)
-    layers = sorted(set(layers))
-    if store.complete:
+    device = str(upstream.device)
+
+    def existing() -> tuple[FeatureStore, list[int]]:
+        store = FeatureStore(path)
+        if not store.exists():
+            return store, layers
         diff = store.matches(request)
         if diff:
             raise DataError(f"{path}: feature store does not match this request ({diff}); "
-                            f"remove it with `emobox features rm`", path=str(path))
-        if set(layers) <= set(store.layers()):
-            return store
-        layers = sorted(set(layers) | set(store.layers()))
-    writer = StoreWriter(path, request, layers, {
-        "frame_rate": upstream.frame_rate, "sample_rate": upstream.sample_rate,
-        "upstream_num_layers": upstream.num_layers})
+                            f"remove it with `emobox features rm {path}`", path=str(path))
+        store.check()
+        return store, [L for L in layers if L not in store.layers()]
+
+    store, missing = existing()
+    if not missing:
+        return ExtractStats(store, reused=True, precision=precision, device=device, notes=notes)
+    with store_lock(path, on_wait=reporter.log):
+        store, missing = existing()
+        if not missing:
+            return ExtractStats(store, reused=True, precision=precision, device=device,
+                                notes=notes)
+        missing = _resumable_layers(path, request, missing, upstream.num_layers)
+        plan = make_plan(upstream, missing, batch_seconds, memory_budget, max_padding)
+        extra_meta = {"frame_rate": upstream.frame_rate, "sample_rate": upstream.sample_rate,
+                      "upstream_num_layers": upstream.num_layers,
+                      "hidden_size": upstream.hidden_size,
+                      "padding_sensitive": bool(upstream.padding_sensitive),
+                      "max_seconds": upstream.max_seconds}
+        writer = StoreWriter(path, request, missing, plan.to_dict(), extra_meta)
+        notes += writer.notes
+        plan = Plan(**writer.plan)
+        start = writer.resume_position
+        stats = ExtractStats(store, layers_computed=missing, resumed_at=start,
+                             precision=precision, device=device, notes=notes)
+        label = f"extract {upstream.name} on {manifest.corpus} (layers " \
+                f"{','.join(map(str, missing))}, {precision})"
+        if start:
+            label += f", resuming at {start + 1}"
+        t0 = time.perf_counter()
+        with reporter.task(label, len(manifest) - start, "utt") as task:
+            engine = Engine(upstream, missing, plan, precision, on_bad_audio, task)
+            engine.run(manifest, writer, workers or default_workers(),
+                       max_ahead_bytes=max(16 << 20, memory_budget // 3))
+        store = writer.finish(extra_meta)
+        c = engine.counters
+        stats.store = store
+        stats.seconds = time.perf_counter() - t0
+        stats.utterances, stats.audio_s, stats.padded_audio_s = c.utterances, c.audio_s, \
+            c.padded_audio_s
+        stats.gflop = c.gflop or None
+        stats.notes += c.notes
+        append_session(path, {
+            "layers": missing, "precision": precision, "device": device,
+            "resumed_at": start, "utterances": c.utterances, "audio_s": round(c.audio_s, 3),
+            "padded_audio_s": round(c.padded_audio_s, 3), "seconds": round(stats.seconds, 3),
+            "gflop": round(c.gflop, 3), "batches": c.batches, "plan": plan.to_dict(),
+            "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "emobox": __version__})
+    for note in stats.notes:
+        reporter.log(f"note: {note}")
+    reporter.log(stats.summary())
+    return stats
+
+
+def _resumable_layers(path: Path, request: StoreRequest, missing: list[int],
+                      num_layers: int) -> list[int]:
+    """``missing``, or the layers of an interrupted extraction of this store covering them."""
+    import json
+
+    journal = path / PARTIAL / JOURNAL
     try:
-        with reporter.task(f"extract {upstream.name} on {manifest.corpus}", len(manifest),
-                           "utt") as task, torch.inference_mode():
-            for utt in manifest:
-                try:
-                    wav = load_audio(manifest.audio_path(utt), sample_rate=upstream.sample_rate,
-                                     channel=utt.channel, start=utt.start, end=utt.end)
-                except AudioError as exc:
-                    if on_bad_audio == "fail":
-                        raise AudioError(f"{exc} (utterance {utt.key}; use --on-bad-audio skip "
-                                         f"to leave such files out)", path=exc.path) from None
-                    writer.skip(utt.key, str(exc))
-                    task.advance(1)
-                    continue
-                out = upstream([torch.from_numpy(wav).to(upstream.device)], layers)
-                n = int(out.lengths[0])
-                writer.append(utt.key, {L: out.hidden[L][0, :n].float().cpu().numpy()
-                                        for L in layers})
-                task.advance(1, audio_s=len(wav) / upstream.sample_rate)
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.finish()
+        header = json.loads(journal.read_text(encoding="utf-8").split("\n", 1)[0])
+    except (OSError, ValueError):
+        return missing
+    layers = header.get("layers") or []
+    if (header.get("identity") == request.identity() and set(missing) <= set(layers)
+            and all(isinstance(L, int) and 0 <= L <= num_layers for L in layers)
+            and not set(layers) & set(FeatureStore(path).layers() if
+                                      (path / "meta.json").exists() else [])):
+        return sorted(layers)
+    return missing
+
+
+def default_workers() -> int:
+    """Audio decoding threads: two, or more on machines with many cores."""
+    return max(2, min(8, (os.cpu_count() or 2) // 4))
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    """The options of ``emobox extract`` (library twin: :func:`extract_corpus`)."""
+
+    upstream: str
+    corpus: str
+    layers: Sequence[int | str] | int | str | None = None  # None = last; "all"; ints
+    root: str | None = None
+    device: str = "cpu"
+    precision: str = "fp32"
+    batch_seconds: float | None = None
+    on_bad_audio: str = "fail"
+    features_dir: str | None = None
+    upstream_ckpt: str | None = None
+    upstream_options: Mapping[str, Any] = field(default_factory=dict)
+    corpus_options: Mapping[str, Any] = field(default_factory=dict)
+    workers: int | None = None
+    memory_budget: int = DEFAULT_MEMORY
+
+
+def extract_corpus(opts: ExtractOptions, reporter: Reporter | None = None,
+                     registry=None) -> ExtractStats:
+    """Build the upstream and the corpus by name and extract (library twin of the CLI)."""
+    from .plugins import get_registry
+    from .runner import resolve_device
+
+    registry = registry or get_registry()
+    up_spec = registry.upstream(opts.upstream)
+    corpus_spec = registry.corpus(opts.corpus)
+    device = resolve_device(opts.device)
+    check_precision(opts.precision, device)
+    corpus = corpus_spec.build(None if corpus_spec.embedded and not opts.root
+                               else paths.corpus_root(opts.corpus, opts.root),
+                               **dict(opts.corpus_options))
+    upstream = up_spec.build(ckpt=opts.upstream_ckpt, device=device,
+                             **dict(opts.upstream_options))
+    layers = upstream.resolve_layers(opts.layers)
+    return extract_stats(upstream, corpus.manifest, layers, precision=opts.precision,
+                         store_dir=Path(opts.features_dir) if opts.features_dir else None,
+                         on_bad_audio=opts.on_bad_audio, reporter=reporter,
+                         batch_seconds=opts.batch_seconds, memory_budget=opts.memory_budget,
+                         workers=opts.workers, options=dict(opts.upstream_options))
 
 
 class FrameSource:

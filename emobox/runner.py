@@ -64,6 +64,7 @@ class RunOptions:
     corpus_options: Mapping[str, Any] = field(default_factory=dict)
     on_bad_audio: str = "fail"
     features_dir: str | None = None
+    batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
 
 
 @dataclass
@@ -186,6 +187,8 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
     if opts.select == "test":
         notes.append("SELECTION BY TEST (EmoBox recipe, --select test): only for comparing with "
                      "the published tables; these numbers are optimistic")
+    if opts.precision != "fp32":
+        notes.append(f"features extracted in {opts.precision} (a fast mode, not exact fp32)")
 
     grid = dict(opts.grid) if opts.grid is not None else {k: list(v)
                                                           for k, v in down_spec.grid.items()}
@@ -210,7 +213,8 @@ def extract_features(up_spec: Any, manifest: Any, opts: RunOptions, device: str,
         layer = layers[0]
     store = extract(upstream, manifest, layers, precision=opts.precision,
                     store_dir=Path(opts.features_dir) if opts.features_dir else None,
-                    on_bad_audio=opts.on_bad_audio, reporter=reporter)
+                    on_bad_audio=opts.on_bad_audio, reporter=reporter,
+                    batch_seconds=opts.batch_seconds, options=dict(opts.upstream_options))
     parameters = sum(int(p.numel()) for p in upstream.parameters())
     return Features(str(store.path), layer, list(layers), upstream.checkpoint_id,
                     store.skipped(), parameters or up_spec.parameters)

@@ -41,6 +41,9 @@ class Upstream(torch.nn.Module):
     max_seconds: float | None = None  # inputs longer than this are processed in windows
     padding_sensitive: bool = False
     checkpoint_id: str = ""  # identifies the weights (hash); part of the feature store's key
+    # in bf16/fp16 extraction the engine holds Linear/Conv weights in that precision for the
+    # run (bit-identical to autocast); False when forward reads them outside autocast'd ops
+    lowp_weight_cache: bool = True
 
     def forward(self, wavs: Sequence[torch.Tensor], layers: Sequence[int]) -> UpstreamOutput:
         raise NotImplementedError

@@ -89,4 +89,5 @@ def entrypoint() -> None:
     sys.exit(main())
 
 
-from . import bench_cmd, corpora_cmd, plugins_cmd, report_cmd, run_cmd, submit_cmd  # noqa: E402,F401
+from . import (bench_cmd, corpora_cmd, extract_cmd, plugins_cmd, report_cmd,  # noqa: E402,F401
+               run_cmd, submit_cmd)

@@ -112,6 +112,12 @@ def run_command(
                                             "name=value (repeatable)."),
     on_bad_audio: str = typer.Option("fail", "--on-bad-audio", help="fail | skip (skipped "
                                      "files are listed in the run directory)."),
+    precision: str = typer.Option("fp32", "--precision", help="Feature extraction: fp32 "
+                                  "(exact) | bf16 | fp16 (fast modes, labelled in every output)."),
+    batch_seconds: Optional[float] = typer.Option(None, "--batch-seconds", help="Extraction "
+                                                  "batch budget in padded audio seconds."),
+    features_dir: Optional[str] = typer.Option(None, "--features-dir", help="Feature stores "
+                                               "folder (default $EMOBOX_HOME/features)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Evaluate UPSTREAM on CORPUS with the DOWNSTREAM head, fold by fold."""
@@ -129,7 +135,8 @@ def run_command(
         class_weights=class_weights, train_precision=train_precision, schedule=schedule,
         upstream_ckpt=upstream_ckpt,
         upstream_options=parse_options(upstream_option, "--upstream-option"),
-        corpus_options=parse_options(corpus_option, "--corpus-option"), on_bad_audio=on_bad_audio)
+        corpus_options=parse_options(corpus_option, "--corpus-option"), on_bad_audio=on_bad_audio,
+        precision=precision, batch_seconds=batch_seconds, features_dir=features_dir)
     reporter = Reporter() if quiet else RichReporter(err_console)
     result = run(opts, reporter=reporter)
     console.print(results_table(result))
@@ -141,6 +148,8 @@ def run_command(
 def results_table(result) -> Table:
     c = result.config
     title = f"{c['upstream']} x {c['corpus']} x {c['downstream']} ({c['scheme']} folds)"
+    if c.get("precision", "fp32") != "fp32":
+        title += f"  ({c['precision']} features)"
     if c.get("train_precision", "fp32") != "fp32":
         title += f"  (trained in {c['train_precision']})"
     if c["select"] == "test":

@@ -1,0 +1,534 @@
+"""Feature extraction speed: the reference loop vs emobox exact (fp32) vs emobox bf16.
+
+    python benchmarks/extraction.py [--repeats 3] [--quick] [--no-demo] [--threads N]
+
+In one process, on the same synthetic speech (espeak-ng; an "acted" set of 2-5 s clips and a
+"conversational" set of 0.5-20 s clips, stored at 22.05 kHz so that every method resamples), for
+two encoders:
+
+- ``wavlm_base_ln``: a WavLM-base-sized encoder (12 x 768, layer-norm convolutions, random
+  weights of the transformers class);
+- ``whisper_tiny_en``: the registered upstream with its real weights when it is installed with
+  them, else a Whisper-tiny-sized transformers encoder with random weights; faithful mode (every
+  clip padded to 30 s).
+
+Methods (interleaved, the order rotated at every repeat, medians reported):
+
+- ``reference``: one utterance at a time, fp32, ``torch.no_grad()``, audio decoded in the loop,
+  one ``.npy`` per utterance: the loop a user would write around the same upstream;
+- ``exact``: ``emobox.extract`` in fp32 (sorted, batched where exact, decoded ahead, fp16 store);
+- ``bf16``: ``emobox.extract --precision bf16``.
+
+FLOPs per utterance come from the upstream's ``flops()`` (checked against torch's FLOP counter
+for one clip); a 2048^3 matmul in fp32 and in bf16 is timed at every repeat, so each row reports
+its achieved GFLOP/s as a fraction of the machine's measured peak. Accuracy: the exact features
+before storage against the reference (max abs diff), and the minimum frame cosine of the stored
+bf16 features against the reference. ``--no-demo`` skips the demo-corpus UA of bf16 vs exact.
+The last line is one JSON object; headline keys are for the WavLM-sized layer-norm encoder,
+``whisper_*`` keys for Whisper.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from emobox.audio import load_audio
+from emobox.extract import extract_stats
+from emobox.manifest import Manifest, Utterance
+from emobox.upstream import Upstream, UpstreamOutput, pad_batch
+
+ACTED = [
+    "Kids are talking by the door.", "Dogs are sitting by the door.",
+    "It's eleven o'clock and the meeting has not even started yet.",
+    "I can't believe you would say something like that to me.",
+    "The train leaves at seven, so we should hurry up now.",
+    "Please put the red box on the table in the kitchen.",
+    "That was the best concert I have ever been to in my whole life.",
+    "Nobody told me the exam was moved to this morning.",
+    "We will meet again next week at the same place.",
+    "Why would anyone leave the window open in this weather?",
+    "The weather is lovely today, let's go for a long walk.",
+    "I lost my keys again and now I am late for work.",
+]
+CONVERSATIONAL = [
+    "Yes.", "Okay, sure.", "No, not really, I don't think so.",
+    "Well, I was thinking that maybe we could go to the park later, if the weather holds.",
+    "So what happened was, I got to the station and the train had already left, and then I "
+    "had to wait almost an hour for the next one, which was of course completely full.",
+    "Honestly I don't know what to tell you. We tried everything we could think of, we called "
+    "the office twice, we wrote emails, and still nobody has answered. It is really frustrating "
+    "and I am starting to think that they simply do not care about their customers at all, "
+    "which is a shame because the product itself is actually quite good.",
+    "Right.", "Hmm, let me think about it for a second.",
+    "Do you remember the summer when we drove all the way to the coast and the car broke down "
+    "in that tiny village? We ended up staying three days with that lovely old couple.",
+    "I'm so happy for you, that's wonderful news!",
+]
+VOICES = ["en", "en-us", "en-gb-scotland", "en+f3", "en-us+m4", "en+f5"]
+
+
+# -- data ---------------------------------------------------------------------------------------
+def make_corpus(root: Path, name: str, texts: Sequence[str], lo: float, hi: float) -> Manifest:
+    """espeak-ng speech of ``texts`` at 22.05 kHz, clipped into [lo, hi] seconds."""
+    import soundfile as sf
+
+    root.mkdir(parents=True, exist_ok=True)
+    utts = []
+    for i, text in enumerate(texts):
+        path = root / f"{name}_{i:02d}.wav"
+        voice = VOICES[i % len(VOICES)]
+        speed = 130 + 15 * (i % 4)
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(path), text],
+                       check=True, capture_output=True)
+        x, sr = sf.read(str(path), dtype="float32")
+        n = len(x)
+        if n < lo * sr:
+            x = np.pad(x, (0, int(lo * sr) - n))
+        x = x[: int(hi * sr)]
+        sf.write(str(path), x, sr)
+        utts.append(Utterance(key=path.stem, path=path.name, label="x"))
+    return Manifest(name, root, utts)
+
+
+def durations(m: Manifest) -> list[float]:
+    import soundfile as sf
+
+    return [sf.info(str(m.audio_path(u))).duration for u in m]
+
+
+# -- encoders -----------------------------------------------------------------------------------
+class WavLMLN(Upstream):
+    """WavLM-base-sized, layer-norm feature encoder, random weights; exact under padding."""
+
+    name = "wavlm_base_ln"
+    frame_rate = 50.0
+    padding_sensitive = False
+    checkpoint_id = "random-seed0"
+
+    def __init__(self):
+        super().__init__()
+        from transformers import WavLMConfig, WavLMModel
+
+        torch.manual_seed(0)
+        cfg = WavLMConfig(feat_extract_norm="layer", conv_bias=True)
+        self.model = WavLMModel(cfg).eval()
+        self.cfg = cfg
+        self.num_layers, self.hidden_size = cfg.num_hidden_layers, cfg.hidden_size
+
+    def forward(self, wavs, layers):
+        wavs = [(w - w.mean()) / torch.sqrt(w.var(unbiased=False) + 1e-7) for w in wavs]
+        x, lengths = pad_batch(wavs)
+        mask = (torch.arange(x.shape[1], device=x.device)[None] < lengths[:, None].to(x.device))
+        out = self.model(x, attention_mask=mask.long(), output_hidden_states=True)
+        frames = self.model._get_feat_extract_output_lengths(lengths).long()
+        return UpstreamOutput({L: out.hidden_states[L] for L in layers}, frames)
+
+    def flops(self, num_samples: int) -> float:
+        c = self.cfg
+        total, n, ch = 0.0, num_samples, 1
+        for dim, k, s in zip(c.conv_dim, c.conv_kernel, c.conv_stride):
+            n = (n - k) // s + 1
+            total += 2.0 * ch * dim * k * n
+            ch = dim
+        t, d = n, c.hidden_size
+        total += 2.0 * ch * d * t  # feature projection
+        total += 2.0 * d * (d // c.num_conv_pos_embedding_groups) * c.num_conv_pos_embeddings * t
+        per_layer = 2.0 * t * (4 * d * d + 2 * d * c.intermediate_size) + 4.0 * t * t * d
+        return total + c.num_hidden_layers * per_layer
+
+
+class WhisperLocal(Upstream):
+    """Whisper-tiny-sized encoder (random weights), faithful 30-s padding, torch log-mel."""
+
+    name = "whisper_tiny_sized"
+    frame_rate = 50.0
+    max_seconds = 30.0
+    checkpoint_id = "random-seed0"
+
+    def __init__(self):
+        super().__init__()
+        from transformers import WhisperConfig
+        from transformers.audio_utils import mel_filter_bank
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+        torch.manual_seed(0)
+        cfg = WhisperConfig(d_model=384, encoder_layers=4, encoder_attention_heads=6,
+                            encoder_ffn_dim=1536, num_mel_bins=80)
+        self.encoder = WhisperEncoder(cfg).eval()
+        self.cfg = cfg
+        self.num_layers, self.hidden_size = cfg.encoder_layers, cfg.d_model
+        mel = mel_filter_bank(num_frequency_bins=201, num_mel_filters=80, min_frequency=0.0,
+                              max_frequency=8000.0, sampling_rate=16000, norm="slaney",
+                              mel_scale="slaney")
+        self.register_buffer("mel", torch.from_numpy(mel.T).float(), persistent=False)
+        self.register_buffer("window", torch.hann_window(400), persistent=False)
+
+    def _log_mel(self, x):
+        spec = torch.stft(x, 400, 160, window=self.window, return_complex=True)
+        power = spec[..., :-1].abs() ** 2
+        logspec = torch.clamp(self.mel @ power, min=1e-10).log10()
+        logspec = torch.maximum(logspec, logspec.amax(dim=(-2, -1), keepdim=True) - 8.0)
+        return (logspec + 4.0) / 4.0
+
+    def forward(self, wavs, layers):
+        window = 480000
+        pieces, owner = [], []
+        for i, w in enumerate(wavs):
+            for s in range(0, max(len(w), 1), window):
+                pieces.append(w[s:s + window])
+                owner.append(i)
+        x = torch.zeros(len(pieces), window, device=pieces[0].device)
+        for j, p in enumerate(pieces):
+            x[j, : len(p)] = p
+        out = self.encoder(self._log_mel(x), output_hidden_states=True)
+        keep = [max(1, -(-(len(p) // 160) // 2)) for p in pieces]
+        lengths = [sum(k for k, o in zip(keep, owner) if o == i) for i in range(len(wavs))]
+        hidden = {}
+        for L in layers:
+            h = out.hidden_states[L]
+            per = [[] for _ in wavs]
+            for j, o in enumerate(owner):
+                per[o].append(h[j, : keep[j]])
+            hidden[L] = torch.nn.utils.rnn.pad_sequence([torch.cat(p) for p in per],
+                                                        batch_first=True)
+        return UpstreamOutput(hidden, torch.tensor(lengths))
+
+    def flops(self, num_samples: int) -> float:
+        d, f = self.hidden_size, self.cfg.encoder_ffn_dim
+        windows = max(1, -(-num_samples // 480000))
+        t = 1500
+        per = 2.0 * 80 * d * 3 * 3000 + 2.0 * d * d * 3 * t
+        per += self.num_layers * (2.0 * t * (4 * d * d + 2 * d * f) + 4.0 * t * t * d)
+        return windows * per
+
+
+def build_encoders(device: str) -> list[tuple[Upstream, str]]:
+    wavlm = WavLMLN().to(device)
+    whisper, note = None, "Whisper-tiny-sized config, random weights"
+    try:
+        from emobox.plugins import get_registry
+
+        whisper = get_registry().upstream("whisper_tiny_en").build(device=device)
+        note = "whisper_tiny_en, real weights"
+    except Exception as exc:  # not installed with its weights: a same-sized stand-in
+        print(f"whisper_tiny_en not available ({type(exc).__name__}: {str(exc)[:120]}); "
+              f"using {note}", file=sys.stderr)
+        whisper = WhisperLocal().to(device)
+    return [(wavlm, "WavLM-base-sized, layer norm, random weights"), (whisper, note)]
+
+
+def check_flops(up: Upstream, seconds: float = 3.0) -> tuple[float, float]:
+    """Analytic FLOPs vs torch's FLOP counter on one clip (the counter sees matmul/conv only)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    n = int(seconds * 16000)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        up([torch.randn(n, device=up.device)], [up.num_layers])
+    return float(up.flops(n)), float(counter.get_total_flops())
+
+
+# -- methods ------------------------------------------------------------------------------------
+def reference_loop(up: Upstream, m: Manifest, layer: int, out: Path) -> dict[str, np.ndarray]:
+    out.mkdir(parents=True, exist_ok=True)
+    feats = {}
+    with torch.no_grad():
+        for utt in m:
+            wav = load_audio(m.audio_path(utt), sample_rate=16000)
+            res = up([torch.from_numpy(wav).to(up.device)], [layer])
+            h = res.hidden[layer][0, : int(res.lengths[0])].float().cpu().numpy()
+            np.save(out / f"{utt.key}.npy", h)
+            feats[utt.key] = h
+    return feats
+
+
+def emobox_run(up: Upstream, m: Manifest, layer: int, out: Path, precision: str,
+               capture: dict | None = None):
+    if capture is not None:  # record the features before storage, by utterance content
+        original = up.forward
+
+        def recording(wavs, layers):
+            res = original(wavs, layers)
+            for i, w in enumerate(wavs):
+                key = hashlib.sha1(w.cpu().numpy().tobytes()).hexdigest()
+                n = int(res.lengths[i])
+                capture[key] = res.hidden[layer][i, :n].float().cpu().numpy()
+            return res
+
+        up.forward = recording
+    try:
+        return extract_stats(up, m, [layer], store_dir=out, precision=precision)
+    finally:
+        if capture is not None:
+            del up.forward
+
+
+def store_features(stats, layer: int) -> dict[str, np.ndarray]:
+    store = stats.store
+    keys, offsets, lengths = store.index()
+    arr = store.layer(layer)
+    return {k: np.asarray(arr[o: o + n], np.float32) for k, o, n in zip(keys, offsets, lengths)}
+
+
+def min_cosine(a: dict, b: dict) -> float:
+    worst = 1.0
+    for k in a:
+        x, y = a[k].astype(np.float64), b[k].astype(np.float64)
+        cos = (x * y).sum(1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1) + 1e-30)
+        worst = min(worst, float(cos.min()))
+    return worst
+
+
+def max_abs(a: dict, b: dict) -> float:
+    return max(float(np.abs(a[k] - b[k]).max()) for k in a)
+
+
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 4) -> float:
+    a = torch.randn(n, n).to(dtype)
+    b = torch.randn(n, n).to(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2.0 * n ** 3 / best / 1e9
+
+
+# -- GPU ------------------------------------------------------------------------------------------
+def gpu_speedup(cpu_up: Upstream, corpora: dict, repeats: int = 3) -> dict:
+    """One-at-a-time fp32 loop vs emobox fp16 batches, both on the GPU (medians)."""
+    import copy
+
+    up = copy.deepcopy(cpu_up).to("cuda")
+    times: dict[str, list[float]] = {"reference": [], "fp16": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(repeats + 1):  # the first round warms up
+            for meth in ("reference", "fp16"):
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                for m in corpora.values():
+                    if meth == "reference":
+                        reference_loop(up, m, up.num_layers, Path(tmp) / "ref")
+                    else:
+                        emobox_run(up, m, up.num_layers, Path(tmp) / f"fp16_{r}", "fp16")
+                torch.cuda.synchronize()
+                if r:
+                    times[meth].append(time.perf_counter() - t0)
+    ref, fast = statistics.median(times["reference"]), statistics.median(times["fp16"])
+    print(f"GPU ({torch.cuda.get_device_name()}), {up.name}: one-at-a-time fp32 {ref:.2f} s, "
+          f"emobox fp16 batched {fast:.2f} s: {ref / fast:.1f}x")
+    return {"gpu_fp16_speedup": round(ref / fast, 2), "gpu": torch.cuda.get_device_name()}
+
+
+# -- demo UA ------------------------------------------------------------------------------------
+def demo_ua(up: Upstream, precision: str, home: Path) -> float:
+    """Mean UA over the demo's folds with the protocol's sweep on ``up``'s last layer."""
+    from emobox.extract import FrameSource, extract
+    from emobox.plugins import get_registry
+    from emobox.sweep import Split, TrainConfig, expand_grid, train_sweep
+
+    registry = get_registry()
+    corpus = registry.corpus("demo").build(None)
+    manifest = corpus.manifest
+    store = extract(up, manifest, [up.num_layers], store_dir=home, precision=precision)
+    down = registry.downstream("linear_probe")
+    configs = expand_grid({k: list(v) for k, v in down.grid.items()})
+    labels = list(manifest.labels)
+    index = {lab: i for i, lab in enumerate(labels)}
+    uas = []
+    for fold in corpus.folds():
+        splits = {role: Split(FrameSource(store, up.num_layers, getattr(fold, role)),
+                              torch.tensor([index[manifest[k].label]
+                                            for k in getattr(fold, role)]),
+                              list(getattr(fold, role))) for role in ("train", "valid", "test")}
+        res = train_sweep(down, configs, store.dim(up.num_layers), len(labels), splits["train"],
+                          splits["valid"], splits["test"], TrainConfig(seed=0))
+        uas.append(res.configs[res.selected].test["ua"])
+    return float(np.mean(uas))
+
+
+# -- main ---------------------------------------------------------------------------------------
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--quick", action="store_true", help="fewer clips (a smoke run)")
+    ap.add_argument("--no-demo", action="store_true", help="skip the demo UA comparison")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch intra-op threads for every method (default: torch's choice)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    work = Path(tempfile.mkdtemp(prefix="emobox-bench-"))
+    device = "cpu"
+    try:
+        run(args, work, device)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def run(args, work: Path, device: str) -> None:
+    acted, conv = ACTED, CONVERSATIONAL
+    if args.quick:
+        acted, conv = ACTED[:3], CONVERSATIONAL[:3]
+    corpora = {"acted": make_corpus(work / "acted", "acted", acted, 2.0, 5.0),
+               "conversational": make_corpus(work / "conv", "conversational", conv, 0.5, 20.0)}
+    for name, m in corpora.items():
+        d = durations(m)
+        print(f"{name}: {len(d)} clips, {sum(d):.1f} s of audio ({min(d):.1f}-{max(d):.1f} s)")
+    encoders = build_encoders(device)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
+          f"{os.getloadavg()[0]:.1f} at start")
+
+    flops = {}
+    for up, note in encoders:
+        analytic, counted = check_flops(up)
+        print(f"{up.name} ({note}): {analytic / 3e9:.2f} GFLOP per audio second for a 3-s clip "
+              f"(analytic; torch's counter, which does not count CPU flash attention: "
+              f"{counted / 3e9:.2f})")
+        for cname, m in corpora.items():
+            flops[(up.name, cname)] = sum(
+                float(up.flops(len(load_audio(m.audio_path(u), sample_rate=16000)))) for u in m)
+
+    # accuracy (untimed; also the warm-up)
+    acc = {}
+    for up, _ in encoders:
+        L = up.num_layers
+        for cname, m in corpora.items():
+            ref = reference_loop(up, m, L, work / "check" / "ref")
+            keyed = {}
+            for utt in m:
+                wav = load_audio(m.audio_path(utt), sample_rate=16000)
+                keyed[hashlib.sha1(wav.tobytes()).hexdigest()] = utt.key
+            cap: dict = {}
+            exact = emobox_run(up, m, L, work / "check" / "exact", "fp32", capture=cap)
+            exact_fp32 = {keyed[h]: v for h, v in cap.items()}
+            bf16 = emobox_run(up, m, L, work / "check" / "bf16", "bf16")
+            acc[(up.name, cname)] = {
+                "exact_max_abs_diff": max_abs(exact_fp32, ref),
+                "exact_store_max_abs_diff": max_abs(store_features(exact, L), ref),
+                "bf16_min_cosine": min_cosine(store_features(bf16, L), ref),
+                "bf16_max_abs_diff": max_abs(store_features(bf16, L), ref),
+            }
+            shutil.rmtree(work / "check")
+
+    # timing, interleaved
+    methods = ["reference", "exact", "bf16"]
+    times: dict[tuple, list[float]] = {}
+    peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    for r in range(args.repeats):
+        peaks["fp32"].append(matmul_peak(torch.float32))
+        peaks["bf16"].append(matmul_peak(torch.bfloat16))
+        order = methods[r % 3:] + methods[: r % 3]
+        for up, _ in encoders:
+            for cname, m in corpora.items():
+                for meth in order:
+                    out = work / "timed" / meth
+                    t0 = time.perf_counter()
+                    if meth == "reference":
+                        reference_loop(up, m, up.num_layers, out)
+                    else:
+                        emobox_run(up, m, up.num_layers, out, "fp32" if meth == "exact"
+                                   else "bf16")
+                    times.setdefault((up.name, cname, meth), []).append(
+                        time.perf_counter() - t0)
+                    shutil.rmtree(out, ignore_errors=True)
+        print(f"repeat {r + 1}/{args.repeats} done, load average {os.getloadavg()[0]:.1f}",
+              file=sys.stderr)
+    peak = {k: statistics.median(v) for k, v in peaks.items()}
+
+    # table
+    audio = {c: sum(durations(m)) for c, m in corpora.items()}
+    print()
+    print(f"matmul peak (2048^3, median of {args.repeats}): fp32 {peak['fp32']:.1f} GFLOP/s, "
+          f"bf16 {peak['bf16']:.1f} GFLOP/s")
+    head = (f"{'encoder':<20} {'clips':<15} {'method':<10} {'median s':>9} {'runs':>18} "
+            f"{'speedup':>8} {'audio-s/s':>9} {'GFLOP/s':>8} {'of peak':>8}")
+    print(head)
+    print("-" * len(head))
+    summary: dict[str, dict] = {}
+    for up, _ in encoders:
+        total = {meth: 0.0 for meth in methods}
+        gflop_all = 0.0
+        for cname in corpora:
+            gflop = flops[(up.name, cname)] / 1e9
+            gflop_all += gflop
+            ref_t = statistics.median(times[(up.name, cname, "reference")])
+            for meth in methods:
+                ts = times[(up.name, cname, meth)]
+                t = statistics.median(ts)
+                total[meth] += t
+                pk = peak["bf16" if meth == "bf16" else "fp32"]
+                print(f"{up.name:<20} {cname:<15} {meth:<10} {t:>9.2f} "
+                      f"{'/'.join(f'{x:.1f}' for x in ts):>18} {ref_t / t:>7.2f}x "
+                      f"{audio[cname] / t:>9.2f} {gflop / t:>8.1f} {gflop / t / pk:>8.2f}")
+        a = {k: max(acc[(up.name, c)][k] for c in corpora) for k in
+             ("exact_max_abs_diff", "exact_store_max_abs_diff", "bf16_max_abs_diff")}
+        a["bf16_min_cosine"] = min(acc[(up.name, c)]["bf16_min_cosine"] for c in corpora)
+        summary[up.name] = {
+            "exact_speedup": total["reference"] / total["exact"],
+            "bf16_speedup": total["reference"] / total["bf16"],
+            "reference_peak_fraction": gflop_all / total["reference"] / peak["fp32"],
+            "exact_peak_fraction": gflop_all / total["exact"] / peak["fp32"],
+            "bf16_peak_fraction": gflop_all / total["bf16"] / peak["bf16"],
+            **a}
+    print()
+    for name, s in summary.items():
+        print(f"{name}: exact {s['exact_speedup']:.2f}x (max abs diff {s['exact_max_abs_diff']:.2e}"
+              f" before storage, {s['exact_store_max_abs_diff']:.2e} in the fp16 store), "
+              f"bf16 {s['bf16_speedup']:.2f}x (min frame cosine {s['bf16_min_cosine']:.6f}); "
+              f"peak fraction reference {s['reference_peak_fraction']:.2f}, exact "
+              f"{s['exact_peak_fraction']:.2f}, bf16 {s['bf16_peak_fraction']:.2f} (of bf16 peak)")
+
+    gpu = gpu_speedup(encoders[0][0], corpora) if torch.cuda.is_available() else {}
+
+    demo = {}
+    if not args.no_demo:
+        up = encoders[0][0]
+        ua_exact = demo_ua(up, "fp32", work / "demo")
+        ua_bf16 = demo_ua(up, "bf16", work / "demo")
+        demo = {"demo_ua_exact": ua_exact, "demo_ua_bf16": ua_bf16,
+                "demo_ua_bf16_minus_exact": ua_bf16 - ua_exact, "demo_upstream": up.name}
+        print(f"demo UA ({up.name} last layer, protocol sweep): exact {100 * ua_exact:.2f}, "
+              f"bf16 {100 * ua_bf16:.2f} ({100 * (ua_bf16 - ua_exact):+.2f} points)")
+
+    wl, wh = summary[encoders[0][0].name], summary[encoders[1][0].name]
+    result = {
+        "exact_speedup": round(wl["exact_speedup"], 3),
+        "exact_max_abs_diff": float(f"{wl['exact_max_abs_diff']:.3g}"),
+        "bf16_speedup": round(wl["bf16_speedup"], 3),
+        "bf16_min_cosine": round(min(wl["bf16_min_cosine"], wh["bf16_min_cosine"]), 6),
+        "exact_peak_fraction": round(wl["exact_peak_fraction"], 3),
+        "bf16_peak_fraction": round(wl["bf16_peak_fraction"], 3),
+        "reference_peak_fraction": round(wl["reference_peak_fraction"], 3),
+        "whisper_exact_speedup": round(wh["exact_speedup"], 3),
+        "whisper_bf16_speedup": round(wh["bf16_speedup"], 3),
+        "whisper_bf16_min_cosine": round(wh["bf16_min_cosine"], 6),
+        "whisper_exact_max_abs_diff": float(f"{wh['exact_max_abs_diff']:.3g}"),
+        "whisper_exact_peak_fraction": round(wh["exact_peak_fraction"], 3),
+        "whisper_bf16_peak_fraction": round(wh["bf16_peak_fraction"], 3),
+        "whisper_upstream": encoders[1][1],
+        "fp32_peak_gflops": round(peak["fp32"], 1), "bf16_peak_gflops": round(peak["bf16"], 1),
+        "repeats": args.repeats, "threads": torch.get_num_threads(),
+        **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in demo.items()},
+        **gpu,
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Library twins of ``emobox features info / verify / rm``: find, describe, check, delete stores.
+
+Stores live under ``$EMOBOX_HOME/features`` (or any folder given as ``features_dir``) as
+``<upstream>/<corpus>/<digest>/``; they are selected by a folder path or by upstream, corpus and
+precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from . import paths
+from .errors import DataError, EmoboxUsageError
+from .store import PARTIAL, FeatureStore, StoreEntry, list_stores, remove_store
+
+
+def find_stores(path: str | Path | None = None, upstream: str | None = None,
+                corpus: str | None = None, precision: str | None = None,
+                features_dir: str | Path | None = None) -> list[StoreEntry]:
+    """Stores matching the selection; a ``path`` must be a store folder."""
+    if path is not None:
+        folder = Path(path).expanduser()
+        if not (folder / "meta.json").exists() and not (folder / PARTIAL).exists():
+            raise EmoboxUsageError(f"{folder} is not a feature store (no meta.json); "
+                                   f"`emobox features info` lists the stores")
+        base = folder.parent.parent.parent
+        entries = [e for e in list_stores(base) if e.path == folder]
+        if not entries:  # a store copied somewhere outside the usual layout
+            store = FeatureStore(folder)
+            status, meta, problem = "partial", None, ""
+            try:
+                meta = store.meta
+                status = "complete" if store.complete else "partial"
+            except DataError as exc:
+                status, problem = "corrupt", str(exc)
+            entries = [StoreEntry(folder, (meta or {}).get("upstream", "?"),
+                                  (meta or {}).get("corpus", "?"), folder.name, status, meta,
+                                  problem)]
+        return entries
+    base = Path(features_dir).expanduser() if features_dir else paths.features_dir()
+    entries = list_stores(base, upstream, corpus)
+    if precision:
+        entries = [e for e in entries if (e.meta or {}).get("precision") == precision]
+    return entries
+
+
+@dataclass
+class StoreInfo:
+    entry: StoreEntry
+    size_bytes: int
+    layers: dict[int, int]  # layer -> dim
+    n_utterances: int | None
+    n_frames: int | None
+    skipped: int
+    partial_progress: str  # "" or what an unfinished extraction has done
+    sessions: list[dict]
+
+
+def store_info(entry: StoreEntry) -> StoreInfo:
+    store = FeatureStore(entry.path)
+    meta = entry.meta or {}
+    layers = {int(k): int(v.get("dim", 0)) for k, v in meta.get("layers", {}).items()}
+    progress = ""
+    journal = entry.path / PARTIAL / "journal.jsonl"
+    if journal.exists():
+        import json
+
+        lines = [ln for ln in journal.read_text(encoding="utf-8").split("\n")[:-1] if ln]
+        try:
+            head = json.loads(lines[0])
+            last = json.loads(lines[-1]) if len(lines) > 1 else {"rows": 0, "next": 0}
+            progress = (f"unfinished extraction of layers {head.get('layers')}: "
+                        f"{last.get('next', 0)} utterances done")
+        except (ValueError, IndexError):
+            progress = "unfinished extraction (journal unreadable)"
+    try:
+        sessions = store.sessions()
+    except DataError:
+        sessions = []
+    return StoreInfo(entry, store.size_bytes(), layers, meta.get("n_utterances"),
+                     meta.get("n_frames"), len(meta.get("skipped", {})), progress, sessions)
+
+
+def verify_store(entry: StoreEntry, progress: Callable[[int], None] | None = None) -> str:
+    """Empty string when every file of the store matches its checksum, else the problem."""
+    if entry.status == "corrupt":
+        return entry.problem
+    if entry.status == "partial" and not (entry.path / "meta.json").exists():
+        return f"{entry.path}: no finished layer yet (an extraction is unfinished)"
+    try:
+        FeatureStore(entry.path).verify(progress)
+    except DataError as exc:
+        return str(exc)
+    return ""
+
+
+def remove_stores(entries: list[StoreEntry]) -> int:
+    """Delete the stores; returns the bytes freed."""
+    return sum(remove_store(e.path) for e in entries)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
