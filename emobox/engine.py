@@ -121,6 +121,7 @@ class Counters:
     gflop: float = 0.0
     batches: int = 0
     compute_s: float = 0.0
+    audio_wait_s: float = 0.0  # time the encoder waited for decoded audio
     notes: list[str] = field(default_factory=list)
 
 
@@ -158,6 +159,7 @@ class Engine:
                     pending.result()
             finally:
                 prefetch.close()
+        self.counters.audio_wait_s = prefetch.wait_s
         self.counters.notes.extend(self._wait_note(prefetch.wait_s))
 
     def _wait_note(self, wait_s: float) -> list[str]:

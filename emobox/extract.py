@@ -199,6 +199,7 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
             "resumed_at": start, "utterances": c.utterances, "audio_s": round(c.audio_s, 3),
             "padded_audio_s": round(c.padded_audio_s, 3), "seconds": round(stats.seconds, 3),
             "gflop": round(c.gflop, 3), "batches": c.batches, "plan": plan.to_dict(),
+            "compute_s": round(c.compute_s, 3), "audio_wait_s": round(c.audio_wait_s, 3),
             "threads": torch.get_num_threads(), "torch": torch.__version__,
             "emobox": __version__})
     for note in stats.notes:

@@ -66,7 +66,7 @@ def test_run_labels_the_precision_and_reuses_the_store(cli, tmp_path):
     assert {r["precision"] for r in rows} == {"bf16"}
     config = json.loads((tmp_path / "a" / "config.json").read_text())
     assert config["precision"] == "bf16"
-    assert "precision bf16" in (tmp_path / "a" / "summary.md").read_text()
+    assert "features bf16" in (tmp_path / "a" / "summary.md").read_text()
     store = config["features"]
     assert json.loads(open(f"{store}/meta.json").read())["precision"] == "bf16"
     res = cli(*args, "--grid", "lr=1e-4 hidden=32", "--out", tmp_path / "b")
