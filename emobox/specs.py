@@ -38,6 +38,13 @@ class UpstreamSpec:
     # flops(num_samples) -> forward FLOPs for one utterance, analytic, without building the model
     # (plans and dry runs); None: emobox estimates from num_layers, hidden_size and frame_rate
     flops: Callable[[int], float] | None = None
+    options: Mapping[str, str] = field(default_factory=dict)  # build option -> what it does
+    # locate(ckpt=None) -> Path of the weights on this machine, without loading them; raises
+    # CheckpointNotFoundError (None: the upstream needs no weights, or cannot say cheaply)
+    locate: Callable[..., Any] | None = None
+    # convert(source=None, out=None) -> Path: turn weights in another format (e.g. CTranslate2)
+    # into a checkpoint that ``build`` reads (None: nothing to convert)
+    convert: Callable[..., Any] | None = None
     plugin: str = ""
     distribution: str = ""
     version: str = ""

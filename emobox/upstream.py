@@ -8,7 +8,8 @@ baseline without layers (fbank, mfcc) has ``num_layers = 0`` and only layer 0.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping, Sequence
 
 import torch
 
@@ -44,6 +45,8 @@ class Upstream(torch.nn.Module):
     # in bf16/fp16 extraction the engine holds Linear/Conv weights in that precision for the
     # run (bit-identical to autocast); False when forward reads them outside autocast'd ops
     lowp_weight_cache: bool = True
+    # options that change the features (e.g. Whisper's mode); part of the feature store's key
+    store_options: Mapping[str, Any] = MappingProxyType({})
 
     def forward(self, wavs: Sequence[torch.Tensor], layers: Sequence[int]) -> UpstreamOutput:
         raise NotImplementedError
@@ -53,8 +56,9 @@ class Upstream(torch.nn.Module):
         """Turn user layer requests (``None``/"last", "all", ints, negative ints) into indices."""
         return resolve_layers(layers, self.num_layers, self.name)
 
-    def flops(self, num_samples: int) -> float | None:
-        """Forward FLOPs for one utterance of ``num_samples`` samples (analytic), or None."""
+    def flops(self, num_samples: int, layer: int | None = None) -> float | None:
+        """Analytic forward FLOPs for one utterance of ``num_samples`` samples when layers up to
+        ``layer`` (default: the last) are computed, or None when unknown."""
         return None
 
     def frames_for(self, num_samples: int) -> int:

@@ -90,4 +90,4 @@ def entrypoint() -> None:
 
 
 from . import (bench_cmd, corpora_cmd, extract_cmd, plugins_cmd, report_cmd,  # noqa: E402,F401
-               run_cmd, submit_cmd)
+               run_cmd, submit_cmd, upstreams_cmd)

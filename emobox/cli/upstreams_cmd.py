@@ -1,0 +1,73 @@
+"""``emobox upstreams list|info|convert``: what each encoder is and where its weights are."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+from rich.table import Table
+
+from . import app, console, err_console
+
+upstreams_app = typer.Typer(help="Upstream encoders: list, inspect, convert checkpoints.",
+                            no_args_is_help=True)
+app.add_typer(upstreams_app, name="upstreams")
+
+
+@upstreams_app.command("list")
+def list_command(pattern: Optional[str] = typer.Argument(None, help="Glob, e.g. 'whisper*'."),
+                 ) -> None:
+    """Every upstream with its size and whether its weights are on this machine."""
+    from ..upstream_catalog import list_upstreams, weights_status
+
+    table = Table(title="upstreams", title_justify="left")
+    for col in ("name", "family", "layers", "hidden", "frames/s", "params", "checkpoint",
+                "weights"):
+        table.add_column(col, justify="right" if col in ("layers", "hidden", "frames/s",
+                                                         "params") else "left")
+    for spec in list_upstreams(pattern):
+        status = weights_status(spec)
+        params = f"{spec.parameters / 1e6:.1f}M" if spec.parameters else "-"
+        table.add_row(spec.name, spec.family or "-", str(spec.num_layers),
+                      str(spec.hidden_size), f"{spec.frame_rate:g}", params,
+                      spec.checkpoint or "-", status.state)
+    console.print(table)
+
+
+@upstreams_app.command("info")
+def info_command(
+    name: str = typer.Argument(..., help="Upstream name."),
+    upstream_ckpt: Optional[str] = typer.Option(None, "--upstream-ckpt",
+                                                help="Check this checkpoint path instead."),
+) -> None:
+    """What NAME is (layers, hidden size, frame rate, parameters, paper) and where its weights
+    are; loads nothing."""
+    from ..upstream_catalog import upstream_info
+
+    info = upstream_info(name, ckpt=upstream_ckpt)
+    table = Table(show_header=False, title=name, title_justify="left")
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in info.fields.items():
+        table.add_row(key, str(value))
+    console.print(table)
+    if info.weights.state == "missing":
+        err_console.print(f"[yellow]weights missing:[/yellow] {info.weights.message}",
+                          highlight=False, soft_wrap=True)
+
+
+@upstreams_app.command("convert")
+def convert_command(
+    name: str = typer.Argument(..., help="Upstream name, e.g. whisper_tiny_en."),
+    source: Optional[str] = typer.Option(None, "--source", help="Checkpoint to convert "
+                                         "(default: the one the upstream knows, if any)."),
+    out: Optional[str] = typer.Option(None, "--out", help="Output folder "
+                                      "(default $EMOBOX_MODELS/<name>)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing folder."),
+) -> None:
+    """Convert a checkpoint into the folder NAME loads (e.g. CTranslate2 Whisper ->
+    transformers)."""
+    from ..upstream_catalog import convert_checkpoint
+
+    path = convert_checkpoint(name, source=source, out=out, overwrite=overwrite)
+    console.print(f"wrote {path}", highlight=False, soft_wrap=True)
