@@ -228,6 +228,7 @@ def run_config(plan: TriplePlan, feats: Features) -> tuple[dict, dict]:
         "upstream": opts.upstream, "corpus": opts.corpus, "downstream": opts.downstream,
         "checkpoint_id": feats.checkpoint_id, "upstream_ckpt": opts.upstream_ckpt,
         "upstream_options": dict(opts.upstream_options),
+        "upstream_store_options": dict(getattr(upstream, "store_options", {}) or {}),
         "corpus_options": dict(opts.corpus_options),
         "layer": feats.layer, "layers": feats.layers, "layer_norm": opts.layer_norm,
         "precision": opts.precision, "train_precision": opts.train_precision,

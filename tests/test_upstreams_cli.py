@@ -118,4 +118,5 @@ def test_whisper_tiny_en_on_the_demo_beats_fbank(cli, tmp_path):
         config = json.loads((out / "config.json").read_text())
         assert config["layer_norm"] is True
     assert config["layer"] == 4 and config["upstream_options"] == {}
+    assert config["upstream_store_options"] == {"mode": "faithful"}
     assert ua["whisper_tiny_en"] >= ua["fbank"], ua

@@ -27,7 +27,7 @@ SECONDS = {1.0: 50, 7.3: 365, 35.0: 1750}
 def tiny_encoder(n_mels: int = 80, seed: int = 0) -> WhisperEncoder:
     torch.manual_seed(seed)
     cfg = transformers.WhisperConfig(d_model=32, encoder_layers=3, encoder_attention_heads=2,
-                                     encoder_ffn_dim=64, num_mel_bins=n_mels,
+                                     encoder_ffn_dim=128, num_mel_bins=n_mels,
                                      max_source_positions=1500)
     return WhisperEncoder(cfg).eval()
 
@@ -198,7 +198,7 @@ def test_openai_names_round_trip_and_pt_files_load(tmp_path):
     for drop in (False, True):  # the position table is rebuilt when a file leaves it out
         pt = openai_checkpoint(enc, tmp_path / f"tiny{drop}.pt", drop_positions=drop)
         config, state = read_openai(pt)
-        assert config["encoder_ffn_dim"] == 64
+        assert config["encoder_ffn_dim"] == 128  # OpenAI's blocks are always 4 x wide
         for k, v in enc.state_dict().items():
             torch.testing.assert_close(state[k], v, atol=1e-6, rtol=0)
         up = load(variant, pt)

@@ -8,7 +8,7 @@ transformers are imported only when an upstream is built.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from emobox import UpstreamSpec
 
@@ -48,8 +48,6 @@ def _spec(family: SSLFamily, v: SSLVariant) -> UpstreamSpec:
         revision=v.revision, parameters=v.parameters, paper=family.paper,
         license=family.license, num_layers=v.num_layers, hidden_size=v.hidden_size,
         frame_rate=50.0, trained_on=v.trained_on, family=family.family)
-    from dataclasses import replace
-
     return replace(base, build=functools.partial(_build, family, v, base),
                    locate=functools.partial(locate_checkpoint, base))
 
