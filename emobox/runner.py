@@ -129,6 +129,7 @@ class Features:
     checkpoint_id: str
     skipped: dict[str, str]
     parameters: int | None = None
+    store_options: dict = field(default_factory=dict)  # the upstream's feature-changing options
 
 
 @dataclass
@@ -217,7 +218,8 @@ def extract_features(up_spec: Any, manifest: Any, opts: RunOptions, device: str,
                     batch_seconds=opts.batch_seconds, options=dict(opts.upstream_options))
     parameters = sum(int(p.numel()) for p in upstream.parameters())
     return Features(str(store.path), layer, list(layers), upstream.checkpoint_id,
-                    store.skipped(), parameters or up_spec.parameters)
+                    store.skipped(), parameters or up_spec.parameters,
+                    dict(getattr(upstream, "store_options", {}) or {}))
 
 
 def run_config(plan: TriplePlan, feats: Features) -> tuple[dict, dict]:
@@ -228,7 +230,7 @@ def run_config(plan: TriplePlan, feats: Features) -> tuple[dict, dict]:
         "upstream": opts.upstream, "corpus": opts.corpus, "downstream": opts.downstream,
         "checkpoint_id": feats.checkpoint_id, "upstream_ckpt": opts.upstream_ckpt,
         "upstream_options": dict(opts.upstream_options),
-        "upstream_store_options": dict(getattr(upstream, "store_options", {}) or {}),
+        "upstream_store_options": dict(feats.store_options),
         "corpus_options": dict(opts.corpus_options),
         "layer": feats.layer, "layers": feats.layers, "layer_norm": opts.layer_norm,
         "precision": opts.precision, "train_precision": opts.train_precision,
