@@ -435,3 +435,19 @@ def test_flops_grow_with_length_and_count_every_block():
     block = 2 * T * 24 * (4 * 24 + 2 * 40) + 4 * T * T * 24
     assert up.flops(16000) - tiny_upstream(dataclasses.replace(cfg, depth=1)).flops(16000) \
         == pytest.approx(block)
+
+
+def test_info_and_convert_commands_cover_the_family(tmp_path, monkeypatch, cli):
+    monkeypatch.setenv("EMOBOX_MODELS", str(tmp_path / "models"))
+    res = cli("upstreams", "info", "data2vec2_base")
+    assert res.code == 0 and "missing" in res.out and "base_libri.pt" in res.out
+    (tmp_path / "models").mkdir()
+    torch.save(fairseq_checkpoint(tiny_encoder(seed=6)), tmp_path / "models" / "data2vec2_base.pt")
+    res = cli("upstreams", "info", "data2vec2_base")
+    assert res.code == 0 and "present" in res.out
+    res = cli("upstreams", "convert", "data2vec2_base", "--out", tmp_path / "conv")
+    assert res.code == 0, res
+    meta = json.loads((tmp_path / "conv" / "config.json").read_text())
+    assert meta["format"] == "emobox.data2vec2" and meta["source"] == "data2vec2_base.pt"
+    res = cli("upstreams", "convert", "data2vec2_base", "--out", tmp_path / "conv")
+    assert res.code == 2 and "pass --overwrite" in res.err

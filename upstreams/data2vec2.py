@@ -10,6 +10,9 @@ folder, or ``<name>.pt`` beside it) and, for emotion2vec, the Hugging Face cache
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 from emobox import UpstreamSpec, hookimpl
 
 FAIRSEQ_URL = "https://dl.fbaipublicfiles.com/fairseq/data2vec2/"
@@ -43,22 +46,47 @@ VARIANTS = {
 }
 
 
+def _locate(name: str, ckpt=None):
+    """The checkpoint file (or converted folder) of ``name`` on this machine; never loads it."""
+    from emobox.checkpoints import find_checkpoint
+
+    from .data2vec2_upstream import checkpoint_file
+
+    files, _, how = VARIANTS[name]
+    hub = E2V_HUB if name == "emotion2vec_base" else ""
+    found = find_checkpoint(name, ckpt, hub_id=hub, revision=E2V_REVISION if hub else "",
+                            how_to_get=how)
+    return checkpoint_file(found, name, files)
+
+
+def _convert(name: str, source=None, out=None, overwrite: bool = False):
+    """Convert a released ``.pt`` (``source``, else the one found locally) into an encoder folder
+    (``out``, default ``$EMOBOX_MODELS/<name>-converted``)."""
+    from emobox import paths
+    from emobox.errors import EmoboxUsageError
+
+    from .data2vec2_ckpt import convert_checkpoint
+    from .data2vec2_upstream import preset
+
+    src = _locate(name, source)
+    dst = paths.models_dir() / f"{name}-converted" if out is None else Path(out)
+    if dst.exists() and any(dst.iterdir()) and not overwrite:
+        raise EmoboxUsageError(f"{dst} exists; pass --overwrite to replace it")
+    return convert_checkpoint(src, dst, preset(name))
+
+
 def _build(name: str, ckpt=None, device="cpu", **options):
     from emobox.errors import EmoboxUsageError
 
     if options:
         raise EmoboxUsageError(f"{name} takes no --upstream-option (got "
                                f"{', '.join(sorted(options))})")
-    from emobox.checkpoints import checkpoint_id, find_checkpoint
+    from emobox.checkpoints import checkpoint_id
 
     from .data2vec2_ckpt import load_encoder
-    from .data2vec2_upstream import Data2Vec2Upstream, checkpoint_file, preset
+    from .data2vec2_upstream import Data2Vec2Upstream, preset
 
-    files, _, how = VARIANTS[name]
-    hub = E2V_HUB if name == "emotion2vec_base" else ""
-    found = find_checkpoint(name, ckpt, hub_id=hub, revision=E2V_REVISION if hub else "",
-                            how_to_get=how)
-    path = checkpoint_file(found, name, files)
+    path = _locate(name, ckpt)
     encoder, _ = load_encoder(path, preset(name))
     layers, width = SHAPES[name]
     cfg = encoder.cfg
@@ -69,12 +97,9 @@ def _build(name: str, ckpt=None, device="cpu", **options):
     return Data2Vec2Upstream(name, encoder, checkpoint_id(path)).to(device).eval()
 
 
-def _builder(name: str):
-    def build(ckpt=None, device="cpu", **options):
-        return _build(name, ckpt, device, **options)
-
-    build.__name__ = f"build_{name}"
-    return build
+def _callables(name: str) -> dict:
+    return dict(build=functools.partial(_build, name), locate=functools.partial(_locate, name),
+                convert=functools.partial(_convert, name))
 
 
 @hookimpl
@@ -82,21 +107,21 @@ def emobox_upstreams():
     common = dict(family="data2vec2", frame_rate=50.0, sample_rate=16000)
     return [
         UpstreamSpec(
-            name="data2vec2_base", build=_builder("data2vec2_base"), **common,
+            name="data2vec2_base", **_callables("data2vec2_base"), **common,
             description="data2vec 2.0 base (LibriSpeech 960 h), plain-torch port; 12 "
                         "transformer blocks of 768",
             checkpoint="base_libri.pt (fairseq data2vec 2.0 release)",
             parameters=93_163_532, paper=D2V2_PAPER, license="MIT",
             num_layers=SHAPES["data2vec2_base"][0], hidden_size=SHAPES["data2vec2_base"][1]),
         UpstreamSpec(
-            name="data2vec2_large", build=_builder("data2vec2_large"), **common,
+            name="data2vec2_large", **_callables("data2vec2_large"), **common,
             description="data2vec 2.0 large (Libri-light 60k h), plain-torch port; 8 prenet + "
                         "16 transformer blocks of 1024",
             checkpoint="large_vox.pt (fairseq data2vec 2.0 release)",
             parameters=313_275_408, paper=D2V2_PAPER, license="MIT",
             num_layers=SHAPES["data2vec2_large"][0], hidden_size=SHAPES["data2vec2_large"][1]),
         UpstreamSpec(
-            name="emotion2vec_base", build=_builder("emotion2vec_base"), **common,
+            name="emotion2vec_base", **_callables("emotion2vec_base"), **common,
             description="emotion2vec base (data2vec 2.0 architecture, self-supervised on 262 h "
                         "of emotional speech), plain-torch port; 4 prenet + 8 blocks of 768",
             checkpoint=f"{E2V_HUB} (emotion2vec_base.pt)", revision=E2V_REVISION,
