@@ -25,20 +25,17 @@ def find_stores(path: str | Path | None = None, upstream: str | None = None,
         if not (folder / "meta.json").exists() and not (folder / PARTIAL).exists():
             raise EmoboxUsageError(f"{folder} is not a feature store (no meta.json); "
                                    f"`emobox features info` lists the stores")
-        base = folder.parent.parent.parent
-        entries = [e for e in list_stores(base) if e.path == folder]
-        if not entries:  # a store copied somewhere outside the usual layout
-            store = FeatureStore(folder)
-            status, meta, problem = "partial", None, ""
+        store = FeatureStore(folder)
+        status, meta, problem = "partial", None, ""
+        if store.exists():
             try:
                 meta = store.meta
                 status = "complete" if store.complete else "partial"
             except DataError as exc:
                 status, problem = "corrupt", str(exc)
-            entries = [StoreEntry(folder, (meta or {}).get("upstream", "?"),
-                                  (meta or {}).get("corpus", "?"), folder.name, status, meta,
-                                  problem)]
-        return entries
+        return [StoreEntry(folder, (meta or {}).get("upstream", folder.parent.parent.name),
+                           (meta or {}).get("corpus", folder.parent.name), folder.name, status,
+                           meta, problem)]
     base = Path(features_dir).expanduser() if features_dir else paths.features_dir()
     entries = list_stores(base, upstream, corpus)
     if precision:

@@ -380,6 +380,17 @@ def _tiny_transformers(arch: str):
     import transformers as tf
 
     torch.manual_seed(0)
+    if arch == "data2vec2":  # the plain-torch port (data2vec 2.0 / emotion2vec)
+        from emobox.upstreams.data2vec2_net import D2v2Config, Data2Vec2Encoder
+        from emobox.upstreams.data2vec2_upstream import Data2Vec2Upstream
+
+        cfg = D2v2Config(conv_layers=((16, 10, 5),) + ((16, 3, 2),) * 4 + ((16, 2, 2),) * 2,
+                         embed_dim=24, num_heads=3, depth=2, prenet_depth=1, mlp_dim=40,
+                         conv_pos_depth=2, conv_pos_kernel=4, conv_pos_groups=4,
+                         num_extra_tokens=2, alibi_scale_shape=(1, 3))
+        model = Data2Vec2Upstream("tiny", Data2Vec2Encoder(cfg), "test")
+        wavs = [torch.randn(16000), torch.randn(12000)]
+        return model, lambda: model(wavs, [2]).hidden[2]
     if arch == "whisper":
         from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
@@ -402,7 +413,8 @@ def _tiny_transformers(arch: str):
     return model, lambda: model(x, attention_mask=mask).last_hidden_state
 
 
-@pytest.mark.parametrize("arch", ["wav2vec2", "hubert", "wavlm", "data2vec", "whisper"])
+@pytest.mark.parametrize("arch", ["wav2vec2", "hubert", "wavlm", "data2vec", "whisper",
+                                  "data2vec2"])
 def test_fast_path_is_bit_identical_to_autocast(arch):
     from emobox.precision import fast_path
 

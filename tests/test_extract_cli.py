@@ -34,6 +34,12 @@ def test_features_dir_is_settable_per_command(cli, tmp_path):
     assert list((tmp_path / "f" / "mfcc" / "demo").iterdir())
     assert "no feature stores found" in cli("features", "info").out
     assert "mfcc" in cli("features", "info", "--features-dir", tmp_path / "f").out
+    store = next((tmp_path / "f" / "mfcc" / "demo").iterdir())
+    assert "layer 0: dim 13" in cli("features", "info", store).out
+    assert cli("features", "verify", store).code == 0
+    res = cli("features", "rm", store)
+    assert res.code == 0 and "removed 1 store" in res.out and not store.exists()
+    cli("extract", "-u", "mfcc", "-c", "demo", "-q", "--features-dir", tmp_path / "f")
     res = cli("features", "rm", "--all", "--features-dir", tmp_path / "f")
     assert res.code == 0 and "removed 1 store" in res.out
 
