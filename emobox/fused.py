@@ -8,9 +8,11 @@ the fused forward uses directly (no per-step concatenation), and the backward pa
 fused gradient once and hands every configuration its rows.
 
 :func:`project_relu_mean` is the EmoBox head's frame-level part, ``mean_t(relu(x_t W^T + b))``
-over packed frames, with a hand-written backward that reuses buffers (the frame-level activations
-are the largest tensors of a step) and needs no gradient for the frozen input features. Inputs may
-be float32 (exact) or bfloat16 (weights are cast per call; results and gradients are float32).
+over packed frames: bias and ReLU fused into the matmul where oneDNN is available, and a
+hand-written backward that makes one pass over the frame-level activations (the largest tensors of
+a step) before the weight-gradient matmul, with no gradient for the frozen input features. Inputs
+may be float32 (exact) or bfloat16 (weights are cast per call; results and gradients are
+float32).
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from .downstream import segment_ids
 
 
 class Workspace:
-    """Reusable scratch buffers, grown on demand (avoids a fresh large allocation per step)."""
+    """Reusable scratch buffers, grown on demand (avoids a fresh large allocation per step).
+
+    A buffer is only valid until the next ``take`` of the same name: use it for temporaries that
+    do not outlive the call that takes them (e.g. inside one backward pass)."""
 
     def __init__(self) -> None:
         self._buffers: dict[str, torch.Tensor] = {}
-        self.busy = False  # a training forward holds "hidden" until its backward has run
 
     def take(self, name: str, shape: Sequence[int], dtype: torch.dtype,
              device: torch.device) -> torch.Tensor:
@@ -42,7 +46,6 @@ class Workspace:
 
     def clear(self) -> None:
         self._buffers.clear()
-        self.busy = False
 
 
 def share_rows(params: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -72,6 +75,28 @@ def _segment_sums(hidden: torch.Tensor, segments: torch.Tensor, n: int) -> torch
     return (indicator @ hidden).float()
 
 
+_ONEDNN = {"usable": None}
+
+
+def linear_relu(frames: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """``relu(frames @ weight.T + bias)``, not differentiable. On CPU, oneDNN's matmul with the
+    bias and ReLU fused into it (no extra pass over the output; measured 7-10% faster than
+    addmm + relu_ for float32 and bfloat16), else addmm + relu_. Both are float32 (or bfloat16)
+    arithmetic; they differ only in summation order."""
+    if (frames.device.type == "cpu" and frames.dtype in (torch.float32, torch.bfloat16)
+            and frames.shape[0] > 0 and _ONEDNN["usable"] is not False):
+        try:
+            out = torch.ops.mkldnn._linear_pointwise(frames.contiguous(), weight.contiguous(),
+                                                     bias, "relu", [], "")
+            _ONEDNN["usable"] = True
+            return out
+        except (AttributeError, RuntimeError, NotImplementedError):
+            if _ONEDNN["usable"]:  # it worked before: this is a real error
+                raise
+            _ONEDNN["usable"] = False
+    return torch.addmm(bias, frames, weight.t()).relu_()
+
+
 class _ProjectReluMean(torch.autograd.Function):
     @staticmethod
     def forward(ctx, frames, lengths, weight, bias, workspace, n_weights, *views):
@@ -79,16 +104,7 @@ class _ProjectReluMean(torch.autograd.Function):
         w = weight if weight.dtype == dtype else weight.to(dtype)
         b = bias if bias.dtype == dtype else bias.to(dtype)
         saving = any(ctx.needs_input_grad[6:])
-        n, h_dim = frames.shape[0], w.shape[0]
-        from_ws = workspace is not None and not (saving and workspace.busy)
-        if from_ws:
-            hidden = workspace.take("hidden" if saving else "hidden_eval", (n, h_dim), dtype,
-                                    frames.device)
-            workspace.busy = workspace.busy or saving
-        else:
-            hidden = torch.empty((n, h_dim), dtype=dtype, device=frames.device)
-        torch.addmm(b, frames, w.t(), out=hidden)
-        hidden.relu_()
+        hidden = linear_relu(frames, w, b)
         inv = 1.0 / lengths.clamp(min=1).to(torch.float32)
         segments = segment_ids(lengths)
         pooled = _segment_sums(hidden, segments, len(lengths))
@@ -96,7 +112,7 @@ class _ProjectReluMean(torch.autograd.Function):
         if saving:
             ctx.save_for_backward(frames, segments, inv)
             ctx.hidden = hidden
-            ctx.workspace = workspace if from_ws else None
+            ctx.workspace = workspace
             ctx.n_weights = n_weights
             ctx.sizes = [v.shape[0] for v in views[:n_weights]]
         return pooled
@@ -120,8 +136,6 @@ class _ProjectReluMean(torch.autograd.Function):
                           device=grad_hidden.device)
         grad_bias = (ones @ grad_hidden).float().squeeze(0)  # a BLAS call: one fast pass
         ctx.hidden = None
-        if ws is not None:
-            ws.busy = False
         grads_w = grad_weight.split(ctx.sizes)
         grads_b = grad_bias.split(ctx.sizes)
         return (None, None, None, None, None, None, *grads_w, *grads_b)

@@ -97,6 +97,8 @@ class SweepResult:
     selection: str
     precision: str = "fp32"
     seconds: float = 0.0  # wall time of the training epochs (validation included)
+    cpu_seconds: float = 0.0  # CPU time of this process (all threads) over the same epochs
+    valid_seconds: float = 0.0  # wall time of the per-epoch validation passes
 
 
 def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict]:
@@ -178,9 +180,8 @@ class _Batches:
     def gather(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = None
         if self.takes_out and getattr(self.source, "dtype", None) == self.dtype:
-            need = int(self.source.lengths[idx].sum()) * self.source.dim
-            need *= len(getattr(self.source, "layers", [0])) if getattr(
-                self.source, "stacked", False) else 1
+            n_layers = len(self.source.layers) if getattr(self.source, "stacked", False) else 1
+            need = int(self.source.lengths[idx].sum()) * self.source.dim * n_layers
             if self.buffer is None or self.buffer.numel() < need:
                 self.buffer = torch.empty(int(need * 1.25) + 1, dtype=self.dtype,
                                           device=_source_device(self.source))
@@ -292,7 +293,7 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
     best_valid = [(0.0, 0.0)] * K
     history: list[list[dict]] = [[] for _ in range(K)]
     n_train = len(train.labels)
-    started = time.perf_counter()
+    started, started_cpu, valid_seconds = time.perf_counter(), time.process_time(), 0.0
     with reporter.task(description, cfg.epochs, "epoch") as task:
         for epoch in range(cfg.epochs):
             lrs = []
@@ -320,6 +321,7 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
                 optimizer.step()
                 train_loss += per_config.detach().double().cpu() * len(idx)
             model.eval()
+            valid_started = time.perf_counter()
             with torch.no_grad():
                 v_ua, v_loss = _scores_of(_predict(model, batches["valid"], valid, cfg, autocast),
                                           valid.labels, n_classes)
@@ -327,6 +329,7 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
                     t_ua, t_loss = _scores_of(
                         _predict(model, batches["test"], test, cfg, autocast), test.labels,
                         n_classes)
+            valid_seconds += time.perf_counter() - valid_started
             for k in range(K):
                 entry = {"epoch": epoch, "lr": lrs[k], "train_loss": float(train_loss[k]) / n_train,
                          "valid_ua": v_ua[k], "valid_loss": v_loss[k]}
@@ -344,6 +347,7 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
             task.note(f"best valid UA {max(b[0] for b in best):.3f}"
                       if cfg.select == "valid" else "selecting by TEST (EmoBox recipe)")
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - started_cpu
     with torch.no_grad():
         for k in range(K):
             for p, saved in zip(heads[k].parameters(), best_state[k]):
@@ -359,4 +363,5 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
             valid_ua=best_valid[k][0], valid_loss=best_valid[k][1],
             test=scores(y_test, pred, n_classes), test_pred=pred, history=history[k]))
     selected = max(range(K), key=lambda k: (best[k][0], -best[k][1], -k))
-    return SweepResult(results, selected, cfg.select, cfg.precision, seconds)
+    return SweepResult(results, selected, cfg.select, cfg.precision, seconds, cpu_seconds,
+                       valid_seconds)
