@@ -164,6 +164,8 @@ def reference_table(cls: type[EmoboxCorpus]) -> ReferenceTable:
 
 def corpus_spec(cls: type[EmoboxCorpus]) -> CorpusSpec:
     """The plugin spec of an adapter class, from its class attributes."""
+    from ._cross import emobox_balanced_set, has_cross_set
+
     name = cls.table_name()
     reference = functools.partial(reference_summary, name) if has_reference(name) else None
     return CorpusSpec(name=cls.name, build=cls, description=cls.description,
@@ -171,4 +173,6 @@ def corpus_spec(cls: type[EmoboxCorpus]) -> CorpusSpec:
                       homepage=cls.homepage, citation=cls.citation,
                       expected_top_level=cls.expected_top_level, reference=reference,
                       reference_table=(functools.partial(reference_table, cls)
-                                       if has_reference(name) else None))
+                                       if has_reference(name) else None),
+                      balanced_test_set=(functools.partial(emobox_balanced_set, cls)
+                                         if has_cross_set(name) else None))

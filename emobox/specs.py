@@ -74,6 +74,9 @@ class CorpusSpec:
     # durations, without the corpus on disk (submission checks, bench plans); None: only a scan
     # can tell
     reference_table: Callable[[], Any] | None = None
+    # balanced_test_set() -> emobox.balanced.BalancedSet: the corpus's published balanced test
+    # set of the cross-corpus track (by this adapter's keys), where there is one
+    balanced_test_set: Callable[[], Any] | None = None
     plugin: str = ""
     distribution: str = ""
     version: str = ""

@@ -89,5 +89,5 @@ def entrypoint() -> None:
     sys.exit(main())
 
 
-from . import (bench_cmd, corpora_cmd, extract_cmd, plugins_cmd, report_cmd,  # noqa: E402,F401
-               run_cmd, submit_cmd, upstreams_cmd)
+from . import (bench_cmd, corpora_cmd, cross_cmd, extract_cmd, plugins_cmd,  # noqa: E402,F401
+               report_cmd, run_cmd, submit_cmd, upstreams_cmd)

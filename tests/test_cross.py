@@ -1,0 +1,240 @@
+"""The cross-corpus track: the average-accuracy formula, `emobox cross run` end to end on fixture
+trees of the four EmoBox corpora, `emobox cross build`, and their errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from cross_support import write_tree
+from emobox import DataError
+from emobox.cross import (CrossOptions, column_averages, cross_average, plan_cross,
+                          row_averages)
+from emobox.cross_report import paper_matrix
+from emobox.io import read_jsonl
+from emobox.metrics import scores
+from emobox.paper import CROSS_CORPORA, paper_tables
+from emobox.plugins import Registry
+
+CLASSES = ["Angry", "Happy", "Neutral", "Sad"]
+
+# rows = training corpus, columns = test corpus; the diagonal never counts
+HAND = [[0.99, 0.50, 0.30, 0.20],
+        [0.40, 0.88, 0.60, 0.10],
+        [0.30, 0.20, 0.77, 0.50],
+        [0.60, 0.40, 0.20, 0.66]]
+
+
+def test_average_accuracy_is_the_mean_off_diagonal_entry():
+    # (0.5+0.3+0.2 + 0.4+0.6+0.1 + 0.3+0.2+0.5 + 0.6+0.4+0.2) / (4*4 - 4) = 4.3 / 12
+    assert cross_average(HAND) == pytest.approx(4.3 / 12)
+    changed = [row[:] for row in HAND]
+    for i in range(4):
+        changed[i][i] = None  # the diagonal does not enter the formula
+    assert cross_average(changed) == pytest.approx(4.3 / 12)
+    assert row_averages(HAND) == pytest.approx([1.0 / 3, 1.1 / 3, 1.0 / 3, 1.2 / 3])
+    assert column_averages(HAND) == pytest.approx([1.3 / 3, 1.1 / 3, 1.1 / 3, 0.8 / 3])
+    assert cross_average([[None, 0.2], [0.6, None]]) == pytest.approx(0.4)
+    missing = [row[:] for row in HAND]
+    missing[0][1] = None
+    assert cross_average(missing) is None and row_averages(missing)[0] is None
+    with pytest.raises(ValueError, match="square"):
+        cross_average([[0.1, 0.2]])
+
+
+def test_formula_reproduces_the_paper_s_figure1_from_table5():
+    figure1 = paper_tables()["figure1"]["values"]
+    assert len(figure1) == 10
+    for model, entry in figure1.items():
+        matrix = paper_matrix(model, CROSS_CORPORA)
+        assert round(cross_average(matrix), 4) == pytest.approx(entry["avg_acc"], abs=1e-4)
+    # Table 5 as the paper prints it: train IEMOCAP, test MELD for wav2vec 2.0 base
+    m = paper_matrix("wav2vec2_base", ["savee", "iemocap", "meld"])
+    assert m[1][2] == 29.78 and m[2][1] == 22.5 and m[0][0] is None
+    assert paper_matrix("fbank", CROSS_CORPORA) is None
+
+
+@pytest.fixture(scope="module")
+def trees(tmp_path_factory):
+    """Fixture trees of the four corpora: each balanced set plus 40 other utterances (seeded),
+    every file a tone coding its class."""
+    root = tmp_path_factory.mktemp("cross-trees")
+    return {name: write_tree(root, name, extra=40) for name in CROSS_CORPORA}
+
+
+def _root_map(trees) -> list[str]:
+    out = []
+    for name, tree in trees.items():
+        out += ["--root-map", f"{name}={tree}"]
+    return out
+
+
+def _tsv(path: Path) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(path.read_text()), delimiter="\t"))
+
+
+def test_cross_run_end_to_end_on_fixtures(trees, tmp_path, cli):
+    out = tmp_path / "cross"
+    args = ["cross", "run", "-u", "fbank", "-d", "linear_probe", *_root_map(trees),
+            "--epochs", "6", "--warmup", "1", "--grid", "lr=1e-2 hidden=16,32", "-q",
+            "--out", out]
+    res = cli(*args)
+    assert res.code == 0, res
+    assert "cross-corpus accuracy %" in res.out and "savee" in res.out
+
+    rows = read_jsonl(out / "results.jsonl")
+    assert len(rows) == 4 * 2 * 4  # sources x configurations x targets
+    assert all(r["kind"] == "emobox.cross_result" and r["selection"] == "valid" for r in rows)
+    selected = {(r["source"], r["target"]): r for r in rows if r["selected"]}
+    assert len(selected) == 16
+    for s in CROSS_CORPORA:  # one configuration is selected per source, for every target
+        assert len({selected[(s, t)]["config_id"] for t in CROSS_CORPORA}) == 1
+
+    matrix = {(r["source"], r["target"]): r for r in _tsv(out / "matrix.tsv")}
+    assert len(matrix) == 16
+    for (s, t), cell in selected.items():
+        # the test set of the target, every key once, with the set's labels
+        pred = _tsv(out / "predictions" / f"{s}__{t}.tsv")
+        test_set = {r["key"]: r["label"] for r in _tsv(out / "test_sets" / f"{t}.tsv")}
+        assert len(pred) == cell["n_test"] == 240
+        assert {p["key"]: p["gold"] for p in pred} == test_set
+        y = [CLASSES.index(p["gold"]) for p in pred]
+        p_ = [CLASSES.index(p["predicted"]) for p in pred]
+        recomputed = scores(y, p_, 4)
+        assert cell["wa"] == pytest.approx(recomputed["wa"])
+        assert cell["ua"] == pytest.approx(recomputed["ua"])
+        assert cell["ua"] == pytest.approx(cell["wa"])  # balanced: UA = accuracy
+        assert float(matrix[(s, t)]["accuracy"]) == pytest.approx(100 * cell["wa"], abs=0.006)
+        assert matrix[(s, t)]["in_average"] == str(s != t).lower()
+        assert cell["n_train"] + cell["n_valid"] > 0
+
+    acc = [[selected[(s, t)]["wa"] for t in CROSS_CORPORA] for s in CROSS_CORPORA]
+    data = json.loads((out / "matrix.json").read_text())
+    assert data["corpora"] == list(CROSS_CORPORA)
+    assert data["metrics"]["accuracy"]["matrix"] == acc
+    assert data["metrics"]["accuracy"]["average"] == pytest.approx(cross_average(acc))
+    summary = (out / "summary.md").read_text()
+    assert f"**{100 * cross_average(acc):.2f}%**" in summary
+    assert "Table 5 has no row for fbank" in summary
+    assert "| Happy | exc, hap | joy | Happy | h |" in summary  # the harmonisation, as used
+    assert (out / "heatmap.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # the classes are coded in the audio: IEMOCAP's model carries over to the other corpora
+    assert min(acc[0][1:]) >= 0.75, acc
+    assert not any(math.isnan(v) for row in acc for v in row)
+
+    config = json.loads((out / "config.json").read_text())
+    assert config["splits"]["iemocap"]["test"] == 240
+    assert set(config["test_sets"]) == set(CROSS_CORPORA)
+
+    # the same command resumes: every source is finished, nothing is trained again
+    before = (out / "results.jsonl").read_text()
+    res = cli(*args)
+    assert res.code == 0, res
+    assert (out / "results.jsonl").read_text() == before
+    # other options in the same folder are refused, not mixed
+    res = cli(*[a if a != "6" else "7" for a in args])
+    assert res.code == 2 and "holds a cross-corpus run made with other options" in res.err
+
+
+def test_a_missing_test_utterance_is_named(tmp_path):
+    ravdess = write_tree(tmp_path, "ravdess", extra=0, tones=False)
+    savee = write_tree(tmp_path, "savee", extra=0, drop=["savee-JK-sa09"], tones=False)
+    with pytest.raises(DataError, match=r"savee: 1 of the 240 utterances of its balanced test "
+                                        r"set are not in the corpus scanned at .*savee-JK-sa09"):
+        plan_cross(CrossOptions(upstream="fbank", corpora=("ravdess", "savee"),
+                                root_map={"ravdess": str(ravdess), "savee": str(savee)}))
+
+
+def test_a_corpus_without_a_set_says_how_to_make_one(tmp_path, cli):
+    emodb = write_tree(tmp_path, "emodb", extra=40, tones=False)
+    savee = write_tree(tmp_path, "savee", extra=0, tones=False)
+    res = cli("cross", "run", "-u", "fbank", "-c", "savee,emodb", "--root-map",
+              f"savee={savee}", "--root-map", f"emodb={emodb}")
+    assert res.code == 2
+    assert "emodb has no balanced test set" in res.err and "emobox cross build -c emodb" in res.err
+    res = cli("cross", "run", "-u", "fbank", "-c", "savee", "--root-map", f"savee={savee}")
+    assert res.code == 2 and "at least two corpora" in res.err
+    res = cli("cross", "run", "-u", "fbank", "--classes", "angry,grumpy")
+    assert res.code == 2 and "'grumpy' is not an emotion class" in res.err
+
+
+def test_cross_build_reproduces_table3_structure_and_refuses_short_quotas(tmp_path, cli):
+    ravdess = write_tree(tmp_path, "ravdess", extra=2000, tones=False)  # the whole corpus
+    out = tmp_path / "sets"
+    res = cli("cross", "build", "-c", "ravdess", "--root-map", f"ravdess={ravdess}",
+              "--out", out, "-q")
+    assert res.code == 0, res
+    built = _tsv(out / "ravdess.tsv")
+    per = {}
+    for r in built:
+        per.setdefault(r["speaker"], {}).setdefault(r["label"], 0)
+        per[r["speaker"]][r["label"]] += 1
+    assert len(built) == 240 and len(per) == 20  # Table 3: 20 speakers x 3 per class
+    assert all(counts == {c: 3 for c in CLASSES} for counts in per.values())
+    recipe = json.loads((out / "recipe.json").read_text())
+    assert recipe["quota"] == {"ravdess": "20x3"} and recipe["seed"] == 0
+    # the recipe file makes the same sets again
+    again = tmp_path / "again"
+    res = cli("cross", "build", "--recipe", out / "recipe.json", "--root-map",
+              f"ravdess={ravdess}", "--out", again, "-q")
+    assert res.code == 0, res
+    assert (again / "ravdess.tsv").read_text() == (out / "ravdess.tsv").read_text()
+    # RAVDESS has 4 neutral utterances per actor: 5 cannot be met, and it says who is short
+    res = cli("cross", "build", "-c", "ravdess", "--root-map", f"ravdess={ravdess}",
+              "--quota", "ravdess=10x5", "--out", tmp_path / "no")
+    assert res.code == 2
+    assert "ravdess: quota 10x5" in res.err and "01: Neutral 4/5" in res.err
+    assert not (tmp_path / "no").exists()
+
+
+def test_the_track_extends_to_a_corpus_with_a_built_set(tmp_path, cli):
+    """EmoDB has no published set: build one, then run the track with it and SAVEE's."""
+    emodb = write_tree(tmp_path, "emodb", extra=2000)  # the whole corpus, 10 speakers
+    savee = write_tree(tmp_path, "savee", extra=24)
+    sets = tmp_path / "sets"
+    res = cli("cross", "build", "-c", "emodb", "--quota", "6x2", "--root-map",
+              f"emodb={emodb}", "--out", sets, "-q")
+    assert res.code == 0, res
+    out = tmp_path / "run"
+    res = cli("cross", "run", "-u", "fbank", "-c", "emodb,savee", "--sets", sets,
+              "--root-map", f"emodb={emodb}", "--root-map", f"savee={savee}", "--epochs", "2",
+              "--warmup", "1", "--grid", "lr=1e-2 hidden=16", "-q", "--out", out)
+    assert res.code == 0, res
+    config = json.loads((out / "config.json").read_text())
+    assert config["test_sets"]["emodb"]["utterances"] == 48
+    assert config["test_sets"]["emodb"]["origin"].startswith("file ")
+    assert config["test_sets"]["savee"]["utterances"] == 240
+    data = json.loads((out / "matrix.json").read_text())
+    acc = data["metrics"]["accuracy"]["matrix"]
+    assert data["metrics"]["accuracy"]["average"] == pytest.approx((acc[0][1] + acc[1][0]) / 2)
+    # the built set never trains: EmoDB's training side excludes its 48 keys
+    built = {r["key"] for r in _tsv(sets / "emodb.tsv")}
+    preds = {r["key"] for r in _tsv(out / "predictions" / "emodb__emodb.tsv")}
+    assert preds == built
+    rows = [r for r in read_jsonl(out / "results.jsonl") if r["source"] == "emodb"]
+    manifest = Registry().corpus("emodb").build(emodb).manifest
+    four = [u.key for u in manifest if u.label in CLASSES]
+    assert rows[0]["n_train"] + rows[0]["n_valid"] == len(four) - 48
+
+
+def test_cross_build_with_a_labeler_keeps_utterances_it_agrees_with(tmp_path, cli):
+    savee = write_tree(tmp_path, "savee", extra=2000)  # the whole corpus, class-coded tones
+    out = tmp_path / "sets"
+    res = cli("cross", "build", "-c", "savee", "--root-map", f"savee={savee}", "--quota",
+              "allx5", "--labeler", "fbank:linear_probe", "--labeler-epochs", "8",
+              "--labeler-grid", "lr=1e-2 hidden=16", "--out", out, "-q")
+    assert res.code == 0, res
+    recipe = json.loads((out / "recipe.json").read_text())
+    assert "fbank + linear_probe (out-of-fold" in recipe["sets"]["savee"]["pseudo_labels"]
+    predicted = {}
+    for f in (out / "labeler" / "savee" / "predictions").glob("fold*.tsv"):
+        predicted.update({r["key"]: r["predicted"] for r in _tsv(f)})
+    assert len(predicted) == 480  # every utterance labelled by the fold that did not train on it
+    built = _tsv(out / "savee.tsv")
+    assert len(built) == 4 * 4 * 5
+    assert all(predicted[r["key"]] == r["label"] for r in built)
