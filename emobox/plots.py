@@ -70,7 +70,7 @@ def _save(fig, path: Path) -> Path:
 
     fig.tight_layout()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
+    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")  # no label cut at the edges
     path = Path(path)
     atomic_write_bytes(path, buf.getvalue())
     return path
