@@ -78,6 +78,7 @@ class CrossOptions:
     upstream_options: Mapping[str, Any] = field(default_factory=dict)
     on_bad_audio: str = "fail"
     features_dir: str | None = None
+    batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
 
     def run_options(self, corpus: str) -> Any:
         """The ``emobox run`` options of one corpus (its extraction shares their store)."""
@@ -91,7 +92,8 @@ class CrossOptions:
             class_weights=self.class_weights, precision=self.precision,
             train_precision=self.train_precision, schedule=self.schedule,
             upstream_ckpt=self.upstream_ckpt, upstream_options=self.upstream_options,
-            on_bad_audio=self.on_bad_audio, features_dir=self.features_dir)
+            on_bad_audio=self.on_bad_audio, features_dir=self.features_dir,
+            batch_seconds=self.batch_seconds)
 
 
 @dataclass

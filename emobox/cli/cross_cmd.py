@@ -87,6 +87,10 @@ def cross_run_command(
     upstream_option: List[str] = typer.Option([], "--upstream-option", "-U", help="Upstream "
                                               "option name=value (repeatable)."),
     on_bad_audio: str = typer.Option("fail", "--on-bad-audio", help="fail | skip."),
+    precision: str = typer.Option("fp32", "--precision", help="Feature extraction: fp32 "
+                                  "(exact) | bf16 | fp16 (fast modes, labelled in every output)."),
+    batch_seconds: Optional[float] = typer.Option(None, "--batch-seconds", help="Extraction "
+                                                  "batch budget in padded audio seconds."),
     features_dir: Optional[str] = typer.Option(None, "--features-dir", help="Feature stores "
                                                "(default $EMOBOX_HOME/features)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
@@ -107,7 +111,8 @@ def cross_run_command(
         class_weights=class_weights, train_precision=train_precision, schedule=schedule,
         upstream_ckpt=upstream_ckpt,
         upstream_options=parse_options(upstream_option, "--upstream-option"),
-        on_bad_audio=on_bad_audio, features_dir=features_dir)
+        on_bad_audio=on_bad_audio, precision=precision, batch_seconds=batch_seconds,
+        features_dir=features_dir)
     reporter = Reporter() if quiet else RichReporter(err_console)
     result = cross_run(opts, reporter=reporter)
     console.print(matrix_table(result))
@@ -147,6 +152,8 @@ def matrix_table(result) -> Table:
     c = result.config
     title = (f"cross-corpus accuracy %: {c['upstream']} x {c['downstream']} (rows train, "
              f"columns test)")
+    if c["precision"] != "fp32":
+        title += f"  ({c['precision']} features)"
     if c["selected_by_test"]:
         title += "  [SELECTED BY TEST]"
     table = Table(title=title, caption="(diagonal) within-corpus, not averaged; § contaminated")
