@@ -220,6 +220,14 @@ def test_the_track_extends_to_a_corpus_with_a_built_set(tmp_path, cli):
     manifest = Registry().corpus("emodb").build(emodb).manifest
     four = [u.key for u in manifest if u.label in CLASSES]
     assert rows[0]["n_train"] + rows[0]["n_valid"] == len(four) - 48
+    # fast features are labelled: in the config and in the matrix's title
+    res = cli("cross", "run", "-u", "fbank", "-c", "emodb,savee", "--sets", sets,
+              "--root-map", f"emodb={emodb}", "--root-map", f"savee={savee}", "--epochs", "1",
+              "--warmup", "0", "--grid", "lr=1e-2 hidden=16", "-q", "--precision", "bf16",
+              "--batch-seconds", "30", "--out", tmp_path / "run_bf16")
+    assert res.code == 0, res
+    assert json.loads((tmp_path / "run_bf16" / "config.json").read_text())["precision"] == "bf16"
+    assert "(bf16 features)" in res.out
 
 
 def test_cross_build_with_a_labeler_keeps_utterances_it_agrees_with(tmp_path, cli):
