@@ -101,6 +101,8 @@ def _read(path: Path, start: float | None, end: float | None) -> tuple[np.ndarra
                 first, last = _frame_range(path, sr, total, start, end)
                 fh.seek(first)
                 data = fh.read(last - first, dtype="float32", always_2d=True)
+                if fh.format in ("WAV", "WAVEX", "RF64"):
+                    _check_wav_length(path, sr, total)
             if data.shape[0] < last - first:
                 raise AudioError(f"{path}: file is truncated (header promises {total} frames, "
                                  f"{first + data.shape[0]} could be read)", path=str(path))
@@ -112,6 +114,62 @@ def _read(path: Path, start: float | None, end: float | None) -> tuple[np.ndarra
     data, sr = _decode_av(path, sf_error)
     first, last = _frame_range(path, sr, data.shape[0], start, end)
     return data[first:last], sr
+
+
+# A WAV header that promises more audio than the file holds (an interrupted download or copy)
+# is an error; this much is tolerated for writers that round the data size.
+WAV_SHORTFALL_TOLERANCE_S = 0.02
+
+
+def _check_wav_length(path: Path, sr: int, frames: int) -> None:
+    """Raise when the WAV header's data size promises more frames than the file holds
+    (libsndfile quietly reads what is there)."""
+    declared = wav_declared_frames(path)
+    if declared is not None and declared - frames > max(1, WAV_SHORTFALL_TOLERANCE_S * sr):
+        raise AudioError(f"{path}: file is truncated (its header promises {declared} frames, "
+                         f"{declared / sr:.3f} s; it holds {frames}, {frames / sr:.3f} s)",
+                         path=str(path))
+
+
+def wav_declared_frames(path: str | Path) -> int | None:
+    """Frames the ``data`` chunk of a RIFF/RF64 WAV header declares, or None when the header
+    does not say (streamed files write 0 or 0xFFFFFFFF) or cannot be parsed."""
+    import struct
+
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+            if len(head) < 12 or head[8:12] != b"WAVE" or head[:4] not in (b"RIFF", b"RF64"):
+                return None
+            rf64_data: int | None = None
+            block_align = 0
+            for _ in range(64):  # chunks before "data" are few (fmt, fact, LIST, ...)
+                hdr = fh.read(8)
+                if len(hdr) < 8:
+                    return None
+                cid, size = hdr[:4], struct.unpack("<I", hdr[4:])[0]
+                if cid == b"ds64":
+                    body = fh.read(size)
+                    if len(body) >= 16:
+                        rf64_data = struct.unpack("<Q", body[8:16])[0]
+                    fh.seek(size % 2, 1)
+                    continue
+                if cid == b"fmt ":
+                    body = fh.read(size)
+                    if len(body) >= 14:
+                        block_align = struct.unpack("<H", body[12:14])[0]
+                    fh.seek(size % 2, 1)
+                    continue
+                if cid == b"data":
+                    if size == 0xFFFFFFFF and rf64_data is not None:
+                        size = rf64_data
+                    if size in (0, 0xFFFFFFFF) or block_align <= 0:
+                        return None
+                    return size // block_align
+                fh.seek(size + size % 2, 1)
+    except (OSError, struct.error):
+        return None
+    return None
 
 
 def _frame_range(path: Path, sr: int, frames: int, start: float | None,
