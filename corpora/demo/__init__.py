@@ -4,8 +4,9 @@ Twelve synthetic English speakers (espeak-ng voices) each say four short sentenc
 emotions, rendered through pitch, rate, loudness and voice quality (see
 ``scripts/make_demo_corpus.py``, which regenerates it). 192 utterances, 16 kHz FLAC, ~3.4 MB.
 
-Layout: ``audio/<speaker>/<speaker>_<emotion>_<sentence>.flac``. Label: the emotion field of
-the file name (angry, happy, neutral, sad -> Angry, Happy, Neutral, Sad). Speaker: the folder.
+Layout: ``audio/<speaker>/<speaker>_<emotion>_<sentence>.flac`` (``.wav`` too, for a copy given
+with ``--root``). Label: the emotion field of the file name (angry, happy, neutral, sad -> Angry,
+Happy, Neutral, Sad). Speaker: the folder.
 Folds: speaker-independent (3 folds of 4 test speakers; validation = held-out training
 speakers). License: MIT, like emobox.
 """
@@ -18,8 +19,8 @@ from pathlib import Path
 from emobox import Corpus, CorpusSpec, Utterance, hookimpl
 
 DATA = Path(__file__).resolve().parent
-NAME_RE = re.compile(r"^audio/(?P<spk>[^/]+)/(?P=spk)_(?P<emo>[a-z]+)_(?P<sent>\d+)\.flac$",
-                     re.IGNORECASE)
+NAME_RE = re.compile(
+    r"^audio/(?P<spk>[^/]+)/(?P=spk)_(?P<emo>[a-z]+)_(?P<sent>\d+)\.(?:flac|wav)$", re.IGNORECASE)
 
 
 class DemoCorpus(Corpus):
