@@ -12,9 +12,10 @@ import csv
 import hashlib
 import io
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from .errors import DataError
@@ -48,8 +49,15 @@ class Manifest:
 
     def __post_init__(self) -> None:
         self.root = Path(self.root)
+        self._root_real: str | None = None
         seen: dict[str, Utterance] = {}
         for utt in self.utterances:
+            reason = path_escape_reason(utt.path)
+            if reason:
+                raise DataError(
+                    f"{self.corpus}: utterance {utt.key!r} has audio path {utt.path!r}, which "
+                    f"{reason}; manifest paths are relative to the corpus root {self.root} and "
+                    f"must stay inside it", path=str(self.root))
             if utt.key in seen:
                 raise DataError(
                     f"{self.corpus}: duplicate utterance key {utt.key!r} for "
@@ -92,7 +100,18 @@ class Manifest:
         return sorted({u.speaker for u in self.utterances if u.speaker is not None})
 
     def audio_path(self, utt: Utterance) -> Path:
-        return self.root / utt.path
+        """Where ``utt``'s audio is; a path that leads outside the corpus root through a
+        symbolic link is a :class:`DataError` (a manifest never reads outside its root)."""
+        path = self.root / utt.path
+        if self._root_real is None:
+            self._root_real = os.path.realpath(self.root)
+        real = os.path.realpath(path)
+        root = self._root_real.rstrip(os.sep) + os.sep
+        if real != self._root_real and not real.startswith(root):
+            raise DataError(f"{path}: leads outside the corpus root {self.root} (a symbolic link "
+                            f"to {real}); utterance {utt.key!r} is refused: manifest paths must "
+                            f"stay inside the corpus root", path=str(path))
+        return path
 
     def content_hash(self) -> str:
         """Hash of what determines extracted features: keys, audio locations and segments."""
@@ -145,6 +164,19 @@ class Manifest:
             except (ValueError, TypeError) as exc:
                 raise DataError(f"{path}:{i}: bad manifest row: {exc}", path=str(path))
         return cls(corpus, Path(root), utts, tuple(labels))
+
+
+def path_escape_reason(path: str) -> str:
+    """Why a manifest path would read outside its corpus root ("" when it does not): an
+    absolute path, a ``..`` component, or no path at all."""
+    if not path:
+        return "is empty"
+    posix = path.replace("\\", "/")
+    if posix.startswith("/") or PureWindowsPath(path).drive:
+        return "is absolute"
+    if ".." in PurePosixPath(posix).parts:
+        return "climbs out with '..'"
+    return ""
 
 
 def _fmt(value: Any) -> str:
