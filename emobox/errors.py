@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     DATA = 3  # unreadable audio, unknown label, inconsistent corpus
     PLUGIN = 4  # a plugin is broken or two plugins claim one name
     CHECK_FAILED = 5  # a check command found problems
+    FILESYSTEM = 6  # a file or folder cannot be read or written (permissions, full disk, ...)
     INTERRUPTED = 130
 
 

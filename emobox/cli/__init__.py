@@ -61,7 +61,10 @@ def _root(version: Optional[bool] = typer.Option(
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    err_console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+    from rich.markup import escape
+
+    err_console.print(f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False,
+                      soft_wrap=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -82,7 +85,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EmoboxError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
         return int(exc.exit_code)
+    except OSError as exc:
+        # a file or folder emobox must read or write is not usable (a file where a folder
+        # should be, permissions, a full disk): one line naming it, unless EMOBOX_TRACEBACK=1
+        if exc.filename is None or os.environ.get("EMOBOX_TRACEBACK"):
+            raise
+        from rich.markup import escape
+
+        err_console.print(f"[red]error:[/red] {escape(os_error_message(exc))}", highlight=False,
+                          soft_wrap=True)
+        return int(ExitCode.FILESYSTEM)
     return int(rv or 0) if isinstance(rv, int) else 0
+
+
+def os_error_message(exc: OSError) -> str:
+    """``PATH: reason`` for an error of the operating system, with what to do where it helps."""
+    import errno
+
+    where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 else "")
+    msg = f"{where}: {exc.strerror or type(exc).__name__}"
+    hint = {errno.ENOSPC: "the disk is full: free space, or set EMOBOX_HOME to another disk; "
+                          "finished work is kept, run the same command to resume",
+            errno.EDQUOT: "the disk quota is exceeded; finished work is kept",
+            errno.ENOTDIR: "a file stands where emobox needs a folder",
+            errno.EEXIST: "a file stands where emobox needs a folder",
+            errno.EACCES: "emobox may not read or write here (check permissions, EMOBOX_HOME "
+                          "and --out)",
+            errno.EPERM: "emobox may not read or write here (check permissions, EMOBOX_HOME "
+                         "and --out)",
+            errno.EROFS: "the file system is read-only: set EMOBOX_HOME or --out elsewhere"
+            }.get(exc.errno or -1)
+    return f"{msg} ({hint})" if hint else msg
 
 
 def entrypoint() -> None:
