@@ -451,10 +451,7 @@ class _Driver:
                     self._failed(f"{task_prefix}:fold{fold.index}", exc, {})
                 continue
             notes = list(tp.notes)
-            if feats.skipped:
-                write_skipped(run_out, feats.skipped)
-                notes.append(f"{len(feats.skipped)} utterances skipped for unreadable audio "
-                             f"(skipped.tsv)")
+            notes.extend(write_skipped(run_out, feats.skipped, tp.corpus.skipped, tp.manifest))
             todo = [f for f in tp.folds if f.index not in done
                     and key + (f.index,) in meta["todo"]]
             self.open_runs[key] = {"config": full_config, "done": done, "notes": notes,

@@ -7,7 +7,8 @@ The library twin of the CLI command: ``emobox.run(RunOptions(...))``. A run dire
     predictions/       fold<k>.tsv: key, gold, predicted of the selected configuration on test
     summary.md         the per-fold table and the mean, every configuration's mean, readable as it is
     confusion.png      the selected configurations' test confusion matrix, summed over folds
-    skipped.tsv        utterances left out (unreadable audio with --on-bad-audio skip), if any
+    skipped.tsv        what was left out, if anything: files the corpus scan skipped and
+                       utterances with unreadable audio (--on-bad-audio skip)
 
 Re-running the same command resumes: finished folds are kept, the rest is done; a run directory
 made with other options is refused rather than mixed.
@@ -169,6 +170,8 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
     down_spec = registry.downstream(opts.downstream)
     device = resolve_device(opts.device)
     notes: list[str] = []
+    for problem in registry.all_problems():  # broken plugins are left out, never silently
+        warnings.warn(f"{problem.line()}; it is left out (`emobox plugins` shows the details)")
 
     if corpus is None:
         corpus = corpus_spec.build(None if corpus_spec.embedded and not opts.root
@@ -177,9 +180,6 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
     manifest = corpus.manifest
     all_folds = corpus.folds(scheme=opts.scheme, seed=opts.seed)
     folds = select_folds(all_folds, list(opts.folds))
-    if corpus.skipped:
-        notes.append(f"{len(corpus.skipped)} files skipped while scanning (see `emobox corpora "
-                     f"check`)")
     if opts.corpus in up_spec.trained_on:
         msg = (f"{opts.upstream} was trained on {opts.corpus}: these results are contaminated "
                f"and marked so")
@@ -347,9 +347,36 @@ def write_fold(out: Path, output: FoldOutput) -> None:
     append_jsonl(out / "results.jsonl", output.rows)
 
 
-def write_skipped(out: Path, skipped: Mapping[str, str]) -> None:
-    atomic_write_text(out / "skipped.tsv", "key\treason\n" + "".join(
-        f"{k}\t{v}\n" for k, v in sorted(skipped.items())))
+def write_skipped(out: Path, skipped: Mapping[str, str],
+                  scanned: Sequence[tuple[str, str]] = (), manifest: Any = None) -> list[str]:
+    """Write ``skipped.tsv`` (``stage key path reason``) when anything was left out: files the
+    corpus scan skipped (stage ``scan``: a listed file that is missing, a file no entry lists, a
+    link out of the root, ...) and utterances whose audio could not be read (stage ``audio``,
+    ``--on-bad-audio skip``). Returns the notes to show; nothing is written when nothing was
+    skipped (a stale file from an earlier attempt is removed)."""
+    path = out / "skipped.tsv"
+    if not skipped and not scanned:
+        path.unlink(missing_ok=True)
+        return []
+    lines = ["stage\tkey\tpath\treason\n"]
+    for rel, reason in sorted(scanned):
+        lines.append(f"scan\t\t{_tsv(rel)}\t{_tsv(reason)}\n")
+    for key, reason in sorted(skipped.items()):
+        rel = manifest[key].path if manifest is not None and key in manifest else ""
+        lines.append(f"audio\t{_tsv(key)}\t{_tsv(rel)}\t{_tsv(reason)}\n")
+    atomic_write_text(path, "".join(lines))
+    notes = []
+    if scanned:
+        notes.append(f"{len(scanned)} files skipped while scanning the corpus (listed in "
+                     f"{path})")
+    if skipped:
+        notes.append(f"{len(skipped)} utterances left out for unreadable audio (listed in "
+                     f"{path})")
+    return notes
+
+
+def _tsv(text: str) -> str:
+    return str(text).replace("\t", " ").replace("\n", " ")
 
 
 def finish_run(out: Path, done_rows: dict[int, list[dict]], full_config: dict,
@@ -387,9 +414,7 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
     config, full_config = run_config(plan, feats)
     out = Path(opts.out) if opts.out else default_out(opts, full_config["fingerprint"])
     done_rows = _prepare_out(out, full_config, len(plan.configs))
-    if skipped:
-        write_skipped(out, skipped)
-        notes.append(f"{len(skipped)} utterances skipped for unreadable audio (skipped.tsv)")
+    notes.extend(write_skipped(out, skipped, plan.corpus.skipped, plan.manifest))
     leaks = leakage(plan.manifest, plan.folds)
     todo = [f for f in plan.folds if f.index not in done_rows]
     for job in fold_jobs(plan, feats, full_config, todo):
@@ -419,16 +444,21 @@ def _prepare_out(out: Path, config: dict, n_configs: int) -> dict[int, list[dict
     ``results.jsonl`` (the latter kept in ``results.superseded.jsonl``) and those folds redone.
     """
     cfg_path = out / "config.json"
+    if out.exists() and not out.is_dir():
+        raise EmoboxUsageError(f"run directory {out} is a file; give --out a folder")
     if cfg_path.exists():
         try:
             old = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise DataError(f"{cfg_path}: not valid JSON ({exc}); this run directory was "
+                            f"edited or damaged: choose another --out or delete that folder",
+                            path=str(cfg_path))
+        if not isinstance(old, dict):
             old = {}
         if old.get("fingerprint") != config["fingerprint"]:
             raise EmoboxUsageError(
-                f"{out} holds a run made with other options (fingerprint "
-                f"{old.get('fingerprint')} vs {config['fingerprint']}); choose another --out or "
-                f"delete that folder")
+                f"{out} holds a run made with other options ({_config_diff(old, config)}); "
+                f"choose another --out or delete that folder")
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(cfg_path, config)
     rows = read_jsonl(out / "results.jsonl", repair=True)
@@ -444,6 +474,20 @@ def _prepare_out(out: Path, config: dict, n_configs: int) -> dict[int, list[dict
         atomic_write_text(out / "results.jsonl", text)
     wanted = set(config["folds"])
     return {f: rs for f, rs in done.items() if f in wanted}
+
+
+def _config_diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) -> str:
+    """What differs between two run configs, in words (the options that change results)."""
+    skip = {"fingerprint", "versions", "notes", "features", "request", "device", "root",
+            "upstream_parameters"}
+    keys = [k for k in sorted(set(old) | set(new))
+            if k not in skip and old.get(k) != new.get(k)]
+    if not keys:
+        return f"fingerprint {old.get('fingerprint')} vs {new.get('fingerprint')}"
+    parts = [f"{k}: {json.dumps(old.get(k), default=str)[:40]} there, "
+             f"{json.dumps(new.get(k), default=str)[:40]} now" for k in keys[:limit]]
+    more = f", and {len(keys) - limit} more" if len(keys) > limit else ""
+    return "; ".join(parts) + more
 
 
 def _same_code(row: Mapping[str, Any], versions: Mapping[str, Any]) -> bool:
