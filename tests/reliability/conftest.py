@@ -1,0 +1,1 @@
+from reliability_support import tree  # noqa: F401  (fixture)
