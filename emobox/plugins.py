@@ -56,10 +56,17 @@ class PluginProblem:
     kind: str  # import | hook | contract | duplicate
     message: str
     detail: str = ""  # traceback summary
+    version: str = ""
 
     def line(self) -> str:
-        dist = f" (distribution {self.distribution})" if self.distribution else ""
-        return f"plugin {self.plugin!r}{dist}: {self.message}"
+        return f"{describe_plugin(self.plugin, self.distribution, self.version)}: {self.message}"
+
+
+def describe_plugin(name: str, distribution: str = "", version: str = "") -> str:
+    """``plugin 'x' (distribution emobox-x 1.0)``: how messages name a plugin."""
+    if not distribution:
+        return f"plugin {name!r}"
+    return f"plugin {name!r} (distribution {distribution}{' ' + version if version else ''})"
 
 
 def _traceback_summary(exc: BaseException, limit: int = 3) -> str:
@@ -104,7 +111,8 @@ class Registry:
                 other = self.plugins[ep.name]
                 self.problems.append(PluginProblem(
                     ep.name, dist_name, "duplicate",
-                    f"entry point name also used by distribution {other.distribution!r}; skipped"))
+                    f"entry point name also used by distribution {other.distribution!r}; skipped",
+                    version=version))
                 continue
             try:
                 obj = ep.load()
@@ -114,7 +122,7 @@ class Registry:
                 self.problems.append(PluginProblem(
                     ep.name, dist_name, "import",
                     f"failed to import {ep.value!r}: {type(exc).__name__}: {exc}",
-                    _traceback_summary(exc)))
+                    _traceback_summary(exc), version))
                 continue
             self.register(obj, name=ep.name, distribution=dist_name, version=version)
 
@@ -128,7 +136,7 @@ class Registry:
             self.pm.register(obj, name=name)
         except Exception as exc:
             self.problems.append(PluginProblem(name, distribution, "contract",
-                                               f"cannot be registered: {exc}"))
+                                               f"cannot be registered: {exc}", version=version))
             return
         self.plugins[name] = PluginInfo(name, distribution, version, module, path)
         self._specs = None
@@ -150,14 +158,15 @@ class Registry:
                     self.problems.append(PluginProblem(
                         info.name, info.distribution, "hook",
                         f"hook {hook_name}() raised {type(exc).__name__}: {exc}",
-                        _traceback_summary(exc)))
+                        _traceback_summary(exc), info.version))
                     continue
                 for spec in result or ():
                     problem = _check_spec(spec, spec_type)
                     if problem:
                         self.problems.append(PluginProblem(
                             info.name, info.distribution, "contract",
-                            f"hook {hook_name}() returned an invalid spec: {problem}"))
+                            f"hook {hook_name}() returned an invalid spec: {problem}",
+                            version=info.version))
                         continue
                     spec = replace(spec, plugin=info.name, distribution=info.distribution,
                                    version=info.version)
@@ -168,7 +177,8 @@ class Registry:
                     owners = ", ".join(_owner(e.info) for e in entries)
                     self.problems.append(PluginProblem(
                         entries[0].info.name, entries[0].info.distribution, "duplicate",
-                        f"{kind} name {name!r} is claimed by several plugins: {owners}"))
+                        f"{kind} name {name!r} is claimed by several plugins: {owners}",
+                        version=entries[0].info.version))
         self._specs = specs
         return specs
 
@@ -178,6 +188,11 @@ class Registry:
     def specs(self, kind: str) -> list[Any]:
         """One spec per name (for duplicated names, the first registered), sorted by name."""
         return [entries[0].spec for _, entries in sorted(self._collect()[kind].items())]
+
+    def entries(self, kind: str) -> list[tuple[Any, PluginInfo]]:
+        """Every valid spec of ``kind`` with the plugin providing it, duplicates included."""
+        return [(e.spec, e.info) for _, entries in sorted(self._collect()[kind].items())
+                for e in entries]
 
     def get(self, kind: str, name: str) -> Any:
         by_name = self._collect()[kind]
@@ -262,4 +277,4 @@ def distributions_of(specs: Iterable[Any]) -> dict[str, str]:
 
 
 __all__ = ["Registry", "PluginInfo", "PluginProblem", "get_registry", "set_registry",
-           "ENTRY_POINT_GROUP"]
+           "describe_plugin", "ENTRY_POINT_GROUP"]

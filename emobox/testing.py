@@ -1,9 +1,26 @@
-"""Helpers for tests, emobox's own and plugin authors': tiny audio files and fixture trees.
+"""Helpers for tests, emobox's own and plugin authors': audio, fixture corpora, a tiny upstream,
+contract assertions and a fast end-to-end run.
 
-``write_audio(path)`` writes a short tone in the format named by the path's suffix (WAV, FLAC,
-OGG, and through PyAV the containers M4A, MP4, AVI, WebM). ``populate_tree(root, paths)`` lays out
-a corpus-shaped tree of such files fast: one file per suffix is encoded, the rest are hard links
-(copies where links are impossible).
+Audio and trees
+    ``write_audio(path)`` writes a short tone in the format named by the path's suffix (WAV, FLAC,
+    OGG, and through PyAV the containers M4A, MP4, AVI, WebM). ``populate_tree(root, paths)`` lays
+    out a corpus-shaped tree of such files fast (one file per suffix is encoded, the rest are hard
+    links); ``add_clutter`` makes such a tree look like a real download (``__MACOSX``, stray
+    files, upper-case suffixes, links). ``write_folder_corpus(root)`` writes a small learnable
+    corpus in the folder-per-label layout ``ROOT/<label>/<speaker>_<nn>.wav`` (each label its own
+    pitch and loudness).
+Plugins in-process
+    ``TinyUpstream`` is a deterministic few-parameter upstream that needs no weights;
+    ``tiny_upstream_spec()`` its spec; ``InProcessPlugin(upstreams=..., corpora=...,
+    downstreams=...)`` registers specs without packaging them; ``registry_with(*plugins)`` is a
+    registry of the installed plugins plus those.
+Contracts (for a plugin's own pytest suite, as hear-validator is for HEAR)
+    ``assert_upstream``, ``assert_downstream``, ``assert_corpus`` build the object and raise
+    :class:`emobox.ContractError` listing every broken promise; ``registered_spec(kind, name)``
+    checks that an installed package's entry point really provides ``name``.
+End to end
+    ``smoke_run(upstream, corpus, downstream, out=...)``: ``emobox run`` with one fold, a few
+    epochs and the first configuration of the head's grid.
 """
 
 from __future__ import annotations
@@ -11,9 +28,13 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
+
+from .errors import ContractError, EmoboxError, EmoboxUsageError
+from .hookspecs import hookimpl
+from .specs import CorpusSpec, DownstreamSpec, UpstreamSpec
 
 _AV_CODECS = {".m4a": ("ipod", "aac"), ".mp4": ("mp4", "aac"), ".avi": ("avi", "pcm_s16le"),
               ".webm": ("webm", "libopus"), ".mkv": ("matroska", "aac")}
@@ -184,3 +205,263 @@ def add_clutter(root: str | os.PathLike, corpus_dir: str | os.PathLike,
 
 _AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".mp4", ".webm", ".avi", ".aiff",
                    ".aif")
+
+
+# -- fixture corpora ------------------------------------------------------------------------------
+DEFAULT_LABELS = ("angry", "happy", "neutral", "sad")
+
+
+def write_folder_corpus(root: str | os.PathLike, labels: Sequence[str] = DEFAULT_LABELS,
+                        speakers: int | Sequence[str] = 6, per_speaker: int = 2,
+                        seconds: float = 0.4, suffix: str = ".wav",
+                        pattern: str = "{speaker}_{index:02d}", sample_rate: int = 16000,
+                        seed: int = 0) -> list[str]:
+    """Write ``ROOT/<label>/<speaker>_<nn><suffix>`` for every label, speaker and index.
+
+    Each label has its own pitch and loudness (so a head can learn the classes), each speaker a
+    small detuning, each file seeded noise. ``speakers`` is a count (names ``spk01``...) or the
+    names. Returns the relative paths written, sorted.
+    """
+    import soundfile as sf
+
+    root = Path(root)
+    names = [f"spk{i + 1:02d}" for i in range(speakers)] if isinstance(speakers, int) else list(
+        speakers)
+    rng = np.random.default_rng(seed)
+    n = int(round(seconds * sample_rate))
+    t = np.arange(n) / sample_rate
+    written = []
+    for li, label in enumerate(labels):
+        for si, speaker in enumerate(names):
+            for index in range(1, per_speaker + 1):
+                freq = 140.0 * 2 ** (li / 2) * (1 + 0.03 * ((si % 5) - 2))
+                amp = 0.15 + 0.1 * li / max(1, len(labels) - 1)
+                x = amp * np.sin(2 * np.pi * freq * t) + 0.5 * amp * np.sin(4 * np.pi * freq * t)
+                x = (x + 0.01 * rng.standard_normal(n)).astype(np.float32)
+                rel = f"{label}/{pattern.format(speaker=speaker, index=index, label=label)}{suffix}"
+                path = root / rel
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if suffix.lower() in _AV_CODECS:
+                    write_audio(path, seconds, sample_rate, freq=freq)
+                else:
+                    sf.write(str(path), x, sample_rate)
+                written.append(rel)
+    return sorted(written)
+
+
+# -- a tiny upstream ------------------------------------------------------------------------------
+def _tiny_upstream_class():
+    import torch
+
+    from .upstream import Upstream, UpstreamOutput
+
+    class TinyUpstream(Upstream):
+        """Deterministic test upstream: 10 ms frames -> log spectrum -> seeded random projection
+        (layer 0) -> ``num_layers`` tanh layers. Per-frame, so padding never changes it."""
+
+        frame_rate = 100.0
+        padding_sensitive = False
+        max_seconds = None
+        hop = 160
+
+        def __init__(self, hidden_size: int = 8, num_layers: int = 2, seed: int = 0,
+                     name: str = "tiny"):
+            super().__init__()
+            self.name, self.hidden_size, self.num_layers = name, int(hidden_size), int(num_layers)
+            g = torch.Generator().manual_seed(seed)
+            bins = self.hop // 2 + 1
+            self.proj = torch.nn.Parameter(torch.randn(bins, hidden_size, generator=g) / bins ** .5,
+                                           requires_grad=False)
+            self.layers = torch.nn.ParameterList([
+                torch.nn.Parameter(torch.randn(hidden_size, hidden_size, generator=g)
+                                   / hidden_size ** .5, requires_grad=False)
+                for _ in range(num_layers)])
+            self.checkpoint_id = f"tiny-h{hidden_size}-l{num_layers}-seed{seed}"
+
+        def frames_for(self, num_samples: int) -> int:
+            return max(1, num_samples // self.hop)
+
+        def flops(self, num_samples: int) -> float:
+            frames = self.frames_for(num_samples)
+            bins = self.hop // 2 + 1
+            per_frame = 5 * self.hop * np.log2(self.hop) + 2 * bins * self.hidden_size
+            return float(frames * (per_frame + self.num_layers * 2 * self.hidden_size ** 2))
+
+        def forward(self, wavs, layers=None):
+            wanted = self.resolve_layers(layers)
+            feats = []
+            for w in wavs:
+                n = self.frames_for(int(w.shape[-1]))
+                w = torch.nn.functional.pad(w.float(), (0, max(0, n * self.hop - w.shape[-1])))
+                spec = torch.fft.rfft(w[: n * self.hop].reshape(n, self.hop), dim=1).abs()
+                feats.append(torch.log1p(spec))
+            lengths = torch.tensor([f.shape[0] for f in feats], dtype=torch.long)
+            x = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True) @ self.proj
+            hidden = {0: x} if 0 in wanted else {}
+            for i, weight in enumerate(self.layers, start=1):
+                if i > max(wanted):
+                    break
+                x = torch.tanh(x @ weight)
+                if i in wanted:
+                    hidden[i] = x
+            return UpstreamOutput(hidden, lengths)
+
+    return TinyUpstream
+
+
+def _tiny_upstream() -> type:
+    cls = globals().get("TinyUpstream")
+    if cls is None:
+        cls = globals()["TinyUpstream"] = _tiny_upstream_class()
+    return cls
+
+
+def __getattr__(name: str):
+    if name == "TinyUpstream":  # made on first use: importing emobox.testing stays torch-free
+        return _tiny_upstream()
+    raise AttributeError(f"module 'emobox.testing' has no attribute {name!r}")
+
+
+def tiny_upstream_spec(name: str = "tiny", hidden_size: int = 8, num_layers: int = 2,
+                       seed: int = 0) -> UpstreamSpec:
+    """The spec of a :class:`TinyUpstream` (register it with :class:`InProcessPlugin`)."""
+
+    def build(ckpt=None, device="cpu", **options):
+        if ckpt:
+            raise EmoboxUsageError(f"{name} has no weights; drop --upstream-ckpt")
+        opts = {"hidden_size": hidden_size, "num_layers": num_layers, "seed": seed, **options}
+        return _tiny_upstream()(name=name, **opts).to(device)
+
+    return UpstreamSpec(name=name, build=build, description="tiny deterministic test upstream",
+                        num_layers=num_layers, hidden_size=hidden_size, frame_rate=100.0,
+                        license="MIT")
+
+
+# -- plugins in-process ---------------------------------------------------------------------------
+class InProcessPlugin:
+    """A plugin object holding specs, for tests: ``registry.register(InProcessPlugin(...))``."""
+
+    def __init__(self, upstreams: Iterable[UpstreamSpec] = (),
+                 corpora: Iterable[CorpusSpec] = (),
+                 downstreams: Iterable[DownstreamSpec] = ()):
+        self._specs = (list(upstreams), list(corpora), list(downstreams))
+
+    @hookimpl
+    def emobox_upstreams(self):
+        return self._specs[0]
+
+    @hookimpl
+    def emobox_corpora(self):
+        return self._specs[1]
+
+    @hookimpl
+    def emobox_downstreams(self):
+        return self._specs[2]
+
+
+def registry_with(*plugins: Any, autoload: bool = True):
+    """A fresh registry: the installed plugins (``autoload``) plus ``plugins`` registered in-process
+    (named ``test_plugin_1``...)."""
+    from .plugins import Registry
+
+    registry = Registry(autoload=autoload)
+    for i, plugin in enumerate(plugins, start=1):
+        registry.register(plugin, name=f"test_plugin_{i}")
+    return registry
+
+
+def registered_spec(kind: str, name: str, distribution: str | None = None,
+                    registry: Any = None) -> Any:
+    """The spec ``name`` of ``kind`` as the installed plugins provide it.
+
+    Raises :class:`ContractError` (listing the registry's problems) when it is missing, clashes, or
+    comes from another distribution than ``distribution``.
+    """
+    from .plugins import get_registry
+
+    registry = registry or get_registry(refresh=True)
+    try:
+        spec = registry.get(kind, name)
+    except EmoboxError as exc:
+        problems = "; ".join(p.line() for p in registry.all_problems())
+        raise ContractError(f"{exc}" + (f" (plugin problems: {problems})" if problems else ""))
+    if distribution is not None and spec.distribution != distribution:
+        raise ContractError(f"{kind} {name!r} comes from distribution "
+                            f"{spec.distribution or '(none)'!r}, expected {distribution!r}")
+    return spec
+
+
+# -- contract assertions --------------------------------------------------------------------------
+def _raise(what: str, problems: list[str]) -> None:
+    if problems:
+        raise ContractError(f"{what} breaks its contract:\n  - " + "\n  - ".join(problems))
+
+
+def assert_upstream(upstream: Any, spec: UpstreamSpec | None = None, **build_options: Any):
+    """Check an upstream (a spec, which is built with ``build_options``, or a built object).
+
+    Returns the built upstream; raises :class:`ContractError` listing every problem.
+    """
+    from . import contracts
+
+    if isinstance(upstream, UpstreamSpec):
+        spec = upstream
+        _raise(f"upstream spec {spec.name!r}", contracts.check_upstream_spec(spec))
+        upstream = spec.build(ckpt=None, device="cpu", **build_options)
+    name = getattr(upstream, "name", type(upstream).__name__)
+    _raise(f"upstream {name!r}", contracts.check_upstream(
+        upstream, spec if not build_options else None))
+    return upstream
+
+
+def assert_downstream(spec: DownstreamSpec, in_dim: int = 8, n_classes: int = 3) -> None:
+    """Build the head for its grid's configurations and check each; raises :class:`ContractError`."""
+    from . import contracts
+
+    _raise(f"downstream {spec.name!r}", contracts.check_downstream(spec, in_dim, n_classes))
+
+
+def assert_corpus(corpus: Any, root: str | os.PathLike | None = None, scheme: str = "emobox",
+                  **options: Any):
+    """Check a corpus (a spec, built on ``root`` with ``options``, or a built corpus).
+
+    Scans it, reads its first file, builds its folds. Returns the corpus.
+    """
+    from . import contracts
+
+    spec = None
+    if isinstance(corpus, CorpusSpec):
+        spec = corpus
+        _raise(f"corpus spec {spec.name!r}", contracts.check_corpus_spec(spec))
+        corpus = spec.build(None if root is None else Path(root), **options)
+    _raise(f"corpus {getattr(corpus, 'name', type(corpus).__name__)!r}",
+           contracts.check_corpus(corpus, spec, scheme=scheme))
+    return corpus
+
+
+# -- end to end -----------------------------------------------------------------------------------
+def smoke_run(upstream: str, corpus: str, downstream: str = "linear_probe", *,
+              out: str | os.PathLike, root: str | os.PathLike | None = None,
+              plugins: Sequence[Any] = (), epochs: int = 3, folds: Sequence[int] = (1,),
+              grid: Mapping[str, Sequence[Any]] | None = None, scheme: str = "emobox",
+              corpus_options: Mapping[str, Any] | None = None,
+              upstream_options: Mapping[str, Any] | None = None, registry: Any = None):
+    """Run a triple fast (one fold, few epochs, the first configuration of the head's grid).
+
+    ``plugins`` are registered in-process next to the installed ones. Features go to
+    ``<out>.features``. Returns the :class:`emobox.runner.RunResult`.
+    """
+    from .runner import RunOptions, run
+
+    registry = registry or registry_with(*plugins)
+    if grid is None:
+        grid = {k: [v[0]] for k, v in registry.downstream(downstream).grid.items()}
+    out = Path(out)
+    opts = RunOptions(upstream=upstream, corpus=corpus, downstream=downstream,
+                      root=None if root is None else str(root), out=str(out),
+                      folds=tuple(folds), scheme=scheme, epochs=epochs,
+                      warmup_epochs=min(1, epochs), batch_size=16, grid=dict(grid),
+                      corpus_options=dict(corpus_options or {}),
+                      upstream_options=dict(upstream_options or {}),
+                      features_dir=str(out.with_name(out.name + ".features")))
+    return run(opts, registry=registry)

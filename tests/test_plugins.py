@@ -225,3 +225,13 @@ def test_separately_installed_package_is_discovered_and_runs(tmp_path, cli_subpr
     assert res.code == 0, res
     config = (tmp_path / "run" / "config.json").read_text()
     assert '"emobox-testplugin": "2.5.0"' in config
+
+
+def test_plugins_table_shows_each_plugins_distribution_version_and_path(cli):
+    from emobox import __version__
+
+    res = cli("plugins")
+    assert res.code == 0, res
+    line = next(x for x in res.out.splitlines() if " baselines " in x and "baselines.py" in x)
+    assert " emobox " in line and f" {__version__} " in line
+    assert get_registry().plugins["folder"].path.endswith("folder.py")

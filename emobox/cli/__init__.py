@@ -19,6 +19,7 @@ from typing import Optional, Sequence
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .. import __version__
 from ..errors import EmoboxError, ExitCode
@@ -83,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         err_console.print("interrupted; finished work is kept, run the same command to resume")
         return int(ExitCode.INTERRUPTED)
     except EmoboxError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return int(exc.exit_code)
     except OSError as exc:
         # a file or folder emobox must read or write is not usable (a file where a folder
