@@ -1,0 +1,1 @@
+"""Faulty emobox plugins, one fault per module (a test fixture)."""
