@@ -144,9 +144,11 @@ def check_downstream_spec(spec: DownstreamSpec) -> list[str]:
             out.append(f"grid entry {key!r} must be a non-empty list of values, got {values!r}")
     if callable(spec.build) and not out:
         head_keys = [k for k in spec.grid if k not in TRAINER_HPARAMS]
+        extra = {"n_layers": 3} if spec.layers == "all" else {}
+        what = "build(in_dim, n_classes, **grid" + (", n_layers=L)" if extra else ")")
         for config in grid_configs(spec.grid, limit=64):
             hp = {k: config[k] for k in head_keys}
-            problem = _signature_problem(spec.build, "build(in_dim, n_classes, **grid)", 8, 3, **hp)
+            problem = _signature_problem(spec.build, what, 8, 3, **hp, **extra)
             if problem:
                 out.append(problem)
                 break
@@ -412,10 +414,11 @@ def _check_downstream(spec: DownstreamSpec, in_dim: int, n_classes: int, max_con
         if label in seen:
             continue
         seen.add(label)
+        extra = {"n_layers": num_layers} if spec.layers == "all" else {}
         try:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(0)
-                head = spec.build(in_dim, n_classes, **hp)
+                head = spec.build(in_dim, n_classes, **hp, **extra)
         except Exception as exc:
             out.append(f"build({in_dim}, {n_classes}, {label}) raised {type(exc).__name__}: {exc}")
             continue
@@ -423,8 +426,8 @@ def _check_downstream(spec: DownstreamSpec, in_dim: int, n_classes: int, max_con
         out += [f"[{label}] {p}" for p in problems]
         if not problems:
             heads.append(head)
-    if len(heads) > 1 and spec.layers == "last":
-        out += _check_fuse(heads, in_dim)
+    if len(heads) > 1:
+        out += _check_fuse(heads, spec.layers, in_dim, num_layers)
     return out
 
 
@@ -472,8 +475,8 @@ def _check_head(head: Any, layers: str, in_dim: int, n_classes: int, num_layers:
         if not _close(alone[0], logits[1], rtol=1e-4, atol=1e-4):
             out.append("an item's logits change when it is batched with a longer item")
         packed_fn = getattr(head, "forward_packed", None)
-        if callable(packed_fn) and layers == "last":
-            frames = torch.cat([x[b, :n] for b, n in enumerate(lengths)])
+        if callable(packed_fn):
+            frames = _pack(x, lengths)
             try:
                 packed = packed_fn(frames, segment_ids(lens), lens)
             except Exception as exc:
@@ -485,14 +488,21 @@ def _check_head(head: Any, layers: str, in_dim: int, n_classes: int, num_layers:
     return out
 
 
-def _check_fuse(heads: list, in_dim: int) -> list[str]:
+def _pack(x, lengths: Sequence[int]):
+    """Padded ``[..., B, T, D]`` -> packed ``[..., N, D]`` (the trainer's layout)."""
+    import torch
+
+    return torch.cat([x[..., b, :n, :] for b, n in enumerate(lengths)], dim=-2)
+
+
+def _check_fuse(heads: list, layers: str, in_dim: int, num_layers: int) -> list[str]:
     import torch
 
     from .downstream import fuse_heads, segment_ids
 
     lengths = [6, 3]
-    x, lens = _features("last", in_dim, 1, lengths)
-    frames = torch.cat([x[b, :n] for b, n in enumerate(lengths)])
+    x, lens = _features(layers, in_dim, num_layers, lengths)
+    frames = _pack(x, lengths)
     try:
         fused = fuse_heads(heads)
         with torch.no_grad():
