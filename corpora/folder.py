@@ -256,6 +256,6 @@ def build(root: str | Path | None, **options: Any) -> FolderCorpus:
 @hookimpl
 def emobox_corpora():
     return [CorpusSpec(
-        name="folder", build=build, expected_top_level=LAYOUT,
+        name="folder", build=build, expected_top_level=LAYOUT, reader=True,
         description="your own corpus: one folder per emotion label, speakers from file names "
                     "(options: speaker_regex, label_map, folds, language)")]

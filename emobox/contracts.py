@@ -118,8 +118,10 @@ def check_corpus_spec(spec: CorpusSpec) -> list[str]:
     if not isinstance(spec.languages, (tuple, list)) or not all(
             isinstance(x, str) for x in spec.languages):
         out.append(f"languages must be a tuple of language names, got {spec.languages!r}")
-    if not isinstance(spec.embedded, bool):
-        out.append(f"embedded must be True or False, got {spec.embedded!r}")
+    for attr in ("embedded", "reader"):
+        value = getattr(spec, attr, False)
+        if not isinstance(value, bool):
+            out.append(f"{attr} must be True or False, got {value!r}")
     for attr in ("license", "homepage", "citation", "expected_top_level"):
         if not isinstance(getattr(spec, attr), str):
             out.append(f"{attr} must be a string, got {_type_name(getattr(spec, attr))}")

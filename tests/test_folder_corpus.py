@@ -26,6 +26,7 @@ def build(root, **options):
 def test_labels_from_folders_and_speakers_from_file_names(root):
     spec = get_registry().corpus("folder")
     assert spec.distribution == "emobox" and spec.plugin == "folder"
+    assert spec.reader  # reads the user's data: not one of the benchmark's corpora
     corpus = build(root)
     m = corpus.manifest
     assert len(m) == 4 * 6 * 2
