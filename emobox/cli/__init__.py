@@ -62,8 +62,6 @@ def _root(version: Optional[bool] = typer.Option(
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    from rich.markup import escape
-
     err_console.print(f"[yellow]warning:[/yellow] {escape(str(message))}", highlight=False,
                       soft_wrap=True)
 
@@ -91,8 +89,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         # should be, permissions, a full disk): one line naming it, unless EMOBOX_TRACEBACK=1
         if exc.filename is None or os.environ.get("EMOBOX_TRACEBACK"):
             raise
-        from rich.markup import escape
-
         err_console.print(f"[red]error:[/red] {escape(os_error_message(exc))}", highlight=False,
                           soft_wrap=True)
         return int(ExitCode.FILESYSTEM)
