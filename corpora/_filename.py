@@ -52,7 +52,8 @@ class FileNameCorpus(EmoboxCorpus):
     @classmethod
     def fields(cls, g: dict[str, str]) -> dict[str, str] | str:
         """Fields for the templates from the match groups (plus ``path``, ``name``, ``stem``,
-        ``dir``), or a string: the reason this file is skipped on purpose."""
+        ``stem_dashed`` (the stem with ``_`` as ``-``, as EmoBox keyed several corpora), ``dir``),
+        or a string: the reason this file is skipped on purpose."""
         return g
 
     @classmethod
@@ -69,7 +70,8 @@ class FileNameCorpus(EmoboxCorpus):
             return f"name does not follow the layout {cls.expected_top_level}"
         directory, _, name = norm.rpartition("/")
         g = {k: v for k, v in m.groupdict().items() if v is not None}
-        g.update(path=norm, dir=directory, name=name, stem=name.rpartition(".")[0])
+        stem = name.rpartition(".")[0]
+        g.update(path=norm, dir=directory, name=name, stem=stem, stem_dashed=stem.replace("_", "-"))
         return cls.fields(g)
 
     def scan(self) -> Manifest:

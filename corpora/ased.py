@@ -41,12 +41,7 @@ class Ased(FileNameCorpus):
                           "'<e><N>-<sent>-<rep>-<gender>-<speaker>.wav' files")
     markers = ("0[1-5][A-Z]*",)
     patterns = (r"(?:.*/)?(?P<emo>[A-Za-z])\d+-\d+-\d+-(?P<gender>\d+)-(?P<spk>\d+)\.wav",)
-    key = "ased-{id}"
-
-    @classmethod
-    def fields(cls, g):
-        g["id"] = g["stem"].replace("_", "-")
-        return g
+    key = "ased-{stem_dashed}"
 
 
 @hookimpl

@@ -53,12 +53,7 @@ class AsvpEsd(FileNameCorpus):
     expected_top_level = "Audio/actor_<n>/<id>.wav (and Bonus/actor_<n>/<id>.wav)"
     markers = ("Audio", "Bonus", "actor_*")
     patterns = (r"(?:.*/)?\d+-\d+-(?P<emo>\d+)-\d+-\d+-(?P<spk>\d+)-[^/]*\.wav",)
-    key = "asvpesd-{id}"
-
-    @classmethod
-    def fields(cls, g):
-        g["id"] = g["stem"].replace("_", "-")
-        return g
+    key = "asvpesd-{stem_dashed}"
 
 
 @hookimpl

@@ -42,12 +42,7 @@ class CremaD(FileNameCorpus):
     expected_top_level = "AudioWAV/<actor>_<sentence>_<EMO>_<level>.wav"
     markers = ("AudioWAV",)
     patterns = (r"(?:.*/)?(?P<spk>\d+)_[A-Za-z]+_(?P<emo>[A-Za-z]+)_[A-Za-z0-9]+\.wav",)
-    key = "cremad-{id}"
-
-    @classmethod
-    def fields(cls, g):
-        g["id"] = g["stem"].replace("_", "-")
-        return g
+    key = "cremad-{stem_dashed}"
 
 
 @hookimpl

@@ -50,13 +50,8 @@ class JlCorpus(FileNameCorpus):
     markers = (RAW,)
     only_under = RAW
     patterns = (r"(?:.*/)?(?P<spk>[a-z]+\d+)_(?P<emo>[A-Za-z]+)_[^/]*\.wav",)
-    key = "jlcorpus-{id}"
+    key = "jlcorpus-{stem_dashed}"
     emobox_speaker = "downloads/jlcorpus/{dir}/{spk}"
-
-    @classmethod
-    def fields(cls, g):
-        g["id"] = g["stem"].replace("_", "-")
-        return g
 
 
 @hookimpl

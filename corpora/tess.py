@@ -45,13 +45,8 @@ class Tess(FileNameCorpus):
     markers = ("[OY]AF_*", "TESS Toronto emotional speech set data",
                "tess toronto emotional speech set data")
     patterns = (r"(?:.*/)?(?P<spk>[A-Za-z]AF)_[^_/]+_(?P<emo>[^_/]+)\.wav",)
-    key = "tess-{id}"
+    key = "tess-{stem_dashed}"
     keep_first_copy = True
-
-    @classmethod
-    def fields(cls, g):
-        g["id"] = g["stem"].replace("_", "-")
-        return g
 
 
 @hookimpl
