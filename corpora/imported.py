@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from emobox import (Corpus, CorpusSpec, DataError, EmoboxUsageError, Fold, FoldTableRow,
-                    Manifest, Utterance, hookimpl)
+                    Manifest, hookimpl)
+from emobox.manifest import utterance_from_row
 from emobox.splits import VALID_FRACTION, stratified_split
 
 KINDS = ("emobox.import", "emobox.manifest")
@@ -93,12 +94,7 @@ class ImportedCorpus(Corpus):
         utts = []
         for line, r in enumerate(reader, start=2):
             try:
-                utts.append(Utterance(
-                    key=r["key"], path=r["path"], label=r["emotion"],
-                    speaker=r.get("speaker") or None, raw_label=r.get("emotion_raw") or None,
-                    channel=int(r["channel"]) if r.get("channel") else None,
-                    start=float(r["start"]) if r.get("start") else None,
-                    end=float(r["end"]) if r.get("end") else None))
+                utts.append(utterance_from_row(r))
                 int(r["test_fold"])
                 for c in self.fold_columns:
                     if r[c] not in ROLES:

@@ -206,22 +206,9 @@ class Recipe:
 
 def read_recipe(path: str | Path) -> dict:
     """A recipe file (JSON or YAML) as a plain mapping; see :func:`recipe_from`."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise EmoboxUsageError(f"recipe {path}: cannot read: {exc.strerror}")
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
+    from .io import read_mapping
 
-            data = yaml.safe_load(text)
-    except Exception as exc:
-        raise EmoboxUsageError(f"recipe {path}: cannot parse ({exc})")
-    if not isinstance(data, dict):
-        raise EmoboxUsageError(f"recipe {path}: expected a mapping (classes, quota, seed, ...)")
+    data = read_mapping(Path(path), f"recipe {path}", "(classes, quota, seed, ...)")
     known = {"classes", "quota", "seed", "speaker_field", "speakers", "corpora",
              "pseudo_labels"}
     written = {"kind", "schema_version", "emobox_version", "sets"}  # in a build's recipe.json

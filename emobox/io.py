@@ -108,3 +108,29 @@ def read_jsonl(path: Path, repair: bool = False) -> list[dict]:
         if repair:
             _repair_tail(path)
     return rows
+
+
+def read_mapping(path: Path, what: str, hint: str) -> dict:
+    """A JSON (``.json``) or YAML (any other suffix) file holding a mapping. Every problem is an
+    :class:`emobox.EmoboxUsageError` starting with ``what`` (e.g. ``--grid file x.yaml``);
+    ``hint`` says what the mapping should hold."""
+    from .errors import EmoboxUsageError
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EmoboxUsageError(f"{what} does not exist")
+    except OSError as exc:
+        raise EmoboxUsageError(f"{what}: cannot read: {exc.strerror}")
+    try:
+        if Path(path).suffix.lower() == ".json":
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:
+        raise EmoboxUsageError(f"{what}: cannot parse ({exc})")
+    if not isinstance(data, dict):
+        raise EmoboxUsageError(f"{what}: expected a mapping {hint}")
+    return data

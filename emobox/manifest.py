@@ -155,15 +155,21 @@ class Manifest:
         utts = []
         for i, r in enumerate(rows, start=2):
             try:
-                utts.append(Utterance(
-                    key=r["key"], path=r["path"], label=r["emotion"],
-                    speaker=r.get("speaker") or None, raw_label=r.get("emotion_raw") or None,
-                    channel=int(r["channel"]) if r.get("channel") else None,
-                    start=float(r["start"]) if r.get("start") else None,
-                    end=float(r["end"]) if r.get("end") else None))
+                utts.append(utterance_from_row(r))
             except (ValueError, TypeError) as exc:
                 raise DataError(f"{path}:{i}: bad manifest row: {exc}", path=str(path))
         return cls(corpus, Path(root), utts, tuple(labels))
+
+
+def utterance_from_row(r: Mapping[str, str]) -> Utterance:
+    """The utterance of one manifest TSV row (the columns of :data:`BASE_COLUMNS`; empty optional
+    fields are None). A malformed number raises ValueError."""
+    return Utterance(
+        key=r["key"], path=r["path"], label=r["emotion"],
+        speaker=r.get("speaker") or None, raw_label=r.get("emotion_raw") or None,
+        channel=int(r["channel"]) if r.get("channel") else None,
+        start=float(r["start"]) if r.get("start") else None,
+        end=float(r["end"]) if r.get("end") else None)
 
 
 def path_escape_reason(path: str) -> str:

@@ -22,3 +22,17 @@ def test_version(cli):
 
     res = cli("--version")
     assert res.code == 0 and res.out.strip() == f"emobox {emobox.__version__}"
+
+
+def test_grid_file_errors_name_the_file_and_the_problem(cli, tmp_path):
+    missing = tmp_path / "nogrid.yaml"
+    res = cli("run", "-u", "fbank", "-c", "demo", "--grid", missing)
+    assert res.code == 2 and f"--grid file {missing} does not exist" in res.err
+    listed = tmp_path / "grid.yaml"
+    listed.write_text("- 0.001\n- 0.01\n")
+    res = cli("run", "-u", "fbank", "-c", "demo", "--grid", listed)
+    assert res.code == 2 and "expected a mapping name -> list of values" in res.err
+    broken = tmp_path / "grid.json"
+    broken.write_text("{lr: ")
+    res = cli("run", "-u", "fbank", "-c", "demo", "--grid", broken)
+    assert res.code == 2 and f"--grid file {broken}: cannot parse" in res.err

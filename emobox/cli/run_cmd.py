@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -48,20 +47,9 @@ def parse_options(items: List[str], flag: str) -> dict[str, Any]:
 
 
 def _grid_file(path: Path) -> dict[str, list[Any]]:
-    if not path.exists():
-        raise EmoboxUsageError(f"--grid file {path} does not exist")
-    text = path.read_text()
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(text)
-        else:
-            import yaml
+    from ..io import read_mapping
 
-            data = yaml.safe_load(text)
-    except Exception as exc:
-        raise EmoboxUsageError(f"--grid file {path}: cannot parse ({exc})")
-    if not isinstance(data, dict):
-        raise EmoboxUsageError(f"--grid file {path}: expected a mapping name -> list of values")
+    data = read_mapping(path, f"--grid file {path}", "name -> list of values")
     return {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in data.items()}
 
 
