@@ -28,7 +28,8 @@ import torch
 from . import __version__, paths
 from .errors import DataError, EmoboxUsageError
 from .extract import FrameSource, extract
-from .io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from .io import (append_jsonl, atomic_write_json, atomic_write_text, read_jsonl,
+                 remove_temporaries)
 from .metrics import mean_std
 from .plugins import Registry, distributions_of, get_registry
 from .progress import Reporter
@@ -460,6 +461,8 @@ def _prepare_out(out: Path, config: dict, n_configs: int) -> dict[int, list[dict
                 f"{out} holds a run made with other options ({_config_diff(old, config)}); "
                 f"choose another --out or delete that folder")
     out.mkdir(parents=True, exist_ok=True)
+    for folder in (out, out / "predictions"):  # writes a crash cut short
+        remove_temporaries(folder)
     atomic_write_json(cfg_path, config)
     rows = read_jsonl(out / "results.jsonl", repair=True)
     config_ids = {config_id(hp) for hp in expand_grid(config["grid"])}
