@@ -83,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(ExitCode.INTERRUPTED)
     except EmoboxError as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        if os.environ.get("EMOBOX_TRACEBACK"):  # where it was raised, for a bug report
+            import traceback
+
+            traceback.print_exception(exc, file=sys.stderr)
         return int(exc.exit_code)
     except OSError as exc:
         # a file or folder emobox must read or write is not usable (a file where a folder
@@ -119,5 +123,5 @@ def entrypoint() -> None:
     sys.exit(main())
 
 
-from . import (bench_cmd, corpora_cmd, cross_cmd, extract_cmd, plugins_cmd,  # noqa: E402,F401
+from . import (bench_cmd, corpora_cmd, cross_cmd, doctor_cmd, extract_cmd, plugins_cmd,  # noqa: E402,F401
                report_cmd, run_cmd, submit_cmd, upstreams_cmd)

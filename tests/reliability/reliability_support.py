@@ -97,3 +97,15 @@ def assert_user_error(res, code: int, *fragments: str) -> str:
     for fragment in fragments:
         assert fragment in errors[0], (fragment, errors[0])
     return errors[0]
+
+
+def install_fake_distribution(site, dist, module, source, entry_point):
+    """A distribution as pip leaves it (module + dist-info with an ``emobox`` entry point),
+    found through ``sys.path``/``PYTHONPATH`` without installing anything."""
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{module}.py").write_text(source)
+    info = site / f"{dist.replace('-', '_')}-0.3.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.3\n")
+    (info / "entry_points.txt").write_text(f"[emobox]\n{entry_point} = {module}\n")
+    return site

@@ -11,20 +11,7 @@ import pytest
 
 from emobox.plugins import set_registry
 
-from reliability_support import RUN, assert_user_error
-
-
-def install_fake_distribution(site, dist, module, source, entry_point):
-    """A distribution as pip leaves it (module + dist-info with an ``emobox`` entry point),
-    found through ``sys.path``/``PYTHONPATH`` without installing anything."""
-    site.mkdir(parents=True, exist_ok=True)
-    (site / f"{module}.py").write_text(source)
-    info = site / f"{dist.replace('-', '_')}-0.3.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.3\n")
-    (info / "entry_points.txt").write_text(f"[emobox]\n{entry_point} = {module}\n")
-    return site
-
+from reliability_support import RUN, assert_user_error, install_fake_distribution
 
 RAISES_ON_IMPORT = """import emobox
 raise RuntimeError("the vendored model code needs a newer torch")
@@ -116,3 +103,13 @@ def test_upstream_checkpoint_path_that_does_not_exist(cli, tmp_path):
 def test_unknown_names_and_values(cli, args, fragments):
     res = cli("run", *args, "-q")
     assert_user_error(res, 2, *fragments)
+
+
+def test_emobox_traceback_adds_where_a_user_error_was_raised(cli, monkeypatch):
+    res = cli("run", "-u", "fbnak", "-c", "demo", "-q")
+    assert "Traceback" not in res.err
+    monkeypatch.setenv("EMOBOX_TRACEBACK", "1")
+    res = cli("run", "-u", "fbnak", "-c", "demo", "-q")
+    assert res.code == 2
+    assert res.err.startswith("error: no upstream named 'fbnak'")
+    assert "Traceback (most recent call last)" in res.err and "EmoboxUsageError" in res.err
