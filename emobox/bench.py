@@ -68,6 +68,7 @@ class BenchOptions:
     schedule: str = "linear"
     on_bad_audio: str = "fail"
     features_dir: str | None = None
+    batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
     extract_gpus: float = 1.0  # per extraction task, where the cluster has GPUs
     train_cpus: float = 1.0  # per training task
     train_gpus: float = 0.25  # per training task, where the cluster has GPUs
@@ -93,7 +94,8 @@ class BenchOptions:
             warmup_epochs=self.warmup_epochs, batch_size=self.batch_size, select=self.select,
             class_weights=self.class_weights, precision=self.precision,
             train_precision=self.train_precision, schedule=self.schedule,
-            on_bad_audio=self.on_bad_audio, features_dir=features_dir)
+            on_bad_audio=self.on_bad_audio, features_dir=features_dir,
+            batch_seconds=self.batch_seconds)
 
 
 @dataclass

@@ -231,3 +231,14 @@ def test_emobox_corpora_publish_their_reference_table():
         if spec.reference_table is not None:
             table = spec.reference_table()
             assert set(table.label.values()) <= set(table.labels), spec.name
+
+
+def test_bench_extracts_with_the_requested_precision(tmp_path, cli):
+    res = cli("bench", "-u", "fbank", "-c", "demo", "--precision", "bf16", "--batch-seconds", "4",
+              "--grid", "lr=1e-3 hidden=8", "--epochs", "1", "--warmup", "0", "-q", "--fold", "1",
+              "--out", tmp_path / "b", "--features-dir", tmp_path / "f")
+    assert res.code == 0, res
+    rows = read_jsonl(tmp_path / "b" / "runs" / "fbank__demo__linear_probe" / "results.jsonl")
+    assert rows and all(r["precision"] == "bf16" for r in rows)
+    metas = [json.loads(p.read_text()) for p in (tmp_path / "f").rglob("meta.json")]
+    assert [m["precision"] for m in metas] == ["bf16"]

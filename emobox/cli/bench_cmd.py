@@ -72,6 +72,10 @@ def bench_command(
     select: str = typer.Option("valid", "--select", help="valid | test (EmoBox recipe; marked)."),
     class_weights: bool = typer.Option(False, "--class-weights", help="Weight the loss by "
                                        "inverse class frequency."),
+    precision: str = typer.Option("fp32", "--precision", help="Feature extraction: fp32 "
+                                  "(exact) | bf16 | fp16 (fast modes, labelled in every output)."),
+    batch_seconds: Optional[float] = typer.Option(None, "--batch-seconds", help="Extraction "
+                                                  "batch budget in padded audio seconds."),
     train_precision: str = typer.Option("fp32", "--train-precision", help="fp32 (exact) | "
                                         "bf16."),
     schedule: str = typer.Option("linear", "--schedule", help="After warm-up: linear | "
@@ -100,7 +104,8 @@ def bench_command(
         executor=executor, address=address, dry_run=dry_run, folds=tuple(fold), scheme=scheme,
         seed=seed, device=device, layer=layer_value, grid=parse_grid(grid), epochs=epochs,
         warmup_epochs=warmup, batch_size=batch_size, select=select, class_weights=class_weights,
-        train_precision=train_precision, schedule=schedule, features_dir=features_dir,
+        precision=precision, batch_seconds=batch_seconds, train_precision=train_precision,
+        schedule=schedule, features_dir=features_dir,
         extract_gpus=extract_gpus, train_cpus=train_cpus, train_gpus=train_gpus,
         on_bad_audio=on_bad_audio)
     reporter = Reporter() if quiet or dry_run else RichReporter(err_console)
