@@ -87,15 +87,9 @@ class BenchOptions:
                     out: Path, features_dir: str) -> Any:
         from .runner import RunOptions
 
-        return RunOptions(
-            upstream=upstream, corpus=corpus, downstream=downstream, root=root, out=str(out),
-            folds=self.folds, scheme=self.scheme, seed=self.seed, device="cpu",
-            layer=self.layer, layer_norm=self.layer_norm, grid=self.grid, epochs=self.epochs,
-            warmup_epochs=self.warmup_epochs, batch_size=self.batch_size, select=self.select,
-            class_weights=self.class_weights, precision=self.precision,
-            train_precision=self.train_precision, schedule=self.schedule,
-            on_bad_audio=self.on_bad_audio, features_dir=features_dir,
-            batch_seconds=self.batch_seconds)
+        return RunOptions.from_shared(self, upstream=upstream, corpus=corpus,
+                                      downstream=downstream, root=root, out=str(out),
+                                      device="cpu", features_dir=features_dir)
 
 
 @dataclass

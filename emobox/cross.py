@@ -84,16 +84,8 @@ class CrossOptions:
         """The ``emobox run`` options of one corpus (its extraction shares their store)."""
         from .runner import RunOptions
 
-        return RunOptions(
-            upstream=self.upstream, corpus=corpus, downstream=self.downstream,
-            root=self.root_map.get(corpus), seed=self.seed, device=self.device,
-            layer=self.layer, layer_norm=self.layer_norm, grid=self.grid, epochs=self.epochs,
-            warmup_epochs=self.warmup_epochs, batch_size=self.batch_size, select=self.select,
-            class_weights=self.class_weights, precision=self.precision,
-            train_precision=self.train_precision, schedule=self.schedule,
-            upstream_ckpt=self.upstream_ckpt, upstream_options=self.upstream_options,
-            on_bad_audio=self.on_bad_audio, features_dir=self.features_dir,
-            batch_seconds=self.batch_seconds)
+        return RunOptions.from_shared(self, corpus=corpus, root=self.root_map.get(corpus),
+                                      out=None)
 
 
 @dataclass

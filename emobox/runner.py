@@ -16,6 +16,7 @@ made with other options is refused rather than mixed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import warnings
@@ -67,6 +68,16 @@ class RunOptions:
     on_bad_audio: str = "fail"
     features_dir: str | None = None
     batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
+
+    @classmethod
+    def from_shared(cls, options: Any, **overrides: Any) -> "RunOptions":
+        """The run options of one triple of a larger job (``emobox bench``, ``emobox cross``):
+        every field ``options`` has under a run option's name, then ``overrides``. An option
+        added to both reaches the runs without being copied by hand."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        shared = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
+                  if f.name in names}
+        return cls(**{**shared, **overrides})
 
 
 @dataclass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -242,3 +243,18 @@ def test_bench_extracts_with_the_requested_precision(tmp_path, cli):
     assert rows and all(r["precision"] == "bf16" for r in rows)
     metas = [json.loads(p.read_text()) for p in (tmp_path / "f").rglob("meta.json")]
     assert [m["precision"] for m in metas] == ["bf16"]
+
+
+def test_every_run_option_the_bench_has_reaches_its_runs():
+    from emobox.bench import BenchOptions
+
+    opts = BenchOptions(upstreams=("fbank",), seed=3, precision="bf16", batch_seconds=7.0,
+                        train_precision="bf16", schedule="constant", folds=(2,), layer=0,
+                        on_bad_audio="skip", device="auto")
+    run = opts.run_options("fbank", "demo", "linear_probe", "/data/demo", Path("/o"), "/f")
+    assert (run.upstream, run.corpus, run.downstream, run.root, run.out) == (
+        "fbank", "demo", "linear_probe", "/data/demo", "/o")
+    assert (run.seed, run.precision, run.batch_seconds, run.train_precision, run.schedule,
+            run.folds, run.layer, run.on_bad_audio) == (3, "bf16", 7.0, "bf16", "constant",
+                                                        (2,), 0, "skip")
+    assert run.device == "cpu" and run.features_dir == "/f"  # the executor places the task

@@ -246,3 +246,15 @@ def test_cross_build_with_a_labeler_keeps_utterances_it_agrees_with(tmp_path, cl
     built = _tsv(out / "savee.tsv")
     assert len(built) == 4 * 4 * 5
     assert all(predicted[r["key"]] == r["label"] for r in built)
+
+
+def test_the_run_options_of_a_source_corpus_carry_the_track_s_options():
+    opts = CrossOptions(upstream="whisper_tiny_en", out="/cross/out", root_map={"savee": "/s"},
+                        upstream_options={"mode": "trimmed"}, precision="bf16",
+                        batch_seconds=5.0, seed=4, epochs=7)
+    run = opts.run_options("savee")
+    assert (run.upstream, run.corpus, run.root, run.downstream) == (
+        "whisper_tiny_en", "savee", "/s", "linear_probe")
+    assert dict(run.upstream_options) == {"mode": "trimmed"}
+    assert (run.precision, run.batch_seconds, run.seed, run.epochs) == ("bf16", 5.0, 4, 7)
+    assert run.out is None  # the track's folder is not a run directory
