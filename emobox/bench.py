@@ -69,6 +69,7 @@ class BenchOptions:
     on_bad_audio: str = "fail"
     features_dir: str | None = None
     batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
+    upstream_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by upstream
     extract_gpus: float = 1.0  # per extraction task, where the cluster has GPUs
     train_cpus: float = 1.0  # per training task
     train_gpus: float = 0.25  # per training task, where the cluster has GPUs
@@ -81,7 +82,9 @@ class BenchOptions:
                 "select": self.select, "class_weights": self.class_weights,
                 "precision": self.precision, "train_precision": self.train_precision,
                 "schedule": self.schedule, "on_bad_audio": self.on_bad_audio,
-                "folds": list(self.folds)}
+                "folds": list(self.folds),
+                **({"upstream_options": {u: dict(o) for u, o in self.upstream_options.items()}}
+                   if self.upstream_options else {})}
 
     def run_options(self, upstream: str, corpus: str, downstream: str, root: str | None,
                     out: Path, features_dir: str) -> Any:
@@ -89,7 +92,9 @@ class BenchOptions:
 
         return RunOptions.from_shared(self, upstream=upstream, corpus=corpus,
                                       downstream=downstream, root=root, out=str(out),
-                                      device="cpu", features_dir=features_dir)
+                                      device="cpu", features_dir=features_dir,
+                                      upstream_options=dict(self.upstream_options.get(upstream,
+                                                                                      {})))
 
 
 @dataclass
@@ -183,6 +188,10 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
     if not opts.upstreams:
         raise EmoboxUsageError("no upstream given (-u U1,U2)")
     up_specs = [registry.upstream(u) for u in opts.upstreams]
+    stray = sorted(set(opts.upstream_options) - set(opts.upstreams))
+    if stray:
+        raise EmoboxUsageError(f"--upstream-option for {', '.join(stray)}, which is not among "
+                               f"the upstreams of this bench ({', '.join(opts.upstreams)})")
     for d in opts.downstreams:
         registry.downstream(d)
     unknown_roots = sorted(set(opts.root_map) - set(registry.names("corpus")))

@@ -258,3 +258,21 @@ def test_every_run_option_the_bench_has_reaches_its_runs():
             run.folds, run.layer, run.on_bad_audio) == (3, "bf16", 7.0, "bf16", "constant",
                                                         (2,), 0, "skip")
     assert run.device == "cpu" and run.features_dir == "/f"  # the executor places the task
+
+
+def test_upstream_options_reach_only_their_upstream(tmp_path, cli):
+    res = cli("bench", "-u", "fbank,mfcc", "-c", "demo", "-U", "fbank:num_mel_bins=40",
+              "--grid", "lr=1e-3 hidden=8", "--epochs", "1", "--warmup", "0", "-q", "--fold", "1",
+              "--out", tmp_path / "b", "--features-dir", tmp_path / "f")
+    assert res.code == 0, res
+    dims = {m["upstream"]: m["layers"]["0"]["dim"] for m in (
+        json.loads(p.read_text()) for p in (tmp_path / "f").rglob("meta.json"))}
+    assert dims == {"fbank": 40, "mfcc": 13}
+    config = json.loads((tmp_path / "b" / "runs" / "fbank__demo__linear_probe" / "config.json")
+                        .read_text())
+    assert config["upstream_options"] == {"num_mel_bins": 40}
+    res = cli("bench", "-u", "fbank", "-c", "demo", "-U", "mfcc:num_ceps=20", "-q",
+              "--out", tmp_path / "c")
+    assert res.code == 2 and "--upstream-option for mfcc, which is not among" in res.err
+    res = cli("bench", "-u", "fbank", "-c", "demo", "-U", "num_mel_bins=40", "--out", tmp_path)
+    assert res.code == 2 and "expected UPSTREAM:name=value" in res.err

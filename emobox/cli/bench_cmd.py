@@ -11,7 +11,7 @@ from rich.table import Table
 
 from ..errors import EmoboxUsageError
 from . import app, console, err_console
-from .run_cmd import parse_grid
+from .run_cmd import parse_grid, parse_options
 
 
 def split_names(value: str, flag: str) -> tuple[str, ...]:
@@ -30,6 +30,17 @@ def parse_root_map(items: List[str]) -> dict[str, str]:
         if not name.strip() or not path.strip():
             raise EmoboxUsageError(f"--root-map {item!r}: expected corpus=DIR")
         out[name.strip()] = path.strip()
+    return out
+
+
+def parse_upstream_options(items: List[str]) -> dict[str, dict[str, Any]]:
+    """``["whisper_large_v3:mode=trimmed"]`` -> ``{"whisper_large_v3": {"mode": "trimmed"}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        name, colon, option = item.partition(":")
+        if not colon or not name.strip() or "=" not in option:
+            raise EmoboxUsageError(f"--upstream-option {item!r}: expected UPSTREAM:name=value")
+        out.setdefault(name.strip(), {}).update(parse_options([option], "--upstream-option"))
     return out
 
 
@@ -72,6 +83,9 @@ def bench_command(
     select: str = typer.Option("valid", "--select", help="valid | test (EmoBox recipe; marked)."),
     class_weights: bool = typer.Option(False, "--class-weights", help="Weight the loss by "
                                        "inverse class frequency."),
+    upstream_option: List[str] = typer.Option([], "--upstream-option", "-U", help="Option of "
+                                              "one upstream, UPSTREAM:name=value (repeatable), "
+                                              "e.g. whisper_large_v3:mode=trimmed."),
     precision: str = typer.Option("fp32", "--precision", help="Feature extraction: fp32 "
                                   "(exact) | bf16 | fp16 (fast modes, labelled in every output)."),
     batch_seconds: Optional[float] = typer.Option(None, "--batch-seconds", help="Extraction "
@@ -104,7 +118,8 @@ def bench_command(
         executor=executor, address=address, dry_run=dry_run, folds=tuple(fold), scheme=scheme,
         seed=seed, device=device, layer=layer_value, grid=parse_grid(grid), epochs=epochs,
         warmup_epochs=warmup, batch_size=batch_size, select=select, class_weights=class_weights,
-        precision=precision, batch_seconds=batch_seconds, train_precision=train_precision,
+        upstream_options=parse_upstream_options(upstream_option), precision=precision,
+        batch_seconds=batch_seconds, train_precision=train_precision,
         schedule=schedule, features_dir=features_dir,
         extract_gpus=extract_gpus, train_cpus=train_cpus, train_gpus=train_gpus,
         on_bad_audio=on_bad_audio)
