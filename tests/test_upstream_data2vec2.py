@@ -18,7 +18,6 @@ from emobox.errors import CheckpointNotFoundError, EmoboxUsageError
 from emobox.upstreams import data2vec2 as plugin
 from emobox.upstreams.data2vec2_ckpt import (
     AUDIO, CheckpointFormatError, convert_checkpoint, key_map, load_encoder)
-from emobox.upstreams.safe_load import read_pickle
 from emobox.upstreams.data2vec2_net import (
     AttentionBias, D2v2Config, Data2Vec2Encoder, alibi_slopes, conv_output_length)
 from emobox.upstreams.data2vec2_upstream import Data2Vec2Upstream
@@ -294,37 +293,6 @@ def test_wrong_shapes_and_foreign_checkpoints_are_clear_errors(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointFormatError, match="junk.pt: not a readable PyTorch"):
         load_encoder(tmp_path / "junk.pt", D2v2Config())
-
-
-class _Trap:
-    """A pickled object whose reconstruction would run code (it must not)."""
-
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (_spring, (self.marker,))
-
-
-def _spring(marker):
-    open(marker, "w").close()
-    return "sprung"
-
-
-def test_training_state_is_read_without_running_pickled_code(tmp_path):
-    marker = tmp_path / "sprung"
-    ckpt = fairseq_checkpoint(tiny_encoder())
-    ckpt["extra_state"] = {"best": np.float64(0.25), "trap": _Trap(str(marker)),
-                           "epoch": np.int64(3)}
-    torch.save(ckpt, tmp_path / "trained.pt")
-    with pytest.raises(Exception):  # the safe loader refuses it ...
-        torch.load(tmp_path / "trained.pt", weights_only=True)
-    raw = read_pickle(tmp_path / "trained.pt")  # ... the inert one rebuilds tensors only
-    assert not marker.exists()
-    assert raw["extra_state"]["best"] == 0.25
-    assert set(raw["model"]) == set(ckpt["model"])
-    enc, _ = load_encoder(tmp_path / "trained.pt", D2v2Config())
-    assert enc.cfg == TINY and not marker.exists()
 
 
 def test_sidecar_config_yaml_and_state_dict_only_file(tmp_path):

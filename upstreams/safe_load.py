@@ -1,20 +1,24 @@
 """Reading ``torch.save`` checkpoints without running pickled code.
 
-``torch.load(weights_only=True)`` reads plain checkpoints (tensors in dicts and lists). Training
-checkpoints (fairseq's, for one) also pickle numpy scalars and objects of their own classes; for
-those, an unpickler rebuilds tensors, numpy scalars and plain containers and turns every other
-object into an inert placeholder, so nothing a file names is imported or called.
+Every checkpoint is read by torch's ``weights_only`` unpickler, which builds tensors and plain
+containers and refuses every other global. Training checkpoints (fairseq's, FunASR's) also
+pickle numpy scalars and their configuration (an ``argparse.Namespace`` or an omegaconf
+``DictConfig``); for those, an explicit list of fully qualified names is admitted
+(:data:`ALLOWED_GLOBALS`): numpy's scalar and array reconstruction, and inert stand-ins of this
+module for the configuration classes, so that no class or function the file names is imported
+or called. Any other global is an error naming it. The list has no module wildcards, and the
+unpickler resolves names by exact match only (never by attribute path).
 """
 
 from __future__ import annotations
 
-import io
 import pickle
 import re
-import types
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
 import torch
 
 from emobox.errors import EmoboxUsageError
@@ -24,87 +28,139 @@ class CheckpointFormatError(EmoboxUsageError):
     """A checkpoint file that is not (or not entirely) the expected model."""
 
 
-class _Opaque:
-    """Stands in for any pickled object that is not a tensor or a plain container."""
+class _Record:
+    """Stands in for a pickled configuration object: keeps its constructor arguments and state,
+    runs nothing."""
+
+    def __new__(cls, *args, **kwargs):
+        inst = super().__new__(cls)
+        inst.args = args
+        inst.state = None
+        return inst
 
     def __init__(self, *args, **kwargs):
-        self.args = args
+        pass
 
     def __setstate__(self, state):
         self.state = state
 
-    def __call__(self, *args, **kwargs):  # pickled functions applied by REDUCE
-        return _Opaque(*args)
+
+class _TypeName(_Record):
+    """Stands in for a type that a config names as a value (``typing.Any``, ``builtins.dict``)."""
 
 
-def _opaque_class(module: str, name: str) -> type:
-    return type(name, (_Opaque,), {"__module__": "emobox.opaque." + module})
+def _record_class(qualified: str) -> type:
+    module, _, name = qualified.rpartition(".")
+    return type(name, (_Record,), {"__module__": "emobox.checkpoint_record." + module})
 
 
-_TORCH_REBUILD = re.compile(r"_rebuild_[a-z0-9_]+$")
-_SAFE_BUILTINS = {"set", "frozenset", "slice", "complex", "bytearray", "range", "bytes"}
-_NUMPY_GLOBALS = {("numpy", "dtype"), ("numpy", "ndarray"), ("numpy.core.multiarray", "scalar"),
-                  ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "_reconstruct"),
-                  ("numpy._core.multiarray", "_reconstruct")}
+def _plain_dict(*_args) -> dict:
+    """``collections.defaultdict(factory)`` rebuilt as a plain dict (the factory is not kept)."""
+    return {}
 
 
-class _InertUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str):
-        if module == "collections" and name in ("OrderedDict", "defaultdict"):
-            return super().find_class(module, name)
-        if module == "builtins" and name in _SAFE_BUILTINS:
-            return super().find_class(module, name)
-        if module == "_codecs" and name == "encode":
-            return super().find_class(module, name)
-        if (module, name) in _NUMPY_GLOBALS or module == "numpy.dtypes":
-            return super().find_class(module, name)
-        if module in ("torch._utils", "torch._tensor") and _TORCH_REBUILD.match(name):
-            return super().find_class(module, name)
-        if module == "torch" and (name.endswith("Storage") or name in ("Size", "device")):
-            return super().find_class(module, name)
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
-        if (module, name) in (("torch.storage", "TypedStorage"), ("torch.storage", "UntypedStorage"),
-                              ("torch.nn.parameter", "Parameter")):
-            return super().find_class(module, name)
-        return _opaque_class(module, name)
+_multiarray = (np._core if hasattr(np, "_core") else np.core).multiarray
+_scalar = _multiarray.scalar
+_reconstruct = _multiarray._reconstruct
+
+# numpy >= 1.25 builds a dtype as an instance of its class in numpy.dtypes: numbers and bools
+_NUMERIC_DTYPES = ("BoolDType", "Int8DType", "Int16DType", "Int32DType", "Int64DType",
+                   "UInt8DType", "UInt16DType", "UInt32DType", "UInt64DType", "Float16DType",
+                   "Float32DType", "Float64DType", "LongDType", "ULongDType", "LongLongDType",
+                   "ULongLongDType", "ByteDType", "UByteDType", "ShortDType", "UShortDType",
+                   "IntDType", "UIntDType")
+_NUMERIC_DTYPES = tuple(n for n in _NUMERIC_DTYPES if hasattr(getattr(np, "dtypes", None), n))
+# configuration classes of fairseq (argparse) and fairseq/FunASR/hydra (omegaconf) checkpoints
+_CONFIG_CLASSES = (
+    "argparse.Namespace",
+    "omegaconf.dictconfig.DictConfig",
+    "omegaconf.listconfig.ListConfig",
+    "omegaconf.base.ContainerMetadata",
+    "omegaconf.base.Metadata",
+    "omegaconf.nodes.AnyNode",
+    "omegaconf.nodes.StringNode",
+    "omegaconf.nodes.IntegerNode",
+    "omegaconf.nodes.FloatNode",
+    "omegaconf.nodes.BooleanNode",
+)
+# types an omegaconf node records as its ref/object/key/element type: names, never called
+_TYPE_VALUES = ("typing.Any", "builtins.dict", "builtins.list", "builtins.int", "builtins.float",
+                "builtins.str", "builtins.bool")
+
+ALLOWED_GLOBALS: tuple[tuple[Any, str], ...] = (
+    (_scalar, "numpy.core.multiarray.scalar"),
+    (_scalar, "numpy._core.multiarray.scalar"),
+    (_reconstruct, "numpy.core.multiarray._reconstruct"),
+    (_reconstruct, "numpy._core.multiarray._reconstruct"),
+    (np.ndarray, "numpy.ndarray"),
+    (np.dtype, "numpy.dtype"),
+    *((getattr(np.dtypes, name), f"numpy.dtypes.{name}") for name in _NUMERIC_DTYPES),
+    (_plain_dict, "collections.defaultdict"),
+    *((_record_class(name), name) for name in _CONFIG_CLASSES),
+    *((_TypeName(name), name) for name in _TYPE_VALUES),
+)
+
+_UNSUPPORTED = re.compile(r"Unsupported global: GLOBAL (\S+) ")
 
 
-_inert_pickle = types.ModuleType("emobox_inert_pickle")
-_inert_pickle.Unpickler = _InertUnpickler
-_inert_pickle.load = lambda f, **kw: _InertUnpickler(f, **kw).load()
-_inert_pickle.loads = lambda b, **kw: _InertUnpickler(io.BytesIO(b), **kw).load()
-_inert_pickle.__name__ = "emobox_inert_pickle"
-
-
-def read_pickle(path: Path) -> Any:
-    """``torch.load`` of ``path`` on the CPU without running any pickled code."""
+def read_pickle(path: Path, *, mmap: bool = False) -> Any:
+    """``torch.load`` of ``path`` on the CPU with torch's ``weights_only`` unpickler and
+    :data:`ALLOWED_GLOBALS`; anything else in the file is a :class:`CheckpointFormatError`."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        pass  # training state (numpy scalars, fairseq objects): rebuild it inertly below
-    except (RuntimeError, OSError, EOFError, ValueError) as exc:
-        raise CheckpointFormatError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
-    try:
-        return torch.load(path, map_location="cpu", weights_only=False,
-                          pickle_module=_inert_pickle)
+        with torch.serialization.safe_globals(list(ALLOWED_GLOBALS)), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # torch's note on pickle protocols
+            return torch.load(str(path), map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as exc:
+        text = str(exc)
+        found = _UNSUPPORTED.search(text)
+        if found:
+            name = found.group(1) if "." in found.group(1) else "builtins." + found.group(1)
+            raise CheckpointFormatError(
+                f"{path}: refers to {name}, which is not loaded from a checkpoint "
+                f"(only tensors, numpy scalars and arrays, and argparse/omegaconf configurations "
+                f"are read; nothing in the file is run)") from None
+        raise CheckpointFormatError(
+            f"{path}: not a readable PyTorch checkpoint ({_reason(text, exc)})") from None
     except Exception as exc:  # a corrupt or foreign file: say which and why
-        raise CheckpointFormatError(f"{path}: not a readable PyTorch checkpoint ({exc})") from None
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointFormatError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
 
 
-def plain(obj: Any) -> Any:
-    """Config objects as plain dicts/lists (opaque objects dropped)."""
+_MAX_DEPTH = 64
+
+
+def _reason(text: str, exc: BaseException) -> str:
+    """The line of torch's message that says what was refused."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    for i, line in enumerate(lines):
+        if "WeightsUnpickler error:" in line:
+            rest = line.split("WeightsUnpickler error:", 1)[1].strip()
+            return rest or (lines[i + 1] if i + 1 < len(lines) else type(exc).__name__)
+    return lines[0] if lines else type(exc).__name__
+
+
+def plain(obj: Any, _depth: int = 0) -> Any:
+    """Config objects as plain dicts/lists (other stand-ins dropped; nesting deeper than
+    64 levels, or a cycle, ends in None)."""
+    if _depth > _MAX_DEPTH:
+        return None
     if isinstance(obj, Mapping):
-        return {str(k): plain(v) for k, v in obj.items()}
+        return {str(k): plain(v, _depth + 1) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [plain(v) for v in obj]
-    if isinstance(obj, _Opaque):
-        state = getattr(obj, "state", None)
+        return [plain(v, _depth + 1) for v in obj]
+    if isinstance(obj, _TypeName):
+        return None
+    if isinstance(obj, _Record):
+        state = obj.state
+        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], Mapping):
+            state = state[0]  # (dict state, slot state)
         if isinstance(state, Mapping):  # an argparse Namespace, an omegaconf node
             if "_content" in state:
-                return plain(state["_content"])
+                return plain(state["_content"], _depth + 1)
             if "_val" in state:
-                return plain(state["_val"])
-            return plain(state)
+                return plain(state["_val"], _depth + 1)
+            return plain(state, _depth + 1)
         return None
+    if isinstance(obj, np.generic):
+        return obj.item()
     return obj

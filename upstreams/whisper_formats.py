@@ -8,7 +8,7 @@ arguments, ``state`` a float32 state dict with the names of transformers' ``Whis
   ``pytorch_model.bin``, holding a ``WhisperForConditionalGeneration`` / ``WhisperModel`` /
   ``WhisperEncoder`` state dict; only the encoder's tensors are read.
 - OpenAI: the ``.pt`` files of the ``openai-whisper`` package (``{"dims": ..., "model_state_dict":
-  ...}``), loaded with ``torch.load(weights_only=True)``: no OpenAI code runs.
+  ...}``), loaded by :func:`emobox.upstreams.safe_load.read_pickle`: no OpenAI code runs.
 - CTranslate2: a folder with ``model.bin`` (binary format version 6, as written by
   CTranslate2's converters, e.g. faster-whisper models) and ``config.json``. Float32, float16 and
   bfloat16 weights are read as they are; int8/int16 weights are dequantised with their scales.
@@ -34,6 +34,8 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from emobox.errors import CheckpointNotFoundError, DataError
+
+from .safe_load import CheckpointFormatError, read_pickle
 
 CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
 ENCODER_FIELDS = ("d_model", "encoder_layers", "encoder_attention_heads", "encoder_ffn_dim",
@@ -74,8 +76,6 @@ def read_encoder(path: Path) -> tuple[dict, dict]:
 # -- transformers ------------------------------------------------------------------------------
 
 def read_transformers(folder: Path) -> tuple[dict, dict]:
-    import torch
-
     folder = Path(folder)
     try:
         cfg = json.loads((folder / "config.json").read_text())
@@ -96,7 +96,9 @@ def read_transformers(folder: Path) -> tuple[dict, dict]:
                     if name is not None:
                         state[name] = fh.get_tensor(key).float()
         else:
-            sd = torch.load(str(file), map_location="cpu", weights_only=True, mmap=True)
+            sd = read_pickle(file, mmap=True)
+            if not isinstance(sd, dict):
+                raise CheckpointNotFoundError(f"{file}: not a state dict of tensors")
             for key, value in sd.items():
                 name = _encoder_key(key)
                 if name is not None:
@@ -136,13 +138,10 @@ _OPENAI_BLOCK = {"attn.query": "self_attn.q_proj", "attn.key": "self_attn.k_proj
 
 
 def read_openai(file: Path) -> tuple[dict, dict]:
-    import torch
-
     try:
-        ckpt = torch.load(str(file), map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for a file it cannot read
-        raise CheckpointNotFoundError(f"{file}: not a readable OpenAI Whisper checkpoint "
-                                      f"({type(exc).__name__}: {exc})") from None
+        ckpt = read_pickle(file)
+    except CheckpointFormatError as exc:
+        raise CheckpointNotFoundError(f"{exc} (expected an OpenAI Whisper checkpoint)") from None
     if not isinstance(ckpt, dict) or "dims" not in ckpt or "model_state_dict" not in ckpt:
         raise CheckpointNotFoundError(f"{file}: not an OpenAI Whisper checkpoint (expected "
                                       f"'dims' and 'model_state_dict')")
@@ -278,8 +277,6 @@ def _dequantize(variables: dict[str, np.ndarray], name: str) -> np.ndarray:
 
 
 def read_ctranslate2_whisper(folder: Path) -> tuple[dict, dict]:
-    import torch
-
     folder = Path(folder)
     folder = folder.parent if folder.is_file() else folder
     header, var = read_ctranslate2(folder)
