@@ -48,7 +48,8 @@ def store_request(upstream: Upstream, manifest: Manifest, precision: str = "fp32
     opts.update(options or {})
     return StoreRequest(upstream=upstream.name, checkpoint_id=upstream.checkpoint_id,
                         corpus=manifest.corpus, manifest_hash=manifest.content_hash(),
-                        precision=precision, options=opts)
+                        precision=precision, options=opts,
+                        feature_version=str(getattr(upstream, "feature_version", "") or ""))
 
 
 def make_plan(upstream: Upstream, layers: Sequence[int], batch_seconds: float | None = None,
@@ -171,6 +172,9 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
                       "hidden_size": upstream.hidden_size,
                       "padding_sensitive": bool(upstream.padding_sensitive),
                       "max_seconds": upstream.max_seconds}
+        provenance = dict(getattr(upstream, "provenance", {}) or {})
+        if provenance:
+            extra_meta["provenance"] = provenance
         writer = StoreWriter(path, request, missing, plan.to_dict(), extra_meta)
         notes += writer.notes
         plan = Plan(**writer.plan)

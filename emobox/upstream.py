@@ -47,6 +47,13 @@ class Upstream(torch.nn.Module):
     lowp_weight_cache: bool = True
     # options that change the features (e.g. Whisper's mode); part of the feature store's key
     store_options: Mapping[str, Any] = MappingProxyType({})
+    # bumped by an implementation whenever what it computes for the same weights and options
+    # changes (a layer's definition, the frame count, the input normalisation); part of the
+    # feature store's key, so stores of the old features are never reused. "" = never changed.
+    feature_version: str = ""
+    # how the features were made where it is not an option (e.g. where the waveform
+    # normalisation setting came from): written to the store's meta.json, not part of its key
+    provenance: Mapping[str, str] = MappingProxyType({})
 
     def forward(self, wavs: Sequence[torch.Tensor], layers: Sequence[int]) -> UpstreamOutput:
         raise NotImplementedError
