@@ -28,6 +28,7 @@ from .errors import DataError, EmoboxUsageError
 from .manifest import Manifest
 from .precision import check_precision
 from .progress import Reporter
+from .splits import SCHEMES
 from .store import (JOURNAL, PARTIAL, FeatureStore, StoreRequest, StoreWriter, append_session,
                     identity_diff, store_lock)
 from .upstream import Upstream
@@ -244,6 +245,7 @@ class ExtractOptions:
     corpus: str
     layers: Sequence[int | str] | int | str | None = None  # None = last; "all"; ints
     root: str | None = None
+    scheme: str = "emobox"  # the partition scheme of the runs to come (it decides the channels)
     device: str = "cpu"
     precision: str = "fp32"
     batch_seconds: float | None = None
@@ -273,7 +275,11 @@ def extract_corpus(opts: ExtractOptions, reporter: Reporter | None = None,
     upstream = up_spec.build(ckpt=opts.upstream_ckpt, device=device,
                              **dict(opts.upstream_options))
     layers = upstream.resolve_layers(opts.layers)
-    return extract_stats(upstream, corpus.manifest, layers, precision=opts.precision,
+    if opts.scheme not in SCHEMES:
+        raise EmoboxUsageError(f"unknown partition scheme {opts.scheme!r}; use one of "
+                               f"{', '.join(SCHEMES)}")
+    return extract_stats(upstream, corpus.manifest_for(opts.scheme), layers,
+                         precision=opts.precision,
                          store_dir=Path(opts.features_dir) if opts.features_dir else None,
                          on_bad_audio=opts.on_bad_audio, reporter=reporter,
                          batch_seconds=opts.batch_seconds, memory_budget=opts.memory_budget,

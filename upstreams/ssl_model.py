@@ -68,8 +68,7 @@ class WaveformNorm:
         return cls(NORM_FEATURE_EXTRACTOR if normalize else NORM_NONE, source)
 
     def describe(self) -> str:
-        return NORM_METHODS[self.method] + (f"; setting from {self.source}" if self.source
-                                            else "")
+        return NORM_METHODS[self.method] + (f"; setting: {self.source}" if self.source else "")
 
     def __repr__(self) -> str:
         return f"WaveformNorm({self.method!r}, {self.source!r})"
