@@ -1,8 +1,10 @@
 """The upstream contract: a frozen encoder from waveforms to per-layer frame features.
 
 Layers are numbered as in SUPERB/transformers ``hidden_states``: 0 is the input to the first
-transformer block (the CNN/embedding output), ``num_layers`` is the last block's output. A
-baseline without layers (fbank, mfcc) has ``num_layers = 0`` and only layer 0.
+transformer block (the CNN/embedding output), ``i`` the output of block ``i``, and
+``num_layers`` (the default) the encoder's output, transformers' ``last_hidden_state`` (for a
+pre-norm encoder, after its final layer norm); README "Upstreams" says it in full. A baseline
+without layers (fbank, mfcc) has ``num_layers = 0`` and only layer 0.
 """
 
 from __future__ import annotations
