@@ -13,11 +13,12 @@ EmoBox (github.com/emo-box/EmoBox) prepares each corpus as JSON lines under ``da
 ``wav`` paths are relative to the folder EmoBox ran in (``downloads/<corpus>/...``). EmoBox
 writes ``channel`` 1 for every file except where it picks another (MELD): the field is kept only
 then, and the ``imported`` corpus reads channel 1 of the others in scheme ``emobox``, as EmoBox's
-extraction did (it read ``wav[channel - 1]``). The import writes, per corpus, ``<out>/<corpus>/manifest.tsv`` (one row per utterance:
-``key path speaker emotion emotion_raw channel start end test_fold valid fold1 ... foldN``,
-paths relative to the corpus's audio folder) and ``corpus.json`` (where the audio is, the
-classes, the label map, notes). The built-in corpus ``imported`` reads such a folder, so
-``emobox run -c imported --root <out>/<corpus>`` trains on exactly EmoBox's lists. Nothing is
+extraction did (it read ``wav[channel - 1]``). The import writes, per corpus,
+``<out>/<corpus>/manifest.tsv`` (one row per utterance: ``key path speaker emotion emotion_raw
+channel start end test_fold valid fold1 ... foldN``, paths relative to the corpus's audio
+folder) and ``corpus.json`` (where the audio is, the classes, the label map, notes). The
+built-in corpus ``imported`` reads such a folder, so ``emobox run -c imported --root
+<out>/<corpus>`` trains on exactly EmoBox's lists. Nothing is
 dropped: every listed utterance is a manifest row, one that no fold uses has ``test_fold`` -1,
 and a label missing from the label map keeps its raw name as a class of its own (with a note).
 """
