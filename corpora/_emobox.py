@@ -18,6 +18,9 @@ Conventions every EmoBox adapter follows (the reference test harness,
   in ``reference_label_fixes`` and its card says why;
 - the ``emobox`` scheme's membership of a row is its ``test_fold``/``valid`` columns unless the
   adapter knows better (:meth:`EmoboxCorpus.reference_fold_row`);
+- ``Utterance.channel`` is None (mix down) unless the corpus needs one channel in every scheme
+  (MELD's recorded dialogue channel); scheme ``emobox`` reads the first channel of the others,
+  as EmoBox's extraction did (:meth:`emobox.Corpus.manifest_for`);
 - ``make_fixture(root, rows, clutter=False)`` writes the corpus's native layout (audio and
   native metadata files) from reference rows, so that the harness can scan it; it returns the
   fold rows of utterances it adds beyond ``rows`` (``{}`` for most corpora).
@@ -81,6 +84,7 @@ class EmoboxCorpus(Corpus):
     # EmoBox's table keeps a few labels its own label map failed to map (EmoDB's "neutral",
     # EMOVO's codes): reference ``emotion`` -> the class this adapter yields instead
     reference_label_fixes: ClassVar[Mapping[str, str]] = {}
+    emobox_channels = True  # scheme emobox reads EmoBox's channel (Corpus.manifest_for)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

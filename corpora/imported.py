@@ -61,6 +61,8 @@ class ImportedCorpus(Corpus):
             raise EmoboxUsageError(f"{self.name}: the audio folder {self.root} does not exist; "
                                    f"pass --corpus-option audio_root=DIR")
         self.official_valid = bool(self.info.get("official_valid", False))
+        # an EmoBox import: scheme emobox reads the channel EmoBox read (Corpus.manifest_for)
+        self.emobox_channels = self.info.get("kind") == "emobox.import"
         self.has_speaker_ids = bool(self.info.get("has_speaker_ids", True))
         self.skipped = []
         self._manifest = None

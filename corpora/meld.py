@@ -23,8 +23,9 @@ Keys and channels
     Dialogue and utterance numbers restart in each split, so keys end in ``-train``, ``-dev``
     or ``-test`` (``meld-dia0_utt0-dev``). Most clips carry 5.1 audio: EmoBox records channel 3
     (front centre, the dialogue channel) for every clip that is not stereo and channel 1 for
-    stereo ones; those channels are used for the clips its table lists, and clips it does not
-    list are mixed down.
+    stereo ones, and its extraction read that one channel. Those channels are used for the
+    clips its table lists, in every scheme; a clip it does not list reads its first channel in
+    scheme ``emobox`` (as EmoBox's loader would) and is mixed down in the others.
 Quirks
     CSV text may hold Windows-1252 characters (read as such when not UTF-8). Three clips run
     over 30 s (up to 305 s) and 237 under 0.3 s; all are kept.

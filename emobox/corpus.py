@@ -11,6 +11,7 @@ silently.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import unicodedata
 from dataclasses import dataclass, field
@@ -69,6 +70,9 @@ class Corpus:
     expected_top_level: ClassVar[str] = ""  # what the root contains, for error messages
     markers: ClassVar[tuple[str, ...]] = ()  # glob patterns matching under a correct root
     max_folds: ClassVar[int] = 6  # cap of the speaker-independent scheme's fold count
+    # a corpus EmoBox prepared: scheme ``emobox`` reads the channel EmoBox's extraction read
+    # (the one its table records, else the first) instead of mixing the channels down
+    emobox_channels: ClassVar[bool] = False
 
     def __init__(self, root: str | Path):
         self.root = self.locate_root(Path(root).expanduser())
@@ -90,6 +94,23 @@ class Corpus:
         if self._manifest is None:
             self._manifest = self.scan()
         return self._manifest
+
+    def manifest_for(self, scheme: str = "emobox") -> Manifest:
+        """The manifest whose audio a run in ``scheme`` reads (features are extracted from it).
+
+        In scheme ``emobox``, a corpus EmoBox prepared (``emobox_channels``) reads the channel
+        EmoBox's extraction read, ``wav[channel - 1]`` of the channel its table records: that
+        recorded channel where the scan set one (MELD), else the first. In other schemes, and
+        for other corpora, a multi-channel file is mixed down (``channel`` None). The channel
+        is part of the manifest's hash and so of the feature store's key: runs in different
+        schemes never share features read from different channels."""
+        manifest = self.manifest
+        if (scheme != "emobox" or not self.emobox_channels
+                or all(u.channel is not None for u in manifest)):
+            return manifest
+        utts = [u if u.channel is not None else dataclasses.replace(u, channel=1)
+                for u in manifest]
+        return Manifest(manifest.corpus, manifest.root, utts, manifest.labels)
 
     def folds(self, scheme: str = "emobox", seed: int = 0,
               manifest: Manifest | None = None) -> list[Fold]:

@@ -112,7 +112,7 @@ def write_manifest(name: str, root: str | Path | None, out: str | Path, scheme: 
                    registry: Registry | None = None) -> ManifestResult:
     """Scan corpus ``name`` and write its manifest with the folds of ``scheme`` as TSV."""
     corpus = open_corpus(name, root, options, registry)
-    manifest = corpus.manifest
+    manifest = corpus.manifest_for(scheme)  # with the channels the scheme reads
     folds = corpus.folds(scheme=scheme, seed=seed)
     extra = fold_columns(manifest, folds, corpus)
     custom_cols = sorted({k for u in manifest for k in u.custom})

@@ -224,7 +224,7 @@ def _track_corpus(spec: Any, opts: CrossOptions, classes: tuple[str, ...],
         root = opts.root_map.get(spec.name)
         corpus = spec.build(None if spec.embedded and not root
                             else paths.corpus_root(spec.name, root))
-    manifest = corpus.manifest
+    manifest = corpus.manifest_for("emobox")  # EmoBox's track: the channels EmoBox read
     test_set = _test_set(spec, sets_dir)
     extra = sorted(set(test_set.classes) - set(classes))
     if extra:

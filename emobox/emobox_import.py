@@ -11,12 +11,14 @@ EmoBox (github.com/emo-box/EmoBox) prepares each corpus as JSON lines under ``da
     data.seg.wrd.stm                        one line per utterance with ``<id=...,spk=...>``
 
 ``wav`` paths are relative to the folder EmoBox ran in (``downloads/<corpus>/...``). EmoBox
-writes ``channel`` 1 for every file except where it picks one (MELD): the field is kept only
-then. The import writes, per corpus, ``<out>/<corpus>/manifest.tsv`` (one row per utterance:
-``key path speaker emotion emotion_raw channel start end test_fold valid fold1 ... foldN``,
-paths relative to the corpus's audio folder) and ``corpus.json`` (where the audio is, the
-classes, the label map, notes). The built-in corpus ``imported`` reads such a folder, so
-``emobox run -c imported --root <out>/<corpus>`` trains on exactly EmoBox's lists. Nothing is
+writes ``channel`` 1 for every file except where it picks another (MELD): the field is kept only
+then, and the ``imported`` corpus reads channel 1 of the others in scheme ``emobox``, as EmoBox's
+extraction did (it read ``wav[channel - 1]``). The import writes, per corpus,
+``<out>/<corpus>/manifest.tsv`` (one row per utterance: ``key path speaker emotion emotion_raw
+channel start end test_fold valid fold1 ... foldN``, paths relative to the corpus's audio
+folder) and ``corpus.json`` (where the audio is, the classes, the label map, notes). The
+built-in corpus ``imported`` reads such a folder, so ``emobox run -c imported --root
+<out>/<corpus>`` trains on exactly EmoBox's lists. Nothing is
 dropped: every listed utterance is a manifest row, one that no fold uses has ``test_fold`` -1,
 and a label missing from the label map keeps its raw name as a class of its own (with a note).
 """
@@ -146,9 +148,11 @@ def import_corpus(folder: Path, out: Path, base: Path) -> ImportResult:
     wavs = [_wav(rec) for rec in records.values()]
     strip = prefix if wavs and all(w.startswith(prefix) for w in wavs) else ""
     audio_root = base / strip if strip else base
-    # EmoBox writes channel 1 for every file of a corpus unless it picks a channel (MELD's 3 =
-    # the dialogue channel of 5.1 clips); its loader mixed all channels. Keep the field only
-    # where it chooses something.
+    # EmoBox writes channel 1 for every file of a corpus unless it picks another (MELD's 3 =
+    # the dialogue channel of 5.1 clips); its extraction read that one channel,
+    # ``wav[channel - 1]``. Keep the field only where it chooses something other than the first:
+    # the imported corpus reads the first channel of the rest in scheme emobox
+    # (Corpus.manifest_for) and mixes them down in the other schemes.
     channels = {str(rec.get("channel", "")) for rec in records.values()} - {"", "None"}
     keep_channel = bool(channels - {"1"})
     unmapped: Counter = Counter()

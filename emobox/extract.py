@@ -28,6 +28,7 @@ from .errors import DataError, EmoboxUsageError
 from .manifest import Manifest
 from .precision import check_precision
 from .progress import Reporter
+from .splits import SCHEMES
 from .store import (JOURNAL, PARTIAL, FeatureStore, StoreRequest, StoreWriter, append_session,
                     identity_diff, store_lock)
 from .upstream import Upstream
@@ -48,7 +49,8 @@ def store_request(upstream: Upstream, manifest: Manifest, precision: str = "fp32
     opts.update(options or {})
     return StoreRequest(upstream=upstream.name, checkpoint_id=upstream.checkpoint_id,
                         corpus=manifest.corpus, manifest_hash=manifest.content_hash(),
-                        precision=precision, options=opts)
+                        precision=precision, options=opts,
+                        feature_version=str(getattr(upstream, "feature_version", "") or ""))
 
 
 def make_plan(upstream: Upstream, layers: Sequence[int], batch_seconds: float | None = None,
@@ -171,6 +173,9 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
                       "hidden_size": upstream.hidden_size,
                       "padding_sensitive": bool(upstream.padding_sensitive),
                       "max_seconds": upstream.max_seconds}
+        provenance = dict(getattr(upstream, "provenance", {}) or {})
+        if provenance:
+            extra_meta["provenance"] = provenance
         writer = StoreWriter(path, request, missing, plan.to_dict(), extra_meta)
         notes += writer.notes
         plan = Plan(**writer.plan)
@@ -240,6 +245,7 @@ class ExtractOptions:
     corpus: str
     layers: Sequence[int | str] | int | str | None = None  # None = last; "all"; ints
     root: str | None = None
+    scheme: str = "emobox"  # the partition scheme of the runs to come (it decides the channels)
     device: str = "cpu"
     precision: str = "fp32"
     batch_seconds: float | None = None
@@ -269,7 +275,11 @@ def extract_corpus(opts: ExtractOptions, reporter: Reporter | None = None,
     upstream = up_spec.build(ckpt=opts.upstream_ckpt, device=device,
                              **dict(opts.upstream_options))
     layers = upstream.resolve_layers(opts.layers)
-    return extract_stats(upstream, corpus.manifest, layers, precision=opts.precision,
+    if opts.scheme not in SCHEMES:
+        raise EmoboxUsageError(f"unknown partition scheme {opts.scheme!r}; use one of "
+                               f"{', '.join(SCHEMES)}")
+    return extract_stats(upstream, corpus.manifest_for(opts.scheme), layers,
+                         precision=opts.precision,
                          store_dir=Path(opts.features_dir) if opts.features_dir else None,
                          on_bad_audio=opts.on_bad_audio, reporter=reporter,
                          batch_seconds=opts.batch_seconds, memory_budget=opts.memory_budget,

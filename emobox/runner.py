@@ -189,7 +189,7 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
         corpus = corpus_spec.build(None if corpus_spec.embedded and not opts.root
                                    else paths.corpus_root(opts.corpus, opts.root),
                                    **dict(opts.corpus_options))
-    manifest = corpus.manifest
+    manifest = corpus.manifest_for(opts.scheme)  # the channels this scheme reads
     all_folds = corpus.folds(scheme=opts.scheme, seed=opts.seed)
     folds = select_folds(all_folds, list(opts.folds))
     if opts.corpus in up_spec.trained_on:

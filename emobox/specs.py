@@ -45,6 +45,9 @@ class UpstreamSpec:
     # convert(source=None, out=None) -> Path: turn weights in another format (e.g. CTranslate2)
     # into a checkpoint that ``build`` reads (None: nothing to convert)
     convert: Callable[..., Any] | None = None
+    # describe(ckpt=None) -> {field: text} that ``emobox upstreams info`` adds (e.g. the waveform
+    # normalisation and where its setting comes from); cheap, loads no weights (None: nothing)
+    describe: Callable[..., Mapping[str, str]] | None = None
     plugin: str = ""
     distribution: str = ""
     version: str = ""

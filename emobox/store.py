@@ -12,10 +12,10 @@ Layout of a store folder (``$EMOBOX_HOME/features/<upstream>/<corpus>/<digest>/`
     .partial/          an extraction under way: journal.jsonl and the files it appends to
 
 The folder name is a digest of everything that changes the numbers (upstream, checkpoint id,
-options, precision, corpus, manifest hash, store format), so a store made with another checkpoint,
-manifest or precision is a different folder; ``meta.json`` is checked again on open and a mismatch
-is refused, never silently reused. Layers are added to a finished store without touching the
-others (every layer shares the one index).
+options, feature version, precision, corpus, manifest hash, store format), so a store made with
+another checkpoint, manifest or precision is a different folder; ``meta.json`` is checked again
+on open and a mismatch is refused, never silently reused. Layers are added to a finished store
+without touching the others (every layer shares the one index).
 
 Extraction appends whole chunks (consecutive utterances in manifest order): the data of a chunk is
 written and flushed to disk before the journal records it, so a killed extraction resumes after
@@ -60,13 +60,19 @@ class StoreRequest:
     manifest_hash: str
     precision: str = "fp32"
     options: Mapping[str, Any] = field(default_factory=dict)
+    # the upstream's feature version (``Upstream.feature_version``): bumped when what it computes
+    # for the same weights and options changes, so stores of the old features are never reused
+    feature_version: str = ""
 
     def identity(self) -> dict[str, Any]:
-        return {"format": FORMAT, "schema_version": SCHEMA_VERSION, "upstream": self.upstream,
-                "checkpoint_id": self.checkpoint_id, "corpus": self.corpus,
-                "manifest_hash": self.manifest_hash, "precision": self.precision,
-                "options": json.loads(json.dumps(dict(sorted(self.options.items())),
-                                                 default=str))}
+        ident = {"format": FORMAT, "schema_version": SCHEMA_VERSION, "upstream": self.upstream,
+                 "checkpoint_id": self.checkpoint_id, "corpus": self.corpus,
+                 "manifest_hash": self.manifest_hash, "precision": self.precision,
+                 "options": json.loads(json.dumps(dict(sorted(self.options.items())),
+                                                  default=str))}
+        if self.feature_version:  # absent for upstreams that never changed: their keys stay
+            ident["feature_version"] = str(self.feature_version)
+        return ident
 
     def digest(self) -> str:
         blob = json.dumps(self.identity(), sort_keys=True).encode()

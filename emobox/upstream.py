@@ -1,8 +1,10 @@
 """The upstream contract: a frozen encoder from waveforms to per-layer frame features.
 
 Layers are numbered as in SUPERB/transformers ``hidden_states``: 0 is the input to the first
-transformer block (the CNN/embedding output), ``num_layers`` is the last block's output. A
-baseline without layers (fbank, mfcc) has ``num_layers = 0`` and only layer 0.
+transformer block (the CNN/embedding output), ``i`` the output of block ``i``, and
+``num_layers`` (the default) the encoder's output, transformers' ``last_hidden_state`` (for a
+pre-norm encoder, after its final layer norm); README "Upstreams" says it in full. A baseline
+without layers (fbank, mfcc) has ``num_layers = 0`` and only layer 0.
 """
 
 from __future__ import annotations
@@ -47,6 +49,13 @@ class Upstream(torch.nn.Module):
     lowp_weight_cache: bool = True
     # options that change the features (e.g. Whisper's mode); part of the feature store's key
     store_options: Mapping[str, Any] = MappingProxyType({})
+    # bumped by an implementation whenever what it computes for the same weights and options
+    # changes (a layer's definition, the frame count, the input normalisation); part of the
+    # feature store's key, so stores of the old features are never reused. "" = never changed.
+    feature_version: str = ""
+    # how the features were made where it is not an option (e.g. where the waveform
+    # normalisation setting came from): written to the store's meta.json, not part of its key
+    provenance: Mapping[str, str] = MappingProxyType({})
 
     def forward(self, wavs: Sequence[torch.Tensor], layers: Sequence[int]) -> UpstreamOutput:
         raise NotImplementedError

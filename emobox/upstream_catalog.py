@@ -62,7 +62,8 @@ def upstream_info(name: str, ckpt: str | None = None, registry: Registry | None 
     status = weights_status(spec, ckpt)
     fields: dict[str, Any] = {
         "name": spec.name, "family": spec.family, "description": spec.description,
-        "layers": f"0..{spec.num_layers} (default {spec.num_layers}, the last)",
+        "layers": (f"0..{spec.num_layers} (default {spec.num_layers}, the encoder output; "
+                   f"numbering: README 'Upstreams')" if spec.num_layers else "0 (the only one)"),
         "hidden size": spec.hidden_size, "frame rate": f"{spec.frame_rate:g} Hz",
         "sample rate": f"{spec.sample_rate} Hz",
         "parameters": f"{spec.parameters:,}" if spec.parameters else "-",
@@ -76,6 +77,8 @@ def upstream_info(name: str, ckpt: str | None = None, registry: Registry | None 
         "converter": "yes (`emobox upstreams convert`)" if spec.convert else "-",
         "plugin": f"{spec.plugin} ({spec.distribution or '-'} {spec.version or ''})".strip(),
     }
+    if spec.describe is not None:
+        fields.update({str(k): str(v) for k, v in dict(spec.describe(ckpt=ckpt)).items()})
     return UpstreamInfo(spec, status, fields)
 
 

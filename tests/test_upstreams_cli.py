@@ -77,7 +77,8 @@ def test_info_says_what_and_where(cli, empty_hf_cache, tmp_path):
     res = cli("upstreams", "info", "wavlm_large")
     assert res.code == 0, res
     text = " ".join(res.out.split())
-    for expected in ("layers │ 0..24 (default 24, the last)", "hidden size │ 1024",
+    for expected in ("layers │ 0..24 (default 24, the encoder output; numbering: README "
+                     "'Upstreams')", "hidden size │ 1024",
                      "frame rate │ 50 Hz", "parameters │ 315,452,096",
                      "checkpoint │ microsoft/wavlm-large", "weights │ missing"):
         assert expected in text
@@ -86,6 +87,32 @@ def test_info_says_what_and_where(cli, empty_hf_cache, tmp_path):
     assert "present:" in tiny.out and "mode: faithful (default)" in " ".join(tiny.out.split())
     unknown = cli("upstreams", "info", "wavlm_larg")
     assert unknown.code == 2 and "did you mean 'wavlm_large'" in unknown.err
+
+
+def test_info_names_the_waveform_normalisation_and_its_source(cli, empty_hf_cache, tmp_path):
+    from emobox.upstream_catalog import upstream_info
+
+    field = "waveform normalisation"
+    assert upstream_info("wav2vec2_base").fields[field] == (
+        "none (the waveform as it is); setting: the model authors' setting (off; weights not "
+        "found; a checkpoint folder's preprocessor_config.json sets it)")
+    assert upstream_info("hubert_large").fields[field].startswith(
+        "zero mean, unit variance: (x - mean) / sqrt(var + 1e-05), as fairseq's task.normalize")
+    folder = tmp_path / "w2v"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")  # info loads nothing: a config file is enough
+    (folder / "preprocessor_config.json").write_text('{"do_normalize": true}')
+    assert upstream_info("wav2vec2_base", ckpt=str(folder)).fields[field] == (
+        "zero mean, unit variance: (x - mean) / sqrt(var + 1e-07), as transformers' "
+        f"Wav2Vec2FeatureExtractor (do_normalize); setting: {folder}/preprocessor_config.json "
+        "(do_normalize: true)")
+    res = cli("upstreams", "info", "wav2vec2_base", "--upstream-ckpt", folder)
+    assert res.code == 0 and "waveform normalisation" in res.out, res
+    (folder / "preprocessor_config.json").write_text('{"do_normalize": "yes"}')
+    bad = cli("upstreams", "info", "wav2vec2_base", "--upstream-ckpt", folder)
+    assert bad.code == 3 and bad.err.count("\n") == 1, bad
+    assert bad.err.startswith(f"error: {folder}/preprocessor_config.json: do_normalize must be "
+                              f"true or false")
 
 
 def test_missing_checkpoint_is_a_clear_error(cli, empty_hf_cache):

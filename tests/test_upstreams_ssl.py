@@ -14,7 +14,9 @@ import transformers
 
 from emobox import CheckpointNotFoundError, EmoboxUsageError
 from emobox.plugins import get_registry
-from emobox.upstreams.ssl_model import SSLEncoder, load_ssl
+from emobox.upstreams.common import feature_extractor_normalize, normalize_waveform
+from emobox.upstreams.ssl_family import waveform_norm
+from emobox.upstreams.ssl_model import SSLEncoder, WaveformNorm, load_ssl
 
 TINY = dict(hidden_size=32, num_hidden_layers=3, num_attention_heads=2, intermediate_size=64,
             conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
@@ -50,14 +52,25 @@ def tiny_model(name: str, seed: int = 0):
     return getattr(transformers, model_cls)(config).eval()
 
 
-def tiny_upstream(name: str) -> SSLEncoder:
-    spec = get_registry().upstream(name)
+def family_and_variant(name: str):
     from emobox.upstreams import data2vec, hubert, wav2vec2, wavlm
 
-    variant = next(v for m in (wav2vec2, hubert, wavlm, data2vec) for v in m.VARIANTS
-                   if v.name == name)
+    for module in (wav2vec2, hubert, wavlm, data2vec):
+        for v in module.VARIANTS:
+            if v.name == name:
+                return module.FAMILY, v
+    raise KeyError(name)
+
+
+def tiny_upstream(name: str, model=None) -> SSLEncoder:
+    """``name``'s upstream on a tiny random model, with the waveform normalisation its build
+    would choose for a checkpoint folder without preprocessor_config.json."""
+    spec = get_registry().upstream(name)
+    family, variant = family_and_variant(name)
     assert spec.num_layers == variant.num_layers
-    return SSLEncoder(name, tiny_model(name), normalize=variant.normalize,
+    method, source = waveform_norm(family, variant, None)
+    return SSLEncoder(name, model if model is not None else tiny_model(name),
+                      normalize=WaveformNorm(method, source),
                       padding_sensitive=variant.padding_sensitive, checkpoint_id="test")
 
 
@@ -87,15 +100,67 @@ def test_shapes_and_frame_counts(name):
 
 @pytest.mark.parametrize("name", sorted(ARCH))
 def test_layers_match_transformers_hidden_states(name):
+    """Layers 0..N-1 are transformers' hidden_states; layer N is the encoder output
+    (``last_hidden_state``), which for pre-norm models includes the final layer norm that
+    transformers 5 leaves out of ``hidden_states[N]``."""
     up = tiny_upstream(name)
     x = speech(1.0)
     with torch.inference_mode():
         prepared = up._prepare(x)
-        ref = up.model(prepared[None], output_hidden_states=True).hidden_states
+        ref = up.model(prepared[None], output_hidden_states=True)
         out = up([x], "all")
-    assert len(ref) == up.num_layers + 1
-    for layer in range(up.num_layers + 1):
-        torch.testing.assert_close(out.hidden[layer], ref[layer], atol=1e-6, rtol=1e-5)
+    assert len(ref.hidden_states) == up.num_layers + 1
+    for layer in range(up.num_layers):
+        torch.testing.assert_close(out.hidden[layer], ref.hidden_states[layer], atol=1e-6,
+                                   rtol=1e-5)
+    torch.testing.assert_close(out.hidden[up.num_layers], ref.last_hidden_state, atol=1e-6,
+                               rtol=1e-5)
+    pre_norm = ARCH[name][2].get("do_stable_layer_norm", False)
+    assert (up.final_norm is not None) == pre_norm
+
+
+# every transformers class emobox wraps, post-norm and pre-norm ("stable layer norm")
+LAST_HIDDEN_CASES = {
+    "wav2vec2_base": {}, "wav2vec2_base/pre-norm": dict(feat_extract_norm="layer",
+                                                        do_stable_layer_norm=True),
+    "hubert_base": {}, "hubert_large": {},
+    "wavlm_base": {}, "wavlm_large": {},
+    "data2vec_base": {}, "data2vec_large": {},
+}
+
+
+@pytest.mark.parametrize("case", sorted(LAST_HIDDEN_CASES))
+@pytest.mark.parametrize("do_normalize", [False, True])
+def test_default_feature_is_last_hidden_state_of_what_emobox_fed(case, do_normalize):
+    """The default layer, through the waveform normalisation, is what EmoBox's extraction
+    computed: transformers' ``last_hidden_state`` of the feature extractor's output (for HuBERT:
+    of fairseq's ``F.layer_norm`` input normalisation, as EmoBox ran it from fairseq)."""
+    name = case.split("/")[0]
+    cfg_cls, model_cls, flags = ARCH[name]
+    torch.manual_seed(1)
+    config = getattr(transformers, cfg_cls)(**{**TINY, **flags, **LAST_HIDDEN_CASES[case]})
+    model = getattr(transformers, model_cls)(config).eval()
+    family, variant = family_and_variant(name)
+    if family.norm_from == "fairseq":
+        method = "layer-norm" if do_normalize else "none"
+    else:
+        method = "feature-extractor" if do_normalize else "none"
+    up = SSLEncoder(name, model, normalize=method, padding_sensitive=variant.padding_sensitive,
+                    checkpoint_id="t")
+    wavs = [speech(1.1, 3), 0.01 * speech(0.7, 4)]  # a quiet one: the epsilon matters
+    fe = transformers.Wav2Vec2FeatureExtractor(do_normalize=do_normalize)
+    with torch.inference_mode():
+        out = up(wavs, None)
+        for i, w in enumerate(wavs):
+            if method == "layer-norm":
+                inputs = torch.nn.functional.layer_norm(w, w.shape)[None]
+            else:
+                inputs = fe(w.numpy(), sampling_rate=16000, return_tensors="pt").input_values
+            ref = model(inputs).last_hidden_state[0]
+            n = int(out.lengths[i])
+            assert n == ref.shape[0]
+            torch.testing.assert_close(out.hidden[up.num_layers][i, :n], ref, atol=2e-5,
+                                       rtol=1e-4)
 
 
 @pytest.mark.parametrize("name", sorted(ARCH))
@@ -170,11 +235,12 @@ def test_analytic_flops_match_torch_flop_counter(name):
     assert up.flops(len(x), layer=1) < up.flops(len(x))
 
 
-def test_normalisation_follows_the_fairseq_task_config():
-    norm = {n: tiny_upstream(n).normalize for n in ARCH}
-    assert norm == {"wav2vec2_base": False, "hubert_base": False, "hubert_large": True,
-                    "wavlm_base": False, "wavlm_large": True, "data2vec_base": True,
-                    "data2vec_large": True}
+def test_without_preprocessor_config_the_authors_setting_is_used():
+    norm = {n: tiny_upstream(n).waveform_norm.method for n in ARCH}
+    assert norm == {"wav2vec2_base": "none", "hubert_base": "none", "hubert_large": "layer-norm",
+                    "wavlm_base": "none", "wavlm_large": "feature-extractor",
+                    "data2vec_base": "feature-extractor", "data2vec_large": "feature-extractor"}
+    assert "the model authors' setting (off" in tiny_upstream("wavlm_base").waveform_norm.source
     up = tiny_upstream("hubert_large")
     x = speech(1.0)
     with torch.inference_mode():
@@ -186,12 +252,11 @@ def test_load_ssl_reads_a_transformers_folder(tmp_path):
     model = tiny_model("hubert_large", seed=3)
     model.save_pretrained(tmp_path / "ckpt")
     up = load_ssl("hubert_large", tmp_path / "ckpt", "HubertModel", "hubert", num_layers=3,
-                  hidden_size=32, normalize=True, padding_sensitive=False)
+                  hidden_size=32, normalize="layer-norm", padding_sensitive=False)
     assert up.checkpoint_id.startswith("sha256:")
     x = speech(1.0)
     with torch.inference_mode():
-        ref = model(torch.nn.functional.layer_norm(x, x.shape)[None],
-                    output_hidden_states=True).hidden_states[3]
+        ref = model(torch.nn.functional.layer_norm(x, x.shape)[None]).last_hidden_state
         torch.testing.assert_close(up([x], [3]).hidden[3], ref)
 
 
@@ -214,3 +279,107 @@ def test_wrong_or_incomplete_checkpoints_are_refused(tmp_path):
         get_registry().upstream("hubert_base").build(ckpt=str(tmp_path / "nowhere"))
     with pytest.raises(EmoboxUsageError, match="takes no options"):
         get_registry().upstream("hubert_base").build(mode="trimmed")
+
+
+# -- waveform normalisation: the checkpoint's preprocessor_config.json, as EmoBox loaded it ----
+
+def tiny_spec(name: str):
+    """``name``'s real spec and builder, with the tiny architecture (3 x 32) declared so that
+    ``build`` accepts a tiny checkpoint folder."""
+    import dataclasses
+
+    from emobox.upstreams.ssl_family import _spec
+
+    family, variant = family_and_variant(name)
+    return _spec(family, dataclasses.replace(variant, num_layers=3, hidden_size=32))
+
+
+def write_preprocessor(folder, **fields):
+    import json
+
+    config = {"do_normalize": True, "feature_extractor_type": "Wav2Vec2FeatureExtractor",
+              "feature_size": 1, "padding_side": "right", "padding_value": 0.0,
+              "return_attention_mask": True, "sampling_rate": 16000}
+    config.update(fields)
+    (folder / "preprocessor_config.json").write_text(json.dumps(config))
+
+
+def test_feature_extractor_normalisation_is_transformers_own():
+    """Same values as Wav2Vec2FeatureExtractor (epsilon 1e-7), not F.layer_norm's 1e-5: on quiet
+    audio the two differ by far more than rounding."""
+    for x in (speech(1.3, 2), 1e-3 * speech(0.8, 3), torch.zeros(500)):
+        ref = transformers.Wav2Vec2FeatureExtractor(do_normalize=True)(
+            x.numpy(), sampling_rate=16000).input_values[0]
+        ours = feature_extractor_normalize(x)
+        assert ours.dtype == torch.float32 and ours.shape == x.shape
+        np.testing.assert_allclose(ours.numpy(), ref, rtol=1e-6, atol=1e-6)
+    quiet = 1e-3 * speech(0.8, 3)
+    assert float((feature_extractor_normalize(quiet) - normalize_waveform(quiet)).abs().max()) > 0.1
+
+
+@pytest.mark.parametrize("name, do_normalize", [("wav2vec2_base", True), ("wavlm_base", True),
+                                                ("wavlm_large", False), ("data2vec_base", False)])
+def test_preprocessor_config_decides_the_normalisation(tmp_path, name, do_normalize):
+    """Where the file says otherwise than the model authors' setting, the file wins, as it did
+    in EmoBox's AutoFeatureExtractor; the features equal transformers' own pipeline's."""
+    folder = tmp_path / "ckpt"
+    model = tiny_model(name, seed=2)
+    model.save_pretrained(folder)
+    write_preprocessor(folder, do_normalize=do_normalize)
+    _, variant = family_and_variant(name)
+    assert variant.normalize != do_normalize  # the authors' setting is the other one
+    up = tiny_spec(name).build(ckpt=str(folder))
+    assert up.store_options == {"input_norm": "feature-extractor" if do_normalize else "none"}
+    assert up.waveform_norm.source == (f"{folder / 'preprocessor_config.json'} (do_normalize: "
+                                       f"{str(do_normalize).lower()})")
+    fe = transformers.AutoFeatureExtractor.from_pretrained(str(folder))
+    x = 0.02 * speech(0.9, 5)
+    with torch.inference_mode():
+        ref = model(**fe(x.numpy(), sampling_rate=16000, return_tensors="pt")).last_hidden_state
+        torch.testing.assert_close(up([x], None).hidden[3], ref, atol=2e-5, rtol=1e-4)
+
+
+def test_without_the_file_the_authors_setting_is_used_and_named(tmp_path):
+    folder = tmp_path / "ckpt"
+    tiny_model("wav2vec2_base").save_pretrained(folder)
+    up = tiny_spec("wav2vec2_base").build(ckpt=str(folder))
+    assert up.waveform_norm.method == "none"
+    assert up.waveform_norm.source == (f"the model authors' setting (off; no "
+                                       f"preprocessor_config.json in {folder})")
+
+
+def test_hubert_keeps_fairseqs_setting_whatever_the_file_says(tmp_path):
+    """EmoBox ran HuBERT from fairseq's checkpoints (task.normalize, F.layer_norm), so the
+    transformers port's preprocessor_config.json is not read."""
+    for name, method in (("hubert_base", "none"), ("hubert_large", "layer-norm")):
+        folder = tmp_path / name
+        tiny_model(name).save_pretrained(folder)
+        write_preprocessor(folder, do_normalize=method == "none")
+        up = tiny_spec(name).build(ckpt=str(folder))
+        assert up.waveform_norm.method == method
+        assert "task.normalize of fairseq's checkpoint" in up.waveform_norm.source
+
+
+@pytest.mark.parametrize("content, message", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "expected a JSON object, found list"),
+    ('{"do_normalize": "yes"}', "do_normalize must be true or false, not 'yes'"),
+    ('{"do_normalize": 1}', "do_normalize must be true or false, not 1"),
+    ('{"sampling_rate": 8000}', "sampling_rate is 8000; the encoder takes 16000 Hz audio"),
+    ('{"feature_size": 80}', "feature_size is 80; a waveform has 1"),
+    ('{"feature_extractor_type": "WhisperFeatureExtractor"}',
+     "feature_extractor_type is 'WhisperFeatureExtractor'"),
+    ("\xff\xfe", "not valid JSON"),
+    (" " * (2 << 20), "larger than 1 MiB"),
+])
+def test_a_bad_preprocessor_config_is_one_error_naming_it(tmp_path, content, message):
+    from emobox import DataError
+
+    folder = tmp_path / "ckpt"
+    tiny_model("wavlm_large").save_pretrained(folder)
+    (folder / "preprocessor_config.json").write_bytes(content.encode("latin-1"))
+    with pytest.raises(DataError) as info:
+        tiny_spec("wavlm_large").build(ckpt=str(folder))
+    text = str(info.value)
+    assert text.startswith(f"{folder / 'preprocessor_config.json'}: ") and message in text
+    assert "\n" not in text and info.value.path == str(folder / "preprocessor_config.json")

@@ -98,6 +98,36 @@ def test_shapes_frames_and_store_options(mode):
 
 
 @pytest.mark.parametrize("mode", ["faithful", "trimmed"])
+def test_frames_kept_are_emoboxs_count(mode):
+    """EmoBox kept ``n // 320`` frames of an ``n``-sample input (``feat_len = wav.size(0) //
+    320``), not ``ceil((n // 160) / 2)``, which has one more for half of all lengths."""
+    up = tiny_whisper(mode)
+    for n in (16170, 16330, 16000, 7999, 321, 320, 319, 1, 0, 480000, 480319, 480500, 959999):
+        assert up.frames_for(n) == max(1, n // 320), n
+    wavs = [speech(16170 / 16000, 1), speech(16500 / 16000, 2)]
+    with torch.inference_mode():
+        out = up(wavs, [3])
+    assert out.lengths.tolist() == [50, 51] and out.hidden[3].shape[1] == 51
+
+
+def test_default_feature_is_emoboxs_last_hidden_state_slice():
+    """EmoBox's Whisper feature: transformers' WhisperFeatureExtractor (30-s padding), the
+    encoder's last hidden state (after its final layer norm), its first ``n // 320`` frames."""
+    up = tiny_whisper()
+    fe = transformers.WhisperFeatureExtractor(feature_size=80)
+    audio = torch.cat([demo_speech(2), demo_speech(6)])[:22570]  # 141 mel frames
+    with torch.inference_mode():
+        mel = fe(audio.numpy(), sampling_rate=16000, return_tensors="pt").input_features
+        ref = up.encoder(mel, output_hidden_states=True)
+        out = up([audio], None)
+    n = len(audio) // 320
+    assert int(out.lengths[0]) == n == 70 and out.hidden[3].shape[1] == n
+    torch.testing.assert_close(ref.hidden_states[-1], ref.last_hidden_state)
+    torch.testing.assert_close(out.hidden[3][0], ref.last_hidden_state[0, :n], atol=2e-3,
+                               rtol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["faithful", "trimmed"])
 def test_long_inputs_are_encoded_in_30_s_windows_and_concatenated(mode):
     up = tiny_whisper(mode)
     x = speech(35.0, 7)
@@ -108,6 +138,17 @@ def test_long_inputs_are_encoded_in_30_s_windows_and_concatenated(mode):
     assert whole.shape[0] == 1750 and first.shape[0] == 1500 and rest.shape[0] == 250
     torch.testing.assert_close(whole[:1500], first)
     torch.testing.assert_close(whole[1500:], rest)
+    # a last window too short for a frame (under 320 samples) adds none and is not encoded
+    calls = []
+    hook = up.encoder.conv1.register_forward_hook(lambda m, a, o: calls.append(a[0].shape[0]))
+    try:
+        with torch.inference_mode():
+            tail = up([x[:WINDOW_SAMPLES + 300]], [2])
+    finally:
+        hook.remove()
+    assert calls == [1] and tail.lengths.tolist() == [1500]
+    torch.testing.assert_close(tail.hidden[2][0], first)
+    assert up.frames_for(WINDOW_SAMPLES + 500) == 1501 == len(x[:WINDOW_SAMPLES + 500]) // 320
 
 
 @pytest.mark.parametrize("mode", ["faithful", "trimmed"])

@@ -8,7 +8,9 @@
   changed).
 - :func:`conv_lengths`, :func:`transformer_flops`, :func:`conv1d_flops`: exact frame counts and
   analytic FLOPs.
-- :func:`normalize_waveform`, :func:`stack_padded`, :func:`equal_length_groups`: batching helpers.
+- :func:`normalize_waveform` (fairseq's ``task.normalize``), :func:`feature_extractor_normalize`
+  (transformers' ``Wav2Vec2FeatureExtractor``), :func:`stack_padded`,
+  :func:`equal_length_groups`: input and batching helpers.
 
 Importing this module is cheap (torch is imported inside the functions that need it).
 """
@@ -80,10 +82,46 @@ def transformer_flops(frames: int, dim: int, ffn_dim: int, blocks: int) -> float
 # -- batching --------------------------------------------------------------------------------
 
 def normalize_waveform(wav: "torch.Tensor") -> "torch.Tensor":
-    """Zero mean, unit variance over the utterance (fairseq's ``task.normalize``)."""
+    """Zero mean, unit variance over the utterance as fairseq's ``task.normalize`` does it:
+    ``F.layer_norm(wav, wav.shape)``, i.e. ``(x - mean) / sqrt(var + 1e-5)``."""
     import torch
 
+    if wav.numel() == 0:
+        return wav
     return torch.nn.functional.layer_norm(wav, wav.shape)
+
+
+FEATURE_EXTRACTOR_EPS = 1e-7
+
+# waveform normalisation methods of the wav2vec 2.0-style encoders (``WaveformNorm.method``)
+NORM_NONE = "none"
+NORM_FEATURE_EXTRACTOR = "feature-extractor"  # transformers' Wav2Vec2FeatureExtractor
+NORM_LAYER_NORM = "layer-norm"  # fairseq's task.normalize: F.layer_norm(wav, wav.shape)
+NORM_METHODS = {
+    NORM_NONE: "none (the waveform as it is)",
+    NORM_FEATURE_EXTRACTOR: f"zero mean, unit variance: (x - mean) / sqrt(var + "
+                            f"{FEATURE_EXTRACTOR_EPS:g}), as transformers' "
+                            f"Wav2Vec2FeatureExtractor (do_normalize)",
+    NORM_LAYER_NORM: "zero mean, unit variance: (x - mean) / sqrt(var + 1e-05), as fairseq's "
+                     "task.normalize (F.layer_norm over the waveform)",
+}
+
+
+def feature_extractor_normalize(wav: "torch.Tensor") -> "torch.Tensor":
+    """Zero mean, unit variance over the utterance as transformers' ``Wav2Vec2FeatureExtractor``
+    (``do_normalize``) does it: ``(x - x.mean()) / sqrt(x.var() + 1e-7)`` on a float32 numpy
+    array (numpy's own float32 mean and population variance; the square root taken in float64,
+    as numpy 1.x promoted the Python epsilon). Runs on the CPU, returns float32 on
+    ``wav``'s device."""
+    import numpy as np
+    import torch
+
+    x = wav.detach().reshape(-1).to("cpu", torch.float32).numpy()
+    if x.size == 0:
+        return wav.reshape(-1).to(torch.float32)
+    std = np.float32(np.sqrt(np.float64(x.var()) + FEATURE_EXTRACTOR_EPS))
+    out = (x - x.mean()) / std
+    return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).to(wav.device)
 
 
 def stack_padded(wavs: Sequence["torch.Tensor"], min_len: int = 0
@@ -163,5 +201,7 @@ def ceil_div(a: int, b: int) -> int:
 
 
 __all__ = ["how_to_get", "locate_checkpoint", "conv_lengths", "min_samples_for_one_frame",
-           "conv1d_flops", "transformer_flops", "normalize_waveform", "stack_padded",
+           "conv1d_flops", "transformer_flops", "normalize_waveform",
+           "feature_extractor_normalize", "FEATURE_EXTRACTOR_EPS", "NORM_NONE",
+           "NORM_FEATURE_EXTRACTOR", "NORM_LAYER_NORM", "NORM_METHODS", "stack_padded",
            "equal_length_groups", "capture_blocks", "ceil_div"]

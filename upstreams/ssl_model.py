@@ -2,10 +2,19 @@
 
 All four share one shape: a strided convolutional feature encoder (20 ms frames, 50 Hz), a
 projection, a convolutional relative position embedding and a stack of transformer blocks.
-Layers follow transformers' ``hidden_states``: layer 0 is the input of the first block (after
-the position embedding, and for post-norm models its layer norm), layer ``i`` the output of
-block ``i``. For pre-norm ("stable layer norm") models the encoder's final layer norm belongs
-to no layer, as in transformers 5 and in fairseq's ``extract_features(layer=N)``.
+
+Layers: layer 0 is the input of the first block (after the position embedding, and for
+post-norm models its layer norm), layer ``i < N`` the output of block ``i``, and layer ``N`` (the
+default) the encoder's output, transformers' ``last_hidden_state``: for pre-norm ("stable layer
+norm", ``do_stable_layer_norm``) models the last block's output *after* the encoder's final layer
+norm, for post-norm models the last block's output (which is their encoder output). That is what
+EmoBox fed its head (``last_hidden_state``), what fairseq's ``extract_features()`` returns and how
+transformers 4.x numbered ``hidden_states``; transformers 5's ``hidden_states[-1]`` of a pre-norm
+model leaves the final norm out.
+
+Input: the waveform is normalised to zero mean and unit variance or left as it is, as
+:class:`WaveformNorm` says (see :mod:`emobox.upstreams.ssl_family` for where the setting comes
+from).
 
 Batching: items are right-padded with zeros and an attention mask hides the padding. That is
 exact for encoders whose feature encoder normalises each frame on its own (layer norm). For
@@ -26,26 +35,71 @@ from emobox.checkpoints import checkpoint_id as hash_checkpoint
 from emobox.errors import CheckpointNotFoundError, EmoboxUsageError
 from emobox.upstream import Upstream, UpstreamOutput
 
-from .common import (capture_blocks, conv1d_flops, conv_lengths, equal_length_groups,
-                     min_samples_for_one_frame, normalize_waveform, stack_padded,
-                     transformer_flops)
+from .common import (NORM_FEATURE_EXTRACTOR, NORM_LAYER_NORM, NORM_METHODS, NORM_NONE,
+                     capture_blocks, conv1d_flops, conv_lengths, equal_length_groups,
+                     feature_extractor_normalize, min_samples_for_one_frame, normalize_waveform,
+                     stack_padded, transformer_flops)
+
+# what ``feature_version`` says: 2 = layer N is ``last_hidden_state`` (final layer norm of
+# pre-norm models included) and the waveform normalisation follows WaveformNorm
+FEATURE_VERSION = "2"
+
+
+class WaveformNorm:
+    """How an encoder's input waveform is normalised (``method``, one of :data:`NORM_METHODS`)
+    and where that setting came from (``source``, shown by ``emobox upstreams info`` and written
+    to the feature store's meta.json)."""
+
+    __slots__ = ("method", "source")
+
+    def __init__(self, method: str, source: str = ""):
+        if method not in NORM_METHODS:
+            raise ValueError(f"unknown waveform normalisation {method!r}")
+        self.method = method
+        self.source = source
+
+    @classmethod
+    def of(cls, normalize: "bool | str | WaveformNorm", source: str = "") -> "WaveformNorm":
+        """From a WaveformNorm, a method name, or a bool (True: the feature extractor's)."""
+        if isinstance(normalize, WaveformNorm):
+            return normalize
+        if isinstance(normalize, str):
+            return cls(normalize, source)
+        return cls(NORM_FEATURE_EXTRACTOR if normalize else NORM_NONE, source)
+
+    def describe(self) -> str:
+        return NORM_METHODS[self.method] + (f"; setting: {self.source}" if self.source else "")
+
+    def __repr__(self) -> str:
+        return f"WaveformNorm({self.method!r}, {self.source!r})"
 
 
 class SSLEncoder(Upstream):
     """An :class:`emobox.Upstream` over a transformers ``Wav2Vec2Model``-like model."""
 
-    def __init__(self, name: str, model: torch.nn.Module, *, normalize: bool,
-                 padding_sensitive: bool, checkpoint_id: str):
+    feature_version = FEATURE_VERSION
+
+    def __init__(self, name: str, model: torch.nn.Module, *,
+                 normalize: "bool | str | WaveformNorm", padding_sensitive: bool,
+                 checkpoint_id: str):
         super().__init__()
         cfg = model.config
+        if getattr(cfg, "add_adapter", False):
+            raise EmoboxUsageError(f"{name}: checkpoints with an adapter after the encoder "
+                                   f"(add_adapter) are not supported")
         self.name = name
         self.model = model.eval()
         self.num_layers = int(cfg.num_hidden_layers)
         self.hidden_size = int(cfg.hidden_size)
-        self.normalize = bool(normalize)
+        self.waveform_norm = WaveformNorm.of(normalize)
         self.padding_sensitive = bool(padding_sensitive)
         self.checkpoint_id = checkpoint_id
-        self.store_options = {"normalize": self.normalize}
+        # pre-norm models end in a layer norm that belongs to the encoder output (layer N)
+        # (transformers' *EncoderStableLayerNorm classes, chosen by do_stable_layer_norm)
+        self.final_norm = (model.encoder.layer_norm
+                           if type(model.encoder).__name__.endswith("StableLayerNorm") else None)
+        self.store_options = {"input_norm": self.waveform_norm.method}
+        self.provenance = {"waveform_normalisation": self.waveform_norm.describe()}
         self._conv = list(zip(cfg.conv_kernel, cfg.conv_stride))
         self.min_samples = min_samples_for_one_frame(self._conv)
         self.frame_rate = self.sample_rate / math.prod(cfg.conv_stride)
@@ -76,9 +130,17 @@ class SSLEncoder(Upstream):
         return total + transformer_flops(frames, dim, cfg.intermediate_size, blocks)
 
     # -- forward ---------------------------------------------------------------------------
+    @property
+    def normalize(self) -> bool:
+        """Whether the input waveform is normalised (by either method)."""
+        return self.waveform_norm.method != NORM_NONE
+
     def _prepare(self, wav: torch.Tensor) -> torch.Tensor:
+        method = self.waveform_norm.method
+        if method == NORM_FEATURE_EXTRACTOR:
+            wav = feature_extractor_normalize(wav)  # numpy on the CPU, like transformers
         wav = wav.reshape(-1).to(self.device, torch.float32)
-        if self.normalize:
+        if method == NORM_LAYER_NORM:
             wav = normalize_waveform(wav)
         if wav.numel() < self.min_samples:
             wav = torch.nn.functional.pad(wav, (0, self.min_samples - wav.numel()))
@@ -114,12 +176,15 @@ class SSLEncoder(Upstream):
         if int(lengths.min()) != int(lengths.max()):
             mask = (torch.arange(batch.shape[1], device=batch.device)[None, :]
                     < lengths.to(batch.device)[:, None]).long()
-        return capture_blocks(self.model.encoder.layers, layers,
-                              lambda: self.model(batch, attention_mask=mask))
+        hidden = capture_blocks(self.model.encoder.layers, layers,
+                                lambda: self.model(batch, attention_mask=mask))
+        if self.final_norm is not None and self.num_layers in hidden:
+            hidden[self.num_layers] = self.final_norm(hidden[self.num_layers])
+        return hidden
 
 
 def load_ssl(name: str, path: Path, model_class: str, model_type: str, *, num_layers: int,
-             hidden_size: int, normalize: bool, padding_sensitive: bool,
+             hidden_size: int, normalize: "bool | str | WaveformNorm", padding_sensitive: bool,
              device: str = "cpu") -> SSLEncoder:
     """Load a transformers checkpoint folder ``path`` as the upstream ``name`` (offline)."""
     import transformers

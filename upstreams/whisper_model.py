@@ -15,9 +15,13 @@ Modes (``mode`` option, recorded in ``store_options``):
   in 30-s windows, the encoder's position table has 1500 rows). Much faster on short clips; the
   features are not the ones Whisper computes for the same audio.
 
-Frames: 50 per second. An input of ``n`` samples gives ``max(1, ceil((n // 160) / 2))`` frames in
-both modes: ``n // 160`` mel frames (Whisper drops the STFT's last frame), halved with rounding up
-by the stride-2 convolution. A 30-s window gives 1500.
+Frames: 50 per second. An input of ``n`` samples keeps ``n // 320`` frames (at least one) in both
+modes, as EmoBox's extraction kept them (``feat_len = n // 320``): the encoder's frames of the
+real audio, without the half-filled last one the stride-2 convolution makes of an odd number of
+mel frames (``ceil((n // 160) / 2)`` would count it). A 30-s window gives 1500; an input over 30 s
+is cut into 30-s windows whose ``n_k // 320`` frames are concatenated (again ``n // 320`` in all,
+as 480000 samples are 1500 x 320), and a last window of under 320 samples (20 ms), which would
+add no frame, is not encoded.
 
 Layers match transformers' ``WhisperEncoder`` ``hidden_states``: layer 0 is the input of the
 first block (convolutions + sinusoidal positions), layer ``i < num_layers`` the raw output of
@@ -87,8 +91,28 @@ def log_mel(audio: torch.Tensor, filters: torch.Tensor, window: torch.Tensor) ->
     return (logspec + 4.0) / 4.0
 
 
+SAMPLES_PER_FRAME = 2 * HOP  # 320: the encoder's stride in samples
+# what ``feature_version`` says: 2 = ``n // 320`` frames kept per input (EmoBox's count), not
+# ``ceil((n // 160) / 2)``
+FEATURE_VERSION = "2"
+
+
 def whisper_frames(num_samples: int) -> int:
-    return max(1, ceil_div(int(num_samples) // HOP, 2))
+    """Frames kept of an input of ``num_samples`` samples: ``n // 320``, at least one."""
+    return max(1, int(num_samples) // SAMPLES_PER_FRAME)
+
+
+def windows(num_samples: int) -> list[tuple[int, int]]:
+    """``(start, frames)`` of each 30-s window encoded for an input of ``num_samples`` samples;
+    a last window too short for a frame (under 320 samples) is left out, unless it is the only
+    one (which then keeps one frame)."""
+    n = max(int(num_samples), 0)
+    out = [(0, whisper_frames(min(n, WINDOW_SAMPLES)))]
+    for start in range(WINDOW_SAMPLES, n, WINDOW_SAMPLES):
+        frames = min(n - start, WINDOW_SAMPLES) // SAMPLES_PER_FRAME
+        if frames:
+            out.append((start, frames))
+    return out
 
 
 class WhisperUpstream(Upstream):
@@ -97,6 +121,7 @@ class WhisperUpstream(Upstream):
     frame_rate = 50.0
     max_seconds = float(WINDOW_SECONDS)
     padding_sensitive = False
+    feature_version = FEATURE_VERSION
 
     def __init__(self, name: str, encoder: torch.nn.Module, *, mode: str = "faithful",
                  checkpoint_id: str = "", source: str = ""):
@@ -126,10 +151,9 @@ class WhisperUpstream(Upstream):
     def flops(self, num_samples: int, layer: int | None = None) -> float:
         blocks = self.num_layers if layer is None else int(layer)
         d, ffn = self.hidden_size, int(self.encoder.config.encoder_ffn_dim)
-        total, left = 0.0, max(int(num_samples), 1)
-        while left > 0:
-            n = min(left, WINDOW_SAMPLES)
-            left -= n
+        total, size = 0.0, max(int(num_samples), 1)
+        for start, _ in windows(size):
+            n = min(size - start, WINDOW_SAMPLES)
             mel = WINDOW_SAMPLES // HOP if self.mode == "faithful" else max(n, N_FFT) // HOP
             t = ceil_div(mel, 2)
             total += 2.0 * self.n_mels * (N_FFT // 2 + 1) * mel  # mel filter bank
@@ -141,13 +165,13 @@ class WhisperUpstream(Upstream):
     def forward(self, wavs: Sequence[torch.Tensor], layers: Sequence[int] | None = None
                 ) -> UpstreamOutput:
         wanted = self.resolve_layers(layers)
-        chunks, owner = [], []
+        chunks, owner, frames = [], [], []
         for i, w in enumerate(wavs):
             w = w.reshape(-1).to(self.device, torch.float32)
-            for start in range(0, max(w.numel(), 1), WINDOW_SAMPLES):
+            for start, n_frames in windows(w.numel()):
                 chunks.append(w[start:start + WINDOW_SAMPLES])
                 owner.append(i)
-        frames = [whisper_frames(c.numel()) for c in chunks]
+                frames.append(n_frames)
         if self.mode == "faithful":
             mel = log_mel(stack_padded(chunks, WINDOW_SAMPLES)[0][:, :WINDOW_SAMPLES],
                           self.filters, self.window)

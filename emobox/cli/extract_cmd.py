@@ -41,6 +41,9 @@ def extract_command(
                                      "numbers (6,12), 'last' (default) or 'all'."),
     root: Optional[str] = typer.Option(None, "--root", help="Corpus root folder "
                                        "(default $EMOBOX_DATA/<corpus>)."),
+    scheme: str = typer.Option("emobox", "--scheme", help="Partition scheme of the runs these "
+                               "features are for: emobox (EmoBox's channel of multi-channel "
+                               "files) | speaker-independent (channels mixed down)."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
     precision: str = typer.Option("fp32", "--precision", help="fp32 (exact) | bf16 | fp16 "
                                   "(fast modes, labelled in the store and every report)."),
@@ -71,7 +74,8 @@ def extract_command(
     if workers is not None and workers < 1:
         raise EmoboxUsageError(f"--workers must be at least 1, got {workers}")
     opts = ExtractOptions(
-        upstream=upstream, corpus=corpus, layers=parse_layers(layers), root=root, device=device,
+        upstream=upstream, corpus=corpus, layers=parse_layers(layers), root=root, scheme=scheme,
+        device=device,
         precision=precision, batch_seconds=batch_seconds, on_bad_audio=on_bad_audio,
         features_dir=features_dir, upstream_ckpt=upstream_ckpt,
         upstream_options=parse_options(upstream_option, "--upstream-option"),

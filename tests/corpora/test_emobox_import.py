@@ -83,6 +83,11 @@ def test_import_gives_emobox_folds_key_by_key(emobox_checkout, tmp_path, cli):
     native = Ravdess(emobox_checkout / "downloads" / "ravdess")
     assert imported.name == "ravdess"
     assert imported.manifest.content_hash() == native.manifest.content_hash()  # same features
+    for scheme in ("emobox", "speaker-independent"):  # and the same channels in each scheme
+        assert imported.manifest_for(scheme).content_hash() == \
+            native.manifest_for(scheme).content_hash()
+    assert {u.channel for u in imported.manifest_for("emobox")} == {1}  # EmoBox's channel 1
+    assert {u.channel for u in imported.manifest_for("speaker-independent")} == {None}  # mix
     for a, b in zip(imported.folds(), native.folds()):
         assert set(a.test) == set(b.test)
         assert set(a.train) | set(a.valid) == set(b.train) | set(b.valid)
