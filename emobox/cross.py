@@ -46,6 +46,7 @@ from .paper import CROSS_CORPORA
 from .plugins import Registry, distributions_of, get_registry
 from .progress import Reporter
 from .splits import VALID_FRACTION, stratified_split
+from .sweep import DEFAULT_GRAD_CLIP, resolve_protocol
 
 VALID_RULES = ("stratified", "official")
 KIND = "emobox.cross_result"
@@ -64,7 +65,7 @@ class CrossOptions:
     seed: int = 0
     device: str = "cpu"
     layer: int | str | None = None
-    layer_norm: bool = True
+    layer_norm: bool = True  # False: the older spelling of feature_norm="none"
     grid: Mapping[str, Sequence[Any]] | None = None
     epochs: int = 100
     warmup_epochs: int = 10
@@ -79,6 +80,12 @@ class CrossOptions:
     on_bad_audio: str = "fail"
     features_dir: str | None = None
     batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
+    feature_norm: str = "utterance"  # utterance (EmoBox's) | frame | none
+    grad_clip: float = DEFAULT_GRAD_CLIP  # each configuration's gradient norm; 0: no clipping
+    recipe: str = "emobox"  # emobox | paper (EmoBox's code, bugs included; selects by test)
+
+    def __post_init__(self) -> None:
+        resolve_protocol(self)
 
     def run_options(self, corpus: str) -> Any:
         """The ``emobox run`` options of one corpus (its extraction shares their store)."""
@@ -321,6 +328,7 @@ def cross_config(plan: CrossPlan, feats: Mapping[str, Any]) -> dict:
         "checkpoint_id": first.checkpoint_id, "upstream_ckpt": opts.upstream_ckpt,
         "upstream_options": dict(opts.upstream_options),
         "layer": first.layer, "layers": first.layers, "layer_norm": opts.layer_norm,
+        "feature_norm": opts.feature_norm, "grad_clip": opts.grad_clip, "recipe": opts.recipe,
         "precision": opts.precision, "train_precision": opts.train_precision,
         "corpora": [tc.name for tc in plan.corpora], "classes": list(plan.classes),
         "valid": opts.valid, "grid": plan.grid, "epochs": opts.epochs,
@@ -447,7 +455,7 @@ def train_source(plan: CrossPlan, tc: TrackCorpus, feats: Mapping[str, Any], con
         f = feats[name]
         store = FeatureStore(Path(f.store_path))
         return FrameSource(store, f.layers if every else f.layer, keys,
-                           layer_norm=opts.layer_norm, dtype=dtype)
+                           norm=opts.feature_norm, dtype=dtype)
 
     def split(name: str, keys: list[str], labels: Mapping[str, str]) -> Any:
         keys = [k for k in keys if k not in feats[name].skipped]
@@ -466,7 +474,8 @@ def train_source(plan: CrossPlan, tc: TrackCorpus, feats: Mapping[str, Any], con
     cfg = TrainConfig(epochs=opts.epochs, warmup_epochs=opts.warmup_epochs,
                       batch_size=opts.batch_size, select=opts.select, seed=opts.seed,
                       device=plan.device, class_weights=opts.class_weights,
-                      precision=opts.train_precision, schedule=opts.schedule)
+                      precision=opts.train_precision, schedule=opts.schedule,
+                      grad_clip=opts.grad_clip)
     first = feats[tc.name]
     sweep = train_sweep(plan.down_spec, plan.configs, train.source.dim, len(plan.classes), train,
                         valid, test, cfg, reporter,
@@ -475,7 +484,9 @@ def train_source(plan: CrossPlan, tc: TrackCorpus, feats: Mapping[str, Any], con
     trained_on = set(plan.up_spec.trained_on)
     meta = dict(kind=KIND, schema_version=1, run_id=config["fingerprint"],
                 upstream=opts.upstream, checkpoint_id=first.checkpoint_id, layer=first.layer,
-                layer_norm=opts.layer_norm, precision=opts.precision,
+                layer_norm=opts.layer_norm, feature_norm=opts.feature_norm,
+                grad_clip=opts.grad_clip, recipe=opts.recipe, schedule=opts.schedule,
+                precision=opts.precision,
                 train_precision=opts.train_precision, downstream=opts.downstream,
                 source=tc.name, epochs=opts.epochs, seed=opts.seed, selection=sweep.selection,
                 labels=list(plan.classes), n_train=len(train.keys), n_valid=len(valid.keys),

@@ -34,10 +34,17 @@ from .io import (append_jsonl, atomic_write_json, atomic_write_text, read_jsonl,
 from .metrics import mean_std
 from .plugins import Registry, distributions_of, get_registry
 from .progress import Reporter
-from .results import ResultRow
+from .results import NORM_WORDS, ResultRow, feature_norm_of
 from .splits import leakage, select_folds
 from .store import FeatureStore
-from .sweep import Split, TrainConfig, config_id, expand_grid, train_sweep
+from .sweep import (DEFAULT_GRAD_CLIP, Split, TrainConfig, config_id, expand_grid,
+                    resolve_protocol, train_sweep)
+
+
+PAPER_RECIPE_NOTE = ("EMOBOX'S CODE, BUGS INCLUDED (--recipe paper): epochs and configurations "
+                     "selected by TEST, EmoBox's learning-rate schedule (epoch 2 at 0), utterances "
+                     "over 30 s dropped, a random 20% validation split; only for comparing with "
+                     "the published tables, these numbers are optimistic")
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ class RunOptions:
     seed: int = 0
     device: str = "cpu"
     layer: int | str | None = None  # None = last layer
-    layer_norm: bool = True
+    layer_norm: bool = True  # False: the older spelling of feature_norm="none"
     grid: Mapping[str, Sequence[Any]] | None = None  # None = the head's own grid
     epochs: int = 100
     warmup_epochs: int = 10
@@ -68,6 +75,12 @@ class RunOptions:
     on_bad_audio: str = "fail"
     features_dir: str | None = None
     batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
+    feature_norm: str = "utterance"  # utterance (EmoBox's) | frame | none
+    grad_clip: float = DEFAULT_GRAD_CLIP  # each configuration's gradient norm; 0: no clipping
+    recipe: str = "emobox"  # emobox | paper (EmoBox's code, bugs included; selects by test)
+
+    def __post_init__(self) -> None:
+        resolve_protocol(self)
 
     @classmethod
     def from_shared(cls, options: Any, **overrides: Any) -> "RunOptions":
@@ -157,7 +170,7 @@ class FoldJob:
     store_path: str
     layer: Any
     layers: list[int]
-    layer_norm: bool
+    feature_norm: str
     downstream: str
     configs: list[dict]
     train: TrainConfig
@@ -197,7 +210,9 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
                f"and marked so")
         warnings.warn(msg)
         notes.append(msg)
-    if opts.select == "test":
+    if opts.recipe == "paper":
+        notes.append(PAPER_RECIPE_NOTE)
+    elif opts.select == "test":
         notes.append("SELECTION BY TEST (EmoBox recipe, --select test): only for comparing with "
                      "the published tables; these numbers are optimistic")
     if opts.precision != "fp32":
@@ -245,6 +260,7 @@ def run_config(plan: TriplePlan, feats: Features) -> tuple[dict, dict]:
         "upstream_store_options": dict(feats.store_options),
         "corpus_options": dict(opts.corpus_options),
         "layer": feats.layer, "layers": feats.layers, "layer_norm": opts.layer_norm,
+        "feature_norm": opts.feature_norm, "grad_clip": opts.grad_clip, "recipe": opts.recipe,
         "precision": opts.precision, "train_precision": opts.train_precision,
         "scheme": opts.scheme, "folds": [f.index for f in plan.folds],
         "n_folds": len(plan.all_folds),
@@ -277,7 +293,8 @@ def request_fingerprint(plan: TriplePlan) -> str:
                "upstream_ckpt": opts.upstream_ckpt,
                "upstream_options": dict(opts.upstream_options),
                "corpus_options": dict(opts.corpus_options), "layer": opts.layer,
-               "layer_norm": opts.layer_norm, "precision": opts.precision,
+               "layer_norm": opts.layer_norm, "feature_norm": opts.feature_norm,
+               "grad_clip": opts.grad_clip, "recipe": opts.recipe, "precision": opts.precision,
                "train_precision": opts.train_precision, "schedule": opts.schedule,
                "scheme": opts.scheme, "grid": plan.grid, "epochs": opts.epochs,
                "warmup_epochs": opts.warmup_epochs, "batch_size": opts.batch_size,
@@ -296,11 +313,13 @@ def fold_jobs(plan: TriplePlan, feats: Features, full_config: dict,
     cfg = TrainConfig(epochs=opts.epochs, warmup_epochs=opts.warmup_epochs,
                       batch_size=opts.batch_size, select=opts.select, seed=opts.seed,
                       device=plan.device, class_weights=opts.class_weights,
-                      precision=opts.train_precision, schedule=opts.schedule)
+                      precision=opts.train_precision, schedule=opts.schedule,
+                      grad_clip=opts.grad_clip)
     row_meta = dict(
         run_id=full_config["fingerprint"], upstream=opts.upstream,
         checkpoint_id=feats.checkpoint_id, layer=feats.layer, layer_norm=opts.layer_norm,
-        precision=opts.precision, train_precision=opts.train_precision, corpus=opts.corpus,
+        feature_norm=opts.feature_norm, grad_clip=opts.grad_clip, recipe=opts.recipe,
+        schedule=opts.schedule, precision=opts.precision, train_precision=opts.train_precision, corpus=opts.corpus,
         scheme=opts.scheme,
         downstream=opts.downstream, epochs=opts.epochs, seed=opts.seed,
         emobox_version=__version__, plugins=full_config["versions"]["plugins"],
@@ -312,7 +331,7 @@ def fold_jobs(plan: TriplePlan, feats: Features, full_config: dict,
         targets = {role: [label_index[plan.manifest[k].label] for k in ks]
                    for role, ks in keys.items()}
         jobs.append(FoldJob(fold.index, len(plan.all_folds), keys, targets, labels,
-                            feats.store_path, feats.layer, feats.layers, opts.layer_norm,
+                            feats.store_path, feats.layer, feats.layers, opts.feature_norm,
                             opts.downstream, plan.configs, cfg, row_meta, fold.valid_rule))
     return jobs
 
@@ -328,7 +347,7 @@ def train_fold(job: FoldJob, down_spec: Any, reporter: Reporter | None = None) -
     dtype = torch.bfloat16 if job.train.precision == "bf16" else torch.float32
     every = job.layer == "all"
     source_layer = job.layers if every else job.layer
-    splits = {role: Split(FrameSource(store, source_layer, ks, layer_norm=job.layer_norm,
+    splits = {role: Split(FrameSource(store, source_layer, ks, norm=job.feature_norm,
                                       dtype=dtype),
                           torch.tensor(job.targets[role], dtype=torch.long), ks)
               for role, ks in job.keys.items()}
@@ -528,21 +547,31 @@ def _fold_summary(rows: list[dict]) -> FoldSummary:
                        sel["best_epoch"], sel["valid_ua"])
 
 
+SCHEDULE_WORDS = {"linear": "linear decay", "constant": "constant",
+                  "paper": "EmoBox's script: epoch 1 at the peak, epoch 2 at 0, then the warm-up "
+                           "and linear decay"}
+
+
 def summary_markdown(result: RunResult) -> str:
     c = result.config
     by_test = c["select"] == "test"
+    paper_recipe = c.get("recipe") == "paper"
     lines = [f"# {c['upstream']} x {c['corpus']} x {c['downstream']}", ""]
-    if by_test:
+    if paper_recipe:
+        lines += [f"**{PAPER_RECIPE_NOTE}.**", ""]
+    elif by_test:
         lines += ["**SELECTED BY TEST (EmoBox recipe, `--select test`): epochs and configurations "
                   "were picked on the test set; these numbers are optimistic and only for "
                   "comparing with the published tables.**", ""]
     train_prec = c.get("train_precision", "fp32")
+    clip = c.get("grad_clip", 0)
     lines += [f"- scheme: {c['scheme']}, folds {c['folds']} of {c['n_folds']}, seed {c['seed']}",
-              f"- layer {c['layer']} ({'layer-normalised' if c['layer_norm'] else 'raw'}), "
+              f"- layer {c['layer']} ({NORM_WORDS[feature_norm_of(c)]}), "
               f"features {c['precision']}, checkpoint {c['checkpoint_id']}",
               f"- grid {json.dumps(c['grid'])}, Adam, batch {c['batch_size']}, {c['epochs']} "
               f"epochs ({c['warmup_epochs']} warm-up, then "
-              f"{'linear decay' if c.get('schedule', 'linear') == 'linear' else 'constant'}), "
+              f"{SCHEDULE_WORDS.get(c.get('schedule', 'linear'), c.get('schedule'))}), "
+              f"gradient norm {f'clipped at {clip:g}' if clip else 'not clipped'}, "
               f"class weights {'on' if c['class_weights'] else 'off'}",
               f"- training precision: {train_prec}"
               f"{' (exact)' if train_prec == 'fp32' else ' (bfloat16 frame-level matmuls)'}",
