@@ -464,7 +464,8 @@ class _Driver:
                     self._failed(f"{task_prefix}:fold{fold.index}", exc, {})
                 continue
             notes = list(tp.notes)
-            notes.extend(write_skipped(run_out, feats.skipped, tp.corpus.skipped, tp.manifest))
+            notes.extend(write_skipped(run_out, feats.skipped, tp.corpus.skipped, tp.manifest,
+                                       tp.left_out, tp.corpus.manifest))
             todo = [f for f in tp.folds if f.index not in done
                     and key + (f.index,) in meta["todo"]]
             self.open_runs[key] = {"config": full_config, "done": done, "notes": notes,

@@ -232,6 +232,9 @@ def _track_corpus(spec: Any, opts: CrossOptions, classes: tuple[str, ...],
         corpus = spec.build(None if spec.embedded and not root
                             else paths.corpus_root(spec.name, root))
     manifest = corpus.manifest
+    unused = corpus.out_of_scheme()  # files EmoBox's table does not list: in no split
+    if unused:
+        manifest = manifest.subset([u.key for u in manifest if u.key not in unused])
     test_set = _test_set(spec, sets_dir)
     extra = sorted(set(test_set.classes) - set(classes))
     if extra:
@@ -252,6 +255,10 @@ def _track_corpus(spec: Any, opts: CrossOptions, classes: tuple[str, ...],
                         f"another label in the scan, e.g. {k}: {want} in the set, {got} in the "
                         f"corpus ({test_set.origin})", path=str(corpus.root))
     notes = []
+    if unused:
+        key = next(iter(unused))
+        notes.append(f"{spec.name}: {len(unused)} utterances of the scan are left out, neither "
+                     f"extracted nor trained on (e.g. {key}: {unused[key]})")
     absent = [c for c in classes if c not in manifest.labels]
     if absent:
         notes.append(f"{spec.name} has no class {', '.join(absent)}: trained on it, the model "

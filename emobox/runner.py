@@ -143,6 +143,7 @@ class TriplePlan:
     grid: dict
     configs: list[dict]
     notes: list[str]
+    left_out: dict[str, str] = field(default_factory=dict)  # key -> why no fold holds it
 
 
 @dataclass
@@ -202,8 +203,12 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
         corpus = corpus_spec.build(None if corpus_spec.embedded and not opts.root
                                    else paths.corpus_root(opts.corpus, opts.root),
                                    **dict(opts.corpus_options))
-    manifest = corpus.manifest
     all_folds = corpus.folds(scheme=opts.scheme, seed=opts.seed)
+    manifest, left_out = in_folds(corpus, all_folds, opts.scheme)
+    if left_out:
+        notes.append(f"{len(left_out)} utterances of the scan are in no fold of scheme "
+                     f"{opts.scheme} (e.g. {next(iter(left_out))}: {next(iter(left_out.values()))}"
+                     f"): they are not extracted and are listed in skipped.tsv")
     folds = select_folds(all_folds, list(opts.folds))
     if opts.corpus in up_spec.trained_on:
         msg = (f"{opts.upstream} was trained on {opts.corpus}: these results are contaminated "
@@ -222,7 +227,21 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
                                                           for k, v in down_spec.grid.items()}
     configs = expand_grid(grid)
     return TriplePlan(opts, up_spec, corpus_spec, down_spec, device, corpus, manifest,
-                      all_folds, folds, grid, configs, notes)
+                      all_folds, folds, grid, configs, notes, left_out)
+
+
+def in_folds(corpus: Any, folds: Sequence[Any], scheme: str) -> tuple[Any, dict[str, str]]:
+    """The corpus's manifest restricted to the utterances some fold trains, validates or tests
+    on (what a run extracts), and those left out with the reason (scheme ``emobox``: a file the
+    published table does not list, e.g. a clip EmoBox could not load, is in no split)."""
+    manifest = corpus.manifest
+    used = {k for f in folds for role in (f.train, f.valid, f.test) for k in role}
+    if len(used) == len(manifest) and all(u.key in used for u in manifest):
+        return manifest, {}
+    why = corpus.out_of_scheme() if scheme == "emobox" else {}
+    left_out = {u.key: why.get(u.key, f"in no fold of scheme {scheme}")
+                for u in manifest if u.key not in used}
+    return manifest.subset([u.key for u in manifest if u.key in used]), left_out
 
 
 def extract_features(up_spec: Any, manifest: Any, opts: RunOptions, device: str,
@@ -379,22 +398,35 @@ def write_fold(out: Path, output: FoldOutput) -> None:
 
 
 def write_skipped(out: Path, skipped: Mapping[str, str],
-                  scanned: Sequence[tuple[str, str]] = (), manifest: Any = None) -> list[str]:
+                  scanned: Sequence[tuple[str, str]] = (), manifest: Any = None,
+                  left_out: Mapping[str, str] | None = None, corpus_manifest: Any = None,
+                  dropped: Mapping[str, str] | None = None) -> list[str]:
     """Write ``skipped.tsv`` (``stage key path reason``) when anything was left out: files the
     corpus scan skipped (stage ``scan``: a listed file that is missing, a file no entry lists, a
-    link out of the root, ...) and utterances whose audio could not be read (stage ``audio``,
-    ``--on-bad-audio skip``). Returns the notes to show; nothing is written when nothing was
-    skipped (a stale file from an earlier attempt is removed)."""
+    link out of the root, ...), utterances in no fold of the scheme (stage ``folds``: e.g. a
+    file EmoBox's table does not list), utterances whose audio could not be read (stage
+    ``audio``, ``--on-bad-audio skip``) and utterances a recipe drops (stage ``recipe``:
+    ``--recipe paper``'s utterances over 30 s). Returns the notes to show; nothing is written
+    when nothing was skipped (a stale file from an earlier attempt is removed)."""
     path = out / "skipped.tsv"
-    if not skipped and not scanned:
+    left_out, dropped = dict(left_out or {}), dict(dropped or {})
+    if not skipped and not scanned and not left_out and not dropped:
         path.unlink(missing_ok=True)
         return []
+    full = corpus_manifest if corpus_manifest is not None else manifest
+
+    def rel_of(key: str) -> str:
+        return full[key].path if full is not None and key in full else ""
+
     lines = ["stage\tkey\tpath\treason\n"]
     for rel, reason in sorted(scanned):
         lines.append(f"scan\t\t{_tsv(rel)}\t{_tsv(reason)}\n")
+    for key, reason in sorted(left_out.items()):
+        lines.append(f"folds\t{_tsv(key)}\t{_tsv(rel_of(key))}\t{_tsv(reason)}\n")
     for key, reason in sorted(skipped.items()):
-        rel = manifest[key].path if manifest is not None and key in manifest else ""
-        lines.append(f"audio\t{_tsv(key)}\t{_tsv(rel)}\t{_tsv(reason)}\n")
+        lines.append(f"audio\t{_tsv(key)}\t{_tsv(rel_of(key))}\t{_tsv(reason)}\n")
+    for key, reason in sorted(dropped.items()):
+        lines.append(f"recipe\t{_tsv(key)}\t{_tsv(rel_of(key))}\t{_tsv(reason)}\n")
     atomic_write_text(path, "".join(lines))
     notes = []
     if scanned:
@@ -403,6 +435,9 @@ def write_skipped(out: Path, skipped: Mapping[str, str],
     if skipped:
         notes.append(f"{len(skipped)} utterances left out for unreadable audio (listed in "
                      f"{path})")
+    if dropped:
+        notes.append(f"{len(dropped)} utterances over 30 s dropped from train, valid and test "
+                     f"(--recipe paper: EmoBox's extraction skipped them; listed in {path})")
     return notes
 
 
@@ -445,7 +480,8 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
     config, full_config = run_config(plan, feats)
     out = Path(opts.out) if opts.out else default_out(opts, full_config["fingerprint"])
     done_rows = _prepare_out(out, full_config, len(plan.configs))
-    notes.extend(write_skipped(out, skipped, plan.corpus.skipped, plan.manifest))
+    notes.extend(write_skipped(out, skipped, plan.corpus.skipped, plan.manifest, plan.left_out,
+                               plan.corpus.manifest))
     leaks = leakage(plan.manifest, plan.folds)
     todo = [f for f in plan.folds if f.index not in done_rows]
     for job in fold_jobs(plan, feats, full_config, todo):
