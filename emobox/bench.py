@@ -449,7 +449,7 @@ class _Driver:
                     self._trained(result, meta)
 
     def _extracted(self, feats: Any, meta: dict) -> None:
-        from .runner import _prepare_out, fold_jobs, run_config, write_skipped
+        from .runner import _prepare_out, fold_jobs, recipe_dropped, run_config, write_skipped
         from .splits import leakage
 
         for key in meta["triples"]:
@@ -465,7 +465,8 @@ class _Driver:
                 continue
             notes = list(tp.notes)
             notes.extend(write_skipped(run_out, feats.skipped, tp.corpus.skipped, tp.manifest,
-                                       tp.left_out, tp.corpus.manifest))
+                                       tp.left_out, tp.corpus.manifest,
+                                       recipe_dropped(tp, feats)))
             todo = [f for f in tp.folds if f.index not in done
                     and key + (f.index,) in meta["todo"]]
             self.open_runs[key] = {"config": full_config, "done": done, "notes": notes,

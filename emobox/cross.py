@@ -45,7 +45,7 @@ from .labels import CROSS_CORPUS_CLASSES, canonical_classes
 from .paper import CROSS_CORPORA
 from .plugins import Registry, distributions_of, get_registry
 from .progress import Reporter
-from .splits import VALID_FRACTION, stratified_split
+from .splits import VALID_FRACTION, random_split, stratified_split
 from .sweep import DEFAULT_GRAD_CLIP, resolve_protocol
 
 VALID_RULES = ("stratified", "official")
@@ -123,6 +123,7 @@ class CrossPlan:
     grid: dict
     configs: list[dict]
     notes: list[str]
+    dropped: dict[str, dict[str, str]] = field(default_factory=dict)  # corpus -> key -> why
 
 
 @dataclass
@@ -197,7 +198,13 @@ def plan_cross(opts: CrossOptions, registry: Registry | None = None,
         raise EmoboxUsageError(f"--sets {sets_dir}: not a folder (expected <corpus>.tsv files "
                                f"written by `emobox cross build`)")
     notes: list[str] = []
-    if opts.select == "test":
+    if opts.recipe == "paper":
+        notes.append("EMOBOX'S CODE, BUGS INCLUDED (--recipe paper): each source's epochs and "
+                     "configuration were picked on the union of all targets' test sets, with "
+                     "EmoBox's learning-rate schedule (epoch 2 at 0), utterances over 30 s "
+                     "dropped and random instead of stratified 20% validation; only for "
+                     "comparing with the published tables; these numbers are optimistic")
+    elif opts.select == "test":
         notes.append("SELECTION BY TEST (--select test): each source's epochs and configuration "
                      "were picked on the union of all targets' test sets; only for comparing "
                      "with the published tables; these numbers are optimistic")
@@ -274,6 +281,9 @@ def _track_corpus(spec: Any, opts: CrossOptions, classes: tuple[str, ...],
         valid = [k for k in side if k in official]
         train = [k for k in side if k not in official]
         rule = "official"
+    elif opts.recipe == "paper":  # EmoBox's dataset_prepare: a random, not stratified, 20%
+        train, valid = random_split(side, opts.seed)
+        rule = "random-20%"
     else:
         train, valid = stratified_split(side, labels, VALID_FRACTION, opts.seed,
                                         f"{spec.name}/cross-valid")
@@ -301,10 +311,24 @@ def cross_run(opts: CrossOptions, reporter: Reporter | None = None,
     for tc in plan.corpora:
         feats[tc.name] = extract_features(plan.up_spec, tc.manifest, opts.run_options(tc.name),
                                           plan.device, reporter, plan.down_spec.layers)
+    if opts.recipe == "paper":  # EmoBox's extraction skipped utterances over 30 s
+        from .runner import long_utterances
+
+        for tc in plan.corpora:
+            plan.dropped[tc.name] = long_utterances(tc.spec, tc.manifest,
+                                                    feats[tc.name].store_path,
+                                                    plan.up_spec.frame_rate)
     config = cross_config(plan, feats)
     out = Path(opts.out) if opts.out else default_out(opts, config["fingerprint"])
     done = _prepare_out(out, config, plan)
     notes = list(plan.notes) + [n for tc in plan.corpora for n in tc.notes]
+    for tc in plan.corpora:
+        gone = plan.dropped.get(tc.name, {})
+        if gone:
+            in_test = [k for k in tc.test if k in gone]
+            notes.append(f"{tc.name}: {len(gone)} utterances over 30 s dropped (--recipe paper: "
+                         f"EmoBox's extraction skipped them; {len(in_test)} of its balanced test "
+                         f"set), e.g. {', '.join(sorted(gone)[:3])}")
     for tc in plan.corpora:
         if feats[tc.name].skipped:
             lost = [k for k in tc.test if k in feats[tc.name].skipped]
@@ -465,7 +489,8 @@ def train_source(plan: CrossPlan, tc: TrackCorpus, feats: Mapping[str, Any], con
                            norm=opts.feature_norm, dtype=dtype)
 
     def split(name: str, keys: list[str], labels: Mapping[str, str]) -> Any:
-        keys = [k for k in keys if k not in feats[name].skipped]
+        gone = plan.dropped.get(name, {})
+        keys = [k for k in keys if k not in feats[name].skipped and k not in gone]
         return Split(source(name, keys), torch.tensor([label_index[labels[k]] for k in keys],
                                                       dtype=torch.long), keys)
 

@@ -133,8 +133,8 @@ def summary_markdown(result: Any, plan: Any, published: list[list[float | None]]
         lines += ["**EMOBOX'S CODE, BUGS INCLUDED (`--recipe paper`): each source's epochs and "
                   "configuration were picked on the union of the targets' test sets, with "
                   "EmoBox's learning-rate schedule (epoch 2 at 0), utterances over 30 s dropped "
-                  "and a random 20% validation split; these numbers are optimistic and only for "
-                  "comparing with the published tables.**", ""]
+                  "and random instead of stratified 20% validation; these numbers are optimistic "
+                  "and only for comparing with the published tables.**", ""]
     elif by_test:
         lines += ["**SELECTED BY TEST (`--select test`): each source's epochs and configuration "
                   "were picked on the union of the targets' test sets; these numbers are "
@@ -144,9 +144,10 @@ def summary_markdown(result: Any, plan: Any, published: list[list[float | None]]
     n = len(result.corpora)
     lines += [f"Average cross-corpus accuracy, 1/(n²−n) Σ_(i≠j) Acc_ij over n = {n} corpora: "
               f"**{'–' if total is None else f'{100 * total:.2f}%'}**", ""]
-    valid_text = ("a seeded stratified 20% of that training side" if c["valid"] == "stratified"
-                  else "the official dev split where the corpus has one, else a seeded "
-                       "stratified 20%")
+    share = ("a random (not stratified) 20%, as EmoBox's script drew it" if
+             c.get("recipe") == "paper" else "a seeded stratified 20%")
+    valid_text = (f"{share} of that training side" if c["valid"] == "stratified"
+                  else f"the official dev split where the corpus has one, else {share}")
     lines += [f"- corpora (rows: training corpus, columns: test corpus): "
               f"{', '.join(result.corpora)}; classes: {', '.join(result.classes)}",
               f"- each source trains on every utterance of these classes except its own balanced "

@@ -35,7 +35,7 @@ from .metrics import mean_std
 from .plugins import Registry, distributions_of, get_registry
 from .progress import Reporter
 from .results import NORM_WORDS, ResultRow, feature_norm_of
-from .splits import leakage, select_folds
+from .splits import leakage, select_folds, with_random_valid
 from .store import FeatureStore
 from .sweep import (DEFAULT_GRAD_CLIP, Split, TrainConfig, config_id, expand_grid,
                     resolve_protocol, train_sweep)
@@ -43,8 +43,8 @@ from .sweep import (DEFAULT_GRAD_CLIP, Split, TrainConfig, config_id, expand_gri
 
 PAPER_RECIPE_NOTE = ("EMOBOX'S CODE, BUGS INCLUDED (--recipe paper): epochs and configurations "
                      "selected by TEST, EmoBox's learning-rate schedule (epoch 2 at 0), utterances "
-                     "over 30 s dropped, a random 20% validation split; only for comparing with "
-                     "the published tables, these numbers are optimistic")
+                     "over 30 s dropped, random instead of stratified 20% validation; only for "
+                     "comparing with the published tables, these numbers are optimistic")
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,7 @@ class TriplePlan:
     configs: list[dict]
     notes: list[str]
     left_out: dict[str, str] = field(default_factory=dict)  # key -> why no fold holds it
+    dropped: dict[str, str] | None = None  # key -> why --recipe paper drops it (once known)
 
 
 @dataclass
@@ -204,6 +205,9 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
                                    else paths.corpus_root(opts.corpus, opts.root),
                                    **dict(opts.corpus_options))
     all_folds = corpus.folds(scheme=opts.scheme, seed=opts.seed)
+    if opts.recipe == "paper":  # EmoBox's dataset_prepare: a random, not stratified, 20%
+        position = {u.key: i for i, u in enumerate(corpus.manifest)}
+        all_folds = [with_random_valid(f, position, opts.seed) for f in all_folds]
     manifest, left_out = in_folds(corpus, all_folds, opts.scheme)
     if left_out:
         notes.append(f"{len(left_out)} utterances of the scan are in no fold of scheme "
@@ -228,6 +232,78 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
     configs = expand_grid(grid)
     return TriplePlan(opts, up_spec, corpus_spec, down_spec, device, corpus, manifest,
                       all_folds, folds, grid, configs, notes, left_out)
+
+
+MAX_SECONDS = 30.0  # EmoBox's speech_feature_extraction.py skips longer utterances
+
+
+def long_utterances(corpus_spec: Any, manifest: Any, store_path: str | None = None,
+                    frame_rate: float | None = None, limit: float = MAX_SECONDS
+                    ) -> dict[str, str]:
+    """Utterances of ``manifest`` longer than ``limit`` seconds, with the reason: EmoBox's
+    extraction skipped them (``if dur > 30.``), so ``--recipe paper`` drops them from train,
+    validation and test. The duration is EmoBox's own recorded length where the corpus's
+    published table has the key (what EmoBox compared), else the manifest's segment, else the
+    audio file's header, else the feature store's frame count over the upstream's frame rate."""
+    from .audio import CONTAINER_SUFFIXES
+
+    published = {}
+    if getattr(corpus_spec, "reference_table", None) is not None:
+        published = corpus_spec.reference_table().duration
+    frames: dict[str, int] | None = None
+    out = {}
+    for u in manifest:
+        if u.key in published:
+            seconds, source = float(published[u.key]), "EmoBox's recorded length"
+        elif u.start is not None and u.end is not None:
+            seconds, source = u.end - u.start, "segment"
+        elif u.duration is not None:
+            seconds, source = float(u.duration), "manifest"
+        else:
+            seconds, source = _header_seconds(manifest, u, CONTAINER_SUFFIXES), "audio header"
+            if seconds is None:
+                if frames is None:
+                    frames = _store_frames(store_path)
+                if u.key not in frames or not frame_rate:
+                    continue  # not extracted (unreadable audio): already left out
+                seconds, source = frames[u.key] / float(frame_rate), "feature frames"
+        if seconds > limit:
+            out[u.key] = (f"{seconds:.2f} s is over {limit:g} s ({source}): EmoBox's extraction "
+                          f"skipped it (--recipe paper)")
+    return out
+
+
+def _header_seconds(manifest: Any, utt: Any, containers: Any) -> float | None:
+    try:
+        path = manifest.audio_path(utt)
+    except DataError:
+        return None
+    if path.suffix.lower() in containers:
+        return None
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(path))
+        return info.frames / info.samplerate if info.samplerate else None
+    except Exception:  # unreadable: the extraction reports it
+        return None
+
+
+def _store_frames(store_path: str | None) -> dict[str, int]:
+    if not store_path:
+        return {}
+    keys, _, lengths = FeatureStore(Path(store_path)).index()
+    return {k: int(n) for k, n in zip(keys, lengths)}
+
+
+def recipe_dropped(plan: TriplePlan, feats: Features) -> dict[str, str]:
+    """What ``--recipe paper`` drops from every split (utterances over 30 s); empty otherwise."""
+    if plan.opts.recipe != "paper":
+        return {}
+    if plan.dropped is None:
+        plan.dropped = long_utterances(plan.corpus_spec, plan.manifest, feats.store_path,
+                                       plan.up_spec.frame_rate)
+    return plan.dropped
 
 
 def in_folds(corpus: Any, folds: Sequence[Any], scheme: str) -> tuple[Any, dict[str, str]]:
@@ -338,14 +414,17 @@ def fold_jobs(plan: TriplePlan, feats: Features, full_config: dict,
         run_id=full_config["fingerprint"], upstream=opts.upstream,
         checkpoint_id=feats.checkpoint_id, layer=feats.layer, layer_norm=opts.layer_norm,
         feature_norm=opts.feature_norm, grad_clip=opts.grad_clip, recipe=opts.recipe,
-        schedule=opts.schedule, precision=opts.precision, train_precision=opts.train_precision, corpus=opts.corpus,
+        schedule=opts.schedule, precision=opts.precision, train_precision=opts.train_precision,
+        corpus=opts.corpus,
         scheme=opts.scheme,
         downstream=opts.downstream, epochs=opts.epochs, seed=opts.seed,
         emobox_version=__version__, plugins=full_config["versions"]["plugins"],
         contaminated=opts.corpus in plan.up_spec.trained_on)
     jobs = []
+    dropped = recipe_dropped(plan, feats)
     for fold in (plan.folds if folds is None else folds):
-        keys = {role: [k for k in getattr(fold, role) if k not in feats.skipped]
+        keys = {role: [k for k in getattr(fold, role)
+                       if k not in feats.skipped and k not in dropped]
                 for role in ("train", "valid", "test")}
         targets = {role: [label_index[plan.manifest[k].label] for k in ks]
                    for role, ks in keys.items()}
@@ -481,7 +560,7 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
     out = Path(opts.out) if opts.out else default_out(opts, full_config["fingerprint"])
     done_rows = _prepare_out(out, full_config, len(plan.configs))
     notes.extend(write_skipped(out, skipped, plan.corpus.skipped, plan.manifest, plan.left_out,
-                               plan.corpus.manifest))
+                               plan.corpus.manifest, recipe_dropped(plan, feats)))
     leaks = leakage(plan.manifest, plan.folds)
     todo = [f for f in plan.folds if f.index not in done_rows]
     for job in fold_jobs(plan, feats, full_config, todo):

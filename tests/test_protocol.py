@@ -3,7 +3,6 @@ learning-rate schedule and ``--recipe paper``."""
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 
@@ -280,3 +279,148 @@ def test_feature_norm_and_grad_clip_are_recorded_in_rows_config_and_summary(tmp_
     raw = read_jsonl(tmp_path / "raw" / "results.jsonl")[0]
     assert (raw["feature_norm"], raw["layer_norm"], raw["grad_clip"]) == ("none", False, 0.0)
     assert "not clipped" in (tmp_path / "raw" / "summary.md").read_text()
+
+
+# -- --recipe paper: EmoBox's code, bugs included -------------------------------------------------
+
+class SpeechBrainLinearWarmup:
+    """SpeechBrain 0.5.16's ``LinearWarmupScheduler`` as its code reads."""
+
+    def __init__(self, initial_value, num_warmup_steps, num_training_steps):
+        self.lr0, self.warm, self.total, self.current_step = (initial_value, num_warmup_steps,
+                                                              num_training_steps, 0)
+
+    def get_next_value(self):
+        s = self.current_step
+        if s < self.warm:
+            value = float(s) / float(max(1, self.warm)) * self.lr0
+        else:
+            value = self.lr0 * max(0.0, float(self.total - s) / float(max(1, self.total -
+                                                                            self.warm)))
+        self.current_step += 1
+        return value
+
+
+def emobox_script_lrs(peak, warmup, epochs):
+    """The learning rate of each epoch of EmoBox's train.py: Adam is made with lr=peak and
+    on_stage_end(VALID) sets lr_annealing.get_next_value() for the next epoch."""
+    sched, lr, out = SpeechBrainLinearWarmup(peak, warmup, epochs), peak, []
+    for _ in range(epochs):
+        out.append(lr)
+        lr = sched.get_next_value()
+    return out
+
+
+def test_paper_schedule_is_emobox_s_scheduler_stepped_after_validation():
+    peak = 1e-3
+    script = emobox_script_lrs(peak, 10, 100)
+    ours = [lr_at(e, peak, 10, 100, "paper") for e in range(100)]
+    assert ours == pytest.approx(script, abs=1e-15)
+    # epoch 1 at the peak, epoch 2 at 0, then the warm-up: 0.1, 0.2, ... the peak at epoch 12
+    assert ours[:4] == pytest.approx([1e-3, 0.0, 1e-4, 2e-4], abs=1e-15)
+    assert ours[11] == pytest.approx(1e-3) and ours[12] == pytest.approx(1e-3 * 89 / 90)
+    assert ours[99] == pytest.approx(1e-3 * 2 / 90)
+    # emobox's own schedule starts the warm-up at epoch 1 and never runs an epoch at 0
+    assert [lr_at(e, peak, 10, 100) for e in range(3)] == pytest.approx([1e-4, 2e-4, 3e-4])
+
+
+def test_the_second_epoch_of_the_paper_schedule_leaves_the_model_unchanged():
+    spec = get_registry().downstream("linear_probe")
+    configs = expand_grid({"lr": [1e-2], "hidden": [8]})
+    cfg = TrainConfig(epochs=3, warmup_epochs=2, batch_size=4, schedule="paper", seed=0)
+    res = train_sweep(spec, configs, 6, 3, _split(12, 1), _split(9, 2), _split(9, 3), cfg)
+    h = res.configs[0].history
+    assert [e["lr"] for e in h] == [1e-2, 0.0, 5e-3]
+    assert (h[1]["valid_loss"], h[1]["valid_ua"]) == (h[0]["valid_loss"], h[0]["valid_ua"])
+    assert h[2]["valid_loss"] != h[1]["valid_loss"]
+
+
+def test_random_split_is_emobox_s_split_sets():
+    import random
+
+    keys = [f"k{i:02d}" for i in range(23)]
+    # dataset_prepare.py: random.seed(seed); sample_idx = np.arange(n); random.shuffle(...);
+    # the first int(n * 0.8) train, the rest validate
+    random.seed(1234)
+    idx = np.arange(len(keys))
+    random.shuffle(idx)
+    n_train = int(len(keys) * 0.8)
+    from emobox.splits import random_split
+
+    train, valid = random_split(keys, 1234)
+    assert set(train) == {keys[i] for i in idx[:n_train]}
+    assert set(valid) == {keys[i] for i in idx[n_train:]} and len(valid) == 5
+    assert train == sorted(train)  # kept in the given order
+
+
+def test_paper_recipe_on_emobox_folds_validates_on_a_random_20_percent(tmp_path):
+    from emobox.corpora._emobox import reference_rows
+    from emobox.corpora.emodb import EmoDB
+    from emobox.runner import plan_triple
+
+    EmoDB.make_fixture(tmp_path, reference_rows("emodb"))
+    base = dict(upstream="fbank", corpus="emodb", downstream="linear_probe", root=str(tmp_path))
+    ours = plan_triple(RunOptions(**base)).all_folds
+    paper = plan_triple(RunOptions(**base, recipe="paper")).all_folds
+    labels = {u.key: u.label for u in EmoDB(tmp_path).manifest}
+    for mine, theirs in zip(ours, paper):
+        assert (mine.valid_rule, theirs.valid_rule) == ("stratified-20%", "random-20%")
+        assert theirs.test == mine.test
+        side = set(mine.train) | set(mine.valid)
+        assert set(theirs.train) | set(theirs.valid) == side
+        assert len(theirs.valid) == len(side) - int(len(side) * 0.8)
+    # random, not stratified: some fold's validation misses a class's 20% by more than one
+    misses = []
+    for f in paper:
+        side = f.train + f.valid
+        for c in set(labels.values()):
+            want = 0.2 * sum(labels[k] == c for k in side)
+            misses.append(abs(sum(labels[k] == c for k in f.valid) - want))
+    assert max(misses) > 1.5
+
+
+def test_paper_recipe_drops_utterances_over_30_s_and_is_marked_everywhere(tmp_path, cli):
+    from emobox.submission import pack
+    from emobox.testing import write_audio, write_folder_corpus
+
+    root = tmp_path / "data"
+    write_folder_corpus(root, speakers=4, per_speaker=3)
+    write_audio(root / "angry" / "s1_long.wav", seconds=30.5, freq=300.0)
+    write_audio(root / "sad" / "s1_just30.wav", seconds=30.0, freq=300.0)
+    out = tmp_path / "run"
+    args = ("run", "-u", "fbank", "-c", "folder", "--root", root, "-d", "linear_probe", "-q",
+            "--fold", "1", "--epochs", "3", "--warmup", "1", "--grid", "lr=1e-3 hidden=8")
+    res = cli(*args, "--recipe", "paper", "--out", out)
+    assert res.code == 0, res
+    assert "--recipe paper: SELECTED BY" in res.out
+    assert "1 utterances over 30 s dropped from train, valid and test" in " ".join(res.err.split())
+    skipped = (out / "skipped.tsv").read_text().splitlines()
+    long_key = next(line.split("\t")[1] for line in skipped if "s1_long" in line)
+    assert any(line.startswith(f"recipe\t{long_key}\tangry/s1_long.wav\t30.50 s is over 30 s")
+               for line in skipped)
+    assert not any("just30" in line for line in skipped)  # EmoBox: dur > 30 is skipped
+    config = json.loads((out / "config.json").read_text())
+    assert (config["recipe"], config["select"], config["selected_by_test"],
+            config["schedule"]) == ("paper", "test", True, "paper")
+    rows = read_jsonl(out / "results.jsonl")
+    assert {(r["recipe"], r["selection"], r["schedule"]) for r in rows} == {
+        ("paper", "test", "paper")}
+    assert (out / "summary.md").read_text().startswith(
+        "# fbank x folder x linear_probe\n\n**EMOBOX'S CODE, BUGS INCLUDED (--recipe paper)")
+    ours = tmp_path / "ours"
+    assert cli(*args, "--out", ours).code == 0
+    mine = read_jsonl(ours / "results.jsonl")[0]
+    # the long utterance is in the first fold's train side, test or validation: gone from it
+    assert (mine["n_train"] + mine["n_valid"] + mine["n_test"]
+            == rows[0]["n_train"] + rows[0]["n_valid"] + rows[0]["n_test"] + 1)
+    meta = pack([out], tmp_path / "sub.zip").metadata
+    assert meta["corpora"]["folder"]["recipe"] == "paper"
+    assert meta["corpora"]["folder"]["select"] == "test"
+
+
+def test_paper_recipe_contradicting_options_are_refused():
+    with pytest.raises(EmoboxUsageError, match="drop --schedule constant"):
+        RunOptions(upstream="fbank", corpus="demo", downstream="linear_probe", recipe="paper",
+                   schedule="constant")
+    with pytest.raises(EmoboxUsageError, match="--recipe 'code'"):
+        RunOptions(upstream="fbank", corpus="demo", downstream="linear_probe", recipe="code")
