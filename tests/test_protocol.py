@@ -424,3 +424,36 @@ def test_paper_recipe_contradicting_options_are_refused():
                    schedule="constant")
     with pytest.raises(EmoboxUsageError, match="--recipe 'code'"):
         RunOptions(upstream="fbank", corpus="demo", downstream="linear_probe", recipe="code")
+
+
+# -- the README's minimal plugin ------------------------------------------------------------------
+
+def _readme_plugin_module():
+    """The README's "A complete minimal package", as written there: its pyproject's entry point
+    and its module, executed as that module."""
+    import re
+    import types
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### A complete minimal package", 1)[1].split("\n### ", 1)[0]
+    (toml_text,) = re.findall(r"```toml\n(.*?)```", section, re.S)
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    group = toml_text.split("[project.entry-points.emobox]", 1)[1]
+    (module_name,) = re.findall(r'^\w+ = "(\w+)"$', group, re.M)
+    assert code.startswith(f"# {module_name}.py\n")
+    module = types.ModuleType(module_name)
+    exec(compile(code, f"README.md ({module_name}.py)", "exec"), module.__dict__)
+    return module
+
+
+def test_the_readme_s_one_dimensional_plugin_learns_the_demo(tmp_path):
+    from emobox.runner import run
+    from emobox.testing import registry_with
+
+    registry = registry_with(_readme_plugin_module())
+    result = run(RunOptions(upstream="energy", corpus="demo", downstream="linear_probe",
+                            out=str(tmp_path / "run")), registry=registry)
+    assert result.config["feature_norm"] == "utterance"
+    ua, _ = result.mean("ua")
+    assert ua >= 0.45, ua  # chance is 0.25 (four balanced classes); per-frame: exactly 0.25
