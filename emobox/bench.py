@@ -521,10 +521,18 @@ class _Driver:
 def _write_summary(plan: BenchPlan) -> None:
     from .metrics import mean_std
 
-    lines = ["# emobox bench", "", f"- downstreams: {', '.join(plan.options.downstreams)}",
-             f"- scheme {plan.options.scheme}, seed {plan.options.seed}, epochs "
-             f"{plan.options.epochs}, selection "
-             f"{'TEST (EmoBox recipe; optimistic)' if plan.options.select == 'test' else 'validation UA'}",
+    o = plan.options
+    head = ["# emobox bench", ""]
+    if o.recipe == "paper":
+        from .runner import PAPER_RECIPE_NOTE
+
+        head += [f"**{PAPER_RECIPE_NOTE}.**", ""]
+    lines = head + [f"- downstreams: {', '.join(o.downstreams)}",
+             f"- scheme {o.scheme}, seed {o.seed}, epochs {o.epochs}, features normalised "
+             f"{'per ' + o.feature_norm if o.feature_norm != 'none' else 'not at all'}, "
+             f"gradient norm {f'clipped at {o.grad_clip:g}' if o.grad_clip else 'not clipped'}, "
+             f"selection "
+             f"{'TEST (EmoBox recipe; optimistic)' if o.select == 'test' else 'validation UA'}",
              "", "| upstream | corpus | downstream | folds | UA % | WA % | F1 % |",
              "|---|---|---|---|---|---|---|"]
     for (u, c, d), run_out in sorted(plan.run_dirs.items()):

@@ -177,17 +177,17 @@ def lr_at(epoch: int, peak: float, warmup_epochs: int, epochs: int,
           schedule: str = "linear") -> float:
     """Learning rate of 0-based ``epoch`` out of ``epochs``.
 
+    Warm-up: epoch e < W runs at ``peak * (e + 1) / W`` (the peak is reached at epoch W - 1; no
+    epoch runs at 0). Afterwards ``"constant"`` stays at the peak and ``"linear"`` (the shape of
+    SpeechBrain's ``LinearWarmupScheduler``) decays linearly, epoch e >= W running at
+    ``peak * (E - e) / (E - W)``: the peak at epoch W, ``peak / (E - W)`` at the last epoch.
+    With W = 10 and E = 100: epochs 0, 5, 10, 99 run at 0.1, 0.6, 1 and 1/90 of the peak.
+
     ``"paper"``: what EmoBox's ``train.py`` ran. Adam starts at the peak and SpeechBrain's
     ``LinearWarmupScheduler(peak, W, E)`` is stepped after each validation, its s-th value
     (s = 0, 1, ...: ``peak * s / W`` while s < W, then ``peak * (E - s) / (E - W)``) applying
     to the next epoch: epoch 0 runs at the peak, epoch 1 at 0, epoch e >= 1 at the value of
     s = e - 1 (epoch 11 reaches the peak again with W = 10, the last epoch runs at 2/90 of it).
-
-    Warm-up: epoch e < W runs at ``peak * (e + 1) / W`` (the peak is reached at epoch W - 1; no
-    epoch runs at 0). Afterwards ``"constant"`` stays at the peak and ``"linear"`` (EmoBox's
-    recipe: SpeechBrain's ``LinearWarmupScheduler``) decays linearly, epoch e >= W running at
-    ``peak * (E - e) / (E - W)``: the peak at epoch W, ``peak / (E - W)`` at the last epoch.
-    With W = 10 and E = 100: epochs 0, 5, 10, 99 run at 0.1, 0.6, 1 and 1/90 of the peak.
     """
     if schedule == "paper":
         if epoch == 0:
