@@ -269,11 +269,22 @@ def extract_corpus(opts: ExtractOptions, reporter: Reporter | None = None,
     upstream = up_spec.build(ckpt=opts.upstream_ckpt, device=device,
                              **dict(opts.upstream_options))
     layers = upstream.resolve_layers(opts.layers)
-    return extract_stats(upstream, corpus.manifest, layers, precision=opts.precision,
-                         store_dir=Path(opts.features_dir) if opts.features_dir else None,
-                         on_bad_audio=opts.on_bad_audio, reporter=reporter,
-                         batch_seconds=opts.batch_seconds, memory_budget=opts.memory_budget,
-                         workers=opts.workers, options=dict(opts.upstream_options))
+    # what scheme emobox uses, as emobox run and cross run extract it (one store for all):
+    # files the corpus's published table does not list are left out
+    manifest = corpus.manifest
+    unused = corpus.out_of_scheme()
+    if unused:
+        manifest = manifest.subset([u.key for u in manifest if u.key not in unused])
+    stats = extract_stats(upstream, manifest, layers, precision=opts.precision,
+                          store_dir=Path(opts.features_dir) if opts.features_dir else None,
+                          on_bad_audio=opts.on_bad_audio, reporter=reporter,
+                          batch_seconds=opts.batch_seconds, memory_budget=opts.memory_budget,
+                          workers=opts.workers, options=dict(opts.upstream_options))
+    if unused:
+        key = next(iter(unused))
+        stats.notes.append(f"{len(unused)} utterances of the scan are in no split of scheme "
+                           f"emobox and were not extracted (e.g. {key}: {unused[key]})")
+    return stats
 
 
 class FrameSource:

@@ -67,6 +67,10 @@ def test_meld_runs_past_the_clip_emobox_could_not_load(tmp_path, cli):
     assert (f"folds\t{key}\tdev_splits_complete/dia110_utt7.mp4\tnot in the corpus's "
             f"published fold table (scheme emobox)") in skipped
     assert "1 utterances of the scan are in no fold of scheme emobox" in res.err
+    # emobox extract extracts what the run did, into the same store
+    ext = cli("extract", "-u", "fbank", "-c", "meld", "--root", root, "-q")
+    assert ext.code == 0 and "features reused from" in ext.out, ext
+    assert "1 utterances of the scan are in no split of scheme emobox" in " ".join(ext.err.split())
 
 
 def test_the_cross_corpus_track_leaves_the_unlisted_meld_clip_out(tmp_path):
