@@ -3,13 +3,14 @@
 A synthetic task sized like a mid-size corpus (default 1,500 utterances x 100-400 frames x 768
 dims, 6 classes whose utterance-level clusters overlap, so accuracy stays well below 100%) is split
 like an EmoBox fold (test 20%, validation a stratified 20% of the rest). The full protocol
-(lr {1e-3, 1e-4} x hidden {128, 256}, Adam, batch 32, warm-up, per-epoch validation UA, best
+(lr {1e-3, 1e-4} x hidden {128, 256}, Adam, batch 32, gradient norm clipped at 5.0 per
+config, warm-up, per-epoch validation UA, best
 epoch per config, selection by validation, test scored once) runs three ways, interleaved and
 repeated:
 
   reference  four separate runs, each a standard PyTorch loop: a DataLoader of padded sequences
-             (pad_sequence collate), the head's padded forward (masked mean), torch.optim.Adam,
-             a padded validation loop every epoch. Float32.
+             (pad_sequence collate), the head's padded forward (masked mean),
+             clip_grad_norm_, torch.optim.Adam, a padded validation loop every epoch. Float32.
   exact      emobox.sweep.train_sweep, float32: all four configs fused, packed frames, one read
              of each frame per step for every config, vectorised validation.
   bf16       the same with --train-precision bf16 (bfloat16 frames and frame-level matmuls).
@@ -48,8 +49,8 @@ from emobox.extract import FrameSource
 from emobox.metrics import scores
 from emobox.plugins import get_registry
 from emobox.splits import stratified_split
-from emobox.sweep import (Split, TrainConfig, _seed_for, config_id, expand_grid, lr_at,
-                          train_sweep)
+from emobox.sweep import (DEFAULT_GRAD_CLIP, Split, TrainConfig, _seed_for, config_id, expand_grid,
+                          lr_at, train_sweep)
 
 GRID = {"lr": [1e-3, 1e-4], "hidden": [128, 256]}
 DESCRIPTION = "bench fold 1"
@@ -180,6 +181,7 @@ def reference(spec, data, in_dim, n_classes, epochs, warmup, seed, batch_size=32
                 loss = F.cross_entropy(model(x, lengths), y)
                 optimizer.zero_grad()
                 loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), DEFAULT_GRAD_CLIP)
                 optimizer.step()
             ua, loss, _ = evaluate(model, valid_loader, n_classes)
             if ua > best[0] or (ua == best[0] and loss < best[1]):

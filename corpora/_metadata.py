@@ -5,9 +5,11 @@ lists) exactly where EmoBox did, match every metadata entry to its audio file, a
 kinds of mismatch in ``corpus.skipped``: entries whose audio is missing, and audio files no entry
 names. Nothing is dropped silently.
 
-Fold membership (scheme ``emobox``) is EmoBox's published table. A scanned utterance the table
-lacks joins the training side when the corpus's official split puts it there (see
-:meth:`MetadataCorpus.unlisted_fold_row`); EmoBox's test sets are never changed.
+Fold membership (scheme ``emobox``) is EmoBox's published table, key for key: a scanned utterance
+the table lacks (a clip EmoBox could not load, e.g. MELD's dev ``dia110_utt7``) is in no split,
+and ``emobox corpora check`` lists it. The one exception is a part the table does not list at all
+(MSP-Podcast's training turns, see :meth:`MetadataCorpus.unlisted_fold_row`); EmoBox's test sets
+are never changed.
 """
 
 from __future__ import annotations
@@ -74,9 +76,6 @@ class MetadataCorpus(EmoboxCorpus):
     """An EmoBox corpus whose labels come from metadata files."""
 
     audio_suffixes: ClassVar[tuple[str, ...]] = AUDIO_SUFFIXES
-    # official split names (``utt.custom["split"]``) on the training / validation side
-    train_splits: ClassVar[frozenset[str]] = frozenset()
-    valid_splits: ClassVar[frozenset[str]] = frozenset()
 
     # -- metadata files ----------------------------------------------------------------------
     def metadata_file(self, *candidates: str, what: str = "metadata file") -> Path:
@@ -171,16 +170,13 @@ class MetadataCorpus(EmoboxCorpus):
         return table
 
     def unlisted_fold_row(self, utt: Utterance) -> FoldTableRow | None:
-        """Fold row of a scanned utterance EmoBox's table lacks; None = in no fold.
+        """Fold row of a scanned utterance EmoBox's table lacks; None = in no split.
 
-        Official-split corpora put such utterances on the training side when the split does
-        (train, or valid where it is official); never into a test set.
+        EmoBox's tables list every utterance it used, so by default such an utterance is left
+        out of every split. An adapter whose table omits a whole part of the corpus (MSP-Podcast:
+        only the test and validation turns are published) places that part here, never into a
+        test set.
         """
-        split = utt.custom.get("split")
-        if split in self.train_splits:
-            return FoldTableRow(0, False)
-        if split in self.valid_splits:
-            return FoldTableRow(0, self.official_valid)
         return None
 
 

@@ -22,9 +22,9 @@ How EmoBox split it
     Groups of 4 speakers: 5 folds of 7,000 test utterances (fold 1 = 0005, 0011, 0016, 0018;
     2 = 0012, 0014, 0015, 0019, all English; 3 = 0003, 0004, 0006, 0009, all Mandarin;
     4 = 0007, 0008, 0013, 0020; 5 = 0001, 0002, 0010, 0017). Every utterance is a test item in
-    its speaker's fold and trains in the others; an utterance EmoBox did not list joins its
-    speaker's fold the same way. Validation: a seeded stratified 20% of each fold's training
-    part.
+    its speaker's fold and trains in the others; an utterance EmoBox did not list is in no
+    split (``emobox corpora check`` lists it). Validation: a seeded stratified 20% of each
+    fold's training part.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from typing import Mapping, Sequence
 
 from emobox import FoldTableRow, Utterance, hookimpl
 
-from ._emobox import corpus_spec, reference_info
+from ._emobox import corpus_spec
 from ._metadata import MetadataCorpus, finish_fixture, fixture_base
 
 CHINESE = {"中立": "Neutral", "快乐": "Happy", "伤心": "Sad", "生气": "Angry", "惊喜": "Surprise"}
@@ -97,12 +97,6 @@ class ESD(MetadataCorpus):
             if f"/{label.casefold()}/" in f"/{rel.casefold()}":
                 index.mark_used(rel)
                 return rel
-        return None
-
-    def unlisted_fold_row(self, utt: Utterance) -> FoldTableRow | None:
-        for fold, speakers in reference_info(self.name)["test_speakers_by_fold"].items():
-            if utt.speaker in speakers:
-                return FoldTableRow(int(fold), False)
         return None
 
     @classmethod

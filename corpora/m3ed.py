@@ -22,8 +22,8 @@ Speakers
 How EmoBox split it
     Official, by series (``splitInfo``): one fold, train 17,420 / validation 2,819 (official)
     / test 4,198, with no speaker in two parts. EmoBox's published lists hold only the test and
-    validation parts; every other utterance trains. An utterance EmoBox did not list follows
-    its series' list (train or validation; never test).
+    validation parts; every other utterance of its list (``m3ed.jsonl``) trains. An utterance
+    EmoBox did not list is in no split (``emobox corpora check`` lists it).
 """
 
 from __future__ import annotations
@@ -53,8 +53,6 @@ class M3ED(MetadataCorpus):
     label_map = {"Anger": "Angry", "Disgust": "Disgust", "Fear": "Fear", "Happy": "Happy",
                  "Neutral": "Neutral", "Sad": "Sad", "Surprise": "Surprise"}
     official_valid = True
-    train_splits = frozenset({"train"})
-    valid_splits = frozenset({"valid"})
     audio_suffixes = (".wav",)
     expected_top_level = ("annotation.json, splitInfo/movie_list_{train,val,test}.txt and "
                           "modality_speech/")

@@ -61,7 +61,6 @@ class MER2023(MetadataCorpus):
     label_map = {"angry": "Angry", "happy": "Happy", "neutral": "Neutral", "sad": "Sad",
                  "surprise": "Surprise", "worried": "Worried"}
     has_speaker_ids = False
-    train_splits = frozenset({"train"})
     audio_suffixes = (".avi", ".mp4")
     expected_top_level = ("mer2023train/ (train-label.csv, train/, test3/), test-labels/, "
                           "test1/ and test2/")
@@ -103,11 +102,6 @@ class MER2023(MetadataCorpus):
                                       raw_label=raw, speaker=clip, custom={"split": split}))
             self.report_unused(index, source)
         return self.make_manifest(utts)
-
-    def unlisted_fold_row(self, utt: Utterance) -> FoldTableRow | None:
-        if utt.custom.get("split") in ("test2", "test3"):
-            return FoldTableRow(-1, False)
-        return super().unlisted_fold_row(utt)
 
     @classmethod
     def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],

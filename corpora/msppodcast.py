@@ -28,7 +28,8 @@ How EmoBox split it
     The official partition, one fold: train = ``Split_Set`` Train, validation = Validation
     (official), test = Test1; Test2 (and later releases' Test3) are in no split. The table
     EmoBox published lists only the test and validation turns: train turns come from the labels
-    file. Later releases call the validation part ``Development``; both are read.
+    file; a test or validation turn the table lacks is in no split. Later releases call the
+    validation part ``Development``; both are read.
 """
 
 from __future__ import annotations
@@ -61,8 +62,7 @@ class MSPPodcast(MetadataCorpus):
     label_map = {"A": "Angry", "C": "Contempt", "D": "Disgust", "F": "Fear", "H": "Happy",
                  "N": "Neutral", "O": "Other", "S": "Sad", "U": "Surprise", "X": "No-agreement"}
     official_valid = True
-    train_splits = frozenset({"Train"})
-    valid_splits = frozenset({"Validation", "Development"})
+    train_splits = frozenset({"Train"})  # the part EmoBox's published table does not list
     audio_suffixes = (".wav",)
     expected_top_level = ("Audio/ and label/labels_concensus.json (or the release's "
                           "Labels/labels_consensus.json or .csv)")
@@ -90,6 +90,13 @@ class MSPPodcast(MetadataCorpus):
                 speaker=speaker, custom={"split": str(fields.get("Split_Set", "")).strip()}))
         self.report_unused(index, source)
         return self.make_manifest(utts)
+
+    def unlisted_fold_row(self, utt: Utterance) -> FoldTableRow | None:
+        """EmoBox's table lists only the test and validation turns: a training turn of the
+        labels file trains; any other turn the table lacks is in no split."""
+        if utt.custom.get("split") in self.train_splits:
+            return FoldTableRow(0, False)
+        return None
 
     def _entries(self, path: Path) -> list[tuple[str, Mapping]]:
         if path.suffix.lower() == ".csv":

@@ -51,7 +51,6 @@ class RESD(MetadataCorpus):
     label_map = {"anger": "Angry", "disgust": "Disgust", "enthusiasm": "Enthusiastic",
                  "fear": "Fear", "happiness": "Happy", "neutral": "Neutral", "sadness": "Sad"}
     has_speaker_ids = False
-    train_splits = frozenset({"train"})
     audio_suffixes = (".wav",)
     expected_top_level = "train.csv, test.csv, train/ and test/"
     markers = ("train.csv", "test.csv")

@@ -3,7 +3,8 @@
 ``softmax(w) . [x_0, ..., x_L]`` (one learned weight per layer, initialised equal) replaces the
 single last layer, then Linear -> ReLU -> mean pooling over real frames -> Linear as in
 ``linear_probe``. The head's spec declares ``layers="all"``: it receives every layer stacked,
-``features [L, B, T, D]`` or packed ``frames [L, N, D]``, each layer layer-normalised.
+``features [L, B, T, D]`` or packed ``frames [L, N, D]``, each layer normalised on its own as
+``--feature-norm`` says (by default once per utterance, as EmoBox normalised every layer).
 """
 
 from __future__ import annotations

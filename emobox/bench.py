@@ -35,7 +35,7 @@ from .io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from .plugins import Registry, get_registry
 from .progress import Reporter
 from .splits import select_folds
-from .sweep import config_id, expand_grid
+from .sweep import DEFAULT_GRAD_CLIP, config_id, expand_grid, resolve_protocol
 
 EXECUTORS = ("local", "ray")
 
@@ -56,7 +56,7 @@ class BenchOptions:
     seed: int = 0
     device: str = "auto"
     layer: int | str | None = None
-    layer_norm: bool = True
+    layer_norm: bool = True  # False: the older spelling of feature_norm="none"
     grid: Mapping[str, Sequence[Any]] | None = None
     epochs: int = 100
     warmup_epochs: int = 10
@@ -73,11 +73,19 @@ class BenchOptions:
     extract_gpus: float = 1.0  # per extraction task, where the cluster has GPUs
     train_cpus: float = 1.0  # per training task
     train_gpus: float = 0.25  # per training task, where the cluster has GPUs
+    feature_norm: str = "utterance"  # utterance (EmoBox's) | frame | none
+    grad_clip: float = DEFAULT_GRAD_CLIP  # each configuration's gradient norm; 0: no clipping
+    recipe: str = "emobox"  # emobox | paper (EmoBox's code, bugs included; selects by test)
+
+    def __post_init__(self) -> None:
+        resolve_protocol(self)
 
     def training_options(self) -> dict:
         """What changes the numbers (the bench directory is tied to it)."""
         return {"scheme": self.scheme, "seed": self.seed, "layer": self.layer,
-                "layer_norm": self.layer_norm, "grid": self.grid, "epochs": self.epochs,
+                "layer_norm": self.layer_norm, "feature_norm": self.feature_norm,
+                "grad_clip": self.grad_clip, "recipe": self.recipe,
+                "grid": self.grid, "epochs": self.epochs,
                 "warmup_epochs": self.warmup_epochs, "batch_size": self.batch_size,
                 "select": self.select, "class_weights": self.class_weights,
                 "precision": self.precision, "train_precision": self.train_precision,
@@ -441,7 +449,7 @@ class _Driver:
                     self._trained(result, meta)
 
     def _extracted(self, feats: Any, meta: dict) -> None:
-        from .runner import _prepare_out, fold_jobs, run_config, write_skipped
+        from .runner import _prepare_out, fold_jobs, recipe_dropped, run_config, write_skipped
         from .splits import leakage
 
         for key in meta["triples"]:
@@ -456,7 +464,9 @@ class _Driver:
                     self._failed(f"{task_prefix}:fold{fold.index}", exc, {})
                 continue
             notes = list(tp.notes)
-            notes.extend(write_skipped(run_out, feats.skipped, tp.corpus.skipped, tp.manifest))
+            notes.extend(write_skipped(run_out, feats.skipped, tp.corpus.skipped, tp.manifest,
+                                       tp.left_out, tp.corpus.manifest,
+                                       recipe_dropped(tp, feats)))
             todo = [f for f in tp.folds if f.index not in done
                     and key + (f.index,) in meta["todo"]]
             self.open_runs[key] = {"config": full_config, "done": done, "notes": notes,
@@ -511,10 +521,18 @@ class _Driver:
 def _write_summary(plan: BenchPlan) -> None:
     from .metrics import mean_std
 
-    lines = ["# emobox bench", "", f"- downstreams: {', '.join(plan.options.downstreams)}",
-             f"- scheme {plan.options.scheme}, seed {plan.options.seed}, epochs "
-             f"{plan.options.epochs}, selection "
-             f"{'TEST (EmoBox recipe; optimistic)' if plan.options.select == 'test' else 'validation UA'}",
+    o = plan.options
+    head = ["# emobox bench", ""]
+    if o.recipe == "paper":
+        from .runner import PAPER_RECIPE_NOTE
+
+        head += [f"**{PAPER_RECIPE_NOTE}.**", ""]
+    lines = head + [f"- downstreams: {', '.join(o.downstreams)}",
+             f"- scheme {o.scheme}, seed {o.seed}, epochs {o.epochs}, features normalised "
+             f"{'per ' + o.feature_norm if o.feature_norm != 'none' else 'not at all'}, "
+             f"gradient norm {f'clipped at {o.grad_clip:g}' if o.grad_clip else 'not clipped'}, "
+             f"selection "
+             f"{'TEST (EmoBox recipe; optimistic)' if o.select == 'test' else 'validation UA'}",
              "", "| upstream | corpus | downstream | folds | UA % | WA % | F1 % |",
              "|---|---|---|---|---|---|---|"]
     for (u, c, d), run_out in sorted(plan.run_dirs.items()):

@@ -125,6 +125,22 @@ class Corpus:
             return speaker_independent_folds(manifest, seed, self.max_folds, self.has_speaker_ids)
         return table_folds(manifest, table, seed, self.official_valid)
 
+    def out_of_scheme(self) -> dict[str, str]:
+        """Scanned utterances that scheme ``emobox`` puts in no split, with the reason: those
+        the published fold table lacks (files present that EmoBox did not list, e.g. a clip it
+        could not load) and those it lists in no split. Empty for a corpus without a table."""
+        table = self.fold_table()
+        if table is None:
+            return {}
+        out = {}
+        for utt in self.manifest:
+            row = table.get(utt.key)
+            if row is None:
+                out[utt.key] = "not in the corpus's published fold table (scheme emobox)"
+            elif row.test_fold == -1:
+                out[utt.key] = "in no split of the corpus's published fold table (scheme emobox)"
+        return out
+
     @property
     def speaker_independent(self) -> bool:
         """Whether the default (emobox) scheme keeps speakers apart in every fold."""

@@ -197,13 +197,15 @@ def check_corpus(name: str, root: str | Path | None = None, scheme: str = "emobo
     if table is not None:
         rep.missing = [(k, row.path) for k, row in table.items() if k not in manifest]
         rep.unlisted = [(u.key, u.path) for u in manifest if u.key not in table]
-    if audio:
-        rep.unreadable = probe_all(manifest, reporter)
     try:
         folds = corpus.folds(scheme=scheme, seed=seed)
     except EmoboxUsageError as exc:  # e.g. speaker-independent folds without speaker ids
         rep.errors.append(str(exc))
         folds = []
+    if audio:  # the audio a run reads: utterances in no fold (e.g. unlisted) are not read
+        used = {k for f in folds for role in (f.train, f.valid, f.test) for k in role}
+        rep.unreadable = probe_all(manifest.subset([u.key for u in manifest if u.key in used])
+                                   if folds else manifest, reporter)
     leaks = leakage(manifest, folds) if corpus.has_speaker_ids else {}
     for f in folds:
         rep.folds.append(FoldCheck(f.index, len(f.train), len(f.valid), len(f.test),
@@ -232,7 +234,8 @@ def _judge(rep: CheckReport, corpus: Corpus) -> None:
                             "speaker counts and leakage are not meaningful")
     if rep.unlisted:
         rep.warnings.append(f"{len(rep.unlisted)} utterances present are not in the reference, "
-                            f"so scheme emobox leaves them out (e.g. {rep.unlisted[0][1]})")
+                            f"so scheme emobox leaves them out of every split and a run does "
+                            f"not read them (e.g. {rep.unlisted[0][1]})")
     if rep.skipped:
         reasons = Counter(why for _, why in rep.skipped)
         top = "; ".join(f"{n} x {why}" for why, n in reasons.most_common(3))

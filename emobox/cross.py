@@ -45,7 +45,8 @@ from .labels import CROSS_CORPUS_CLASSES, canonical_classes
 from .paper import CROSS_CORPORA
 from .plugins import Registry, distributions_of, get_registry
 from .progress import Reporter
-from .splits import VALID_FRACTION, stratified_split
+from .splits import VALID_FRACTION, random_split, stratified_split
+from .sweep import DEFAULT_GRAD_CLIP, resolve_protocol
 
 VALID_RULES = ("stratified", "official")
 KIND = "emobox.cross_result"
@@ -64,7 +65,7 @@ class CrossOptions:
     seed: int = 0
     device: str = "cpu"
     layer: int | str | None = None
-    layer_norm: bool = True
+    layer_norm: bool = True  # False: the older spelling of feature_norm="none"
     grid: Mapping[str, Sequence[Any]] | None = None
     epochs: int = 100
     warmup_epochs: int = 10
@@ -79,6 +80,12 @@ class CrossOptions:
     on_bad_audio: str = "fail"
     features_dir: str | None = None
     batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
+    feature_norm: str = "utterance"  # utterance (EmoBox's) | frame | none
+    grad_clip: float = DEFAULT_GRAD_CLIP  # each configuration's gradient norm; 0: no clipping
+    recipe: str = "emobox"  # emobox | paper (EmoBox's code, bugs included; selects by test)
+
+    def __post_init__(self) -> None:
+        resolve_protocol(self)
 
     def run_options(self, corpus: str) -> Any:
         """The ``emobox run`` options of one corpus (its extraction shares their store)."""
@@ -116,6 +123,7 @@ class CrossPlan:
     grid: dict
     configs: list[dict]
     notes: list[str]
+    dropped: dict[str, dict[str, str]] = field(default_factory=dict)  # corpus -> key -> why
 
 
 @dataclass
@@ -190,7 +198,13 @@ def plan_cross(opts: CrossOptions, registry: Registry | None = None,
         raise EmoboxUsageError(f"--sets {sets_dir}: not a folder (expected <corpus>.tsv files "
                                f"written by `emobox cross build`)")
     notes: list[str] = []
-    if opts.select == "test":
+    if opts.recipe == "paper":
+        notes.append("EMOBOX'S CODE, BUGS INCLUDED (--recipe paper): each source's epochs and "
+                     "configuration were picked on the union of all targets' test sets, with "
+                     "EmoBox's learning-rate schedule (epoch 2 at 0), utterances over 30 s "
+                     "dropped and random instead of stratified 20% validation; only for "
+                     "comparing with the published tables; these numbers are optimistic")
+    elif opts.select == "test":
         notes.append("SELECTION BY TEST (--select test): each source's epochs and configuration "
                      "were picked on the union of all targets' test sets; only for comparing "
                      "with the published tables; these numbers are optimistic")
@@ -225,6 +239,9 @@ def _track_corpus(spec: Any, opts: CrossOptions, classes: tuple[str, ...],
         corpus = spec.build(None if spec.embedded and not root
                             else paths.corpus_root(spec.name, root))
     manifest = corpus.manifest_for("emobox")  # EmoBox's track: the channels EmoBox read
+    unused = corpus.out_of_scheme()  # files EmoBox's table does not list: in no split
+    if unused:
+        manifest = manifest.subset([u.key for u in manifest if u.key not in unused])
     test_set = _test_set(spec, sets_dir)
     extra = sorted(set(test_set.classes) - set(classes))
     if extra:
@@ -245,6 +262,10 @@ def _track_corpus(spec: Any, opts: CrossOptions, classes: tuple[str, ...],
                         f"another label in the scan, e.g. {k}: {want} in the set, {got} in the "
                         f"corpus ({test_set.origin})", path=str(corpus.root))
     notes = []
+    if unused:
+        key = next(iter(unused))
+        notes.append(f"{spec.name}: {len(unused)} utterances of the scan are left out, neither "
+                     f"extracted nor trained on (e.g. {key}: {unused[key]})")
     absent = [c for c in classes if c not in manifest.labels]
     if absent:
         notes.append(f"{spec.name} has no class {', '.join(absent)}: trained on it, the model "
@@ -260,6 +281,9 @@ def _track_corpus(spec: Any, opts: CrossOptions, classes: tuple[str, ...],
         valid = [k for k in side if k in official]
         train = [k for k in side if k not in official]
         rule = "official"
+    elif opts.recipe == "paper":  # EmoBox's dataset_prepare: a random, not stratified, 20%
+        train, valid = random_split(side, opts.seed)
+        rule = "random-20%"
     else:
         train, valid = stratified_split(side, labels, VALID_FRACTION, opts.seed,
                                         f"{spec.name}/cross-valid")
@@ -287,10 +311,24 @@ def cross_run(opts: CrossOptions, reporter: Reporter | None = None,
     for tc in plan.corpora:
         feats[tc.name] = extract_features(plan.up_spec, tc.manifest, opts.run_options(tc.name),
                                           plan.device, reporter, plan.down_spec.layers)
+    if opts.recipe == "paper":  # EmoBox's extraction skipped utterances over 30 s
+        from .runner import long_utterances
+
+        for tc in plan.corpora:
+            plan.dropped[tc.name] = long_utterances(tc.spec, tc.manifest,
+                                                    feats[tc.name].store_path,
+                                                    plan.up_spec.frame_rate)
     config = cross_config(plan, feats)
     out = Path(opts.out) if opts.out else default_out(opts, config["fingerprint"])
     done = _prepare_out(out, config, plan)
     notes = list(plan.notes) + [n for tc in plan.corpora for n in tc.notes]
+    for tc in plan.corpora:
+        gone = plan.dropped.get(tc.name, {})
+        if gone:
+            in_test = [k for k in tc.test if k in gone]
+            notes.append(f"{tc.name}: {len(gone)} utterances over 30 s dropped (--recipe paper: "
+                         f"EmoBox's extraction skipped them; {len(in_test)} of its balanced test "
+                         f"set), e.g. {', '.join(sorted(gone)[:3])}")
     for tc in plan.corpora:
         if feats[tc.name].skipped:
             lost = [k for k in tc.test if k in feats[tc.name].skipped]
@@ -321,6 +359,7 @@ def cross_config(plan: CrossPlan, feats: Mapping[str, Any]) -> dict:
         "checkpoint_id": first.checkpoint_id, "upstream_ckpt": opts.upstream_ckpt,
         "upstream_options": dict(opts.upstream_options),
         "layer": first.layer, "layers": first.layers, "layer_norm": opts.layer_norm,
+        "feature_norm": opts.feature_norm, "grad_clip": opts.grad_clip, "recipe": opts.recipe,
         "precision": opts.precision, "train_precision": opts.train_precision,
         "corpora": [tc.name for tc in plan.corpora], "classes": list(plan.classes),
         "valid": opts.valid, "grid": plan.grid, "epochs": opts.epochs,
@@ -447,10 +486,11 @@ def train_source(plan: CrossPlan, tc: TrackCorpus, feats: Mapping[str, Any], con
         f = feats[name]
         store = FeatureStore(Path(f.store_path))
         return FrameSource(store, f.layers if every else f.layer, keys,
-                           layer_norm=opts.layer_norm, dtype=dtype)
+                           norm=opts.feature_norm, dtype=dtype)
 
     def split(name: str, keys: list[str], labels: Mapping[str, str]) -> Any:
-        keys = [k for k in keys if k not in feats[name].skipped]
+        gone = plan.dropped.get(name, {})
+        keys = [k for k in keys if k not in feats[name].skipped and k not in gone]
         return Split(source(name, keys), torch.tensor([label_index[labels[k]] for k in keys],
                                                       dtype=torch.long), keys)
 
@@ -466,7 +506,8 @@ def train_source(plan: CrossPlan, tc: TrackCorpus, feats: Mapping[str, Any], con
     cfg = TrainConfig(epochs=opts.epochs, warmup_epochs=opts.warmup_epochs,
                       batch_size=opts.batch_size, select=opts.select, seed=opts.seed,
                       device=plan.device, class_weights=opts.class_weights,
-                      precision=opts.train_precision, schedule=opts.schedule)
+                      precision=opts.train_precision, schedule=opts.schedule,
+                      grad_clip=opts.grad_clip)
     first = feats[tc.name]
     sweep = train_sweep(plan.down_spec, plan.configs, train.source.dim, len(plan.classes), train,
                         valid, test, cfg, reporter,
@@ -475,7 +516,9 @@ def train_source(plan: CrossPlan, tc: TrackCorpus, feats: Mapping[str, Any], con
     trained_on = set(plan.up_spec.trained_on)
     meta = dict(kind=KIND, schema_version=1, run_id=config["fingerprint"],
                 upstream=opts.upstream, checkpoint_id=first.checkpoint_id, layer=first.layer,
-                layer_norm=opts.layer_norm, precision=opts.precision,
+                layer_norm=opts.layer_norm, feature_norm=opts.feature_norm,
+                grad_clip=opts.grad_clip, recipe=opts.recipe, schedule=opts.schedule,
+                precision=opts.precision,
                 train_precision=opts.train_precision, downstream=opts.downstream,
                 source=tc.name, epochs=opts.epochs, seed=opts.seed, selection=sweep.selection,
                 labels=list(plan.classes), n_train=len(train.keys), n_valid=len(valid.keys),

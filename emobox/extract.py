@@ -278,26 +278,37 @@ def extract_corpus(opts: ExtractOptions, reporter: Reporter | None = None,
     if opts.scheme not in SCHEMES:
         raise EmoboxUsageError(f"unknown partition scheme {opts.scheme!r}; use one of "
                                f"{', '.join(SCHEMES)}")
-    return extract_stats(upstream, corpus.manifest_for(opts.scheme), layers,
-                         precision=opts.precision,
-                         store_dir=Path(opts.features_dir) if opts.features_dir else None,
-                         on_bad_audio=opts.on_bad_audio, reporter=reporter,
-                         batch_seconds=opts.batch_seconds, memory_budget=opts.memory_budget,
-                         workers=opts.workers, options=dict(opts.upstream_options))
+    # what a run in this scheme reads (one store for run, cross run and extract): its channels
+    # and, in scheme emobox, no file the corpus's published table leaves out of every split
+    manifest = corpus.manifest_for(opts.scheme)
+    unused = corpus.out_of_scheme() if opts.scheme == "emobox" else {}
+    if unused:
+        manifest = manifest.subset([u.key for u in manifest if u.key not in unused])
+    stats = extract_stats(upstream, manifest, layers, precision=opts.precision,
+                          store_dir=Path(opts.features_dir) if opts.features_dir else None,
+                          on_bad_audio=opts.on_bad_audio, reporter=reporter,
+                          batch_seconds=opts.batch_seconds, memory_budget=opts.memory_budget,
+                          workers=opts.workers, options=dict(opts.upstream_options))
+    if unused:
+        key = next(iter(unused))
+        stats.notes.append(f"{len(unused)} utterances of the scan are in no split of scheme "
+                           f"emobox and were not extracted (e.g. {key}: {unused[key]})")
+    return stats
 
 
 class FrameSource:
     """Frames of a set of utterances, gathered by utterance index into packed batches.
 
     ``layer`` is one layer index (frames ``[N, D]``) or a sequence of layers (frames stacked on a
-    leading axis, ``[L, N, D]``, for heads that read every layer). Each layer is layer-normalised
-    over the feature axis (in float32) when ``layer_norm``, then held as ``dtype`` (float32, or
-    bfloat16 for bf16 training). The selected utterances' frames are held in memory when they fit
-    in ``memory_limit`` bytes, else read from the memory-mapped store per batch.
+    leading axis, ``[L, N, D]``, for heads that read every layer). Each layer is normalised in
+    float32 as ``norm`` says (:func:`normalise_frames`: ``"utterance"``, EmoBox's, the default;
+    ``"frame"``; ``"none"``), then held as ``dtype`` (float32, or bfloat16 for bf16 training).
+    The selected utterances' frames are held in memory when they fit in ``memory_limit`` bytes,
+    else read from the memory-mapped store per batch.
     """
 
     def __init__(self, store: FeatureStore, layer: int | Sequence[int], keys: Sequence[str],
-                 layer_norm: bool = True, memory_limit: int = 4 << 30,
+                 norm: str = "utterance", memory_limit: int = 4 << 30,
                  dtype: torch.dtype = torch.float32):
         all_keys, offsets, lengths = store.index()
         pos = {k: i for i, k in enumerate(all_keys)}
@@ -311,7 +322,7 @@ class FrameSource:
         if not self.layers:
             raise EmoboxUsageError("FrameSource needs at least one layer")
         self.keys = list(keys)
-        self.layer_norm = layer_norm
+        self.norm = _check_norm(norm)
         self.dtype = dtype
         dims = {store.dim(L) for L in self.layers}
         if len(dims) != 1:
@@ -325,8 +336,8 @@ class FrameSource:
         itemsize = torch.empty((), dtype=dtype).element_size()
         if n_frames * self.dim * itemsize * len(self.layers) <= memory_limit:
             idx = _frame_index(src_offsets, self.lengths).numpy()
-            held = [self._norm(torch.from_numpy(np.asarray(src[idx], dtype=np.float32)))
-                    for src in srcs]
+            held = [self._norm(torch.from_numpy(np.asarray(src[idx], dtype=np.float32)),
+                               self.lengths, inplace=True) for src in srcs]
             self._frames = torch.stack(held) if self.stacked else held[0]
             self._srcs = None
             self.offsets = torch.cumsum(self.lengths, 0) - self.lengths
@@ -337,7 +348,7 @@ class FrameSource:
 
     @classmethod
     def from_frames(cls, frames: torch.Tensor, lengths: torch.Tensor, keys: Sequence[str],
-                    layer_norm: bool = False, dtype: torch.dtype = torch.float32
+                    norm: str = "none", dtype: torch.dtype = torch.float32
                     ) -> "FrameSource":
         """An in-memory source over packed ``frames`` (``[N, D]``, or ``[L, N, D]`` for stacked
         layers) of utterances with ``lengths``, without a feature store (tests, benchmarks)."""
@@ -349,19 +360,18 @@ class FrameSource:
         self.stacked = frames.dim() == 3
         self.layers = list(range(frames.shape[0])) if self.stacked else [0]
         self.keys = list(keys)
-        self.layer_norm = layer_norm
+        self.norm = _check_norm(norm)
         self.dtype = dtype
         self.dim = frames.shape[-1]
         self.lengths = lengths
         self.offsets = torch.cumsum(lengths, 0) - lengths
-        self._frames = self._norm(frames)
+        self._frames = self._norm(frames, lengths)
         self._srcs = None
         return self
 
-    def _norm(self, x: torch.Tensor) -> torch.Tensor:
-        if self.layer_norm:
-            x = torch.nn.functional.layer_norm(x.float(), (x.shape[-1],))
-        return x.to(self.dtype)
+    def _norm(self, x: torch.Tensor, lengths: torch.Tensor, inplace: bool = False
+              ) -> torch.Tensor:
+        return normalise_frames(x, lengths, self.norm, inplace=inplace).to(self.dtype)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -404,9 +414,59 @@ class FrameSource:
             torch.index_select(self._frames, -2, idx, out=view)
             return view, lengths
         np_idx = idx.cpu().numpy()
-        held = [self._norm(torch.from_numpy(np.asarray(src[np_idx], dtype=np.float32)))
-                for src in self._srcs]
+        held = [self._norm(torch.from_numpy(np.asarray(src[np_idx], dtype=np.float32)),
+                           lengths.cpu(), inplace=True) for src in self._srcs]
         return (torch.stack(held) if self.stacked else held[0]), lengths
+
+
+FEATURE_NORMS = ("utterance", "frame", "none")
+NORM_EPS = 1e-5  # torch's layer_norm default, which EmoBox used
+
+
+def _check_norm(norm: str) -> str:
+    if norm not in FEATURE_NORMS:
+        raise EmoboxUsageError(f"--feature-norm {norm!r}: use one of {', '.join(FEATURE_NORMS)}")
+    return norm
+
+
+def normalise_frames(x: torch.Tensor, lengths: torch.Tensor, norm: str = "utterance",
+                     inplace: bool = False) -> torch.Tensor:
+    """Packed frames ``[N, D]`` (or ``[L, N, D]``: each layer on its own) of utterances with
+    ``lengths``, normalised in float32 (no learned scale or shift, eps 1e-5):
+
+    - ``"utterance"`` (EmoBox's: ``F.layer_norm(feats, feats.shape[1:])`` on each utterance's
+      ``[1, T, D]``): one mean and one variance per utterance (and layer) over all its frames and
+      dimensions together;
+    - ``"frame"``: each frame over its D values (``F.layer_norm(x, (D,))``); it makes any
+      1-dimensional feature zero;
+    - ``"none"``: the features as stored.
+
+    ``inplace`` lets a float32 ``x`` be overwritten (a fresh copy read from the store).
+    """
+    _check_norm(norm)
+    x = x.float()
+    if norm == "none":
+        return x
+    if norm == "frame":
+        return torch.nn.functional.layer_norm(x, (x.shape[-1],), eps=NORM_EPS)
+    if not inplace:
+        x = x.clone()
+    lengths = torch.as_tensor(lengths, dtype=torch.long, device=x.device)
+    n_utt, dim = len(lengths), x.shape[-1]
+    segments = torch.repeat_interleave(torch.arange(n_utt, device=x.device), lengths)
+    count = (lengths.double() * dim).clamp(min=1)
+    lead = x.shape[:-2]  # () or (L,)
+
+    def per_utterance(row_values: torch.Tensor) -> torch.Tensor:  # [..., N] -> [..., B]
+        sums = torch.zeros(*lead, n_utt, dtype=torch.float64, device=x.device)
+        return sums.index_add_(-1, segments, row_values.double()) / count
+
+    # row sums in float32 (D values each), accumulated per utterance in float64
+    mean = per_utterance(x.sum(-1))
+    x.sub_(mean.float().index_select(-1, segments).unsqueeze(-1))
+    var = per_utterance(torch.linalg.vector_norm(x, dim=-1).double().square())
+    rstd = (var + NORM_EPS).rsqrt().float()
+    return x.mul_(rstd.index_select(-1, segments).unsqueeze(-1))
 
 
 def _frame_index(starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

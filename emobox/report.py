@@ -138,7 +138,8 @@ def _legend(tables: Sequence[Table]) -> list[str]:
     used = {m for t in tables for cell in t.cells.values() for m in cell.marks}
     out = []
     if MARK_TEST in used:
-        out.append(f"{MARK_TEST} selected by TEST (`--select test`, EmoBox's recipe): optimistic, "
+        out.append(f"{MARK_TEST} selected by TEST (`--select test`, or `--recipe paper`: EmoBox's "
+                   f"code): optimistic, "
                    f"only for comparing with the published tables")
     if MARK_CONTAMINATED in used:
         out.append(f"{MARK_CONTAMINATED} contaminated: the upstream was trained on this corpus")

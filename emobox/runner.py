@@ -34,10 +34,17 @@ from .io import (append_jsonl, atomic_write_json, atomic_write_text, read_jsonl,
 from .metrics import mean_std
 from .plugins import Registry, distributions_of, get_registry
 from .progress import Reporter
-from .results import ResultRow
-from .splits import leakage, select_folds
+from .results import NORM_WORDS, ResultRow, feature_norm_of
+from .splits import leakage, select_folds, with_random_valid
 from .store import FeatureStore
-from .sweep import Split, TrainConfig, config_id, expand_grid, train_sweep
+from .sweep import (DEFAULT_GRAD_CLIP, Split, TrainConfig, config_id, expand_grid,
+                    resolve_protocol, train_sweep)
+
+
+PAPER_RECIPE_NOTE = ("EMOBOX'S CODE, BUGS INCLUDED (--recipe paper): epochs and configurations "
+                     "selected by TEST, EmoBox's learning-rate schedule (epoch 2 at 0), utterances "
+                     "over 30 s dropped, random instead of stratified 20% validation; only for "
+                     "comparing with the published tables, these numbers are optimistic")
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ class RunOptions:
     seed: int = 0
     device: str = "cpu"
     layer: int | str | None = None  # None = last layer
-    layer_norm: bool = True
+    layer_norm: bool = True  # False: the older spelling of feature_norm="none"
     grid: Mapping[str, Sequence[Any]] | None = None  # None = the head's own grid
     epochs: int = 100
     warmup_epochs: int = 10
@@ -68,6 +75,12 @@ class RunOptions:
     on_bad_audio: str = "fail"
     features_dir: str | None = None
     batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
+    feature_norm: str = "utterance"  # utterance (EmoBox's) | frame | none
+    grad_clip: float = DEFAULT_GRAD_CLIP  # each configuration's gradient norm; 0: no clipping
+    recipe: str = "emobox"  # emobox | paper (EmoBox's code, bugs included; selects by test)
+
+    def __post_init__(self) -> None:
+        resolve_protocol(self)
 
     @classmethod
     def from_shared(cls, options: Any, **overrides: Any) -> "RunOptions":
@@ -130,6 +143,8 @@ class TriplePlan:
     grid: dict
     configs: list[dict]
     notes: list[str]
+    left_out: dict[str, str] = field(default_factory=dict)  # key -> why no fold holds it
+    dropped: dict[str, str] | None = None  # key -> why --recipe paper drops it (once known)
 
 
 @dataclass
@@ -157,7 +172,7 @@ class FoldJob:
     store_path: str
     layer: Any
     layers: list[int]
-    layer_norm: bool
+    feature_norm: str
     downstream: str
     configs: list[dict]
     train: TrainConfig
@@ -189,15 +204,24 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
         corpus = corpus_spec.build(None if corpus_spec.embedded and not opts.root
                                    else paths.corpus_root(opts.corpus, opts.root),
                                    **dict(opts.corpus_options))
-    manifest = corpus.manifest_for(opts.scheme)  # the channels this scheme reads
     all_folds = corpus.folds(scheme=opts.scheme, seed=opts.seed)
+    if opts.recipe == "paper":  # EmoBox's dataset_prepare: a random, not stratified, 20%
+        position = {u.key: i for i, u in enumerate(corpus.manifest)}
+        all_folds = [with_random_valid(f, position, opts.seed) for f in all_folds]
+    manifest, left_out = in_folds(corpus, all_folds, opts.scheme)
+    if left_out:
+        notes.append(f"{len(left_out)} utterances of the scan are in no fold of scheme "
+                     f"{opts.scheme} (e.g. {next(iter(left_out))}: {next(iter(left_out.values()))}"
+                     f"): they are not extracted and are listed in skipped.tsv")
     folds = select_folds(all_folds, list(opts.folds))
     if opts.corpus in up_spec.trained_on:
         msg = (f"{opts.upstream} was trained on {opts.corpus}: these results are contaminated "
                f"and marked so")
         warnings.warn(msg)
         notes.append(msg)
-    if opts.select == "test":
+    if opts.recipe == "paper":
+        notes.append(PAPER_RECIPE_NOTE)
+    elif opts.select == "test":
         notes.append("SELECTION BY TEST (EmoBox recipe, --select test): only for comparing with "
                      "the published tables; these numbers are optimistic")
     if opts.precision != "fp32":
@@ -207,7 +231,93 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
                                                           for k, v in down_spec.grid.items()}
     configs = expand_grid(grid)
     return TriplePlan(opts, up_spec, corpus_spec, down_spec, device, corpus, manifest,
-                      all_folds, folds, grid, configs, notes)
+                      all_folds, folds, grid, configs, notes, left_out)
+
+
+MAX_SECONDS = 30.0  # EmoBox's speech_feature_extraction.py skips longer utterances
+
+
+def long_utterances(corpus_spec: Any, manifest: Any, store_path: str | None = None,
+                    frame_rate: float | None = None, limit: float = MAX_SECONDS
+                    ) -> dict[str, str]:
+    """Utterances of ``manifest`` longer than ``limit`` seconds, with the reason: EmoBox's
+    extraction skipped them (``if dur > 30.``), so ``--recipe paper`` drops them from train,
+    validation and test. The duration is EmoBox's own recorded length where the corpus's
+    published table has the key (what EmoBox compared), else the manifest's segment, else the
+    audio file's header, else the feature store's frame count over the upstream's frame rate."""
+    from .audio import CONTAINER_SUFFIXES
+
+    published = {}
+    if getattr(corpus_spec, "reference_table", None) is not None:
+        published = corpus_spec.reference_table().duration
+    frames: dict[str, int] | None = None
+    out = {}
+    for u in manifest:
+        if u.key in published:
+            seconds, source = float(published[u.key]), "EmoBox's recorded length"
+        elif u.start is not None and u.end is not None:
+            seconds, source = u.end - u.start, "segment"
+        elif u.duration is not None:
+            seconds, source = float(u.duration), "manifest"
+        else:
+            seconds, source = _header_seconds(manifest, u, CONTAINER_SUFFIXES), "audio header"
+            if seconds is None:
+                if frames is None:
+                    frames = _store_frames(store_path)
+                if u.key not in frames or not frame_rate:
+                    continue  # not extracted (unreadable audio): already left out
+                seconds, source = frames[u.key] / float(frame_rate), "feature frames"
+        if seconds > limit:
+            out[u.key] = (f"{seconds:.2f} s is over {limit:g} s ({source}): EmoBox's extraction "
+                          f"skipped it (--recipe paper)")
+    return out
+
+
+def _header_seconds(manifest: Any, utt: Any, containers: Any) -> float | None:
+    try:
+        path = manifest.audio_path(utt)
+    except DataError:
+        return None
+    if path.suffix.lower() in containers:
+        return None
+    try:
+        import soundfile as sf
+
+        info = sf.info(str(path))
+        return info.frames / info.samplerate if info.samplerate else None
+    except Exception:  # unreadable: the extraction reports it
+        return None
+
+
+def _store_frames(store_path: str | None) -> dict[str, int]:
+    if not store_path:
+        return {}
+    keys, _, lengths = FeatureStore(Path(store_path)).index()
+    return {k: int(n) for k, n in zip(keys, lengths)}
+
+
+def recipe_dropped(plan: TriplePlan, feats: Features) -> dict[str, str]:
+    """What ``--recipe paper`` drops from every split (utterances over 30 s); empty otherwise."""
+    if plan.opts.recipe != "paper":
+        return {}
+    if plan.dropped is None:
+        plan.dropped = long_utterances(plan.corpus_spec, plan.manifest, feats.store_path,
+                                       plan.up_spec.frame_rate)
+    return plan.dropped
+
+
+def in_folds(corpus: Any, folds: Sequence[Any], scheme: str) -> tuple[Any, dict[str, str]]:
+    """The corpus's manifest restricted to the utterances some fold trains, validates or tests
+    on (what a run extracts), and those left out with the reason (scheme ``emobox``: a file the
+    published table does not list, e.g. a clip EmoBox could not load, is in no split)."""
+    manifest = corpus.manifest_for(scheme)  # the channels this scheme reads
+    used = {k for f in folds for role in (f.train, f.valid, f.test) for k in role}
+    if len(used) == len(manifest) and all(u.key in used for u in manifest):
+        return manifest, {}
+    why = corpus.out_of_scheme() if scheme == "emobox" else {}
+    left_out = {u.key: why.get(u.key, f"in no fold of scheme {scheme}")
+                for u in manifest if u.key not in used}
+    return manifest.subset([u.key for u in manifest if u.key in used]), left_out
 
 
 def extract_features(up_spec: Any, manifest: Any, opts: RunOptions, device: str,
@@ -245,6 +355,7 @@ def run_config(plan: TriplePlan, feats: Features) -> tuple[dict, dict]:
         "upstream_store_options": dict(feats.store_options),
         "corpus_options": dict(opts.corpus_options),
         "layer": feats.layer, "layers": feats.layers, "layer_norm": opts.layer_norm,
+        "feature_norm": opts.feature_norm, "grad_clip": opts.grad_clip, "recipe": opts.recipe,
         "precision": opts.precision, "train_precision": opts.train_precision,
         "scheme": opts.scheme, "folds": [f.index for f in plan.folds],
         "n_folds": len(plan.all_folds),
@@ -277,7 +388,8 @@ def request_fingerprint(plan: TriplePlan) -> str:
                "upstream_ckpt": opts.upstream_ckpt,
                "upstream_options": dict(opts.upstream_options),
                "corpus_options": dict(opts.corpus_options), "layer": opts.layer,
-               "layer_norm": opts.layer_norm, "precision": opts.precision,
+               "layer_norm": opts.layer_norm, "feature_norm": opts.feature_norm,
+               "grad_clip": opts.grad_clip, "recipe": opts.recipe, "precision": opts.precision,
                "train_precision": opts.train_precision, "schedule": opts.schedule,
                "scheme": opts.scheme, "grid": plan.grid, "epochs": opts.epochs,
                "warmup_epochs": opts.warmup_epochs, "batch_size": opts.batch_size,
@@ -296,23 +408,28 @@ def fold_jobs(plan: TriplePlan, feats: Features, full_config: dict,
     cfg = TrainConfig(epochs=opts.epochs, warmup_epochs=opts.warmup_epochs,
                       batch_size=opts.batch_size, select=opts.select, seed=opts.seed,
                       device=plan.device, class_weights=opts.class_weights,
-                      precision=opts.train_precision, schedule=opts.schedule)
+                      precision=opts.train_precision, schedule=opts.schedule,
+                      grad_clip=opts.grad_clip)
     row_meta = dict(
         run_id=full_config["fingerprint"], upstream=opts.upstream,
         checkpoint_id=feats.checkpoint_id, layer=feats.layer, layer_norm=opts.layer_norm,
-        precision=opts.precision, train_precision=opts.train_precision, corpus=opts.corpus,
+        feature_norm=opts.feature_norm, grad_clip=opts.grad_clip, recipe=opts.recipe,
+        schedule=opts.schedule, precision=opts.precision, train_precision=opts.train_precision,
+        corpus=opts.corpus,
         scheme=opts.scheme,
         downstream=opts.downstream, epochs=opts.epochs, seed=opts.seed,
         emobox_version=__version__, plugins=full_config["versions"]["plugins"],
         contaminated=opts.corpus in plan.up_spec.trained_on)
     jobs = []
+    dropped = recipe_dropped(plan, feats)
     for fold in (plan.folds if folds is None else folds):
-        keys = {role: [k for k in getattr(fold, role) if k not in feats.skipped]
+        keys = {role: [k for k in getattr(fold, role)
+                       if k not in feats.skipped and k not in dropped]
                 for role in ("train", "valid", "test")}
         targets = {role: [label_index[plan.manifest[k].label] for k in ks]
                    for role, ks in keys.items()}
         jobs.append(FoldJob(fold.index, len(plan.all_folds), keys, targets, labels,
-                            feats.store_path, feats.layer, feats.layers, opts.layer_norm,
+                            feats.store_path, feats.layer, feats.layers, opts.feature_norm,
                             opts.downstream, plan.configs, cfg, row_meta, fold.valid_rule))
     return jobs
 
@@ -328,7 +445,7 @@ def train_fold(job: FoldJob, down_spec: Any, reporter: Reporter | None = None) -
     dtype = torch.bfloat16 if job.train.precision == "bf16" else torch.float32
     every = job.layer == "all"
     source_layer = job.layers if every else job.layer
-    splits = {role: Split(FrameSource(store, source_layer, ks, layer_norm=job.layer_norm,
+    splits = {role: Split(FrameSource(store, source_layer, ks, norm=job.feature_norm,
                                       dtype=dtype),
                           torch.tensor(job.targets[role], dtype=torch.long), ks)
               for role, ks in job.keys.items()}
@@ -360,22 +477,35 @@ def write_fold(out: Path, output: FoldOutput) -> None:
 
 
 def write_skipped(out: Path, skipped: Mapping[str, str],
-                  scanned: Sequence[tuple[str, str]] = (), manifest: Any = None) -> list[str]:
+                  scanned: Sequence[tuple[str, str]] = (), manifest: Any = None,
+                  left_out: Mapping[str, str] | None = None, corpus_manifest: Any = None,
+                  dropped: Mapping[str, str] | None = None) -> list[str]:
     """Write ``skipped.tsv`` (``stage key path reason``) when anything was left out: files the
     corpus scan skipped (stage ``scan``: a listed file that is missing, a file no entry lists, a
-    link out of the root, ...) and utterances whose audio could not be read (stage ``audio``,
-    ``--on-bad-audio skip``). Returns the notes to show; nothing is written when nothing was
-    skipped (a stale file from an earlier attempt is removed)."""
+    link out of the root, ...), utterances in no fold of the scheme (stage ``folds``: e.g. a
+    file EmoBox's table does not list), utterances whose audio could not be read (stage
+    ``audio``, ``--on-bad-audio skip``) and utterances a recipe drops (stage ``recipe``:
+    ``--recipe paper``'s utterances over 30 s). Returns the notes to show; nothing is written
+    when nothing was skipped (a stale file from an earlier attempt is removed)."""
     path = out / "skipped.tsv"
-    if not skipped and not scanned:
+    left_out, dropped = dict(left_out or {}), dict(dropped or {})
+    if not skipped and not scanned and not left_out and not dropped:
         path.unlink(missing_ok=True)
         return []
+    full = corpus_manifest if corpus_manifest is not None else manifest
+
+    def rel_of(key: str) -> str:
+        return full[key].path if full is not None and key in full else ""
+
     lines = ["stage\tkey\tpath\treason\n"]
     for rel, reason in sorted(scanned):
         lines.append(f"scan\t\t{_tsv(rel)}\t{_tsv(reason)}\n")
+    for key, reason in sorted(left_out.items()):
+        lines.append(f"folds\t{_tsv(key)}\t{_tsv(rel_of(key))}\t{_tsv(reason)}\n")
     for key, reason in sorted(skipped.items()):
-        rel = manifest[key].path if manifest is not None and key in manifest else ""
-        lines.append(f"audio\t{_tsv(key)}\t{_tsv(rel)}\t{_tsv(reason)}\n")
+        lines.append(f"audio\t{_tsv(key)}\t{_tsv(rel_of(key))}\t{_tsv(reason)}\n")
+    for key, reason in sorted(dropped.items()):
+        lines.append(f"recipe\t{_tsv(key)}\t{_tsv(rel_of(key))}\t{_tsv(reason)}\n")
     atomic_write_text(path, "".join(lines))
     notes = []
     if scanned:
@@ -384,6 +514,9 @@ def write_skipped(out: Path, skipped: Mapping[str, str],
     if skipped:
         notes.append(f"{len(skipped)} utterances left out for unreadable audio (listed in "
                      f"{path})")
+    if dropped:
+        notes.append(f"{len(dropped)} utterances over 30 s dropped from train, valid and test "
+                     f"(--recipe paper: EmoBox's extraction skipped them; listed in {path})")
     return notes
 
 
@@ -426,7 +559,8 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
     config, full_config = run_config(plan, feats)
     out = Path(opts.out) if opts.out else default_out(opts, full_config["fingerprint"])
     done_rows = _prepare_out(out, full_config, len(plan.configs))
-    notes.extend(write_skipped(out, skipped, plan.corpus.skipped, plan.manifest))
+    notes.extend(write_skipped(out, skipped, plan.corpus.skipped, plan.manifest, plan.left_out,
+                               plan.corpus.manifest, recipe_dropped(plan, feats)))
     leaks = leakage(plan.manifest, plan.folds)
     todo = [f for f in plan.folds if f.index not in done_rows]
     for job in fold_jobs(plan, feats, full_config, todo):
@@ -528,21 +662,31 @@ def _fold_summary(rows: list[dict]) -> FoldSummary:
                        sel["best_epoch"], sel["valid_ua"])
 
 
+SCHEDULE_WORDS = {"linear": "linear decay", "constant": "constant",
+                  "paper": "EmoBox's script: epoch 1 at the peak, epoch 2 at 0, then the warm-up "
+                           "and linear decay"}
+
+
 def summary_markdown(result: RunResult) -> str:
     c = result.config
     by_test = c["select"] == "test"
+    paper_recipe = c.get("recipe") == "paper"
     lines = [f"# {c['upstream']} x {c['corpus']} x {c['downstream']}", ""]
-    if by_test:
+    if paper_recipe:
+        lines += [f"**{PAPER_RECIPE_NOTE}.**", ""]
+    elif by_test:
         lines += ["**SELECTED BY TEST (EmoBox recipe, `--select test`): epochs and configurations "
                   "were picked on the test set; these numbers are optimistic and only for "
                   "comparing with the published tables.**", ""]
     train_prec = c.get("train_precision", "fp32")
+    clip = c.get("grad_clip", 0)
     lines += [f"- scheme: {c['scheme']}, folds {c['folds']} of {c['n_folds']}, seed {c['seed']}",
-              f"- layer {c['layer']} ({'layer-normalised' if c['layer_norm'] else 'raw'}), "
+              f"- layer {c['layer']} ({NORM_WORDS[feature_norm_of(c)]}), "
               f"features {c['precision']}, checkpoint {c['checkpoint_id']}",
               f"- grid {json.dumps(c['grid'])}, Adam, batch {c['batch_size']}, {c['epochs']} "
               f"epochs ({c['warmup_epochs']} warm-up, then "
-              f"{'linear decay' if c.get('schedule', 'linear') == 'linear' else 'constant'}), "
+              f"{SCHEDULE_WORDS.get(c.get('schedule', 'linear'), c.get('schedule'))}), "
+              f"gradient norm {f'clipped at {clip:g}' if clip else 'not clipped'}, "
               f"class weights {'on' if c['class_weights'] else 'off'}",
               f"- training precision: {train_prec}"
               f"{' (exact)' if train_prec == 'fp32' else ' (bfloat16 frame-level matmuls)'}",

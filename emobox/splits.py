@@ -23,6 +23,7 @@ import gzip
 import hashlib
 import io
 import math
+import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,6 +95,32 @@ def stratified_split(keys: Sequence[str], labels: Mapping[str, str], fraction: f
         held.update(members[:take])
     rest = [k for k in keys if k not in held]
     return rest, [k for k in keys if k in held]
+
+
+def random_split(keys: Sequence[str], seed: int, train_share: float = 0.8
+                 ) -> tuple[list[str], list[str]]:
+    """Split ``keys`` into (train, valid) as EmoBox's ``dataset_prepare.split_sets`` does, not
+    stratified: the indices 0..n-1 shuffled by Python's ``random`` seeded with ``seed``, the
+    first ``int(n * 0.8)`` train and the rest validate (both kept in ``keys`` order). EmoBox
+    drew over its train list's order with its script's seed (1234 in its README), so the
+    draw matches EmoBox's key for key only for the same order and seed."""
+    order = list(range(len(keys)))
+    random.Random(seed).shuffle(order)
+    n_train = int(len(keys) * train_share)
+    train = set(order[:n_train])
+    return ([k for i, k in enumerate(keys) if i in train],
+            [k for i, k in enumerate(keys) if i not in train])
+
+
+def with_random_valid(fold: Fold, order: Mapping[str, int], seed: int) -> Fold:
+    """``fold`` with its stratified 20% validation replaced by EmoBox's random 20%
+    (:func:`random_split` over its training side, in ``order``: key -> manifest position);
+    official and held-out-speaker validation sets are kept."""
+    if fold.valid_rule != "stratified-20%":
+        return fold
+    side = sorted(fold.train + fold.valid, key=lambda k: order[k])
+    train, valid = random_split(side, seed)
+    return Fold(fold.index, tuple(train), tuple(valid), fold.test, fold.scheme, "random-20%")
 
 
 def speaker_groups(manifest: Manifest, seed: int = 0, max_folds: int = 6) -> list[list[str]]:

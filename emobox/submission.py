@@ -32,6 +32,7 @@ from . import __version__, paths
 from .errors import DataError, EmoboxError, EmoboxUsageError
 from .metrics import mean_std, scores
 from .plugins import Registry, get_registry
+from .results import feature_norm_of
 from .rundirs import collect_runs
 
 KIND = "emobox.submission"
@@ -101,6 +102,8 @@ def pack(run_paths: Iterable[str | Path], out: str | Path, upstream: str | None 
             "downstream": c["downstream"], "grid": c["grid"], "scheme": c["scheme"],
             "seed": c["seed"], "folds": folds, "n_folds": c["n_folds"], "select": c["select"],
             "labels": c["labels"], "epochs": c.get("epochs"),
+            "feature_norm": feature_norm_of(c), "grad_clip": c.get("grad_clip", 0),
+            "recipe": c.get("recipe", "emobox"), "schedule": c.get("schedule", "linear"),
             "contaminated": any(r.get("contaminated") for r in run.rows),
             "run_fingerprint": c.get("fingerprint", "")}
     out = Path(out)

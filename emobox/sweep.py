@@ -10,10 +10,16 @@ is kept. The configuration whose best epoch is best is *selected*, and each conf
 best-epoch model is scored on test once. ``select="test"`` instead picks epochs and the
 configuration by test UA: EmoBox's own recipe, only for comparing with its published tables.
 
-Learning-rate schedule (EmoBox's recipe: Adam, batch 32, SpeechBrain's ``LinearWarmupScheduler``
-stepped once per epoch): linear warm-up to the peak over the first ``warmup_epochs`` epochs, then
-a linear decay towards 0 at the end of training (``schedule="constant"`` keeps the peak instead).
-See :func:`lr_at`.
+Learning-rate schedule (Adam, batch 32, after SpeechBrain's ``LinearWarmupScheduler``, stepped
+once per epoch): linear warm-up to the peak over the first ``warmup_epochs`` epochs, then a
+linear decay towards 0 at the end of training (``schedule="constant"`` keeps the peak instead;
+``schedule="paper"`` is what EmoBox's script actually ran, the scheduler stepped after each
+validation: the first epoch at the peak, the second at 0, then the warm-up). See :func:`lr_at`.
+
+Gradient clipping (SpeechBrain's ``Brain`` default, which EmoBox ran): before every step each
+configuration's gradient is scaled so that its total L2 norm over its own parameters is at most
+``grad_clip`` (5.0; 0 turns it off), as ``torch.nn.utils.clip_grad_norm_`` does, also when the
+configurations share one fused tensor: one configuration's gradient never scales another's.
 
 Precision: ``"fp32"`` is exact float32 arithmetic; ``"bf16"`` holds the frames in bfloat16 and runs
 the frame-level matmuls in bfloat16 (float32 weights, optimiser state, pooled vectors and loss).
@@ -42,7 +48,10 @@ from .progress import Reporter
 TRAINER_HPARAMS = ("lr", "weight_decay")
 SELECT_MODES = ("valid", "test")
 PRECISIONS = ("fp32", "bf16")
-SCHEDULES = ("linear", "constant")
+SCHEDULES = ("linear", "constant", "paper")
+RECIPES = ("emobox", "paper")
+FEATURE_NORMS = ("utterance", "frame", "none")
+DEFAULT_GRAD_CLIP = 5.0  # SpeechBrain's Brain: max_grad_norm
 
 
 @dataclass(frozen=True)
@@ -55,8 +64,9 @@ class TrainConfig:
     device: str = "cpu"
     class_weights: bool = False
     precision: str = "fp32"  # fp32 (exact) | bf16
-    schedule: str = "linear"  # after warm-up: linear decay towards 0 | constant
+    schedule: str = "linear"  # after warm-up: linear decay towards 0 | constant | paper
     eval_frames: int = 16384  # frames per evaluation chunk
+    grad_clip: float = DEFAULT_GRAD_CLIP  # max L2 norm of each configuration's gradient; 0: off
 
     def __post_init__(self) -> None:
         if self.select not in SELECT_MODES:
@@ -67,6 +77,53 @@ class TrainConfig:
             raise EmoboxUsageError(f"--schedule must be one of {', '.join(SCHEDULES)}")
         if self.epochs < 1 or self.batch_size < 1 or self.warmup_epochs < 0:
             raise EmoboxUsageError("epochs and batch size must be positive, warm-up >= 0")
+        check_grad_clip(self.grad_clip)
+
+
+def check_grad_clip(value: Any) -> float:
+    try:
+        clip = float(value)
+    except (TypeError, ValueError):
+        clip = float("nan")
+    if not (clip >= 0 and np.isfinite(clip)):
+        raise EmoboxUsageError(f"--grad-clip {value!r}: give a gradient norm >= 0 (0 turns "
+                               f"clipping off)")
+    return clip
+
+
+def resolve_protocol(options: Any) -> None:
+    """Check and settle the protocol fields of a frozen options dataclass (``RunOptions``,
+    ``BenchOptions``, ``CrossOptions``), from its ``__post_init__``:
+
+    - ``feature_norm`` is one of :data:`FEATURE_NORMS`; the older ``layer_norm=False`` (the
+      ``--no-layer-norm`` flag) means ``"none"``, and ``layer_norm`` is then kept equal to
+      ``feature_norm != "none"``;
+    - ``grad_clip`` is a finite norm >= 0;
+    - ``recipe="paper"`` (EmoBox's code, bugs included) selects by test and runs EmoBox's
+      learning-rate schedule (``schedule="paper"``); a constant schedule contradicts it.
+    """
+    def put(name: str, value: Any) -> None:
+        object.__setattr__(options, name, value)
+
+    norm = options.feature_norm
+    if norm not in FEATURE_NORMS:
+        raise EmoboxUsageError(f"--feature-norm {norm!r}: use one of {', '.join(FEATURE_NORMS)}")
+    if not options.layer_norm:
+        if norm not in ("utterance", "none"):
+            raise EmoboxUsageError(f"--no-layer-norm (feature_norm none) contradicts "
+                                   f"--feature-norm {norm}; give one of them")
+        norm = "none"
+    put("feature_norm", norm)
+    put("layer_norm", norm != "none")
+    put("grad_clip", check_grad_clip(options.grad_clip))
+    if options.recipe not in RECIPES:
+        raise EmoboxUsageError(f"--recipe {options.recipe!r}: use one of {', '.join(RECIPES)}")
+    if options.recipe == "paper":
+        if options.schedule == "constant":
+            raise EmoboxUsageError("--recipe paper runs EmoBox's own learning-rate schedule; "
+                                   "drop --schedule constant")
+        put("select", "test")
+        put("schedule", "paper")
 
 
 @dataclass
@@ -121,16 +178,47 @@ def lr_at(epoch: int, peak: float, warmup_epochs: int, epochs: int,
     """Learning rate of 0-based ``epoch`` out of ``epochs``.
 
     Warm-up: epoch e < W runs at ``peak * (e + 1) / W`` (the peak is reached at epoch W - 1; no
-    epoch runs at 0). Afterwards ``"constant"`` stays at the peak and ``"linear"`` (EmoBox's
-    recipe: SpeechBrain's ``LinearWarmupScheduler``) decays linearly, epoch e >= W running at
+    epoch runs at 0). Afterwards ``"constant"`` stays at the peak and ``"linear"`` (the shape of
+    SpeechBrain's ``LinearWarmupScheduler``) decays linearly, epoch e >= W running at
     ``peak * (E - e) / (E - W)``: the peak at epoch W, ``peak / (E - W)`` at the last epoch.
     With W = 10 and E = 100: epochs 0, 5, 10, 99 run at 0.1, 0.6, 1 and 1/90 of the peak.
+
+    ``"paper"``: what EmoBox's ``train.py`` ran. Adam starts at the peak and SpeechBrain's
+    ``LinearWarmupScheduler(peak, W, E)`` is stepped after each validation, its s-th value
+    (s = 0, 1, ...: ``peak * s / W`` while s < W, then ``peak * (E - s) / (E - W)``) applying
+    to the next epoch: epoch 0 runs at the peak, epoch 1 at 0, epoch e >= 1 at the value of
+    s = e - 1 (epoch 11 reaches the peak again with W = 10, the last epoch runs at 2/90 of it).
     """
+    if schedule == "paper":
+        if epoch == 0:
+            return peak
+        step = epoch - 1
+        if step < warmup_epochs:
+            return peak * step / max(1, warmup_epochs)
+        return peak * max(0.0, (epochs - step) / max(1, epochs - warmup_epochs))
     if warmup_epochs > 0 and epoch < warmup_epochs:
         return peak * (epoch + 1) / warmup_epochs
     if schedule == "constant" or epochs <= warmup_epochs:
         return peak
     return peak * max(0.0, (epochs - epoch) / (epochs - warmup_epochs))
+
+
+def clip_per_config(head_params: Sequence[Sequence[torch.Tensor]], max_norm: float
+                    ) -> torch.Tensor:
+    """Clip each configuration's gradient to total L2 norm ``max_norm`` over its own parameters
+    (``torch.nn.utils.clip_grad_norm_``, as SpeechBrain's ``Brain`` does before each step: the
+    gradient is scaled by ``max_norm / (norm + 1e-6)`` when that is below 1). Returns ``[K]``
+    0/1: which configurations were clipped (on the gradients' device, no synchronisation)."""
+    flags = []
+    for params in head_params:
+        grads = [p for p in params if p.grad is not None]
+        if not grads:
+            flags.append(torch.zeros((), dtype=torch.long))
+            continue
+        norm = torch.nn.utils.clip_grad_norm_(grads, max_norm)
+        flags.append((norm > max_norm).long())
+    device = flags[0].device if flags else torch.device("cpu")
+    return torch.stack([f.to(device) for f in flags])
 
 
 def _seed_for(seed: int, *parts: Any) -> int:
@@ -268,6 +356,7 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
         groups.append({"params": list(head.parameters()), "lr": peak, "peak_lr": peak,
                        "weight_decay": float(hp.get("weight_decay", 0.0))})
     model = fuse_heads(heads)  # after moving: fused heads may share storage
+    head_params = [[p for p in head.parameters() if p.requires_grad] for head in heads]
     optimizer = _adam(groups, device)
     K = len(heads)
     weight = None
@@ -303,6 +392,7 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
                 lrs.append(group["lr"])
             model.train()
             train_loss = torch.zeros(K, dtype=torch.float64)
+            clipped = torch.zeros(K, dtype=torch.long, device=device)
             perm = torch.randperm(n_train, generator=gen)
             for b in range(0, n_train, cfg.batch_size):
                 idx = perm[b:b + cfg.batch_size]
@@ -318,6 +408,8 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
                     per_config = per_item.sum(1) / weight[y].sum()
                 optimizer.zero_grad(set_to_none=True)
                 per_config.sum().backward()
+                if cfg.grad_clip > 0:
+                    clipped += clip_per_config(head_params, cfg.grad_clip)
                 optimizer.step()
                 train_loss += per_config.detach().double().cpu() * len(idx)
             model.eval()
@@ -330,9 +422,11 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
                         _predict(model, batches["test"], test, cfg, autocast), test.labels,
                         n_classes)
             valid_seconds += time.perf_counter() - valid_started
+            clipped_steps = clipped.tolist()
             for k in range(K):
                 entry = {"epoch": epoch, "lr": lrs[k], "train_loss": float(train_loss[k]) / n_train,
-                         "valid_ua": v_ua[k], "valid_loss": v_loss[k]}
+                         "valid_ua": v_ua[k], "valid_loss": v_loss[k],
+                         "clipped_steps": clipped_steps[k]}
                 if cfg.select == "test":
                     entry["test_ua"] = t_ua[k]
                     crit = (t_ua[k], t_loss[k])

@@ -258,3 +258,25 @@ def test_the_run_options_of_a_source_corpus_carry_the_track_s_options():
     assert dict(run.upstream_options) == {"mode": "trimmed"}
     assert (run.precision, run.batch_seconds, run.seed, run.epochs) == ("bf16", 5.0, 4, 7)
     assert run.out is None  # the track's folder is not a run directory
+
+
+def test_cross_run_with_the_paper_recipe_drops_the_long_meld_clip(tmp_path, cli):
+    long_key = "meld-dia309_utt0-train"  # 41 s in EmoBox's table: its extraction skipped it
+    trees = {"meld": write_tree(tmp_path, "meld", extra=12, keep={long_key}),
+             "savee": write_tree(tmp_path, "savee", extra=12)}
+    out = tmp_path / "cross"
+    res = cli("cross", "run", "-u", "fbank", "-d", "linear_probe", "-c", "meld,savee",
+              *_root_map(trees), "--epochs", "2", "--warmup", "1", "--grid",
+              "lr=1e-2 hidden=8", "-q", "--recipe", "paper", "--out", out)
+    assert res.code == 0, res
+    rows = read_jsonl(out / "results.jsonl")
+    assert {(r["recipe"], r["selection"], r["schedule"]) for r in rows} == {
+        ("paper", "test", "paper")}
+    assert {r["valid_rule"] for r in rows} == {"random-20%"}
+    config = json.loads((out / "config.json").read_text())
+    meld_side = config["splits"]["meld"]["train"] + config["splits"]["meld"]["valid"]
+    n_meld = {r["n_train"] + r["n_valid"] for r in rows if r["source"] == "meld"}
+    assert n_meld == {meld_side - 1}  # the long clip is on the side, and not trained on
+    summary = (out / "summary.md").read_text()
+    assert summary.startswith("# Cross-corpus track: fbank x linear_probe\n\n**EMOBOX'S CODE")
+    assert "meld: 1 utterances over 30 s dropped" in summary and long_key in summary

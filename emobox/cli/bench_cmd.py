@@ -93,7 +93,7 @@ def bench_command(
     train_precision: str = typer.Option("fp32", "--train-precision", help="fp32 (exact) | "
                                         "bf16."),
     schedule: str = typer.Option("linear", "--schedule", help="After warm-up: linear | "
-                                 "constant."),
+                                 "constant | paper."),
     features_dir: Optional[str] = typer.Option(None, "--features-dir", help="Feature stores "
                                                "(default $EMOBOX_HOME/features; shared by "
                                                "every node on a cluster)."),
@@ -103,6 +103,16 @@ def bench_command(
     train_gpus: float = typer.Option(0.25, "--train-gpus", help="GPUs per training task (Ray, "
                                      "where GPUs exist)."),
     on_bad_audio: str = typer.Option("fail", "--on-bad-audio", help="fail | skip."),
+    feature_norm: str = typer.Option("utterance", "--feature-norm", help="utterance (one mean "
+                                     "and variance per utterance, EmoBox's) | frame (each frame "
+                                     "over its dimensions) | none."),
+    grad_clip: float = typer.Option(5.0, "--grad-clip", help="Clip each configuration's "
+                                    "gradient to this L2 norm (SpeechBrain's default, which "
+                                    "EmoBox ran); 0: no clipping."),
+    recipe: str = typer.Option("emobox", "--recipe", help="emobox (EmoBox's protocol, its bugs "
+                               "fixed) | paper (EmoBox's code, bugs included: selects by test, "
+                               "its schedule, drops utterances over 30 s, random 20% "
+                               "validation; outputs are marked)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Run UPSTREAMS x CORPORA x DOWNSTREAMS, fold by fold, skipping finished tasks."""
@@ -122,7 +132,8 @@ def bench_command(
         batch_seconds=batch_seconds, train_precision=train_precision,
         schedule=schedule, features_dir=features_dir,
         extract_gpus=extract_gpus, train_cpus=train_cpus, train_gpus=train_gpus,
-        on_bad_audio=on_bad_audio)
+        on_bad_audio=on_bad_audio, feature_norm=feature_norm, grad_clip=grad_clip,
+        recipe=recipe)
     reporter = Reporter() if quiet or dry_run else RichReporter(err_console)
     result = bench(opts, reporter=reporter)
     if dry_run:

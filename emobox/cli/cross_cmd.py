@@ -70,7 +70,18 @@ def cross_run_command(
     seed: int = typer.Option(0, "--seed", help="Seed of splits, initialisation and batches."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
     layer: Optional[str] = typer.Option(None, "--layer", help="Upstream layer (default: last)."),
-    no_layer_norm: bool = typer.Option(False, "--no-layer-norm", help="Feed raw features."),
+    no_layer_norm: bool = typer.Option(False, "--no-layer-norm", help="The same as "
+                                       "--feature-norm none."),
+    feature_norm: str = typer.Option("utterance", "--feature-norm", help="utterance (one mean "
+                                     "and variance per utterance, EmoBox's) | frame (each frame "
+                                     "over its dimensions) | none."),
+    grad_clip: float = typer.Option(5.0, "--grad-clip", help="Clip each configuration's "
+                                    "gradient to this L2 norm (SpeechBrain's default, which "
+                                    "EmoBox ran); 0: no clipping."),
+    recipe: str = typer.Option("emobox", "--recipe", help="emobox (EmoBox's protocol, its bugs "
+                               "fixed) | paper (EmoBox's code, bugs included: selects by test, "
+                               "its schedule, drops utterances over 30 s, random 20% "
+                               "validation; outputs are marked)."),
     grid: List[str] = typer.Option([], "--grid", help="Sweep, e.g. 'lr=1e-3,1e-4 "
                                    "hidden=128,256', or a .json/.yaml file."),
     epochs: int = typer.Option(100, "--epochs"),
@@ -81,7 +92,7 @@ def cross_run_command(
     class_weights: bool = typer.Option(False, "--class-weights", help="Weight the loss by "
                                        "inverse class frequency."),
     train_precision: str = typer.Option("fp32", "--train-precision", help="fp32 | bf16."),
-    schedule: str = typer.Option("linear", "--schedule", help="linear | constant."),
+    schedule: str = typer.Option("linear", "--schedule", help="linear | constant | paper."),
     upstream_ckpt: Optional[str] = typer.Option(None, "--upstream-ckpt", help="Local "
                                                 "checkpoint of the upstream."),
     upstream_option: List[str] = typer.Option([], "--upstream-option", "-U", help="Upstream "
@@ -106,7 +117,8 @@ def cross_run_command(
         upstream=upstream, downstream=downstream, corpora=split_names(corpora, "-c"),
         root_map=parse_root_map(root_map), sets=sets,
         classes=split_names(classes, "--classes"), valid=valid, out=out, seed=seed,
-        device=device, layer=layer_value, layer_norm=not no_layer_norm, grid=parse_grid(grid),
+        device=device, layer=layer_value, layer_norm=not no_layer_norm,
+        feature_norm=feature_norm, grad_clip=grad_clip, recipe=recipe, grid=parse_grid(grid),
         epochs=epochs, warmup_epochs=warmup, batch_size=batch_size, select=select,
         class_weights=class_weights, train_precision=train_precision, schedule=schedule,
         upstream_ckpt=upstream_ckpt,

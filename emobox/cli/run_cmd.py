@@ -76,8 +76,18 @@ def run_command(
     seed: int = typer.Option(0, "--seed", help="Seed of splits, initialisation and batches."),
     device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
     layer: Optional[str] = typer.Option(None, "--layer", help="Upstream layer (default: last)."),
-    no_layer_norm: bool = typer.Option(False, "--no-layer-norm", help="Feed raw features "
-                                       "(default: layer-normalised, as in the paper)."),
+    no_layer_norm: bool = typer.Option(False, "--no-layer-norm", help="The same as "
+                                       "--feature-norm none."),
+    feature_norm: str = typer.Option("utterance", "--feature-norm", help="utterance (one mean "
+                                     "and variance per utterance, EmoBox's) | frame (each frame "
+                                     "over its dimensions) | none."),
+    grad_clip: float = typer.Option(5.0, "--grad-clip", help="Clip each configuration's "
+                                    "gradient to this L2 norm (SpeechBrain's default, which "
+                                    "EmoBox ran); 0: no clipping."),
+    recipe: str = typer.Option("emobox", "--recipe", help="emobox (EmoBox's protocol, its bugs "
+                               "fixed) | paper (EmoBox's code, bugs included: selects by test, "
+                               "its schedule, drops utterances over 30 s, random 20% "
+                               "validation; outputs are marked)."),
     grid: List[str] = typer.Option([], "--grid", help="Sweep, e.g. 'lr=1e-3,1e-4 "
                                    "hidden=128,256', or a .json/.yaml file."),
     epochs: int = typer.Option(100, "--epochs", help="Training epochs."),
@@ -91,7 +101,8 @@ def run_command(
                                         "bf16 (bfloat16 frame-level matmuls; labelled in the "
                                         "results)."),
     schedule: str = typer.Option("linear", "--schedule", help="Learning rate after the "
-                                 "warm-up: linear (decay towards 0, EmoBox's recipe) | constant."),
+                                 "warm-up: linear (decay towards 0) | constant | paper (EmoBox's "
+                                 "script: epoch 2 at 0)."),
     upstream_ckpt: Optional[str] = typer.Option(None, "--upstream-ckpt", help="Local "
                                                 "checkpoint of the upstream."),
     upstream_option: List[str] = typer.Option([], "--upstream-option", "-U", help="Upstream "
@@ -118,7 +129,8 @@ def run_command(
     opts = RunOptions(
         upstream=upstream, corpus=corpus, downstream=downstream, root=root, out=out,
         folds=tuple(fold), scheme=scheme, seed=seed, device=device, layer=layer_value,
-        layer_norm=not no_layer_norm, grid=parse_grid(grid), epochs=epochs,
+        layer_norm=not no_layer_norm, feature_norm=feature_norm, grad_clip=grad_clip,
+        recipe=recipe, grid=parse_grid(grid), epochs=epochs,
         warmup_epochs=warmup, batch_size=batch_size, select=select,
         class_weights=class_weights, train_precision=train_precision, schedule=schedule,
         upstream_ckpt=upstream_ckpt,
@@ -140,7 +152,9 @@ def results_table(result) -> Table:
         title += f"  ({c['precision']} features)"
     if c.get("train_precision", "fp32") != "fp32":
         title += f"  (trained in {c['train_precision']})"
-    if c["select"] == "test":
+    if c.get("recipe") == "paper":
+        title += "  [EMOBOX'S CODE, --recipe paper: SELECTED BY TEST]"
+    elif c["select"] == "test":
         title += "  [SELECTED BY TEST: EmoBox recipe]"
     table = Table(title=title)
     for col in ("fold", "UA %", "WA %", "F1 %", "selected config", "epoch", "valid UA %"):
