@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from . import __version__, paths
+from . import __version__, escape, paths
 from .errors import DataError, EmoboxUsageError
 from .extract import FrameSource, extract
 from .io import (append_jsonl, atomic_write_json, atomic_write_text, read_jsonl,
@@ -530,17 +530,19 @@ def _fold_summary(rows: list[dict]) -> FoldSummary:
 
 def summary_markdown(result: RunResult) -> str:
     c = result.config
+    md = escape.markdown  # names, paths and labels come from files: never Markdown or HTML
     by_test = c["select"] == "test"
-    lines = [f"# {c['upstream']} x {c['corpus']} x {c['downstream']}", ""]
+    lines = [f"# {md(c['upstream'])} x {md(c['corpus'])} x {md(c['downstream'])}", ""]
     if by_test:
         lines += ["**SELECTED BY TEST (EmoBox recipe, `--select test`): epochs and configurations "
                   "were picked on the test set; these numbers are optimistic and only for "
                   "comparing with the published tables.**", ""]
     train_prec = c.get("train_precision", "fp32")
-    lines += [f"- scheme: {c['scheme']}, folds {c['folds']} of {c['n_folds']}, seed {c['seed']}",
-              f"- layer {c['layer']} ({'layer-normalised' if c['layer_norm'] else 'raw'}), "
-              f"features {c['precision']}, checkpoint {c['checkpoint_id']}",
-              f"- grid {json.dumps(c['grid'])}, Adam, batch {c['batch_size']}, {c['epochs']} "
+    lines += [f"- scheme: {md(c['scheme'])}, folds {c['folds']} of {c['n_folds']}, seed "
+              f"{c['seed']}",
+              f"- layer {md(c['layer'])} ({'layer-normalised' if c['layer_norm'] else 'raw'}), "
+              f"features {md(c['precision'])}, checkpoint {md(c['checkpoint_id'])}",
+              f"- grid {md(json.dumps(c['grid']))}, Adam, batch {c['batch_size']}, {c['epochs']} "
               f"epochs ({c['warmup_epochs']} warm-up, then "
               f"{'linear decay' if c.get('schedule', 'linear') == 'linear' else 'constant'}), "
               f"class weights {'on' if c['class_weights'] else 'off'}",
@@ -552,7 +554,7 @@ def summary_markdown(result: RunResult) -> str:
               "|---|---|---|---|---|---|---|"]
     for f in result.folds:
         lines.append(f"| {f.fold} | {100 * f.ua:.2f} | {100 * f.wa:.2f} | {100 * f.f1:.2f} | "
-                     f"{f.config_id} | {f.best_epoch + 1} | {100 * f.valid_ua:.2f} |")
+                     f"{md(f.config_id)} | {f.best_epoch + 1} | {100 * f.valid_ua:.2f} |")
     if result.folds:
         cells = []
         for m in ("ua", "wa", "f1"):
@@ -571,7 +573,7 @@ def summary_markdown(result: RunResult) -> str:
                 mu, sd = mean_std([r[m] for r in rows])
                 cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
             chosen = [str(r["fold"]) for r in rows if r["selected"]]
-            lines.append(f"| {cid} | {' | '.join(cells)} | {', '.join(chosen) or '-'} |")
+            lines.append(f"| {md(cid)} | {' | '.join(cells)} | {', '.join(chosen) or '-'} |")
         selected = [r for r in result.rows if r["selected"]]
         labels = selected[0].get("labels") or []
         if labels:
@@ -581,9 +583,9 @@ def summary_markdown(result: RunResult) -> str:
                 vals = [r["per_class_recall"][i] for r in selected
                         if r["per_class_recall"][i] is not None]
                 cell = f"{100 * sum(vals) / len(vals):.2f}" if vals else "-"
-                lines.append(f"| {lab} | {cell} |")
+                lines.append(f"| {md(lab)} | {cell} |")
             lines += ["", "Confusion matrix of the selected configurations, summed over folds: "
                       "`confusion.png`."]
     if result.notes:
-        lines += ["", "Notes:", ""] + [f"- {n}" for n in result.notes]
+        lines += ["", "Notes:", ""] + [f"- {md(n)}" for n in result.notes]
     return "\n".join(lines) + "\n"
