@@ -35,7 +35,7 @@ from .metrics import mean_std
 from .plugins import Registry, distributions_of, get_registry
 from .progress import Reporter
 from .results import ResultRow
-from .splits import leakage, select_folds
+from .splits import class_warnings, leakage, select_folds
 from .store import FeatureStore
 from .sweep import Split, TrainConfig, config_id, expand_grid, train_sweep
 
@@ -196,6 +196,9 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
         msg = (f"{opts.upstream} was trained on {opts.corpus}: these results are contaminated "
                f"and marked so")
         warnings.warn(msg)
+        notes.append(msg)
+    for msg in class_warnings(manifest, folds):  # on stderr now, in summary.md at the end
+        warnings.warn(f"{opts.corpus}: {msg}")
         notes.append(msg)
     if opts.select == "test":
         notes.append("SELECTION BY TEST (EmoBox recipe, --select test): only for comparing with "
