@@ -241,6 +241,9 @@ def _validate(sub: SubmissionZip, root_map: Mapping[str, str],
         if not m:
             problems.append(f"{shorten(name)}: unexpected file (predictions go in "
                             f"predictions/<corpus>/fold<k>.tsv); it is not read")
+        elif m.group(2) != str(int(m.group(2))):
+            problems.append(f"{name}: unexpected file name (fold numbers are written without "
+                            f"leading zeros: fold{int(m.group(2))}.tsv); it is not read")
         elif m.group(1) not in corpora:
             problems.append(f"{name}: corpus {shorten(m.group(1))!r} is not listed in "
                             f"metadata.json; it is not read")
@@ -253,6 +256,13 @@ def _validate(sub: SubmissionZip, root_map: Mapping[str, str],
         result.gold[corpus] = gold
         result.predictions[corpus] = {}
         n_folds = len(gold.test)
+        if entry["n_folds"] != n_folds:
+            problems.append(f"metadata.json: corpora.{corpus}.n_folds is {entry['n_folds']}, "
+                            f"but {corpus} has {n_folds} folds in scheme {entry['scheme']}")
+        unknown = [lab for lab in entry["labels"] if lab not in gold.labels]
+        if unknown:
+            problems.append(f"metadata.json: corpora.{corpus}.labels name {shorten(unknown[0])!r}"
+                            f", not a class of {corpus} ({', '.join(gold.labels)})")
         for fold in sorted(entry["folds"]):
             if not 1 <= fold <= n_folds:
                 problems.append(f"{corpus}: metadata.json lists fold {fold}, but {corpus} has "
@@ -276,7 +286,8 @@ def _validate(sub: SubmissionZip, root_map: Mapping[str, str],
             result.predictions[corpus][fold] = preds
         for name in sub.members:
             m = _FOLD_FILE.match(name)
-            if m and m.group(1) == corpus and not 1 <= int(m.group(2)) <= n_folds:
+            if m and m.group(1) == corpus and m.group(2) == str(int(m.group(2))) \
+                    and not 1 <= int(m.group(2)) <= n_folds:
                 problems.append(f"{name}: wrong fold: {corpus} has folds 1..{n_folds} in "
                                 f"scheme {entry['scheme']}")
     return result

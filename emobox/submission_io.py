@@ -229,6 +229,8 @@ class SubmissionZip:
             raise EmoboxUsageError(f"{self.path} does not exist")
         if self.path.is_dir():
             raise EmoboxUsageError(f"{self.path} is a folder; give the submission zip")
+        if not self.path.is_file():  # a pipe or a device would block or never end
+            raise EmoboxUsageError(f"{self.path} is not a regular file; give the submission zip")
         self._fh = open(self.path, "rb")
         try:
             self._open()

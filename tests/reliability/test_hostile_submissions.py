@@ -384,7 +384,36 @@ def test_a_corpus_emobox_does_not_know(gold, tmp_path, cli):
                               "'nosuchcorpus'")
 
 
+def test_metadata_that_contradicts_the_corpus_is_named(gold, tmp_path, cli):
+    meta = _edit(demo_meta(gold), "corpora.demo.n_folds", 5)
+    meta["corpora"]["demo"]["labels"] = ["Angry", "Bored", "Happy"]
+    res = cli("submit", "validate", submission(tmp_path / "s.zip", gold, meta=meta))
+    assert res.code == 5, res
+    assert problems(res) == [
+        "metadata.json: corpora.demo.n_folds is 5, but demo has 3 folds in scheme emobox",
+        "metadata.json: corpora.demo.labels name 'Bored', not a class of demo (Angry, Happy, "
+        "Neutral, Sad)"]
+
+
+def test_a_submission_that_is_a_pipe_is_refused_without_waiting(tmp_path, cli_subprocess):
+    fifo = tmp_path / "s.zip"
+    os.mkfifo(fifo)
+    res = cli_subprocess("submit", "validate", fifo, timeout=120)
+    assert_user_error(res, 2, f"{fifo} is not a regular file")
+
+
 # -- predictions ---------------------------------------------------------------------------------
+
+def test_a_fold_number_with_a_leading_zero_is_named_not_ignored(gold, tmp_path, cli):
+    files = demo_files(gold)
+    files["predictions/demo/fold01.tsv"] = files.pop(FOLD1)
+    res = cli("submit", "validate", submission(tmp_path / "s.zip", gold, files=files))
+    assert res.code == 5, res
+    assert problems(res) == [
+        "predictions/demo/fold01.tsv: unexpected file name (fold numbers are written without "
+        "leading zeros: fold1.tsv); it is not read",
+        f"{FOLD1}: missing (demo has folds 1..3; every fold's test predictions are needed)"]
+
 
 def test_predictions_with_a_byte_order_mark_and_crlf_lines_are_read(gold, tmp_path, cli):
     """As a spreadsheet or Windows editor saves them."""
@@ -467,6 +496,7 @@ def entry(card, name: str, **changes) -> dict:
     ({"corpora": []}, "field 'corpora': Input should be a valid dictionary"),
     ({"sha256": None}, "field 'sha256': Input should be a valid string"),
     ({"name": "n" * 1000}, "field 'name': String should have at most 200 characters"),
+    ({"corpora": {"demo": "ua 7"}}, "field 'corpora.demo': Input should be a valid dictionary"),
 ])
 def test_a_poisoned_board_entry_is_left_out_with_a_warning(card, tmp_path, cli, poison,
                                                             message):
@@ -479,6 +509,17 @@ def test_a_poisoned_board_entry_is_left_out_with_a_warning(card, tmp_path, cli, 
     [warning] = [ln for ln in res.err.splitlines() if ln.startswith("warning:")]
     assert warning.startswith(f"warning: {board}: entry 2") and message in warning
     assert warning.endswith("the entry is left out")
+    assert [r["submission"] for r in csv.DictReader(io.StringIO(res.out))] == ["good"]
+
+
+def test_scores_out_of_range_in_a_board_are_left_out(card, tmp_path, cli):
+    bad = entry(card, "bad")
+    bad["corpora"]["demo"]["ua"] = 7.0
+    board = write_board(tmp_path / "board.json", [bad, entry(card, "good")])
+    res = cli("leaderboard", "show", "--file", board, "--format", "csv")
+    assert res.code == 0, res
+    assert (f"warning: {board}: entry 1 ('bad'): field 'corpora.demo.ua': Input should be less "
+            f"than or equal to 1; the entry is left out") in res.err
     assert [r["submission"] for r in csv.DictReader(io.StringIO(res.out))] == ["good"]
 
 
