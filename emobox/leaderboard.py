@@ -121,6 +121,10 @@ def add(submission: str | Path, path: str | Path | None = None,
             raise EmoboxUsageError(problems[0].replace("field 'name': ", ""))
     card = score(submission, root_map, registry)
     card["name"] = name or card["upstream"]["name"]
+    _, problems = schema_problems(ScoreCard, card, "its score card")
+    if problems:  # never write an entry that a later `show` would leave out
+        raise DataError(f"{submission}: cannot go on the leaderboard: {problems[0]}",
+                        path=str(submission))
     with store_lock(path.parent, name=f".{path.name}.lock"):
         board_file = read_board(path)
         for problem in board_file.problems:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from . import __version__, paths
+from . import __version__, escape, paths
 from .errors import DataError, EmoboxError, EmoboxUsageError
 from .metrics import mean_std, scores
 from .plugins import Registry, get_registry
@@ -74,6 +74,16 @@ def pack(run_paths: Iterable[str | Path], out: str | Path, upstream: str | None 
             raise EmoboxUsageError(f"two runs for corpus {corpus}: {by_corpus[corpus].path} and "
                                    f"{run.path}; pass only one")
         by_corpus[corpus] = run
+    try:
+        return _pack(runs, out, registry)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # an edited config.json
+        raise DataError(f"{runs[0].path / 'config.json'} (or another run's): cannot pack it: "
+                        f"{type(exc).__name__}: {shorten(exc, 120)}; the run directory was "
+                        f"edited or damaged", path=str(runs[0].path)) from None
+
+
+def _pack(runs: list, out: str | Path, registry: Registry) -> PackResult:
+    by_corpus: dict[str, Any] = {r.triple[1]: r for r in runs}
     first = runs[0].config
     parameters = first.get("upstream_parameters")
     if parameters is None:
@@ -407,7 +417,8 @@ def score(path: str | Path, root_map: Mapping[str, str] | None = None,
                                     f"submit validate`)" if len(result.problems) > 3 else ""),
             path=str(result.path))
     meta = result.metadata
-    card = {"kind": "emobox.score", "schema_version": 1, "submission": str(result.path),
+    card = {"kind": "emobox.score", "schema_version": 1,
+            "submission": escape.one_line(result.path)[:1000],
             "sha256": result.sha256, "content_sha256": result.content_sha256,
             "upstream": meta["upstream"], "emobox_version": __version__,
             "submission_emobox_version": meta["emobox_version"], "corpora": {}}
@@ -425,7 +436,7 @@ def score(path: str | Path, root_map: Mapping[str, str] | None = None,
             per_fold.append({"fold": fold, "ua": s["ua"], "wa": s["wa"], "f1": s["f1"],
                              "n_test": len(keys), "confusion": s["confusion"]})
         entry = dict(meta["corpora"][corpus])
-        entry.update({"gold": gold.source, "folds": per_fold})
+        entry.update({"gold": escape.one_line(gold.source)[:1000], "folds": per_fold})
         for m in ("ua", "wa", "f1"):
             mu, sd = mean_std([f[m] for f in per_fold])
             entry[m], entry[f"{m}_std"] = mu, sd

@@ -65,7 +65,8 @@ class UpstreamMeta(StrictModel):
     name: Name
     checkpoint_id: Text
     parameters: Optional[Annotated[int, Field(ge=0, le=10 ** 13)]]
-    options: Annotated[dict[Name, Union[Scalar, Annotated[list[Scalar], Field(max_length=100)]]],
+    options: Annotated[dict[Name, Union[Scalar, Annotated[list[Scalar], Field(max_length=100)],
+                                        Annotated[dict[Name, Scalar], Field(max_length=100)]]],
                        Field(max_length=100)] = {}
     layer: Union[Annotated[int, Field(ge=-1000, le=1000)], Short, None] = None
     precision: Optional[Short] = None
@@ -107,7 +108,8 @@ class FoldScore(StrictModel):
 
 class ScoredCorpus(CorpusMeta):
     gold: Text
-    folds: Annotated[list[FoldScore], Field(min_length=1, max_length=1000)]  # type: ignore[assignment]
+    folds: Annotated[list[FoldScore],  # type: ignore[assignment]
+                     Field(min_length=1, max_length=1000)]
     ua: Fraction
     ua_std: Fraction
     wa: Fraction

@@ -15,7 +15,7 @@ from reliability_support import SR, assert_user_error, key, tone
 
 from test_bad_corpora import edit_rows, run_imported, user_manifest  # noqa: F401  (fixture)
 
-# -- import-emobox: EmoBox's jsonl lists -----------------------------------------------------
+# -- import-emobox: EmoBox's jsonl lists ----------------------------------------------------------
 
 GOOD = [{"key": "mini-a", "wav": "downloads/mini/a.wav", "emo": "ang", "channel": 1,
          "length": 0.2},
@@ -111,7 +111,7 @@ def test_a_speaker_file_that_is_not_utf8_names_the_line(cli, tmp_path):
     assert_user_error(res, 3, f"{data / 'data.seg.wrd.stm'}:2: not UTF-8 text (byte 0xff")
 
 
-# -- manifests read back: -c imported ------------------------------------------------------------
+# -- manifests read back: -c imported -------------------------------------------------------------
 
 @pytest.mark.parametrize("changes, message", [
     ({"start": "nan", "end": "0.1"}, "start is nan, not a finite number of seconds"),
@@ -146,7 +146,7 @@ def test_library_manifests_refuse_impossible_segments(tmp_path):
         Manifest("c", tmp_path, [Utterance("k", "a.wav", "x", start=3.0, end=1.0)])
 
 
-# -- the folder corpus: label folders and their map ------------------------------------------------
+# -- the folder corpus: label folders and their map -----------------------------------------------
 
 def folder_tree(root, labels, speakers=("s0", "s1", "s2", "s3"), n=2):
     for e, label in enumerate(labels):
@@ -195,7 +195,7 @@ def test_a_label_map_of_odd_types_is_refused(cli, tmp_path, content, message):
     assert_user_error(res, 2, f"label map {root / 'labels.json'}: {message}")
 
 
-# -- classes a fold cannot learn -------------------------------------------------------------------
+# -- classes a fold cannot learn ------------------------------------------------------------------
 
 def test_a_class_missing_from_a_folds_training_side_is_a_warning(cli, tmp_path):
     """'calm' is spoken only by s0, the test speaker of fold 1: fold 1 cannot learn it. The

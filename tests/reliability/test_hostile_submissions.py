@@ -587,6 +587,29 @@ def test_the_same_predictions_packed_twice_are_one_entry(gold, tmp_path, cli):
     assert len(json.loads(board.read_text())["entries"]) == 2
 
 
+def test_an_odd_submission_file_name_still_makes_a_readable_entry(gold, tmp_path, cli):
+    """The entry records the zip's path: a line break in it must not make the entry one that
+    every later `show` leaves out."""
+    sub = submission(tmp_path / "odd\nname.zip", gold)
+    board = tmp_path / "board.json"
+    assert cli("leaderboard", "add", sub, "--file", board).code == 0
+    res = cli("leaderboard", "show", "--file", board, "--format", "csv")
+    assert res.code == 0 and "warning" not in res.err, res
+    entry = json.loads(board.read_text())["entries"][0]
+    assert entry["submission"] == str(tmp_path / "odd name.zip")
+
+
+def test_packing_a_run_whose_config_was_edited_is_one_error(tree, tmp_path, cli):
+    out = tmp_path / "run"
+    assert cli(*run_args(tree, out)).code == 0
+    config = json.loads((out / "config.json").read_text())
+    del config["grid"]
+    (out / "config.json").write_text(json.dumps(config))
+    res = cli("submit", "pack", out, "-o", tmp_path / "s.zip")
+    assert_user_error(res, 3, str(out / "config.json"))
+    assert not (tmp_path / "s.zip").exists()
+
+
 _RACER = """
 import sys, time
 from pathlib import Path
