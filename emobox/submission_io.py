@@ -140,14 +140,26 @@ def schema_problems(model: type[BaseModel], data: Any, where: str,
     try:
         return model.model_validate(data).model_dump(), []
     except ValidationError as exc:
-        out: list[str] = []
+        by_field: dict[str, list[str]] = {}
         for err in exc.errors(include_url=False, include_input=False):
-            line = f"{where}: field '{_field_path(data, err['loc'])}': {err['msg']}"
-            if line not in out:
-                out.append(line)
+            msgs = by_field.setdefault(_field_path(data, err["loc"]), [])
+            if err["msg"] not in msgs:
+                msgs.append(err["msg"])
+        out = [f"{where}: field '{path}': {_one_message(msgs)}"
+               for path, msgs in by_field.items()]
         if len(out) > limit:
             out = out[:limit] + [f"{where}: ... ({len(out) - limit} more problems not shown)"]
         return None, out
+
+
+def _one_message(msgs: list[str]) -> str:
+    """pydantic's messages for one field: one of them, or for a value that fits none of several
+    accepted types, the list of those types."""
+    kinds = [m[len("Input should be a valid "):] for m in msgs
+             if m.startswith("Input should be a valid ")]
+    if len(msgs) > 1 and len(kinds) == len(msgs):
+        return f"Input should be one of: {', '.join(dict.fromkeys(kinds))}"
+    return msgs[0]
 
 
 def _field_path(data: Any, loc: tuple) -> str:

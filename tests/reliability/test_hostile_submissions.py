@@ -306,7 +306,8 @@ def _edit(meta: dict, path: str, value) -> dict:
     ("upstream.parameters", "1e999", "field 'upstream.parameters': Input should be a valid "
                                      "integer"),  # JSON 1e999 reads as an infinite float
     ("corpora.demo.grid", {"lr": ["1e999"]}, "field 'corpora.demo.grid.lr[0]'"),
-    ("upstream.options", {"mode": {"deep": 1}}, "field 'upstream.options.mode'"),
+    ("upstream.options", {"mode": {"deep": {"er": 1}}}, "field 'upstream.options.mode': Input "
+                                                     "should be one of: boolean, integer"),
     ("upstream", [], "field 'upstream' is missing or not an object"),
     ("corpora", [], "field 'corpora' is missing or empty"),
 ])
