@@ -100,7 +100,7 @@ class FolderCorpus(Corpus):
                    ) -> tuple[str, dict[str, str | None]]:
         """(where the map came from, folder -> class or None to drop)."""
         if isinstance(option, Mapping):
-            return "--corpus-option label_map", {str(k): _target(v) for k, v in option.items()}
+            return "--corpus-option label_map", _checked_map(option, "--corpus-option label_map")
         if isinstance(option, str) and option.strip():
             path = Path(option).expanduser()
             if path.suffix.lower() in (".json", ".tsv", ".txt") or path.exists():
@@ -119,38 +119,71 @@ class FolderCorpus(Corpus):
         label_dirs = [d for d in _listdir(self.root)
                       if (self.root / d).is_dir() and not _is_junk(d)]
         if self.label_map or self.dropped_labels:
-            unknown = [d for d in label_dirs if d not in self.label_map
-                       and d not in self.dropped_labels]
+            unknown = [d for d in label_dirs if self._map_key(d) is None]
             if unknown:
                 raise DataError(
                     f"corpus 'folder': label folder {self.root / unknown[0]} is not in the label "
                     f"map ({self.label_source}); known folders: "
                     f"{', '.join(sorted(set(self.label_map) | self.dropped_labels))}. Map it to a "
                     f"class, or to '-' to leave it out", path=str(self.root / unknown[0]))
-        self.labels = tuple(sorted({self.label_map.get(d, d) for d in label_dirs
-                                    if d not in self.dropped_labels}))
+        self.labels = tuple(sorted({self._class_of(d) for d in label_dirs
+                                    if self._map_key(d) not in self.dropped_labels}))
         utts = []
         for rel in self.iter_files():
             label_dir, _, below = rel.partition("/")
             if not below:  # a file directly in the root
                 self.skipped.append((rel, "not inside a label folder"))
                 continue
-            if label_dir in self.dropped_labels:
+            if self._map_key(label_dir) in self.dropped_labels:
                 self.skipped.append((rel, f"label folder {label_dir!r} is dropped by the map"))
                 continue
             utts.append(Utterance(
                 key=rel.rsplit(".", 1)[0], path=rel, speaker=self._speaker(below, rel),
-                raw_label=label_dir, label=self.label_map.get(label_dir, label_dir)))
+                raw_label=label_dir, label=self._class_of(label_dir)))
         if not utts:
             raise DataError(f"corpus 'folder': no audio files ({', '.join(AUDIO_SUFFIXES)}) "
                             f"under the label folders of {self.root}", path=str(self.root))
         present = Counter(u.label for u in utts)
+        self._refuse_lookalike_classes(utts)
         self.labels = tuple(sorted(present))
         if len(self.labels) < 2:
             raise DataError(f"corpus 'folder': {self.root} has only one class "
                             f"({self.labels[0]!r}); emotion recognition needs at least two label "
                             f"folders", path=str(self.root))
         return self.make_manifest(utts)
+
+    def _map_key(self, folder: str) -> str | None:
+        """The label map's entry for ``folder`` (its name, or its name without surrounding
+        spaces, as a map written on the command line holds it); None when it has none."""
+        for key in (folder, folder.strip()):
+            if key in self.label_map or key in self.dropped_labels:
+                return key
+        return None
+
+    def _class_of(self, folder: str) -> str:
+        key = self._map_key(folder)
+        return self.label_map[key] if key in self.label_map else folder
+
+    def _refuse_lookalike_classes(self, utts: list[Utterance]) -> None:
+        """Two classes whose names differ only in case or surrounding spaces (``Angry/`` and
+        ``angry /``) are almost surely one emotion: refused, naming both folders, rather than
+        trained as two classes or merged behind the user's back."""
+        folders: dict[str, set[str]] = {}
+        for u in utts:
+            folders.setdefault(u.label, set()).add(u.raw_label)
+        seen: dict[str, str] = {}
+        for label in sorted(folders):
+            norm = " ".join(label.split()).casefold()
+            if norm in seen:
+                a, b = sorted(folders[seen[norm]])[0], sorted(folders[label])[0]
+                raise DataError(
+                    f"corpus 'folder': label folders {a!r} and {b!r} in {self.root} give the "
+                    f"classes {seen[norm]!r} and {label!r}, which differ only in upper/lower "
+                    f"case or spaces; they would be trained as two classes. Move the files of "
+                    f"one folder into the other, or map both to one class with "
+                    f"--corpus-option label_map=FILE (a labels.json folder -> class)",
+                    path=str(self.root / b))
+            seen[norm] = label
 
     def _speaker(self, below: str, rel: str) -> str | None:
         if self.speaker_re is None:
@@ -202,6 +235,21 @@ def _target(value: Any) -> str | None:
     return None if text.lower() in DROP else text
 
 
+def _checked_map(data: Mapping[Any, Any], where: str) -> dict[str, str | None]:
+    """folder -> class (None: drop) of a mapping read from JSON or YAML: every class a string
+    of one line (or null / "-" to drop the folder)."""
+    out: dict[str, str | None] = {}
+    for folder, target in data.items():
+        if target is not None and not isinstance(target, str):
+            raise EmoboxUsageError(f"corpus 'folder': {where}: folder {str(folder)!r} maps to "
+                                   f"{target!r}, not a class name (a string)")
+        if target is not None and re.search(r"[\x00-\x1f\x7f]", target):
+            raise EmoboxUsageError(f"corpus 'folder': {where}: the class of folder "
+                                   f"{str(folder)!r} holds a tab or line break ({target!r})")
+        out[str(folder)] = _target(target)
+    return out
+
+
 def _parse_pairs(text: str) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
     for part in text.split(","):
@@ -228,7 +276,7 @@ def _read_label_file(path: Path) -> dict[str, str | None]:
         if not isinstance(data, dict):
             raise EmoboxUsageError(f"corpus 'folder': label map {path} must be a JSON object "
                                    f"folder -> class")
-        return {str(k): _target(v) for k, v in data.items()}
+        return _checked_map(data, f"label map {path}")
     out: dict[str, str | None] = {}
     for lineno, line in enumerate(text.splitlines(), start=1):
         if not line.strip() or line.lstrip().startswith("#"):

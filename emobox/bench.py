@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from . import __version__, paths
+from . import __version__, escape, paths
 from .errors import EmoboxError, EmoboxUsageError
 from .io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from .plugins import Registry, get_registry
@@ -548,9 +548,11 @@ def _write_summary(plan: BenchPlan) -> None:
                 cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
             else:
                 cells.append("–")
-        lines.append(f"| {u} | {c} | {d} | {len(rows)}/{n} | {' | '.join(cells)} |")
+        md = escape.markdown  # names and reasons hold paths: never Markdown or HTML
+        lines.append(f"| {md(u)} | {md(c)} | {md(d)} | {len(rows)}/{n} | {' | '.join(cells)} |")
     if plan.missing:
-        lines += ["", "Not run:", ""] + [f"- {m.corpus}: {m.reason}" for m in plan.missing]
+        lines += ["", "Not run:", ""] + [f"- {escape.markdown(m.corpus)}: "
+                                         f"{escape.markdown(m.reason)}" for m in plan.missing]
     atomic_write_text(plan.out / "summary.md", "\n".join(lines) + "\n")
 
 

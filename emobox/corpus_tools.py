@@ -30,7 +30,7 @@ from .io import atomic_write_json
 from .manifest import Manifest
 from .plugins import Registry, get_registry
 from .progress import Reporter
-from .splits import Fold, leakage
+from .splits import Fold, class_warnings, leakage
 
 MANIFEST_COLUMNS = ("key", "path", "speaker", "emotion", "emotion_raw", "channel", "start", "end",
                     "test_fold", "valid")
@@ -211,6 +211,7 @@ def check_corpus(name: str, root: str | Path | None = None, scheme: str = "emobo
         rep.folds.append(FoldCheck(f.index, len(f.train), len(f.valid), len(f.test),
                                    f.valid_rule, leaks.get(f.index, [])))
     _judge(rep, corpus)
+    rep.warnings += class_warnings(manifest, folds)  # warnings: the folds are the corpus's own
     return rep
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from . import paper
+from . import escape, paper
 from .io import atomic_write_json, atomic_write_text
 from .results import NORM_WORDS, feature_norm_of
 
@@ -60,7 +60,8 @@ def matrix_tsv(result: Any, published: list[list[float | None]] | None) -> str:
             if cell is None:
                 continue
             pub = published[i][j] if published else None
-            lines.append("\t".join([s, t, _pct(cell["wa"]), _pct(cell["ua"]), _pct(cell["wa"]),
+            lines.append("\t".join([escape.one_line(s), escape.one_line(t), _pct(cell["wa"]),
+                                    _pct(cell["ua"]), _pct(cell["wa"]),
                                     _pct(cell["f1"]), str(cell["n_test"]),
                                     str(s != t).lower(), str(cell["contaminated"]).lower(),
                                     "" if pub is None else f"{pub:.2f}"]))
@@ -98,7 +99,8 @@ def _grid(result: Any, matrix: list[list[float | None]], scale: float, marks: bo
     from .cross import column_averages, cross_average, row_averages
 
     names = result.corpora
-    lines = ["| train \\ test | " + " | ".join(names) + " | avg (off-diagonal) |",
+    md = escape.markdown
+    lines = ["| train \\ test | " + " | ".join(md(n) for n in names) + " | avg (off-diagonal) |",
              "|---" * (len(names) + 2) + "|"]
     rows = row_averages(matrix)
     for i, s in enumerate(names):
@@ -113,7 +115,7 @@ def _grid(result: Any, matrix: list[list[float | None]], scale: float, marks: bo
             cells.append(text)
         avg = rows[i]
         cells.append("–" if avg is None else f"{scale * avg:.2f}")
-        lines.append(f"| **{s}** | " + " | ".join(cells) + " |")
+        lines.append(f"| **{md(s)}** | " + " | ".join(cells) + " |")
     cols = column_averages(matrix)
     total = cross_average(matrix)
     lines.append("| avg (off-diagonal) | " + " | ".join(
@@ -127,8 +129,9 @@ def summary_markdown(result: Any, plan: Any, published: list[list[float | None]]
     from .runner import SCHEDULE_WORDS
 
     c = result.config
+    md = escape.markdown  # names and labels come from files: never Markdown or HTML
     by_test = c["selected_by_test"]
-    lines = [f"# Cross-corpus track: {c['upstream']} x {c['downstream']}", ""]
+    lines = [f"# Cross-corpus track: {md(c['upstream'])} x {md(c['downstream'])}", ""]
     if c.get("recipe") == "paper":
         lines += ["**EMOBOX'S CODE, BUGS INCLUDED (`--recipe paper`): each source's epochs and "
                   "configuration were picked on the union of the targets' test sets, with "
@@ -149,13 +152,13 @@ def summary_markdown(result: Any, plan: Any, published: list[list[float | None]]
     valid_text = (f"{share} of that training side" if c["valid"] == "stratified"
                   else f"the official dev split where the corpus has one, else {share}")
     lines += [f"- corpora (rows: training corpus, columns: test corpus): "
-              f"{', '.join(result.corpora)}; classes: {', '.join(result.classes)}",
+              f"{md(', '.join(result.corpora))}; classes: {md(', '.join(result.classes))}",
               f"- each source trains on every utterance of these classes except its own balanced "
               f"test set; validation: {valid_text} (seed {c['seed']}); selection: "
               f"{'TEST (optimistic)' if by_test else 'validation UA (test never selects)'}",
-              f"- layer {c['layer']} ({NORM_WORDS[feature_norm_of(c)]}), "
-              f"features {c['precision']}, checkpoint {c['checkpoint_id']}; grid "
-              f"{c['grid']}, Adam, batch {c['batch_size']}, {c['epochs']} epochs "
+              f"- layer {md(c['layer'])} ({NORM_WORDS[feature_norm_of(c)]}), "
+              f"features {md(c['precision'])}, checkpoint {md(c['checkpoint_id'])}; grid "
+              f"{md(c['grid'])}, Adam, batch {c['batch_size']}, {c['epochs']} epochs "
               f"({c['warmup_epochs']} warm-up, then "
               f"{SCHEDULE_WORDS.get(c['schedule'], c['schedule'])}), gradient norm "
               f"{'clipped at %g' % c['grad_clip'] if c.get('grad_clip') else 'not clipped'}, "
@@ -167,13 +170,13 @@ def summary_markdown(result: Any, plan: Any, published: list[list[float | None]]
               "upstream was trained on the source or the target corpus)", ""]
     lines += ["## Accuracy (%)", ""] + _grid(result, acc, 100, True) + [""]
     if published is not None:
-        lines += [f"## The EmoBox paper's Table 5 for {c['upstream']} (accuracy, %)", ""]
+        lines += [f"## The EmoBox paper's Table 5 for {md(c['upstream'])} (accuracy, %)", ""]
         lines += _grid(result, [[None if v is None else v / 100 for v in row]
                                 for row in published], 100, False)
         lines += ["", "The paper's numbers come from EmoBox's own recipe (its scripts selected "
                   "models on test data); compare them with a run made with `--select test`.", ""]
     else:
-        lines += [f"The EmoBox paper's Table 5 has no row for {c['upstream']} (its models: "
+        lines += [f"The EmoBox paper's Table 5 has no row for {md(c['upstream'])} (its models: "
                   f"{', '.join(sorted(paper.paper_models())) or 'none recorded'}).", ""]
     for name, _, title in METRICS[1:]:
         lines += [f"## {title} (%)", ""] + _grid(result, result.matrix(name), 100, True) + [""]
@@ -184,17 +187,19 @@ def summary_markdown(result: Any, plan: Any, published: list[list[float | None]]
     for tc in plan.corpora:
         q = tc.test_set.quota()
         shape = f"{q[0]} speakers x {q[1]} per class" if q else "not balanced"
-        lines.append(f"| {tc.name} | {len(tc.test_set)} | {shape} | {tc.test_set.origin} |")
+        lines.append(f"| {md(tc.name)} | {len(tc.test_set)} | {shape} | "
+                     f"{md(tc.test_set.origin)} |")
     lines += ["", "## Training sides", "", "| corpus | train | valid | validation rule |",
               "|---|---|---|---|"]
     for tc in plan.corpora:
-        lines.append(f"| {tc.name} | {c['splits'][tc.name]['train']} | "
-                     f"{c['splits'][tc.name]['valid']} | {tc.valid_rule} |")
+        lines.append(f"| {md(tc.name)} | {c['splits'][tc.name]['train']} | "
+                     f"{c['splits'][tc.name]['valid']} | {md(tc.valid_rule)} |")
     lines += ["", "## Label harmonisation (corpus labels -> canonical class)", "",
-              "| class | " + " | ".join(result.corpora) + " |", "|---" * (n + 1) + "|"]
+              "| class | " + " | ".join(md(name) for name in result.corpora) + " |",
+              "|---" * (n + 1) + "|"]
     for cls in result.classes:
-        lines.append(f"| {cls} | " + " | ".join(
-            ", ".join(tc.harmonised.get(cls, [])) or "–" for tc in plan.corpora) + " |")
+        lines.append(f"| {md(cls)} | " + " | ".join(
+            md(", ".join(tc.harmonised.get(cls, []))) or "–" for tc in plan.corpora) + " |")
     lines += ["", "## Selected configuration per source", "",
               "| source | config | epoch | valid UA % | train | valid |",
               "|---|---|---|---|---|---|"]
@@ -202,12 +207,12 @@ def summary_markdown(result: Any, plan: Any, published: list[list[float | None]]
         cell = result.cells.get((s, s)) or next(
             (v for (src, _), v in result.cells.items() if src == s), None)
         if cell:
-            lines.append(f"| {s} | {cell['config_id']} | {cell['best_epoch'] + 1} | "
+            lines.append(f"| {md(s)} | {md(cell['config_id'])} | {cell['best_epoch'] + 1} | "
                          f"{100 * cell['valid_ua']:.2f} | {cell['n_train']} | {cell['n_valid']} |")
     lines += ["", "Files: `matrix.tsv`, `matrix.json`, `results.jsonl` (every configuration), "
               "`predictions/<source>__<target>.tsv`, `test_sets/<corpus>.tsv`, `heatmap.png`."]
     if result.notes:
-        lines += ["", "Notes:", ""] + [f"- {note}" for note in result.notes]
+        lines += ["", "Notes:", ""] + [f"- {md(note)}" for note in result.notes]
     return "\n".join(lines) + "\n"
 
 

@@ -25,7 +25,9 @@ and a label missing from the label map keeps its raw name as a class of its own 
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,12 +39,15 @@ from .errors import DataError, EmoboxUsageError
 from .io import atomic_write_json
 from .manifest import Manifest, Utterance
 from .progress import Reporter
+from .submission_io import parse_json
 
 IMPORT_KIND = "emobox.import"
 SCHEMA_VERSION = 1
 SPLITS = ("train", "valid", "test")
 _SPK = re.compile(r"<[^>]*\bspk=([^,>]*)")
 _FOLD_DIR = re.compile(r"^fold_?(\d+)$")
+MAX_LINE_BYTES = 1 << 20  # an EmoBox record is a few hundred bytes
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass
@@ -158,7 +163,7 @@ def import_corpus(folder: Path, out: Path, base: Path) -> ImportResult:
     unmapped: Counter = Counter()
     utts, extra = [], {}
     for key, rec in records.items():
-        raw = str(rec.get("emo", ""))
+        raw = rec["emo"]
         if label_map and raw not in label_map:
             unmapped[raw] += 1
         label = label_map.get(raw, raw) if label_map else raw
@@ -166,7 +171,7 @@ def import_corpus(folder: Path, out: Path, base: Path) -> ImportResult:
         utts.append(Utterance(
             key=key, path=_wav(rec)[len(strip):], label=label,
             speaker=speakers.get(key) or None, raw_label=raw,
-            channel=(int(rec["channel"]) if keep_channel and rec.get("channel") not in (None, "")
+            channel=(int(rec["channel"]) if keep_channel and rec.get("channel") is not None
                      else None),
             start=float(start) if start is not None and end is not None else None,
             end=float(end) if start is not None and end is not None else None))
@@ -231,19 +236,88 @@ def _first(*candidates: Path) -> Path | None:
     return next((p for p in candidates if p.is_file()), None)
 
 
-def _read_jsonl(path: Path) -> Iterable[dict]:
-    with open(path, encoding="utf-8") as fh:
-        for i, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+def _lines(path: Path) -> Iterable[tuple[int, str]]:
+    """(line number, text) of a UTF-8 text file; a line longer than :data:`MAX_LINE_BYTES` or
+    not UTF-8 is a :class:`DataError` naming the file and the line (never read whole)."""
+    with open(path, "rb") as fh:
+        for i in itertools.count(1):
+            raw = fh.readline(MAX_LINE_BYTES + 1)
+            if not raw:
+                return
+            if len(raw) > MAX_LINE_BYTES:
+                raise DataError(f"{path}:{i}: line longer than {MAX_LINE_BYTES >> 20} MiB; not "
+                                f"what EmoBox writes", path=str(path))
             try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{i}: not a JSON line ({exc.msg})", path=str(path))
-            if not isinstance(rec, dict) or "key" not in rec or "wav" not in rec:
-                raise DataError(f"{path}:{i}: an EmoBox record needs 'key' and 'wav'",
-                                path=str(path))
-            yield rec
+                yield i, raw.decode("utf-8-sig" if i == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{i}: not UTF-8 text (byte {raw[exc.start]:#04x} at "
+                                f"column {exc.start + 1})", path=str(path))
+
+
+def _read_jsonl(path: Path) -> Iterable[dict]:
+    for i, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            rec = parse_json(line, f"{path}:{i}")
+        except DataError as exc:
+            raise DataError(str(exc).replace("not valid JSON", "not a JSON line"),
+                            path=str(path)) from None
+        why = _record_problem(rec)
+        if why:
+            raise DataError(f"{path}:{i}: {why}", path=str(path))
+        yield rec
+
+
+def _record_problem(rec: object) -> str:
+    """Why ``rec`` is not an EmoBox record ("" when it is): ``key``, ``wav`` and ``emo`` are
+    strings of one line; ``channel`` a positive integer; ``start_time``/``end_time`` seconds."""
+    if not isinstance(rec, dict):
+        return f"expected a JSON object (an EmoBox record), got {_kind(rec)}"
+    missing = [f for f in ("key", "wav", "emo") if f not in rec]
+    if missing:
+        return (f"an EmoBox record needs 'key', 'wav' and 'emo'; this one has no "
+                f"{', '.join(repr(f) for f in missing)}")
+    for name in ("key", "wav", "emo"):
+        value = rec[name]
+        if not isinstance(value, str):
+            return f"field {name!r} is {_kind(value)}, expected a string"
+        if not value.strip():
+            return f"field {name!r} is empty"
+        if _CONTROL.search(value):
+            return f"field {name!r} holds a tab, line break or other control character"
+    channel = rec.get("channel")
+    if channel is not None:
+        if isinstance(channel, str) and channel.strip().isdigit():
+            channel = int(channel)
+        if isinstance(channel, bool) or not isinstance(channel, int) or channel < 1:
+            return f"field 'channel' is {_show(channel)}, expected a channel number from 1"
+    for name in ("start_time", "end_time"):
+        value = rec.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"field {name!r} is {_kind(value)}, expected seconds (a number)"
+        if not math.isfinite(value) or value < 0:
+            return (f"utterance {rec['key']!r}: {name} is {value!r}, not a time in the file "
+                    f"(a finite number of seconds from 0)")
+    start, end = rec.get("start_time"), rec.get("end_time")
+    if start is not None and end is not None and not start < end:
+        return (f"utterance {rec['key']!r}: start_time {start!r} is not before end_time "
+                f"{end!r}: the segment is empty")
+    return ""
+
+
+def _kind(value: object) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+             int: "a number", float: "a number", type(None): "null"}
+    return f"{names.get(type(value), type(value).__name__)} ({_show(value)})"
+
+
+def _show(value: object) -> str:
+    text = json.dumps(value) if isinstance(value, (dict, list, str, int, float, bool,
+                                                     type(None))) else repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
 
 
 def _wav(rec: dict) -> str:
@@ -257,11 +331,18 @@ def _label_map(folder: Path) -> dict[str, str]:
     for name in ("label_map.json", "label_dict.json"):
         path = folder / name
         if path.is_file():
-            try:
-                data = json.loads(path.read_text(encoding="utf-8"))
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: not valid JSON ({exc.msg})", path=str(path))
-            return {str(k): str(v) for k, v in data.items()}
+            if path.stat().st_size > MAX_LINE_BYTES:
+                raise DataError(f"{path}: larger than a label map is ({MAX_LINE_BYTES >> 20} "
+                                f"MiB)", path=str(path))
+            data = parse_json(path.read_bytes(), str(path))
+            if not isinstance(data, dict):
+                raise DataError(f"{path}: expected a JSON object raw label -> class, got "
+                                f"{_kind(data)}", path=str(path))
+            for raw, target in data.items():
+                if not isinstance(target, str) or not target.strip() or _CONTROL.search(target):
+                    raise DataError(f"{path}: label {raw!r} maps to {_kind(target)}, expected "
+                                    f"a class name (a string of one line)", path=str(path))
+            return dict(data)
     return {}
 
 
@@ -269,8 +350,8 @@ def _speakers(stm: Path) -> dict[str, str]:
     if not stm.is_file():
         return {}
     out = {}
-    for line in stm.read_text(encoding="utf-8").splitlines():
-        key, _, rest = line.partition(" ")
+    for _, line in _lines(stm):
+        key, _, rest = line.rstrip("\r\n").partition(" ")
         m = _SPK.search(rest)
         if key and m and m.group(1):
             out[key] = m.group(1)

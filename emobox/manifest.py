@@ -12,6 +12,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -58,6 +59,11 @@ class Manifest:
                     f"{self.corpus}: utterance {utt.key!r} has audio path {utt.path!r}, which "
                     f"{reason}; manifest paths are relative to the corpus root {self.root} and "
                     f"must stay inside it", path=str(self.root))
+            if utt.start is not None or utt.end is not None or utt.channel is not None:
+                why = segment_problem(utt.start, utt.end, utt.channel)
+                if why:
+                    raise DataError(f"{self.corpus}: utterance {utt.key!r} ({utt.path}): {why}",
+                                    path=str(self.root / utt.path))
             if utt.key in seen:
                 raise DataError(
                     f"{self.corpus}: duplicate utterance key {utt.key!r} for "
@@ -163,13 +169,49 @@ class Manifest:
 
 def utterance_from_row(r: Mapping[str, str]) -> Utterance:
     """The utterance of one manifest TSV row (the columns of :data:`BASE_COLUMNS`; empty optional
-    fields are None). A malformed number raises ValueError."""
+    fields are None). A malformed number, or a segment that is not one (NaN or infinite times,
+    a negative time, a start not before its end, a channel below 1), raises ValueError naming
+    the utterance."""
+    key = r["key"]
+
+    def number(column: str, kind: type) -> Any:
+        text = r.get(column)
+        if not text:
+            return None
+        try:
+            return kind(text)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise ValueError(f"utterance {key!r}: {column} is {text!r}, not {what}") from None
+
+    channel, start, end = number("channel", int), number("start", float), number("end", float)
+    why = segment_problem(start, end, channel)
+    if why:
+        raise ValueError(f"utterance {key!r}: {why}")
     return Utterance(
-        key=r["key"], path=r["path"], label=r["emotion"],
+        key=key, path=r["path"], label=r["emotion"],
         speaker=r.get("speaker") or None, raw_label=r.get("emotion_raw") or None,
-        channel=int(r["channel"]) if r.get("channel") else None,
-        start=float(r["start"]) if r.get("start") else None,
-        end=float(r["end"]) if r.get("end") else None)
+        channel=channel, start=start, end=end)
+
+
+def segment_problem(start: float | None, end: float | None, channel: int | None = None) -> str:
+    """Why ``start``/``end`` (seconds) and ``channel`` (1-based) do not select audio of a file
+    ("" when they do; None is "from the beginning", "to the end", "all channels")."""
+    for name, value in (("start", start), ("end", end)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{name} is {value!r}, not a number of seconds"
+        if not math.isfinite(value):
+            return f"{name} is {value!r}, not a finite number of seconds"
+        if value < 0:
+            return f"{name} is {value!r}, a negative time"
+    if end is not None and end <= (start or 0.0):
+        return (f"start {start or 0.0!r} is not before end {end!r}: the segment is empty")
+    if channel is not None and (isinstance(channel, bool) or not isinstance(channel, int)
+                                or channel < 1):
+        return f"channel is {channel!r}; channels are counted from 1"
+    return ""
 
 
 def path_escape_reason(path: str) -> str:

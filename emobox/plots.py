@@ -11,6 +11,11 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 
+def _text(text: object) -> str:
+    """A name drawn as written: a ``$`` never starts matplotlib's math mode."""
+    return str(text).replace("$", r"\$")
+
+
 def confusion_png(path: Path, confusion: Sequence[Sequence[int]], labels: Sequence[str],
                   title: str = "") -> Path:
     """Draw a confusion matrix (rows = gold, columns = predicted) as a PNG.
@@ -35,8 +40,8 @@ def confusion_png(path: Path, confusion: Sequence[Sequence[int]], labels: Sequen
     FigureCanvasAgg(fig)  # the Agg backend, without touching pyplot's global state
     ax = fig.add_subplot()
     im = ax.imshow(share, cmap="Blues", vmin=0.0, vmax=1.0)
-    ax.set_xticks(range(n), labels=list(labels), rotation=45, ha="right")
-    ax.set_yticks(range(n), labels=list(labels))
+    ax.set_xticks(range(n), labels=[_text(lab) for lab in labels], rotation=45, ha="right")
+    ax.set_yticks(range(n), labels=[_text(lab) for lab in labels])
     ax.set_xlabel("predicted")
     ax.set_ylabel("gold")
     for i in range(n):
@@ -44,7 +49,7 @@ def confusion_png(path: Path, confusion: Sequence[Sequence[int]], labels: Sequen
             ax.text(j, i, f"{100 * share[i, j]:.0f}%\n{cm[i, j]}", ha="center", va="center",
                     fontsize=8, color="white" if share[i, j] > 0.5 else "black")
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(_text(title), fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of the gold class")
     fig.tight_layout()
     buf = io.BytesIO()
@@ -98,17 +103,18 @@ def bar_chart(scores: Mapping[str, Mapping[str, tuple[float, float] | None]], pa
         xs = [j - 0.4 + width * (i + 0.5) for j, _ in present]
         ys = [scores[c][up][0] for _, c in present]
         errs = [scores[c][up][1] for _, c in present]
-        ax.bar(xs, ys, width, yerr=errs, capsize=2, label=up, color=cmap(i % cmap.N))
+        ax.bar(xs, ys, width, yerr=errs, capsize=2, label=_text(up), color=cmap(i % cmap.N))
         for x, y, (_, c) in zip(xs, ys, present):
             mark = (marks or {}).get((up, c))
             if mark:
                 ax.text(x, y + 1, mark, ha="center", va="bottom", fontsize=8)
     rotate = len(corpora) > 6
-    ax.set_xticks(range(len(corpora)), labels=corpora, rotation=45 if rotate else 0,
+    ax.set_xticks(range(len(corpora)), labels=[_text(c) for c in corpora],
+                  rotation=45 if rotate else 0,
                   ha="right" if rotate else "center")
     ax.set_ylabel(f"{metric} (%)")
     ax.set_ylim(0, 100)
-    ax.set_title(title or f"{metric} per corpus (mean ± std over folds)", fontsize=10)
+    ax.set_title(_text(title or f"{metric} per corpus (mean ± std over folds)"), fontsize=10)
     ax.legend(fontsize=8, ncol=min(n_up, 5), loc="upper right")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
@@ -131,11 +137,11 @@ def cross_corpus_heatmap(matrix: Sequence[Sequence[float | None]], train_labels:
             if np.isfinite(data[i, j]):
                 ax.text(j, i, f"{data[i, j]:.1f}", ha="center", va="center", fontsize=9,
                         color="white" if data[i, j] < 0.6 * top else "black")
-    ax.set_xticks(range(len(test_labels)), labels=list(test_labels))
-    ax.set_yticks(range(len(train_labels)), labels=list(train_labels))
+    ax.set_xticks(range(len(test_labels)), labels=[_text(lab) for lab in test_labels])
+    ax.set_yticks(range(len(train_labels)), labels=[_text(lab) for lab in train_labels])
     ax.set_xlabel("test corpus")
     ax.set_ylabel("training corpus")
     if title:
-        ax.set_title(title, fontsize=9)
+        ax.set_title(_text(title), fontsize=9)
     fig.colorbar(im, ax=ax, label=value_label, fraction=0.046, pad=0.04)
     return _save(fig, path)

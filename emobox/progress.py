@@ -49,7 +49,9 @@ class _RichTask(Task):
         self.progress.update(self.task_id, advance=n, rates="  ".join(rates))
 
     def note(self, text: str) -> None:
-        self.progress.update(self.task_id, rates=text)
+        from rich.markup import escape
+
+        self.progress.update(self.task_id, rates=escape(text))
 
     def _pos(self) -> int:
         for i, t in enumerate(self.progress.tasks):
@@ -68,6 +70,7 @@ class RichReporter(Reporter):
 
     @contextmanager
     def task(self, description: str, total: float | None, unit: str = "") -> Iterator[Task]:
+        from rich.markup import escape
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
@@ -75,8 +78,9 @@ class RichReporter(Reporter):
                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                    TextColumn("{task.fields[rates]}")]
         with Progress(*columns, console=self.console, transient=False) as progress:
-            task_id = progress.add_task(description, total=total, rates="")
+            # the description holds names and paths: shown as written, never as markup
+            task_id = progress.add_task(escape(description), total=total, rates="")
             yield _RichTask(progress, task_id, unit)
 
     def log(self, message: str) -> None:
-        self.console.print(message)
+        self.console.print(message, markup=False, highlight=False, soft_wrap=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from . import paper
+from . import escape, paper
 from .errors import EmoboxUsageError
 from .io import atomic_write_text
 from .plugins import Registry, get_registry
@@ -149,18 +149,19 @@ def _legend(tables: Sequence[Table]) -> list[str]:
 
 
 def to_markdown(tables: Sequence[Table], notes: Sequence[str] = ()) -> str:
+    md = escape.markdown  # names come from run directories: never Markdown or HTML
     lines = ["# emobox report", "",
              "Mean ± std over folds (%) of the configuration selected in each fold; the best "
              "mean of each column is **bold**. Columns are grouped by language.", ""]
     for t in tables:
         for m in METRICS:
-            lines += [f"## {NAMES[m]} — {t.title}", ""]
-            header = ["upstream"] + [f"{c} ({lang})" for lang, cs in t.groups for c in cs]
+            lines += [f"## {NAMES[m]} — {md(t.title)}", ""]
+            header = ["upstream"] + [f"{md(c)} ({md(lang)})" for lang, cs in t.groups for c in cs]
             lines.append("| " + " | ".join(header) + " |")
             lines.append("|---" + "|---:" * (len(header) - 1) + "|")
             for u in t.upstreams:
-                row = [u]
-                paper_row = [f"{u} (paper)"]
+                row = [md(u)]
+                paper_row = [f"{md(u)} (paper)"]
                 for c in t.corpora:
                     cell = t.cells.get((u, c))
                     if cell is None:
@@ -183,7 +184,7 @@ def to_markdown(tables: Sequence[Table], notes: Sequence[str] = ()) -> str:
             lines.append("")
     legend = _legend(tables)
     if legend or notes:
-        lines += ["Notes:", ""] + [f"- {n}" for n in list(legend) + list(notes)] + [""]
+        lines += ["Notes:", ""] + [f"- {n}" for n in legend] + [f"- {md(n)}" for n in notes] + [""]
     return "\n".join(lines)
 
 
@@ -233,11 +234,7 @@ def cells_csv(tables: Sequence[Table]) -> str:
     return buf.getvalue()
 
 
-def _tex(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("&", r"\&"), ("%", r"\%"),
-                 ("#", r"\#"), ("$", r"\$")):
-        text = text.replace(a, b)
-    return text
+_tex = escape.latex
 
 
 def to_latex(tables: Sequence[Table]) -> str:

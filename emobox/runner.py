@@ -26,7 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from . import __version__, paths
+from . import __version__, escape, paths
 from .errors import DataError, EmoboxUsageError
 from .extract import FrameSource, extract
 from .io import (append_jsonl, atomic_write_json, atomic_write_text, read_jsonl,
@@ -35,7 +35,7 @@ from .metrics import mean_std
 from .plugins import Registry, distributions_of, get_registry
 from .progress import Reporter
 from .results import NORM_WORDS, ResultRow, feature_norm_of
-from .splits import leakage, select_folds, with_random_valid
+from .splits import class_warnings, leakage, select_folds, with_random_valid
 from .store import FeatureStore
 from .sweep import (DEFAULT_GRAD_CLIP, Split, TrainConfig, config_id, expand_grid,
                     resolve_protocol, train_sweep)
@@ -218,6 +218,9 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
         msg = (f"{opts.upstream} was trained on {opts.corpus}: these results are contaminated "
                f"and marked so")
         warnings.warn(msg)
+        notes.append(msg)
+    for msg in class_warnings(manifest, folds):  # on stderr now, in summary.md at the end
+        warnings.warn(f"{opts.corpus}: {msg}")
         notes.append(msg)
     if opts.recipe == "paper":
         notes.append(PAPER_RECIPE_NOTE)
@@ -669,9 +672,10 @@ SCHEDULE_WORDS = {"linear": "linear decay", "constant": "constant",
 
 def summary_markdown(result: RunResult) -> str:
     c = result.config
+    md = escape.markdown  # names, paths and labels come from files: never Markdown or HTML
     by_test = c["select"] == "test"
     paper_recipe = c.get("recipe") == "paper"
-    lines = [f"# {c['upstream']} x {c['corpus']} x {c['downstream']}", ""]
+    lines = [f"# {md(c['upstream'])} x {md(c['corpus'])} x {md(c['downstream'])}", ""]
     if paper_recipe:
         lines += [f"**{PAPER_RECIPE_NOTE}.**", ""]
     elif by_test:
@@ -680,10 +684,11 @@ def summary_markdown(result: RunResult) -> str:
                   "comparing with the published tables.**", ""]
     train_prec = c.get("train_precision", "fp32")
     clip = c.get("grad_clip", 0)
-    lines += [f"- scheme: {c['scheme']}, folds {c['folds']} of {c['n_folds']}, seed {c['seed']}",
-              f"- layer {c['layer']} ({NORM_WORDS[feature_norm_of(c)]}), "
-              f"features {c['precision']}, checkpoint {c['checkpoint_id']}",
-              f"- grid {json.dumps(c['grid'])}, Adam, batch {c['batch_size']}, {c['epochs']} "
+    lines += [f"- scheme: {md(c['scheme'])}, folds {c['folds']} of {c['n_folds']}, seed "
+              f"{c['seed']}",
+              f"- layer {md(c['layer'])} ({NORM_WORDS[feature_norm_of(c)]}), "
+              f"features {md(c['precision'])}, checkpoint {md(c['checkpoint_id'])}",
+              f"- grid {md(json.dumps(c['grid']))}, Adam, batch {c['batch_size']}, {c['epochs']} "
               f"epochs ({c['warmup_epochs']} warm-up, then "
               f"{SCHEDULE_WORDS.get(c.get('schedule', 'linear'), c.get('schedule'))}), "
               f"gradient norm {f'clipped at {clip:g}' if clip else 'not clipped'}, "
@@ -696,7 +701,7 @@ def summary_markdown(result: RunResult) -> str:
               "|---|---|---|---|---|---|---|"]
     for f in result.folds:
         lines.append(f"| {f.fold} | {100 * f.ua:.2f} | {100 * f.wa:.2f} | {100 * f.f1:.2f} | "
-                     f"{f.config_id} | {f.best_epoch + 1} | {100 * f.valid_ua:.2f} |")
+                     f"{md(f.config_id)} | {f.best_epoch + 1} | {100 * f.valid_ua:.2f} |")
     if result.folds:
         cells = []
         for m in ("ua", "wa", "f1"):
@@ -715,7 +720,7 @@ def summary_markdown(result: RunResult) -> str:
                 mu, sd = mean_std([r[m] for r in rows])
                 cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
             chosen = [str(r["fold"]) for r in rows if r["selected"]]
-            lines.append(f"| {cid} | {' | '.join(cells)} | {', '.join(chosen) or '-'} |")
+            lines.append(f"| {md(cid)} | {' | '.join(cells)} | {', '.join(chosen) or '-'} |")
         selected = [r for r in result.rows if r["selected"]]
         labels = selected[0].get("labels") or []
         if labels:
@@ -725,9 +730,9 @@ def summary_markdown(result: RunResult) -> str:
                 vals = [r["per_class_recall"][i] for r in selected
                         if r["per_class_recall"][i] is not None]
                 cell = f"{100 * sum(vals) / len(vals):.2f}" if vals else "-"
-                lines.append(f"| {lab} | {cell} |")
+                lines.append(f"| {md(lab)} | {cell} |")
             lines += ["", "Confusion matrix of the selected configurations, summed over folds: "
                       "`confusion.png`."]
     if result.notes:
-        lines += ["", "Notes:", ""] + [f"- {n}" for n in result.notes]
+        lines += ["", "Notes:", ""] + [f"- {md(n)}" for n in result.notes]
     return "\n".join(lines) + "\n"

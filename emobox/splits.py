@@ -248,6 +248,30 @@ def leakage(manifest: Manifest, folds: Sequence[Fold]) -> dict[int, list[str]]:
     return out
 
 
+def class_warnings(manifest: Manifest, folds: Sequence[Fold]) -> list[str]:
+    """What keeps a class from being learned or tested: a class with a single utterance in the
+    corpus, and per fold a class with no utterance on the fold's training side (the head cannot
+    predict it there). Warnings, not errors: the folds are the corpus's own."""
+    out = []
+    counts = Counter(u.label for u in manifest)
+    for label in manifest.labels:
+        if counts[label] == 1:
+            key = next(u.key for u in manifest if u.label == label)
+            out.append(f"class {label!r} has a single utterance ({key!r}): it cannot be both "
+                       f"trained on and tested")
+    for fold in folds:
+        trained = {manifest[k].label for k in fold.train if k in manifest}
+        for label in manifest.labels:
+            if label in trained or not counts[label]:
+                continue
+            n_test = sum(1 for k in fold.test if k in manifest and manifest[k].label == label)
+            n_valid = sum(1 for k in fold.valid if k in manifest and manifest[k].label == label)
+            out.append(f"fold {fold.index}: class {label!r} has no training utterance ({n_test} "
+                       f"in test, {n_valid} in validation): the head cannot learn it in this "
+                       f"fold")
+    return out
+
+
 def select_folds(folds: Sequence[Fold], wanted: Sequence[int] | None) -> list[Fold]:
     if not wanted:
         return list(folds)

@@ -483,11 +483,13 @@ def _write_line(path: Path, obj: dict, fresh: bool = False) -> None:
 
 
 @contextmanager
-def store_lock(path: Path, on_wait: Callable[[str], None] | None = None) -> Iterator[None]:
-    """Exclusive lock on a store folder: one extraction (or removal) at a time."""
+def store_lock(path: Path, on_wait: Callable[[str], None] | None = None,
+               name: str = ".lock") -> Iterator[None]:
+    """Exclusive lock on a store folder: one extraction (or removal) at a time. ``name`` is
+    the lock file in ``path`` (another name locks one file of a folder, e.g. a leaderboard)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    fh = open(path / ".lock", "a+")
+    fh = open(path / name, "a+")
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -44,8 +44,9 @@ ABORTS = _exception_types("Abort")
 app = typer.Typer(
     name="emobox", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Speech emotion recognition benchmarking: compose upstream x corpus x downstream.")
-console = Console() if sys.stdout.isatty() else Console(width=120)
-err_console = Console(stderr=True)
+# emoji codes (":cat:") in names and paths are shown as written, never as emoji
+console = Console(emoji=False) if sys.stdout.isatty() else Console(width=120, emoji=False)
+err_console = Console(stderr=True, emoji=False)
 
 
 def _version(value: bool) -> None:

@@ -144,20 +144,20 @@ def bench_command(
     for m in result.missing:
         size = (f" (published: {m.utterances} utterances, {m.audio_hours:.1f} h)"
                 if m.utterances and m.audio_hours else "")
-        err_console.print(f"[yellow]not on this machine:[/yellow] {m.corpus}{size}: "
+        err_console.print(f"[yellow]not on this machine:[/yellow] {escape(m.corpus)}{size}: "
                           f"{escape(m.reason)}",
                           highlight=False, soft_wrap=True)
     if dry_run:
         console.print(f"dry run: {len(result.plan.todo)} tasks to run, "
                       f"{len(result.plan.finished)} finished; bench directory: {result.out}",
-                      highlight=False, soft_wrap=True)
+                      highlight=False, soft_wrap=True, markup=False)
         return
     for task_id, msg in result.failed.items():
-        err_console.print(f"[red]failed:[/red] {task_id}: {escape(msg)}", highlight=False,
+        err_console.print(f"[red]failed:[/red] {escape(task_id)}: {escape(msg)}", highlight=False,
                           soft_wrap=True)
     console.print(f"ran {len(result.ran)} tasks, {len(result.skipped)} were finished already, "
                   f"{len(result.failed)} failed; bench directory: {result.out}", highlight=False,
-                  soft_wrap=True)
+                  soft_wrap=True, markup=False)
     if result.failed:
         raise typer.Exit(3)
 
@@ -176,6 +176,7 @@ def plan_table(plan) -> Table:
         flops = _flops(ext.flops) + ("~" if ext.flops_source == "estimate from spec" else "")
         status = "finished" if ext.status == "done" else (
             f"extract + train {len(trainings) - done}" if trainings else "extract")
-        table.add_row(ext.id, ext.upstream, ext.corpus, str(ext.utterances), hours, flops,
+        table.add_row(escape(ext.id), escape(ext.upstream), escape(ext.corpus),
+                      str(ext.utterances), hours, flops,
                       f"{done}/{len(trainings)}", status)
     return table

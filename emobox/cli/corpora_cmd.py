@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ExitCode
@@ -33,8 +34,8 @@ def list_command() -> None:
         table.add_column(col, justify="right" if col in ("utterances", "speakers", "labels",
                                                           "folds") else "left")
     for c in list_corpora():
-        table.add_row(c.name, ", ".join(c.languages) or "-", _n(c.utterances), _n(c.speakers),
-                      _n(c.labels), _n(c.folds), c.license or "-")
+        table.add_row(escape(c.name), escape(", ".join(c.languages) or "-"), _n(c.utterances), _n(c.speakers),
+                      _n(c.labels), _n(c.folds), escape(c.license or "-"))
     console.print(table)
     console.print("counts are those of the published reference (EmoBox's tables); "
                   "`emobox corpora check -c NAME --root DIR` counts a local copy", style="dim")
@@ -58,9 +59,10 @@ def manifest_command(
     res = write_manifest(corpus, root, out, scheme=scheme, seed=seed,
                          options=parse_options(corpus_option, "--corpus-option"))
     console.print(f"{res.utterances} utterances, {res.folds} folds ({res.scheme}) -> {res.path}",
-                  highlight=False, soft_wrap=True)
+                  highlight=False, soft_wrap=True, markup=False)
     for note in res.notes:
-        err_console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False,
+                          soft_wrap=True)
 
 
 @corpora_app.command("check")
@@ -92,7 +94,8 @@ def check_command(
 
 def print_check(rep, show: int) -> None:
     exp = rep.expected
-    console.print(f"[bold]{rep.corpus}[/bold] at {rep.root}: {rep.utterances} utterances, "
+    console.print(f"[bold]{escape(rep.corpus)}[/bold] at {escape(str(rep.root))}: "
+                  f"{rep.utterances} utterances, "
                   f"{len(rep.speakers)} speakers, {len(rep.labels)} labels"
                   + (f" (reference: {exp['utterances']}, {exp['speakers']}, {len(exp['labels'])})"
                      if exp else ""), highlight=False, soft_wrap=True)
@@ -101,24 +104,26 @@ def print_check(rep, show: int) -> None:
     table.add_column("utterances", justify="right")
     table.add_column("reference", justify="right")
     for label, n in sorted(rep.labels.items()):
-        table.add_row(label, str(n), _n(exp.get("labels", {}).get(label)) if exp else "-")
+        table.add_row(escape(label), str(n),
+                      _n(exp.get("labels", {}).get(label)) if exp else "-")
     console.print(table)
     speakers = sorted(rep.speakers.items(), key=lambda kv: (-kv[1], kv[0]))
     shown = speakers if show == 0 else speakers[:max(show, 20)]
     console.print("speakers" + ("" if rep.has_speaker_ids else " (not real speaker ids)") + ": "
                   + ", ".join(f"{s} {n}" for s, n in shown)
                   + (f", ... ({len(speakers) - len(shown)} more)" if len(shown) < len(speakers)
-                     else ""), highlight=False, soft_wrap=True)
+                     else ""), highlight=False, soft_wrap=True, markup=False)
     if rep.folds:
         table = Table(title=f"folds ({rep.scheme})", title_justify="left")
         for col in ("fold", "train", "valid", "test", "validation", "speakers in train and test"):
             table.add_column(col, justify="right" if col in ("fold", "train", "valid", "test")
                              else "left")
         for f in rep.folds:
-            leaked = ("-" if not rep.has_speaker_ids else
-                      "none" if not f.leaked else f"{len(f.leaked)}: " + ", ".join(f.leaked[:8])
-                      + (" ..." if len(f.leaked) > 8 else ""))
-            table.add_row(str(f.index), str(f.train), str(f.valid), str(f.test), f.valid_rule,
+            leaked = escape("-" if not rep.has_speaker_ids else
+                            "none" if not f.leaked else f"{len(f.leaked)}: "
+                            + ", ".join(f.leaked[:8]) + (" ..." if len(f.leaked) > 8 else ""))
+            table.add_row(str(f.index), str(f.train), str(f.valid), str(f.test),
+                          escape(f.valid_rule),
                           leaked)
         console.print(table)
     for title, items in (("missing (listed by the reference, not found)", rep.missing),
@@ -129,13 +134,14 @@ def print_check(rep, show: int) -> None:
             continue
         console.print(f"{title}: {len(items)}", style="bold", highlight=False)
         for a, b in (items if show == 0 else items[:show]):
-            console.print(f"  {a}  {b}", highlight=False, soft_wrap=True)
+            console.print(f"  {a}  {b}", highlight=False, soft_wrap=True, markup=False)
         if show and len(items) > show:
             console.print(f"  ... {len(items) - show} more (--show 0 lists all)")
     for w in rep.warnings:
-        err_console.print(f"[yellow]warning:[/yellow] {w}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/yellow] {escape(w)}", highlight=False,
+                          soft_wrap=True)
     for e in rep.errors:
-        err_console.print(f"[red]problem:[/red] {e}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]problem:[/red] {escape(e)}", highlight=False, soft_wrap=True)
     console.print("check: " + ("OK" if rep.ok else f"{len(rep.errors)} problem(s) to fix"),
                   style="bold green" if rep.ok else "bold red")
 
@@ -175,13 +181,13 @@ def stats_command() -> None:
     missing = [r.corpus for r in rows if r.shipped is None]
     if missing:
         console.print(f"not installed (no adapter registered): {', '.join(missing)}",
-                      style="yellow", highlight=False)
+                      style="yellow", highlight=False, markup=False)
     console.print("differences (* above), one line each:", style="bold")
     for r in rows:
         for line in r.explanations:
-            console.print(f"  {line}", highlight=False, soft_wrap=True)
+            console.print(f"  {line}", highlight=False, soft_wrap=True, markup=False)
     if note:
-        console.print(f"({note})", style="dim", highlight=False, soft_wrap=True)
+        console.print(f"({note})", style="dim", highlight=False, soft_wrap=True, markup=False)
 
 
 @corpora_app.command("import-emobox")
@@ -206,13 +212,13 @@ def import_command(
     for col in ("corpus", "utterances", "speakers", "folds", "validation", "written to"):
         table.add_column(col)
     for r in results:
-        table.add_row(r.corpus, str(r.utterances), str(r.speakers), str(r.folds),
-                      "official" if r.official_valid else "20% of train", str(r.out))
+        table.add_row(escape(r.corpus), str(r.utterances), str(r.speakers), str(r.folds),
+                      "official" if r.official_valid else "20% of train", escape(str(r.out)))
     console.print(table)
     for r in results:
         for note in r.notes:
-            err_console.print(f"[yellow]note:[/yellow] {r.corpus}: {note}", highlight=False,
-                              soft_wrap=True)
+            err_console.print(f"[yellow]note:[/yellow] {escape(r.corpus)}: {escape(note)}",
+                              highlight=False, soft_wrap=True)
     if results:
         console.print(f"run one with: emobox run -u fbank -c imported --root {results[0].out} "
-                      f"-d linear_probe", highlight=False, soft_wrap=True)
+                      f"-d linear_probe", highlight=False, soft_wrap=True, markup=False)

@@ -134,8 +134,10 @@ def cross_run_command(
     if published is not None:
         console.print(paper_table(result, published))
     for note in result.notes:
-        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False)
-    console.print(f"cross-corpus directory: {result.out}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False,
+                          soft_wrap=True)
+    console.print(f"cross-corpus directory: {result.out}", highlight=False, soft_wrap=True,
+                  markup=False)
 
 
 def _matrix_rows(names, matrix, contaminated=None):
@@ -153,7 +155,7 @@ def _matrix_rows(names, matrix, contaminated=None):
                 text += " §"
             cells.append(text)
         avg = averages[i]
-        rows.append([s, *cells, "–" if avg is None else f"{100 * avg:.2f}"])
+        rows.append([escape(s), *cells, "–" if avg is None else f"{100 * avg:.2f}"])
     total = cross_average(matrix)
     cols = ["–" if v is None else f"{100 * v:.2f}" for v in column_averages(matrix)]
     rows.append(["avg", *cols, "–" if total is None else f"{100 * total:.2f}"])
@@ -162,8 +164,8 @@ def _matrix_rows(names, matrix, contaminated=None):
 
 def matrix_table(result) -> Table:
     c = result.config
-    title = (f"cross-corpus accuracy %: {c['upstream']} x {c['downstream']} (rows train, "
-             f"columns test)")
+    title = escape(f"cross-corpus accuracy %: {c['upstream']} x {c['downstream']} (rows train, "
+                   f"columns test)")
     if c["precision"] != "fp32":
         title += f"  ({c['precision']} features)"
     if c["selected_by_test"]:
@@ -171,7 +173,7 @@ def matrix_table(result) -> Table:
     table = Table(title=title, caption="(diagonal) within-corpus, not averaged; § contaminated")
     table.add_column("train \\ test")
     for name in result.corpora:
-        table.add_column(name, justify="right")
+        table.add_column(escape(name), justify="right")
     table.add_column("avg", justify="right")
     contaminated = [[bool(result.cells.get((s, t), {}).get("contaminated"))
                      for t in result.corpora] for s in result.corpora]
@@ -183,10 +185,10 @@ def matrix_table(result) -> Table:
 
 
 def paper_table(result, published) -> Table:
-    table = Table(title=f"EmoBox paper, Table 5: {result.config['upstream']} (accuracy %)")
+    table = Table(title=escape(f"EmoBox paper, Table 5: {result.config['upstream']} (accuracy %)"))
     table.add_column("train \\ test")
     for name in result.corpora:
-        table.add_column(name, justify="right")
+        table.add_column(escape(name), justify="right")
     table.add_column("avg", justify="right")
     rows = _matrix_rows(result.corpora, [[None if v is None else v / 100 for v in row]
                                          for row in published])
@@ -246,20 +248,21 @@ def cross_build_command(
         labeler_options=labeler_options, recipe=recipe)
     reporter = Reporter() if quiet else RichReporter(err_console)
     result = cross_build(opts, reporter=reporter)
-    table = Table(title=f"balanced sets: {', '.join(result.recipe.classes)}, seed "
-                        f"{result.recipe.seed}")
+    table = Table(title=escape(f"balanced sets: {', '.join(result.recipe.classes)}, seed "
+                               f"{result.recipe.seed}"))
     for col in ("corpus", "utterances", "speakers x per class", "pseudo-labels"):
         table.add_column(col)
     for name, bset in result.sets.items():
         q = bset.quota()
-        table.add_row(name, str(len(bset)), f"{q[0]} x {q[1]}" if q else "?",
+        table.add_row(escape(name), str(len(bset)), f"{q[0]} x {q[1]}" if q else "?",
                       escape(result.labelers.get(name, "–")))
     console.print(table)
     for name, bset in result.sets.items():
         for note in bset.notes:
-            err_console.print(f"[yellow]note:[/yellow] {name}: {escape(note)}", highlight=False)
+            err_console.print(f"[yellow]note:[/yellow] {escape(name)}: {escape(note)}",
+                              highlight=False, soft_wrap=True)
     console.print(f"sets written to {result.out} (use them with `emobox cross run --sets "
-                  f"{result.out}`)", highlight=False, soft_wrap=True)
+                  f"{result.out}`)", highlight=False, soft_wrap=True, markup=False)
 
 
 @cross_app.command("sets")
@@ -280,11 +283,12 @@ def cross_sets_command(
             continue
         bset = spec.balanced_test_set()
         q = bset.quota()
-        table.add_row(spec.name, str(len(bset)), ", ".join(bset.classes),
+        table.add_row(escape(spec.name), str(len(bset)), escape(", ".join(bset.classes)),
                       f"{q[0]} x {q[1]}" if q else "not balanced", escape(bset.origin))
         if out:
             bset.to_tsv(Path(out) / f"{spec.name}.tsv")
         found += 1
     console.print(table)
     if out and found:
-        console.print(f"{found} sets written to {out}", highlight=False, soft_wrap=True)
+        console.print(f"{found} sets written to {out}", highlight=False, soft_wrap=True,
+                      markup=False)

@@ -46,7 +46,7 @@ def _kv(title: str, rows: list[tuple[str, str]]) -> None:
     table.add_column("what", style="bold", no_wrap=True)
     table.add_column("value", overflow="fold")
     for k, v in rows:
-        table.add_row(k, v)
+        table.add_row(k, v)  # values are escaped by the section renderers
     console.print(table)
 
 
@@ -67,15 +67,16 @@ def _torch(d: dict) -> None:
             ("CPU native bfloat16", _yes(d["cpu_native_bf16"])),
             ("threads", str(d["threads"]))]
     for dev in d["cuda_devices"]:
-        rows.append((f"cuda:{dev['index']}", f"{dev['name']}, {dev['memory_gib']} GiB, "
-                                             f"compute {dev['capability']}"))
+        rows.append((f"cuda:{dev['index']}", escape(f"{dev['name']}, {dev['memory_gib']} GiB, "
+                                                    f"compute {dev['capability']}")))
     if d["cuda_available"]:
         rows.append(("CUDA bfloat16", _yes(d.get("cuda_bf16"))))
     _kv("torch", rows)
 
 
 def _packages(d: dict) -> None:
-    _kv("packages", [(k, v or "[dim]not installed[/dim]") for k, v in d.items()])
+    _kv("packages", [(escape(k), escape(v) if v else "[dim]not installed[/dim]")
+                     for k, v in d.items()])
 
 
 def _paths(rows: list[dict]) -> None:
@@ -95,7 +96,8 @@ def _plugins(d: dict) -> None:
                 "broken"):
         table.add_column(col, no_wrap=col != "plugins")
     for r in d["distributions"]:
-        table.add_row(r["distribution"], r["version"] or "-", str(len(r["plugins"])),
+        table.add_row(escape(r["distribution"]), escape(r["version"] or "-"),
+                      str(len(r["plugins"])),
                       str(r["upstreams"]), str(r["corpora"]), str(r["downstreams"]),
                       f"[red]{r['broken']}[/red]" if r["broken"] else "0")
     console.print(table)
@@ -117,13 +119,14 @@ def _checkpoints(rows: list[dict]) -> None:
     missing = [r["upstream"] for r in rows if r["state"] == "missing"]
     for r in rows:
         if r["state"] != "missing":
-            table.add_row(r["upstream"], _state(r["state"]), escape(r["path"] or r["message"]))
+            table.add_row(escape(r["upstream"]), _state(r["state"]),
+                          escape(r["path"] or r["message"]))
     console.print(table)
     needing = sum(r["state"] != "not needed" for r in rows)
     console.print(f"{needing - len(missing)} of {needing} upstreams needing weights have them "
                   f"here", highlight=False)
     if missing:
-        console.print(f"[yellow]missing[/yellow] ({len(missing)}): {', '.join(missing)}; "
+        console.print(f"[yellow]missing[/yellow] ({len(missing)}): {escape(', '.join(missing))}; "
                       f"`emobox upstreams info NAME` says where to put them", highlight=False,
                       soft_wrap=True)
 
@@ -138,7 +141,7 @@ def _corpora(rows: list[dict]) -> None:
     for r in rows:
         if r["state"] == "absent":
             continue
-        cells = [r["corpus"], _state(r["state"]), escape(r["root"] or "-")]
+        cells = [escape(r["corpus"]), _state(r["state"]), escape(r["root"] or "-")]
         if scanned:
             cells += [str(r.get("utterances", "")), str(r.get("speakers", ""))]
         table.add_row(*cells, escape(r["message"]))
@@ -146,7 +149,8 @@ def _corpora(rows: list[dict]) -> None:
     present = sum(r["state"] == "present" for r in rows)
     console.print(f"{present} corpora found under $EMOBOX_DATA or --root-map", highlight=False)
     if absent:
-        console.print(f"[dim]absent[/dim] ({len(absent)}): {', '.join(absent)}; put a copy at "
+        console.print(f"[dim]absent[/dim] ({len(absent)}): {escape(', '.join(absent))}; put a "
+                      f"copy at "
                       f"$EMOBOX_DATA/<corpus> or pass --root-map corpus=DIR", highlight=False,
                       soft_wrap=True)
 

@@ -124,14 +124,14 @@ def features_info(path: Optional[str] = _PATH, upstream: Optional[str] = _UP,
         table.add_column(col, overflow="fold")
     for info in infos:
         e, meta = info.entry, info.entry.meta or {}
-        table.add_row(e.upstream, e.corpus, meta.get("precision", "?"),
+        table.add_row(escape(e.upstream), escape(e.corpus), escape(meta.get("precision", "?")),
                       ",".join(map(str, sorted(info.layers))) or "-",
                       str(info.n_utterances if info.n_utterances is not None else "-"),
                       str(info.n_frames if info.n_frames is not None else "-"),
                       human_bytes(info.size_bytes), e.status + (" +unfinished"
                                                                 if info.partial_progress and
                                                                 e.status == "complete" else ""),
-                      str(e.path))
+                      escape(str(e.path)))
     console.print(table)
     if len(infos) == 1:
         info = infos[0]
@@ -145,7 +145,7 @@ def features_info(path: Optional[str] = _PATH, upstream: Optional[str] = _UP,
             console.print(f"layer {layer}: dim {dim}" + (f", {sat} values clipped to the fp16 "
                                                          f"range" if sat else ""), highlight=False)
         if info.skipped:
-            console.print(f"skipped utterances: {info.skipped}")
+            console.print(f"skipped utterances: {info.skipped}", markup=False)
         if info.partial_progress:
             console.print(escape(info.partial_progress), highlight=False)
         if info.entry.problem:
@@ -154,7 +154,8 @@ def features_info(path: Optional[str] = _PATH, upstream: Optional[str] = _UP,
             rate = s.get("audio_s", 0) / max(s.get("seconds", 0), 1e-9)
             console.print(f"session {s.get('time', '?')}: layers {s.get('layers')}, "
                           f"{s.get('utterances')} utterances in {s.get('seconds')} s "
-                          f"({rate:.1f} audio-s/s) on {s.get('device')}", highlight=False)
+                          f"({rate:.1f} audio-s/s) on {s.get('device')}", highlight=False,
+                          markup=False)
 
 
 @features_app.command("verify")

@@ -30,7 +30,8 @@ def plugins_list(ctx: typer.Context) -> None:
             table.add_column(col, no_wrap=True)
         table.add_column("description")
         for spec in registry.specs(kind):
-            table.add_row(spec.name, spec.plugin, spec.distribution or "-", spec.version or "-",
+            table.add_row(escape(spec.name), escape(spec.plugin),
+                          escape(spec.distribution or "-"), escape(spec.version or "-"),
                           escape(spec.description))
         console.print(table)
     table = Table(title="plugins", title_justify="left")
@@ -39,8 +40,8 @@ def plugins_list(ctx: typer.Context) -> None:
     table.add_column("path", overflow="fold")
     for info in sorted(registry.plugins.values(),
                        key=lambda i: (i.distribution != "emobox", i.distribution, i.name)):
-        table.add_row(info.name, info.distribution or "-", info.version or "-",
-                      escape(info.path) or "-")
+        table.add_row(escape(info.name), escape(info.distribution or "-"),
+                      escape(info.version or "-"), escape(info.path) or "-")
     console.print(table)
     problems = registry.all_problems()
     for p in problems:
@@ -93,7 +94,8 @@ def _print_report(report) -> None:
         provides = "; ".join(f"{plural(k) if len(v) > 1 else k}: {', '.join(v)}"
                              for k, v in p.provides.items()) or "-"
         style = "" if p.status == "ok" else "red"
-        table.add_row(p.name, p.distribution or "-", p.version or "-", provides,
+        table.add_row(escape(p.name), escape(p.distribution or "-"), escape(p.version or "-"),
+                      escape(provides),
                       str(len(p.checked)), f"[{style}]{p.status}[/{style}]" if style else "ok")
     console.print(table)
     problems, notes = report.problems, report.notes

@@ -23,4 +23,4 @@ def report_command(
     console.print(report.files["table.md"].read_text(), highlight=False, soft_wrap=True,
                   markup=False)
     console.print("written: " + ", ".join(str(p) for p in report.files.values()),
-                  highlight=False, soft_wrap=True)
+                  highlight=False, soft_wrap=True, markup=False)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import EmoboxUsageError
@@ -141,13 +142,14 @@ def run_command(
     result = run(opts, reporter=reporter)
     console.print(results_table(result))
     for note in result.notes:
-        err_console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
-    console.print(f"run directory: {result.out}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False,
+                          soft_wrap=True)
+    console.print(f"run directory: {result.out}", highlight=False, soft_wrap=True, markup=False)
 
 
 def results_table(result) -> Table:
     c = result.config
-    title = f"{c['upstream']} x {c['corpus']} x {c['downstream']} ({c['scheme']} folds)"
+    title = escape(f"{c['upstream']} x {c['corpus']} x {c['downstream']} ({c['scheme']} folds)")
     if c.get("precision", "fp32") != "fp32":
         title += f"  ({c['precision']} features)"
     if c.get("train_precision", "fp32") != "fp32":
@@ -161,7 +163,7 @@ def results_table(result) -> Table:
         table.add_column(col, justify="right" if col != "selected config" else "left")
     for f in result.folds:
         table.add_row(str(f.fold), f"{100 * f.ua:.2f}", f"{100 * f.wa:.2f}", f"{100 * f.f1:.2f}",
-                      f.config_id, str(f.best_epoch + 1), f"{100 * f.valid_ua:.2f}")
+                      escape(f.config_id), str(f.best_epoch + 1), f"{100 * f.valid_ua:.2f}")
     if result.folds:
         cells = [f"{100 * m:.2f} ± {100 * s:.2f}" for m, s in
                  (result.mean("ua"), result.mean("wa"), result.mean("f1"))]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import List, Optional
 
 import typer
@@ -33,7 +32,7 @@ def pack_command(
     corpora = ", ".join(f"{c} ({len(e['folds'])} folds)"
                         for c, e in result.metadata["corpora"].items())
     console.print(f"wrote {result.path}: {result.metadata['upstream']['name']} on {corpora}",
-                  highlight=False, soft_wrap=True)
+                  highlight=False, soft_wrap=True, markup=False)
 
 
 @submit_app.command("validate")
@@ -46,15 +45,19 @@ def validate_command(
     from ..submission import validate
 
     result = validate(submission, parse_root_map(root_map))
+    for note in result.notes:
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False,
+                          soft_wrap=True)
     if result.ok:
         n = sum(len(f) for f in result.predictions.values())
         console.print(f"{result.path}: valid ({len(result.predictions)} corpora, {n} folds)",
-                      highlight=False, soft_wrap=True)
+                      highlight=False, soft_wrap=True, markup=False)
         return
     for problem in result.problems:
         err_console.print(f"[red]problem:[/red] {escape(problem)}", highlight=False,
                           soft_wrap=True)
-    err_console.print(f"{result.path}: {len(result.problems)} problems", highlight=False)
+    err_console.print(f"{result.path}: {len(result.problems)} problems", highlight=False,
+                      soft_wrap=True, markup=False)
     raise typer.Exit(int(ExitCode.CHECK_FAILED))
 
 
@@ -98,7 +101,7 @@ def board_add(
     card, replaced = add(submission, file, parse_root_map(root_map), name)
     console.print(f"{'replaced' if replaced else 'added'} {card['name']} "
                   f"({len(card['corpora'])} corpora) in {file or default_file()}",
-                  highlight=False, soft_wrap=True)
+                  highlight=False, soft_wrap=True, markup=False)
 
 
 @board_app.command("show")
@@ -108,19 +111,14 @@ def board_show(
 ) -> None:
     """Print the leaderboard, best mean UA first."""
     from ..errors import EmoboxUsageError
-    from ..leaderboard import board, load, to_csv, to_markdown
+    from ..leaderboard import board, load, to_csv, to_json, to_markdown
 
+    writers = {"md": to_markdown, "csv": to_csv, "json": to_json}
+    if fmt not in writers:
+        raise EmoboxUsageError(f"--format must be md, csv or json, not {fmt!r}")
     entries = load(file)
     if not entries:
         console.print("the leaderboard is empty (add submissions with `emobox leaderboard add`)")
         return
-    b = board(entries)
-    if fmt == "md":
-        console.print(to_markdown(b), highlight=False, soft_wrap=True, markup=False)
-    elif fmt == "csv":
-        console.print(to_csv(b), highlight=False, soft_wrap=True, markup=False)
-    elif fmt == "json":
-        console.print(json.dumps(b.rows, indent=2), highlight=False, soft_wrap=True,
-                      markup=False)
-    else:
-        raise EmoboxUsageError(f"--format must be md, csv or json, not {fmt!r}")
+    console.print(writers[fmt](board(entries)), highlight=False, soft_wrap=True, markup=False,
+                  emoji=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from . import app, console, err_console
@@ -28,9 +29,9 @@ def list_command(pattern: Optional[str] = typer.Argument(None, help="Glob, e.g. 
     for spec in list_upstreams(pattern):
         status = weights_status(spec)
         params = f"{spec.parameters / 1e6:.1f}M" if spec.parameters else "-"
-        table.add_row(spec.name, spec.family or "-", str(spec.num_layers),
+        table.add_row(escape(spec.name), escape(spec.family or "-"), str(spec.num_layers),
                       str(spec.hidden_size), f"{spec.frame_rate:g}", params,
-                      spec.checkpoint or "-", status.state)
+                      escape(spec.checkpoint or "-"), escape(status.state))
     console.print(table)
 
 
@@ -45,14 +46,14 @@ def info_command(
     from ..upstream_catalog import upstream_info
 
     info = upstream_info(name, ckpt=upstream_ckpt)
-    table = Table(show_header=False, title=name, title_justify="left")
+    table = Table(show_header=False, title=escape(name), title_justify="left")
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in info.fields.items():
-        table.add_row(key, str(value))
+        table.add_row(escape(key), escape(str(value)))
     console.print(table)
     if info.weights.state == "missing":
-        err_console.print(f"[yellow]weights missing:[/yellow] {info.weights.message}",
+        err_console.print(f"[yellow]weights missing:[/yellow] {escape(info.weights.message)}",
                           highlight=False, soft_wrap=True)
 
 
@@ -70,4 +71,4 @@ def convert_command(
     from ..upstream_catalog import convert_checkpoint
 
     path = convert_checkpoint(name, source=source, out=out, overwrite=overwrite)
-    console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+    console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)

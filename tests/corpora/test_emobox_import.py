@@ -167,7 +167,8 @@ def test_import_errors_name_the_file(tmp_path):
         import_emobox(tmp_path / "notdata", tmp_path / "out")
     bad = tmp_path / "data" / "z" / "fold_1"
     bad.mkdir(parents=True)
-    (bad / "z_test_fold_1.jsonl").write_text('{"key": "z-1", "wav": "a.wav"}\nnot json\n')
+    (bad / "z_test_fold_1.jsonl").write_text('{"key": "z-1", "wav": "a.wav", "emo": "ang"}\n'
+                                              'not json\n')
     with pytest.raises(DataError, match=r"z_test_fold_1.jsonl:2: not a JSON line"):
         import_emobox(tmp_path / "data", tmp_path / "out")
     with pytest.raises(EmoboxUsageError, match="has no corpus 'ravdess'; it has z"):
