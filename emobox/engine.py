@@ -302,9 +302,11 @@ class Engine:
             writer.stream_abort()
             reason = str(exc)
             if self.on_bad_audio == "fail":
-                hint = ("use --on-bad-audio skip to leave such files out" if isinstance(
-                    exc, AudioError) else "use --on-bad-audio skip to leave such utterances out")
-                raise DataError(f"{reason} (utterance {key}; {hint})", path=item.path) from None
+                if isinstance(exc, AudioError):
+                    raise AudioError(f"{reason} (utterance {key}; use --on-bad-audio skip to "
+                                     f"leave such files out)", path=exc.path) from None
+                raise DataError(f"{reason} (use --on-bad-audio skip to leave such utterances "
+                                f"out)", path=item.path) from None
             self.task.advance(1)
             return ChunkData([], dict(empty), dict(empty), item.position + 1, {key: reason},
                              audio=audio)

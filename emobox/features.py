@@ -62,15 +62,15 @@ def store_info(entry: StoreEntry) -> StoreInfo:
     progress = ""
     journal = entry.path / PARTIAL / "journal.jsonl"
     if journal.exists():
-        import json
+        from .store import _read_journal
 
-        lines = [ln for ln in journal.read_text(encoding="utf-8").split("\n")[:-1] if ln]
         try:
-            head = json.loads(lines[0])
-            last = json.loads(lines[-1]) if len(lines) > 1 else {"rows": 0, "next": 0}
-            progress = (f"unfinished extraction of layers {head.get('layers')}: "
-                        f"{last.get('next', 0)} utterances done")
-        except (ValueError, IndexError):
+            entries = _read_journal(journal)
+            chunks = [e for e in entries if e.get("kind") == "chunk"]
+            done = chunks[-1].get("next", 0) if chunks else 0
+            progress = (f"unfinished extraction of layers {entries[0].get('layers')}: "
+                        f"{done} utterances done")
+        except (OSError, ValueError):
             progress = "unfinished extraction (journal unreadable)"
     try:
         sessions = store.sessions()

@@ -315,8 +315,8 @@ class FeatureStore:
             what = "is missing" if size < 0 else f"has {size} bytes, expected {expected} " \
                 f"({self.n_frames} frames x {dim} dims x 2)"
             raise DataError(f"{path}: feature file {what}; the store is truncated or corrupt: "
-                            f"delete it with `emobox features rm` and extract again",
-                            path=str(path))
+                            f"delete it with `emobox features rm {self.path}` and extract "
+                            f"again", path=str(path))
         if self.n_frames == 0:
             return np.zeros((0, dim), np.float16)
         return np.memmap(path, dtype=np.float16, mode="r", shape=(self.n_frames, dim))
@@ -410,8 +410,8 @@ class FeatureStore:
             if actual != expected:
                 raise DataError(f"{path}: content does not match its checksum in meta.json "
                                 f"(sha256 {actual[:16]}..., recorded {str(expected)[:16]}...); "
-                                f"the file is corrupt: delete the store with `emobox features rm`"
-                                f" and extract again", path=str(path))
+                                f"the file is corrupt: delete the store with `emobox features rm "
+                                f"{self.path}` and extract again", path=str(path))
         self.pooled_check()
 
     def pooled_check(self) -> None:
@@ -451,13 +451,15 @@ def read_meta(folder: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise DataError(f"{meta_path}: corrupt meta.json ({reason}); delete the store with "
-                        f"`emobox features rm` and extract again", path=str(meta_path))
+                        f"`emobox features rm {folder}` and extract again",
+                        path=str(meta_path))
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise DataError(f"{meta_path}: not an emobox feature store", path=str(meta_path))
     if meta.get("schema_version") != SCHEMA_VERSION:
         raise DataError(f"{meta_path}: store format version {_shown(meta.get('schema_version'))}"
                         f" (this emobox reads version {SCHEMA_VERSION}); delete it with "
-                        f"`emobox features rm` and extract again", path=str(meta_path))
+                        f"`emobox features rm {folder}` and extract again",
+                        path=str(meta_path))
     problem = meta_problem(meta)
     if problem:
         raise _damaged(meta_path, f"meta.json: {problem}", Path(folder))
@@ -972,7 +974,8 @@ class StoreWriter:
             if not same:
                 raise DataError(f"{self.path}: the new layers' frame counts or skipped "
                                 f"utterances differ from the store's index; delete the store "
-                                f"with `emobox features rm` and extract all layers again",
+                                f"with `emobox features rm {self.path}` and extract all layers "
+                                f"again",
                                 path=str(self.path / "index.tsv"))
         records = parse_audio_records(self.partial / "audio.tsv",
                                       (self.partial / "audio.tsv").read_bytes(), self.path)

@@ -134,9 +134,13 @@ def features_info(path: Optional[str] = _PATH, upstream: Optional[str] = _UP,
         info = infos[0]
         meta = info.entry.meta or {}
         for key in ("checkpoint_id", "options", "manifest_hash", "emobox_version", "frame_rate",
-                    "sample_rate", "padding_sensitive", "max_seconds"):
+                    "sample_rate", "padding_sensitive", "max_seconds", "long_audio"):
             if key in meta:
                 console.print(escape(f"{key}: {meta[key]}"), highlight=False)
+        if "audio" in meta:
+            console.print(escape(f"audio: {meta['audio']['files']} files read from "
+                                 f"{meta['audio'].get('root') or '?'} (sha256 "
+                                 f"{meta['audio']['sha256'][:16]}...)"), highlight=False)
         for layer, dim in sorted(info.layers.items()):
             sat = meta["layers"][str(layer)].get("fp16_saturated", 0)
             console.print(f"layer {layer}: dim {dim}" + (f", {sat} values clipped to the fp16 "
