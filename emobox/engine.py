@@ -293,7 +293,7 @@ class Engine:
     def stream_long(self, item: Loaded, writer: StoreWriter) -> ChunkData:
         """Decode, resample and encode ``item`` window by window (see :class:`Windows`),
         appending its frames to the store as they come; the returned chunk journals it."""
-        key, sr = item.utt.key, self.plan.sample_rate
+        key = item.utt.key
         audio = [item.record] if item.record is not None else []
         empty = {L: [] for L in self.layers}
         try:

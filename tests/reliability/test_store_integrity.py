@@ -299,30 +299,25 @@ def test_a_kill_while_finishing_is_completed_without_computing_again(tmp_path, m
                                                                      where):
     m = tone_corpus(tmp_path / "audio", [1.0, 0.5, 2.0, 1.5])
     reference = extract(FrameUpstream(), m, [0, 2], store_dir=tmp_path / "ref")
-    if where == "before meta.json":
-        real = store_mod.StoreWriter.finish
-
-        def killed(self, *a, **k):
+    with monkeypatch.context() as mp:
+        if where == "before meta.json":
             import emobox.io
 
             def no_meta(path, obj):
                 raise Interrupt("killed before meta.json")
-            monkeypatch.setattr(emobox.io, "atomic_write_json", no_meta)
-            return real(self, *a, **k)
-        monkeypatch.setattr(store_mod.StoreWriter, "finish", killed)
-    else:
-        real_move = store_mod.StoreWriter._move
-        moves = []
+            mp.setattr(emobox.io, "atomic_write_json", no_meta)
+        else:
+            real_move = store_mod.StoreWriter._move
+            moves = []
 
-        def killed_move(self, name, sha):
-            if name.startswith("layer_") and moves:
-                raise Interrupt("killed between two layer files")
-            moves.append(name)
-            return real_move(self, name, sha)
-        monkeypatch.setattr(store_mod.StoreWriter, "_move", killed_move)
-    with pytest.raises(Interrupt):
-        extract(FrameUpstream(), m, [0, 2], store_dir=tmp_path / "out")
-    monkeypatch.undo()
+            def killed_move(self, name, sha):
+                if name.startswith("layer_") and moves:
+                    raise Interrupt("killed between two layer files")
+                moves.append(name)
+                return real_move(self, name, sha)
+            mp.setattr(store_mod.StoreWriter, "_move", killed_move)
+        with pytest.raises(Interrupt):
+            extract(FrameUpstream(), m, [0, 2], store_dir=tmp_path / "out")
     up = FrameUpstream()
     stats = extract_stats(up, m, [0, 2], store_dir=tmp_path / "out")
     assert up.calls == []  # nothing computed again
@@ -333,10 +328,10 @@ def test_a_kill_while_finishing_is_completed_without_computing_again(tmp_path, m
 
 def test_a_kill_after_meta_json_leaves_nothing_behind(tmp_path, monkeypatch):
     m = tone_corpus(tmp_path / "audio", [1.0, 0.5])
-    monkeypatch.setattr(store_mod.shutil, "rmtree", lambda *a, **k: None)
-    store = extract(FrameUpstream(), m, [1], store_dir=tmp_path)
+    with monkeypatch.context() as mp:
+        mp.setattr(store_mod.shutil, "rmtree", lambda *a, **k: None)
+        store = extract(FrameUpstream(), m, [1], store_dir=tmp_path)
     assert (store.path / ".partial").exists()
-    monkeypatch.undo()
     up = FrameUpstream()
     stats = extract_stats(up, m, [1], store_dir=tmp_path)
     assert stats.reused and up.calls == [] and not (store.path / ".partial").exists()
@@ -465,20 +460,30 @@ def test_two_extractions_of_one_store_at_once_extract_it_once(tmp_path):
 def test_a_read_only_store_is_used_and_touched_audio_is_rehashed(cli, finished, tree, tmp_path,
                                                                   monkeypatch):
     """A store on a read-only disk: nothing is written to it; a run that needs nothing new
-    works, and audio whose times changed is hashed on each use (said once)."""
+    works, and audio whose times changed is hashed on each use instead of recorded."""
     args, _, store = finished
     import emobox.io
 
-    def read_only(path, *a, **k):
-        raise OSError(30, "Read-only file system", str(path))
-    monkeypatch.setattr(emobox.io, "atomic_write_bytes", read_only)
+    real = emobox.io.atomic_write_bytes
+    attempts = []
+
+    def read_only(path, data):
+        if Path(path).is_relative_to(store.path):
+            attempts.append(Path(path).name)
+            raise OSError(30, "Read-only file system", str(path))
+        return real(path, data)
     for f in tree.rglob("*.flac"):
         os.utime(f, ns=(1_600_000_000_000_000_000,) * 2)
     before = store_files(store.path)
-    res = cli(*args[:-2], "--out", tmp_path / "ro", "-q")
-    monkeypatch.undo()
-    assert res.code != 3 and "Traceback" not in res.err
-    assert store_files(store.path) == before
+    with monkeypatch.context() as mp:
+        mp.setattr(emobox.io, "atomic_write_bytes", read_only)
+        res = cli(*again(args, tmp_path, "ro"))
+    assert res.code == 0, res
+    assert attempts == ["audio.tsv"] and store_files(store.path) == before
+    res = cli(*again(args, tmp_path, "rw"))  # writable again: the new times are recorded
+    assert res.code == 0, res
+    f = rel("s0", "sad", 0)
+    assert FeatureStore(store.path).audio_records()[f].mtime_ns == 1_600_000_000_000_000_000
 
 
 def test_extraction_into_a_read_only_features_folder_is_exit_6(cli, tree, tmp_path, monkeypatch):
