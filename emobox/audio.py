@@ -4,12 +4,19 @@ soundfile (libsndfile) reads WAV/FLAC/OGG/MP3 and friends at int16/int24/int32/f
 formats libsndfile cannot open (MP4, M4A, WebM, AVI: MELD, MEAD, EMNS, eNTERFACE, MER2023) are
 decoded with PyAV. Resampling uses soxr. Every failure raises :class:`AudioError` naming the
 file and the reason.
+
+:func:`stream_audio` gives the same samples as :func:`load_audio` block by block (decoded,
+mixed down and resampled as they come: soxr's stream resampler returns exactly its one-shot
+result), so that a long file is never held whole; :func:`audio_samples` says from the header how
+many samples :func:`load_audio` would return, without decoding.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -244,3 +251,187 @@ def _to_float(arr: np.ndarray) -> np.ndarray:
         return (arr.astype(np.float32) - 128.0) / 128.0
     scale = float(2 ** (8 * arr.dtype.itemsize - 1))
     return arr.astype(np.float32) / scale
+
+
+# -- long files: header lengths and decoding block by block -------------------------------------
+STREAM_BLOCK_SECONDS = 10.0
+
+
+def audio_samples(path: str | Path, *, sample_rate: int | None = None,
+                  start: float | None = None, end: float | None = None) -> int | None:
+    """About how many samples :func:`load_audio` returns for this segment at ``sample_rate``,
+    from the file's header (no decoding); None when the header does not say (some containers).
+    Raises :class:`AudioError` for a missing file or a segment outside it."""
+    path = Path(path)
+    _check_exists(path)
+    sr = frames = None
+    if path.suffix.lower() not in CONTAINER_SUFFIXES:
+        import soundfile as sf
+
+        try:
+            info = sf.info(str(path))
+            sr, frames = int(info.samplerate), int(info.frames)
+        except Exception:
+            sr = frames = None
+    if sr is None:
+        sr, frames = _av_length(path)
+        if sr is None or frames is None:
+            return None
+    if sr <= 0:
+        return None
+    first, last = _frame_range(path, sr, frames, start, end)
+    n = last - first
+    return n if not sample_rate or sample_rate == sr else int(math.ceil(n * sample_rate / sr))
+
+
+def _av_length(path: Path) -> tuple[int | None, int | None]:
+    try:
+        import av
+
+        with av.open(str(path)) as container:
+            streams = [s for s in container.streams if s.type == "audio"]
+            if not streams:
+                return None, None
+            stream = streams[0]
+            sr = int(stream.codec_context.sample_rate or stream.rate or 0)
+            if stream.duration is not None and stream.time_base is not None:
+                seconds = float(stream.duration * stream.time_base)
+            elif container.duration is not None:
+                seconds = container.duration / 1_000_000
+            else:
+                return sr, None
+            return sr, int(round(seconds * sr))
+    except Exception:
+        return None, None
+
+
+def stream_audio(path: str | Path, *, sample_rate: int | None = None, channel: int | None = None,
+                 start: float | None = None, end: float | None = None,
+                 block_seconds: float = STREAM_BLOCK_SECONDS) -> Iterator[np.ndarray]:
+    """The samples :func:`load_audio` returns, as consecutive float32 blocks of about
+    ``block_seconds`` (decoded, mixed down and resampled block by block: memory does not grow
+    with the file's length). Raises :class:`AudioError` as :func:`load_audio` does, possibly
+    after some blocks were given."""
+    path = Path(path)
+    _check_exists(path)
+    resampler = None
+    total = 0
+
+    def out(block: np.ndarray, sr: int, last: bool = False) -> np.ndarray:
+        nonlocal resampler
+        if block.size and not np.isfinite(block).all():
+            bad = int((~np.isfinite(block)).sum())
+            raise AudioError(f"{path}: {bad} samples are NaN or infinite", path=str(path))
+        if not sample_rate or sample_rate == sr:
+            return np.ascontiguousarray(block, dtype=np.float32)
+        if resampler is None:
+            import soxr
+
+            resampler = soxr.ResampleStream(sr, sample_rate, 1, dtype="float32", quality="HQ")
+        return resampler.resample_chunk(np.ascontiguousarray(block, dtype=np.float32),
+                                        last=last)
+
+    source = None
+    if path.suffix.lower() not in CONTAINER_SUFFIXES:
+        import soundfile as sf
+
+        try:
+            fh = sf.SoundFile(str(path))
+        except Exception as exc:
+            source = ("av", exc)
+        else:
+            source = ("sf", fh)
+    else:
+        source = ("av", None)
+    if source[0] == "sf":
+        fh = source[1]
+        with fh:
+            sr, frames = int(fh.samplerate), int(fh.frames)
+            first, last = _frame_range(path, sr, frames, start, end)
+            if fh.format in ("WAV", "WAVEX", "RF64"):
+                _check_wav_length(path, sr, frames)
+            fh.seek(first)
+            block = max(1, int(block_seconds * sr))
+            pos = first
+            while pos < last:
+                want = min(block, last - pos)
+                try:
+                    data = fh.read(want, dtype="float32", always_2d=True)
+                except Exception as exc:
+                    raise AudioError(f"{path}: cannot decode audio ({exc})", path=str(path))
+                if data.shape[0] < want:
+                    raise AudioError(f"{path}: file is truncated (header promises {frames} "
+                                     f"frames, {pos + data.shape[0]} could be read)",
+                                     path=str(path))
+                pos += want
+                mono = _pick_channel(data, channel, path)
+                total += mono.size
+                y = out(mono, sr, last=pos >= last)
+                if y.size:
+                    yield y
+    else:
+        sr = None
+        for mono, sr in _av_blocks(path, source[1], channel, start, end, block_seconds):
+            total += mono.size
+            y = out(mono, sr)
+            if y.size:
+                yield y
+        if sr is not None and resampler is not None:
+            y = resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+            if y.size:
+                yield y
+    if total == 0:
+        raise AudioError(f"{path}: no samples"
+                         + (f" in segment {start}-{end} s" if start or end else ""),
+                         path=str(path))
+
+
+def _av_blocks(path: Path, sf_error: Exception | None, channel: int | None, start: float | None,
+               end: float | None, block_seconds: float) -> Iterator[tuple[np.ndarray, int]]:
+    """Mono blocks of the segment of a file decoded with PyAV, and its sample rate."""
+    try:
+        import av
+    except ImportError:
+        reason = f" (libsndfile: {sf_error})" if sf_error else ""
+        raise AudioError(f"{path}: cannot read this format without PyAV{reason}; "
+                         f"install it with `pip install av`", path=str(path))
+    try:
+        with av.open(str(path)) as container:
+            streams = [s for s in container.streams if s.type == "audio"]
+            if not streams:
+                raise AudioError(f"{path}: no audio stream in this file", path=str(path))
+            stream = streams[0]
+            sr = int(stream.codec_context.sample_rate or stream.rate)
+            first = 0 if start is None else int(round(start * sr))
+            stop = None if end is None else int(round(end * sr))
+            if first < 0 or (stop is not None and stop <= first):
+                raise AudioError(f"{path}: bad segment start={start} end={end}", path=str(path))
+            pos, pending, held = 0, [], 0
+            block = max(1, int(block_seconds * sr))
+            for frame in container.decode(stream):
+                arr = frame.to_ndarray()
+                if arr.ndim == 1:
+                    arr = arr[None, :]
+                arr = arr.T if frame.format.is_planar else arr.reshape(
+                    -1, len(frame.layout.channels))
+                arr = _to_float(arr)
+                lo, hi = max(first - pos, 0), arr.shape[0] if stop is None else \
+                    min(arr.shape[0], stop - pos)
+                pos += arr.shape[0]
+                if hi > lo:
+                    pending.append(_pick_channel(arr[lo:hi], channel, path))
+                    held += hi - lo
+                if held >= block:
+                    yield np.concatenate(pending), sr
+                    pending, held = [], 0
+                if stop is not None and pos >= stop:
+                    break
+            if pending:
+                yield np.concatenate(pending), sr
+    except AudioError:
+        raise
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}"
+        if sf_error is not None:
+            reason = f"{sf_error}; PyAV: {reason}"
+        raise AudioError(f"{path}: cannot decode audio ({reason})", path=str(path))

@@ -34,8 +34,7 @@ from .errors import EmoboxError, EmoboxUsageError
 from .io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
 from .plugins import Registry, get_registry
 from .progress import Reporter
-from .splits import select_folds
-from .sweep import DEFAULT_GRAD_CLIP, config_id, expand_grid, resolve_protocol
+from .sweep import DEFAULT_GRAD_CLIP, config_id, resolve_protocol
 
 EXECUTORS = ("local", "ray")
 

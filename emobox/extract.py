@@ -30,7 +30,8 @@ from .precision import check_precision
 from .progress import Reporter
 from .splits import SCHEMES
 from .store import (JOURNAL, PARTIAL, FeatureStore, StoreRequest, StoreWriter, append_session,
-                    identity_diff, store_lock)
+                    check_audio, refresh_audio_records, stale_audio_message,
+                    store_lock)
 from .upstream import Upstream
 
 ON_BAD_AUDIO = ("fail", "skip")
@@ -45,8 +46,13 @@ DEFAULT_MAX_PADDING = {"cpu": 0.05, "cuda": 0.25}
 
 def store_request(upstream: Upstream, manifest: Manifest, precision: str = "fp32",
                   options: Mapping[str, Any] | None = None) -> StoreRequest:
+    from .engine import upstream_windows
+
     opts = dict(getattr(upstream, "store_options", {}) or {})
     opts.update(options or {})
+    windows = upstream_windows(upstream)
+    if not windows.exact:  # the window policy changes the features of long files
+        opts["long_window_s"] = windows.step / upstream.sample_rate
     return StoreRequest(upstream=upstream.name, checkpoint_id=upstream.checkpoint_id,
                         corpus=manifest.corpus, manifest_hash=manifest.content_hash(),
                         precision=precision, options=opts,
@@ -156,27 +162,45 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
             raise DataError(f"{path}: feature store does not match this request ({diff}); "
                             f"remove it with `emobox features rm {path}`", path=str(path))
         store.check()
+        found = check_audio(store, manifest.root, (u.path for u in manifest))
+        if found.changed:
+            raise DataError(stale_audio_message(store, manifest.root, found),
+                            path=str(manifest.root / found.changed[0][0]))
+        if found.refreshed and not refresh_audio_records(store, found.refreshed):
+            notes.append(f"{len(found.refreshed)} audio files have new modification times "
+                         f"but their old content; the store is read-only, so they are hashed "
+                         f"again on each use")
         return store, [L for L in layers if L not in store.layers()]
+
+    def reused(store: FeatureStore) -> ExtractStats:
+        _drop_finished_partial(path, store)
+        return ExtractStats(store, reused=True, precision=precision, device=device, notes=notes)
 
     store, missing = existing()
     if not missing:
-        return ExtractStats(store, reused=True, precision=precision, device=device, notes=notes)
+        return reused(store)
     with store_lock(path, on_wait=reporter.log):
         store, missing = existing()
         if not missing:
-            return ExtractStats(store, reused=True, precision=precision, device=device,
-                                notes=notes)
+            return reused(store)
         missing = _resumable_layers(path, request, missing, upstream.num_layers)
         plan = make_plan(upstream, missing, batch_seconds, memory_budget, max_padding)
+        from .engine import upstream_windows
+
+        windows = upstream_windows(upstream)
         extra_meta = {"frame_rate": upstream.frame_rate, "sample_rate": upstream.sample_rate,
                       "upstream_num_layers": upstream.num_layers,
                       "hidden_size": upstream.hidden_size,
                       "padding_sensitive": bool(upstream.padding_sensitive),
-                      "max_seconds": upstream.max_seconds}
+                      "max_seconds": upstream.max_seconds,
+                      "long_audio": {"window_s": windows.samples / upstream.sample_rate,
+                                     "step_s": windows.step / upstream.sample_rate,
+                                     "exact": windows.exact}}
         provenance = dict(getattr(upstream, "provenance", {}) or {})
         if provenance:
             extra_meta["provenance"] = provenance
-        writer = StoreWriter(path, request, missing, plan.to_dict(), extra_meta)
+        writer = StoreWriter(path, request, missing, plan.to_dict(), extra_meta,
+                             audio_root=os.path.abspath(manifest.root))
         notes += writer.notes
         plan = Plan(**writer.plan)
         start = writer.resume_position
@@ -213,17 +237,40 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
     return stats
 
 
+def _drop_finished_partial(path: Path, store: FeatureStore) -> None:
+    """Remove a ``.partial`` left by a kill after meta.json was written (its layers are all in
+    the store), when no other process holds the store."""
+    import shutil
+
+    from .store import _read_journal
+
+    partial = path / PARTIAL
+    if not partial.is_dir():
+        return
+    try:
+        header = _read_journal(partial / JOURNAL)[0]
+        layers = header.get("layers")
+        if not (isinstance(layers, list) and set(layers) <= set(store.layers())):
+            return
+        with store_lock(path, wait=False):
+            shutil.rmtree(partial, ignore_errors=True)
+    except (OSError, ValueError, EmoboxUsageError):
+        return
+
+
 def _resumable_layers(path: Path, request: StoreRequest, missing: list[int],
                       num_layers: int) -> list[int]:
     """``missing``, or the layers of an interrupted extraction of this store covering them."""
-    import json
+    from .store import _read_journal
 
-    journal = path / PARTIAL / JOURNAL
     try:
-        header = json.loads(journal.read_text(encoding="utf-8").split("\n", 1)[0])
+        header = _read_journal(path / PARTIAL / JOURNAL)[0]
     except (OSError, ValueError):
         return missing
     layers = header.get("layers") or []
+    if not isinstance(layers, list) or not all(isinstance(L, int) and not isinstance(L, bool)
+                                               for L in layers):
+        return missing
     if (header.get("identity") == request.identity() and set(missing) <= set(layers)
             and all(isinstance(L, int) and 0 <= L <= num_layers for L in layers)
             and not set(layers) & set(FeatureStore(path).layers() if
@@ -310,6 +357,10 @@ class FrameSource:
     def __init__(self, store: FeatureStore, layer: int | Sequence[int], keys: Sequence[str],
                  norm: str = "utterance", memory_limit: int = 4 << 30,
                  dtype: torch.dtype = torch.float32):
+        self.stacked = not isinstance(layer, (int, np.integer))
+        self.layers = [int(x) for x in layer] if self.stacked else [int(layer)]
+        store.check_for_training(self.layers)  # checksums: an edited store is never trained on
+        self.store = store
         all_keys, offsets, lengths = store.index()
         pos = {k: i for i, k in enumerate(all_keys)}
         missing = [k for k in keys if k not in pos]
@@ -317,8 +368,6 @@ class FrameSource:
             raise DataError(f"{store.path}: no features for {len(missing)} utterances, e.g. "
                             f"{missing[0]!r}", path=str(store.path))
         rows = np.asarray([pos[k] for k in keys], dtype=np.int64)
-        self.stacked = not isinstance(layer, (int, np.integer))
-        self.layers = [int(x) for x in layer] if self.stacked else [int(layer)]
         if not self.layers:
             raise EmoboxUsageError("FrameSource needs at least one layer")
         self.keys = list(keys)
@@ -326,8 +375,8 @@ class FrameSource:
         self.dtype = dtype
         dims = {store.dim(L) for L in self.layers}
         if len(dims) != 1:
-            raise DataError(f"{store.path}: layers {self.layers} differ in dimension {sorted(dims)}",
-                            path=str(store.path))
+            raise DataError(f"{store.path}: layers {self.layers} differ in dimension "
+                            f"{sorted(dims)}", path=str(store.path))
         self.dim = dims.pop()
         srcs = [store.layer(L) for L in self.layers]
         self.lengths = torch.from_numpy(lengths[rows].copy())
@@ -336,8 +385,11 @@ class FrameSource:
         itemsize = torch.empty((), dtype=dtype).element_size()
         if n_frames * self.dim * itemsize * len(self.layers) <= memory_limit:
             idx = _frame_index(src_offsets, self.lengths).numpy()
-            held = [self._norm(torch.from_numpy(np.asarray(src[idx], dtype=np.float32)),
-                               self.lengths, inplace=True) for src in srcs]
+            held = [self._norm(self._finite(torch.from_numpy(np.asarray(src[idx],
+                                                                         dtype=np.float32)),
+                                            L, self.lengths, self.keys),
+                               self.lengths, inplace=True)
+                    for L, src in zip(self.layers, srcs)]
             self._frames = torch.stack(held) if self.stacked else held[0]
             self._srcs = None
             self.offsets = torch.cumsum(self.lengths, 0) - self.lengths
@@ -345,6 +397,20 @@ class FrameSource:
             self._frames = None
             self._srcs = srcs
             self.offsets = src_offsets
+
+    def _finite(self, x: torch.Tensor, layer: int, lengths: torch.Tensor,
+                keys: Sequence[str]) -> torch.Tensor:
+        """``x`` (frames of utterances ``keys`` with ``lengths``), or a :class:`DataError`
+        naming the first utterance with a NaN or infinite value (a damaged store)."""
+        finite = torch.isfinite(x).all(dim=-1)
+        if bool(finite.all()):
+            return x
+        row = int((~finite).nonzero()[0, 0])
+        utt = int(torch.searchsorted(torch.cumsum(lengths.cpu(), 0), row, right=True))
+        path = self.store.path / f"layer_{layer}.f16"
+        raise DataError(f"{path}: NaN or infinite features for utterance {keys[utt]!r}; the "
+                        f"store is damaged: delete it with `emobox features rm "
+                        f"{self.store.path}` and extract again", path=str(path))
 
     @classmethod
     def from_frames(cls, frames: torch.Tensor, lengths: torch.Tensor, keys: Sequence[str],
@@ -414,8 +480,12 @@ class FrameSource:
             torch.index_select(self._frames, -2, idx, out=view)
             return view, lengths
         np_idx = idx.cpu().numpy()
-        held = [self._norm(torch.from_numpy(np.asarray(src[np_idx], dtype=np.float32)),
-                           lengths.cpu(), inplace=True) for src in self._srcs]
+        keys = [self.keys[int(i)] for i in utt_idx.reshape(-1).tolist()]
+        held = [self._norm(self._finite(torch.from_numpy(np.asarray(src[np_idx],
+                                                                    dtype=np.float32)),
+                                        L, lengths, keys),
+                           lengths.cpu(), inplace=True)
+                for L, src in zip(self.layers, self._srcs)]
         return (torch.stack(held) if self.stacked else held[0]), lengths
 
 

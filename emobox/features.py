@@ -62,15 +62,15 @@ def store_info(entry: StoreEntry) -> StoreInfo:
     progress = ""
     journal = entry.path / PARTIAL / "journal.jsonl"
     if journal.exists():
-        import json
+        from .store import _read_journal
 
-        lines = [ln for ln in journal.read_text(encoding="utf-8").split("\n")[:-1] if ln]
         try:
-            head = json.loads(lines[0])
-            last = json.loads(lines[-1]) if len(lines) > 1 else {"rows": 0, "next": 0}
-            progress = (f"unfinished extraction of layers {head.get('layers')}: "
-                        f"{last.get('next', 0)} utterances done")
-        except (ValueError, IndexError):
+            entries = _read_journal(journal)
+            chunks = [e for e in entries if e.get("kind") == "chunk"]
+            done = chunks[-1].get("next", 0) if chunks else 0
+            progress = (f"unfinished extraction of layers {entries[0].get('layers')}: "
+                        f"{done} utterances done")
+        except (OSError, ValueError):
             progress = "unfinished extraction (journal unreadable)"
     try:
         sessions = store.sessions()
@@ -80,22 +80,56 @@ def store_info(entry: StoreEntry) -> StoreInfo:
                      meta.get("n_frames"), len(meta.get("skipped", {})), progress, sessions)
 
 
+@dataclass
+class Verified:
+    """What :func:`verify_store_audio` found: a problem ("" when none) and a note on the audio
+    check (which root was compared, or why the audio was not checked)."""
+
+    problem: str
+    audio_note: str
+
+
 def verify_store(entry: StoreEntry, progress: Callable[[int], None] | None = None) -> str:
     """Empty string when every file of the store matches its checksum, else the problem."""
+    return verify_store_audio(entry, progress, check_audio_files=False).problem
+
+
+def verify_store_audio(entry: StoreEntry, progress: Callable[[int], None] | None = None,
+                       root: str | Path | None = None, check_audio_files: bool = True
+                       ) -> Verified:
+    """:func:`verify_store`, and the audio files against what the store recorded of them
+    (under ``root``, default the corpus root recorded at extraction when it exists)."""
+    from .store import check_audio, stale_audio_message
+
     if entry.status == "corrupt":
-        return entry.problem
+        return Verified(entry.problem, "")
     if entry.status == "partial" and not (entry.path / "meta.json").exists():
-        return f"{entry.path}: no finished layer yet (an extraction is unfinished)"
+        return Verified(f"{entry.path}: no finished layer yet (an extraction is unfinished)", "")
+    store = FeatureStore(entry.path)
     try:
-        FeatureStore(entry.path).verify(progress)
+        store.verify(progress)
     except DataError as exc:
-        return str(exc)
-    return ""
+        return Verified(str(exc), "")
+    if not check_audio_files:
+        return Verified("", "")
+    recorded = store.meta["audio"].get("root") or ""
+    base = Path(root).expanduser() if root else Path(recorded) if recorded else None
+    if base is None or not base.is_dir():
+        where = f"{base} is not here" if base else "no corpus root recorded"
+        return Verified("", f"audio not checked ({where}; give --root DIR)")
+    found = check_audio(store, base, list(store.audio_records()))
+    if found.changed:
+        return Verified(stale_audio_message(store, base, found), "")
+    return Verified("", f"audio unchanged under {base} ({len(store.audio_records())} files, "
+                        f"{found.hashed} hashed again)")
 
 
-def remove_stores(entries: list[StoreEntry]) -> int:
-    """Delete the stores; returns the bytes freed."""
-    return sum(remove_store(e.path) for e in entries)
+def remove_stores(entries: list[StoreEntry], features_dir: str | Path | None = None) -> int:
+    """Delete the stores (each only when it is provably a store); returns the bytes freed.
+    Emptied ``<upstream>/<corpus>`` folders inside the features folder go too, never a folder
+    outside it."""
+    base = Path(features_dir).expanduser() if features_dir else paths.features_dir()
+    return sum(remove_store(e.path, base) for e in entries)
 
 
 def human_bytes(n: float) -> str:

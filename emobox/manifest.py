@@ -53,6 +53,18 @@ class Manifest:
         self._root_real: str | None = None
         seen: dict[str, Utterance] = {}
         for utt in self.utterances:
+            problem = name_problem(utt.path)
+            if problem:
+                raise DataError(
+                    f"{self.corpus}: the audio path {utt.path!r} of utterance {utt.key!r} "
+                    f"{problem}; rename the file (emobox writes paths and keys to "
+                    f"tab-separated files)", path=str(self.root / _printable(utt.path)))
+            problem = name_problem(utt.key)
+            if problem:
+                raise DataError(
+                    f"{self.root / utt.path}: its utterance key {utt.key!r} {problem}; rename "
+                    f"the file, or give it a key in the corpus's metadata (emobox writes keys "
+                    f"to tab-separated files)", path=str(self.root / utt.path))
             reason = path_escape_reason(utt.path)
             if reason:
                 raise DataError(
@@ -212,6 +224,19 @@ def segment_problem(start: float | None, end: float | None, channel: int | None 
                                 or channel < 1):
         return f"channel is {channel!r}; channels are counted from 1"
     return ""
+
+
+def name_problem(text: Any) -> str:
+    """Why ``text`` cannot be an utterance key or an audio path ("" when it can): empty, a
+    control character such as a tab or newline, not UTF-8, or over 4096 bytes."""
+    from .store import name_problem as problem
+
+    return problem(text)
+
+
+def _printable(text: str) -> str:
+    return text.encode("utf-8", "backslashreplace").decode("utf-8") \
+        .replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def path_escape_reason(path: str) -> str:

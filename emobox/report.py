@@ -259,7 +259,7 @@ def to_latex(tables: Sequence[Table]) -> str:
             out.append("Upstream & " + " & ".join(_tex(c) for c in t.corpora) + r" \\")
             out.append(r"\midrule")
             for u in t.upstreams:
-                row, paper_row = [_tex(u)], [rf"\quad \textit{{paper}}"]
+                row, paper_row = [_tex(u)], [r"\quad \textit{paper}"]
                 for c in t.corpora:
                     cell = t.cells.get((u, c))
                     if cell is None:

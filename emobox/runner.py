@@ -158,6 +158,7 @@ class Features:
     skipped: dict[str, str]
     parameters: int | None = None
     store_options: dict = field(default_factory=dict)  # the upstream's feature-changing options
+    audio_sha256: str = ""  # digest of the audio content the features were extracted from
 
 
 @dataclass
@@ -344,7 +345,8 @@ def extract_features(up_spec: Any, manifest: Any, opts: RunOptions, device: str,
     parameters = sum(int(p.numel()) for p in upstream.parameters())
     return Features(str(store.path), layer, list(layers), upstream.checkpoint_id,
                     store.skipped(), parameters or up_spec.parameters,
-                    dict(getattr(upstream, "store_options", {}) or {}))
+                    dict(getattr(upstream, "store_options", {}) or {}),
+                    store.meta["audio"]["sha256"])
 
 
 def run_config(plan: TriplePlan, feats: Features) -> tuple[dict, dict]:
@@ -368,6 +370,8 @@ def run_config(plan: TriplePlan, feats: Features) -> tuple[dict, dict]:
         "class_weights": opts.class_weights, "seed": opts.seed,
         "manifest_hash": plan.manifest.content_hash(), "labels": list(plan.manifest.labels),
         "on_bad_audio": opts.on_bad_audio,
+        # a run made from other audio under the same names is another run (its folds redone)
+        "audio_sha256": feats.audio_sha256,
     }
     fingerprint = hashlib.sha256(json.dumps(config, sort_keys=True, default=str)
                                  .encode()).hexdigest()[:12]

@@ -18,6 +18,35 @@ import torch
 from .errors import EmoboxUsageError
 
 
+@dataclass(frozen=True)
+class Windows:
+    """How an input longer than one window is encoded: window by window, so that memory does
+    not grow with its length.
+
+    Window ``j`` holds the samples ``[j * step, j * step + step + overlap)``; its frames are
+    concatenated in order. A last window shorter than ``min_tail`` samples (after the first) is
+    left out: it holds no whole frame. ``exact``: the frames equal those of the whole input
+    (frame-local front ends, or a model that itself runs in independent windows); otherwise
+    the windows are a policy that changes the features of inputs longer than one window, and
+    it is part of the feature store's identity (``long_window_s``).
+    """
+
+    step: int
+    overlap: int = 0
+    min_tail: int = 1
+    exact: bool = False
+
+    @property
+    def samples(self) -> int:
+        """Length of one whole window: inputs longer than this are encoded in windows."""
+        return self.step + self.overlap
+
+
+# inputs longer than this are encoded in windows of this length by upstreams that do not
+# declare their own (transformer encoders: full attention over an hour of audio would not fit)
+DEFAULT_WINDOW_SECONDS = 60.0
+
+
 @dataclass
 class UpstreamOutput:
     hidden: dict[int, torch.Tensor]  # layer -> [B, T, D] float
@@ -73,6 +102,13 @@ class Upstream(torch.nn.Module):
     def frames_for(self, num_samples: int) -> int:
         """Number of output frames for an input of ``num_samples`` samples (override if exact)."""
         return max(1, int(num_samples * self.frame_rate / self.sample_rate))
+
+    def windows(self) -> Windows:
+        """How inputs longer than one window are encoded (see :class:`Windows`). The default:
+        consecutive windows of :data:`DEFAULT_WINDOW_SECONDS`, each encoded on its own (as
+        Whisper runs its 30-s windows); inputs up to that length are encoded whole, unchanged.
+        Frame-local front ends and windowed models override it with their exact layout."""
+        return Windows(step=int(round(DEFAULT_WINDOW_SECONDS * self.sample_rate)))
 
     @property
     def device(self) -> torch.device:

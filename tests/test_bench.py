@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bench_support import (TONE_SECONDS, comparable, grid_options, local_grid, make_registry,
-                           tone_rows)
+from bench_support import (TONE_SECONDS, comparable, grid_options, local_grid, make_registry)
 from emobox.bench import bench, plan_bench, transformer_flops
 from emobox.io import read_jsonl
 from emobox.plugins import set_registry

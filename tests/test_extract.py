@@ -41,8 +41,8 @@ def test_store_layout_and_content(corpus, tmp_path):
     store = extract(up, corpus, [1, 3], store_dir=tmp_path)
     assert store.complete and store.layers() == [1, 3]
     assert sorted(p.name for p in store.path.iterdir()) == [
-        ".lock", "index.tsv", "layer_1.f16", "layer_3.f16", "meta.json", "pooled_1.npy",
-        "pooled_3.npy", "sessions.jsonl"]
+        ".lock", "audio.tsv", "index.tsv", "layer_1.f16", "layer_3.f16", "meta.json",
+        "pooled_1.npy", "pooled_3.npy", "sessions.jsonl"]
     keys, offsets, lengths = store.index()
     assert keys == corpus.keys  # manifest order, whatever the batching order was
     meta = store.meta
@@ -136,7 +136,8 @@ def test_killed_process_resumes_identically(corpus, tmp_path):
 def test_metadata_mismatch_is_refused_and_other_requests_get_their_own_store(corpus, tmp_path):
     store = extract(FrameUpstream(), corpus, [1], store_dir=tmp_path)
     meta = json.loads((store.path / "meta.json").read_text())
-    meta["checkpoint_id"] = "some-other-weights"
+    meta["checkpoint_id"] = "some-other-weights"  # a consistent meta.json of another request
+    meta["meta_sha256"] = store_mod.meta_checksum(meta)
     (store.path / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(DataError, match="does not match this request.*checkpoint_id"):
         extract(FrameUpstream(), corpus, [1], store_dir=tmp_path)
@@ -294,7 +295,7 @@ def test_corrupt_and_truncated_files_are_named(corpus, tmp_path, cli):
         extract(FrameUpstream(), corpus, [1], store_dir=tmp_path)
     layer.unlink()
     (store.path / "index.tsv").write_text("key\toffset\tlength\nutt000\t0\t5\n")
-    with pytest.raises(DataError, match=r"index\.tsv: index lists 1 utterances"):
+    with pytest.raises(DataError, match=r"index\.tsv: the index does not match its checksum"):
         FeatureStore(store.path).index()
     (store.path / "meta.json").write_text("{ not json")
     with pytest.raises(DataError, match=r"meta\.json: corrupt meta\.json"):

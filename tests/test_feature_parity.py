@@ -17,7 +17,7 @@ from emobox.corpora.emodb import EmoDB
 from emobox.extract import extract, store_request
 from emobox.plugins import get_registry
 from emobox.runner import RunOptions, extract_features, plan_triple
-from emobox.store import FeatureStore, StoreRequest
+from emobox.store import SCHEMA_VERSION, FeatureStore, StoreRequest
 
 from extract_fakes import FrameUpstream, tone_corpus
 
@@ -101,8 +101,9 @@ def test_corpora_that_emobox_did_not_prepare_mix_down_in_every_scheme(tmp_path):
 # -- the store key follows the features ----------------------------------------------------------
 
 def old_digest(request: StoreRequest) -> str:
-    """The store digest as emobox computed it before upstreams declared a feature version."""
-    identity = {"format": "emobox.features", "schema_version": 2, "upstream": request.upstream,
+    """The store digest as emobox computes it for an upstream that declares no feature version
+    (the store schema of this emobox: a new schema re-keys every store anyway)."""
+    identity = {"format": "emobox.features", "schema_version": SCHEMA_VERSION, "upstream": request.upstream,
                 "checkpoint_id": request.checkpoint_id, "corpus": request.corpus,
                 "manifest_hash": request.manifest_hash, "precision": request.precision,
                 "options": dict(sorted(request.options.items()))}
@@ -124,7 +125,7 @@ def test_a_feature_version_changes_the_store_digest(tmp_path):
                            options={"normalize": True})  # what the old code keyed
     new_ssl = store_request(tiny_upstream("wavlm_large"), manifest)
     assert new_ssl.identity()["feature_version"] == "2"
-    assert new_ssl.options == {"input_norm": "feature-extractor"}
+    assert new_ssl.options == {"input_norm": "feature-extractor", "long_window_s": 60.0}
     assert new_ssl.digest() != old_digest(old_ssl)
     same_options = StoreRequest(**{**new_ssl.__dict__, "feature_version": ""})
     assert new_ssl.digest() != same_options.digest() == old_digest(same_options)
@@ -144,8 +145,8 @@ def test_store_meta_records_the_feature_version_and_the_normalisation_source(tmp
     up = tiny_upstream("data2vec_base")
     store = extract(up, manifest, [up.num_layers], store_dir=tmp_path / "features")
     meta = store.meta
-    assert meta["feature_version"] == "2" and meta["options"] == {"input_norm":
-                                                                  "feature-extractor"}
+    assert meta["feature_version"] == "2"
+    assert meta["options"] == {"input_norm": "feature-extractor", "long_window_s": 60.0}
     assert meta["provenance"]["waveform_normalisation"] == (
         "zero mean, unit variance: (x - mean) / sqrt(var + 1e-07), as transformers' "
         "Wav2Vec2FeatureExtractor (do_normalize); setting: the model authors' setting (on; "

@@ -82,6 +82,9 @@ class FakeStore:
     def layer(self, layer):
         return self.rows
 
+    def check_for_training(self, layers):
+        pass  # no files to check
+
 
 @pytest.mark.parametrize("memory_limit", [4 << 30, 0])  # held in memory, or read per batch
 def test_frame_source_normalises_each_utterance_by_default(memory_limit):

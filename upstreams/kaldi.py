@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from emobox.upstream import Upstream, UpstreamOutput
+from emobox.upstream import Upstream, UpstreamOutput, Windows
 
 EPS = float(torch.finfo(torch.float32).eps)
 
@@ -69,6 +69,12 @@ class _KaldiFrontend(Upstream):
 
     def frames_for(self, num_samples: int) -> int:
         return 1 + (max(num_samples, self.win) - self.win) // self.shift
+
+    def windows(self) -> Windows:
+        """Exact windows of 6000 frames (60 s at 16 kHz): each frame sees only its own 25 ms,
+        so a window reads one frame's length minus one hop beyond the next window's start."""
+        return Windows(step=6000 * self.shift, overlap=self.win - self.shift,
+                       min_tail=self.win, exact=True)
 
     def flops(self, num_samples: int) -> float:
         """Per frame: windowing and pre-emphasis, a real FFT (~2.5 N log2 N), the power

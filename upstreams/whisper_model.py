@@ -36,7 +36,7 @@ from typing import Sequence
 
 import torch
 
-from emobox.upstream import Upstream, UpstreamOutput
+from emobox.upstream import Upstream, UpstreamOutput, Windows
 
 from .common import ceil_div, conv1d_flops, stack_padded, transformer_flops
 
@@ -147,6 +147,11 @@ class WhisperUpstream(Upstream):
     # -- sizes -----------------------------------------------------------------------------
     def frames_for(self, num_samples: int) -> int:
         return whisper_frames(num_samples)
+
+    def windows(self) -> Windows:
+        """Whisper's own 30-s windows: each is encoded on its own in both modes, so a long
+        input fed window by window gives exactly its whole-input frames."""
+        return Windows(step=WINDOW_SAMPLES, exact=True)
 
     def flops(self, num_samples: int, layer: int | None = None) -> float:
         blocks = self.num_layers if layer is None else int(layer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
@@ -137,9 +138,13 @@ def features_info(path: Optional[str] = _PATH, upstream: Optional[str] = _UP,
         info = infos[0]
         meta = info.entry.meta or {}
         for key in ("checkpoint_id", "options", "manifest_hash", "emobox_version", "frame_rate",
-                    "sample_rate", "padding_sensitive", "max_seconds"):
+                    "sample_rate", "padding_sensitive", "max_seconds", "long_audio"):
             if key in meta:
                 console.print(escape(f"{key}: {meta[key]}"), highlight=False)
+        if "audio" in meta:
+            console.print(escape(f"audio: {meta['audio']['files']} files read from "
+                                 f"{meta['audio'].get('root') or '?'} (sha256 "
+                                 f"{meta['audio']['sha256'][:16]}...)"), highlight=False)
         for layer, dim in sorted(info.layers.items()):
             sat = meta["layers"][str(layer)].get("fp16_saturated", 0)
             console.print(f"layer {layer}: dim {dim}" + (f", {sat} values clipped to the fp16 "
@@ -161,9 +166,13 @@ def features_info(path: Optional[str] = _PATH, upstream: Optional[str] = _UP,
 @features_app.command("verify")
 def features_verify(path: Optional[str] = _PATH, upstream: Optional[str] = _UP,
                     corpus: Optional[str] = _CORPUS, precision: Optional[str] = _PREC,
-                    features_dir: Optional[str] = _DIR) -> None:
-    """Check every file of the matching stores against its checksum."""
-    from ..features import verify_store
+                    features_dir: Optional[str] = _DIR,
+                    root: Optional[str] = typer.Option(None, "--root", help="Corpus root to "
+                                                       "check the audio against (default: the "
+                                                       "one recorded at extraction).")) -> None:
+    """Check every file of the matching stores against its checksum, and the audio against
+    what was extracted."""
+    from ..features import verify_store_audio
 
     entries = _find(path, upstream, corpus, precision, features_dir)
     if not entries:
@@ -171,13 +180,14 @@ def features_verify(path: Optional[str] = _PATH, upstream: Optional[str] = _UP,
         return
     bad = 0
     for e in entries:
-        problem = verify_store(e)
-        if problem:
+        found = verify_store_audio(e, root=root)
+        if found.problem:
             bad += 1
-            err_console.print(f"[red]FAILED[/red] {escape(str(e.path))}: {escape(problem)}", highlight=False,
-                              soft_wrap=True)
+            err_console.print(f"[red]FAILED[/red] {escape(str(e.path))}: "
+                              f"{escape(found.problem)}", highlight=False, soft_wrap=True)
         else:
-            console.print(f"ok {escape(str(e.path))}", highlight=False, soft_wrap=True)
+            note = f" ({escape(found.audio_note)})" if found.audio_note else ""
+            console.print(f"ok {escape(str(e.path))}{note}", highlight=False, soft_wrap=True)
     if bad:
         err_console.print(f"{bad} of {len(entries)} stores failed; delete them with `emobox "
                           f"features rm PATH` and extract again", highlight=False)
@@ -189,20 +199,46 @@ def features_rm(path: Optional[str] = _PATH, upstream: Optional[str] = _UP,
                 corpus: Optional[str] = _CORPUS, precision: Optional[str] = _PREC,
                 features_dir: Optional[str] = _DIR,
                 all_: bool = typer.Option(False, "--all", help="Remove every matching store "
-                                          "(needed when several match).")) -> None:
-    """Delete feature stores (a folder, or those matching the filters with --all)."""
+                                          "(every store without filters); confirms removing "
+                                          "several."),
+                yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before removing "
+                                         "several stores.")) -> None:
+    """Delete feature stores (a folder, or those matching the filters). Only folders that are
+    provably emobox stores are deleted; removing several asks first (or needs --all/--yes)."""
+    import sys
+
     from ..features import human_bytes, remove_stores
+    from ..store import store_problem
 
     if path is None and not (upstream or corpus or precision or all_):
         raise EmoboxUsageError("name a store folder, or filters (-u/-c/--precision) with --all")
+    if path is not None:
+        problem = store_problem(Path(path).expanduser())
+        if problem:
+            raise EmoboxUsageError(f"{path} {problem}; not removed (`emobox features info` "
+                                   f"lists the stores)")
     entries = _find(path, upstream, corpus, precision, features_dir)
+    found = len(entries)
+    for e in list(entries):
+        problem = store_problem(e.path)
+        if problem:
+            err_console.print(f"[yellow]warning:[/yellow] not removed: {escape(str(e.path))} "
+                              f"{escape(problem)}", highlight=False, soft_wrap=True)
+            entries.remove(e)
     if not entries:
-        raise EmoboxUsageError("no feature store matches; `emobox features info` lists them")
-    if len(entries) > 1 and not all_:
+        raise EmoboxUsageError("no feature store matches; `emobox features info` lists them"
+                               if not found else "nothing removed (see the warnings)")
+    if len(entries) > 1 and not (all_ or yes):
         listing = ", ".join(str(e.path) for e in entries[:5])
-        raise EmoboxUsageError(f"{len(entries)} stores match ({listing}"
-                               f"{', ...' if len(entries) > 5 else ''}); add --all to remove "
-                               f"them all, or name one folder")
-    freed = remove_stores(entries)
+        more = ", ..." if len(entries) > 5 else ""
+        if not sys.stdin.isatty():
+            raise EmoboxUsageError(f"{len(entries)} stores match ({listing}{more}); add --all "
+                                   f"(or --yes) to remove them all, or name one folder")
+        for e in entries:
+            console.print(escape(str(e.path)), highlight=False, soft_wrap=True)
+        if not typer.confirm(f"remove these {len(entries)} feature stores?", default=False):
+            err_console.print("nothing removed")
+            raise typer.Exit(int(ExitCode.USAGE))
+    freed = remove_stores(entries, features_dir)
     console.print(f"removed {len(entries)} store{'s' if len(entries) > 1 else ''} "
                   f"({human_bytes(freed)})", highlight=False)

@@ -5,7 +5,6 @@ writes whole files atomically) stops with one line naming the file and what to d
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
