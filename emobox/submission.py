@@ -30,9 +30,10 @@ from typing import Any, Iterable, Mapping
 
 from . import __version__, paths
 from .errors import DataError, EmoboxError, EmoboxUsageError
+from .io import naming
 from .metrics import mean_std, scores
 from .plugins import Registry, get_registry
-from .rundirs import collect_runs
+from .rundirs import collect_runs, read_predictions
 
 KIND = "emobox.submission"
 SCHEMA_VERSION = 1
@@ -94,9 +95,8 @@ def pack(run_paths: Iterable[str | Path], out: str | Path, upstream: str | None 
             if not pred.exists() or fold not in {r["fold"] for r in run.selected}:
                 raise EmoboxUsageError(f"{run.path}: fold {fold} is not finished (no "
                                        f"{pred.name}); finish the run before packing it")
-            lines = pred.read_text(encoding="utf-8").splitlines()[1:]
             files[f"predictions/{corpus}/fold{fold}.tsv"] = "key\tpredicted\n" + "".join(
-                f"{ln.split(chr(9))[0]}\t{ln.split(chr(9))[2]}\n" for ln in lines if ln)
+                f"{key}\t{predicted}\n" for key, _, predicted in read_predictions(run, fold))
         meta["corpora"][corpus] = {
             "downstream": c["downstream"], "grid": c["grid"], "scheme": c["scheme"],
             "seed": c["seed"], "folds": folds, "n_folds": c["n_folds"], "select": c["select"],
@@ -106,8 +106,9 @@ def pack(run_paths: Iterable[str | Path], out: str | Path, upstream: str | None 
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("metadata.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    with naming(out), zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("metadata.json", json.dumps(meta, indent=2, sort_keys=True,
+                                                allow_nan=False) + "\n")
         for name, text in sorted(files.items()):
             zf.writestr(name, text)
     tmp.replace(out)
