@@ -27,6 +27,7 @@ import hashlib
 import json
 import socket
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -383,7 +384,7 @@ def bench(opts: BenchOptions, reporter: Reporter | None = None,
 
     def on_wait(message: str) -> None:
         waited.append(message)
-        reporter.log(message)
+        warnings.warn(message)
 
     with file_lock(plan.out, on_wait, what=f"bench directory {plan.out}"):
         if waited:  # the other bench may have finished some of the tasks: plan again
@@ -508,7 +509,7 @@ class _Driver:
             _, full_config = run_config(tp, feats)
             task_prefix = f"train:{key[0]}:{key[1]}:{key[2]}"
             try:
-                self.locks.enter_context(run_lock(run_out, self.reporter.log))
+                self.locks.enter_context(run_lock(run_out))
                 done = _prepare_out(run_out, full_config, len(tp.configs))
             except EmoboxError as exc:
                 for fold in tp.folds:

@@ -291,7 +291,7 @@ def cross_run(opts: CrossOptions, reporter: Reporter | None = None,
                                           plan.device, reporter, plan.down_spec.layers)
     config = cross_config(plan, feats)
     out = Path(opts.out) if opts.out else default_out(opts, config["fingerprint"])
-    with file_lock(out, reporter.log, what=f"cross-corpus run directory {out}"):
+    with file_lock(out, what=f"cross-corpus run directory {out}"):
         return _run_sources(plan, feats, config, out, reporter)
 
 

@@ -404,8 +404,8 @@ def read_mapping(path: Path, what: str, hint: str, limit: int = MAX_MAPPING_BYTE
 def file_lock(folder: Path | str, on_wait: Callable[[str], None] | None = None,
               what: str = "") -> Iterator[None]:
     """Exclusive lock on ``folder`` (its ``.lock`` file, ``flock``): one writer at a time. A
-    second process waits, calling ``on_wait`` once to say so. The lock goes with the process
-    (a killed holder frees it)."""
+    second process waits, saying so once (``on_wait(message)``, else a warning). The lock goes
+    with the process (a killed holder frees it)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / ".lock"
@@ -414,9 +414,12 @@ def file_lock(folder: Path | str, on_wait: Callable[[str], None] | None = None,
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            if on_wait:
-                on_wait(f"another emobox process is writing {what or folder}; waiting for it "
-                        f"to finish")
+            message = (f"another emobox process is writing {what or folder}; waiting for it "
+                       f"to finish")
+            if on_wait is not None:
+                on_wait(message)
+            else:
+                warnings.warn(message)
             fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:

@@ -545,7 +545,7 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
     config, full_config = run_config(plan, feats)
     out = Path(opts.out) if opts.out else default_out(opts, full_config["fingerprint"])
     check_out(out, opts.features_dir)
-    with run_lock(out, reporter.log):
+    with run_lock(out):
         done_rows = _prepare_out(out, full_config, len(plan.configs), notes)
         notes.extend(write_skipped(out, skipped, plan.corpus.skipped, plan.manifest))
         leaks = leakage(plan.manifest, plan.folds)

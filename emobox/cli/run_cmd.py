@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import EmoboxUsageError
@@ -129,7 +130,8 @@ def run_command(
     result = run(opts, reporter=reporter)
     console.print(results_table(result))
     for note in result.notes:
-        err_console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False,
+                          soft_wrap=True)
     console.print(f"run directory: {result.out}", highlight=False, soft_wrap=True)
 
 
