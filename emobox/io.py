@@ -175,14 +175,16 @@ def _data_error(message: str, path: Path | str) -> Exception:
     return DataError(message, path=str(path))
 
 
-def open_regular(path: Path | str, flags: int = os.O_RDONLY, what: str = "") -> int:
-    """``os.open`` that follows no symbolic link at ``path`` and accepts only a regular file
-    (a fifo, a device or a folder there is refused without blocking). Returns the descriptor;
-    :class:`emobox.DataError` names the path otherwise; a missing file raises
-    :class:`FileNotFoundError`."""
+def open_regular(path: Path | str, flags: int = os.O_RDONLY, what: str = "",
+                 follow_links: bool = False) -> int:
+    """``os.open`` that follows no symbolic link at ``path`` (unless ``follow_links``: a path
+    the user named) and accepts only a regular file (a fifo, a device or a folder there is
+    refused without blocking). Returns the descriptor; :class:`emobox.DataError` names the
+    path otherwise; a missing file raises :class:`FileNotFoundError`."""
     path = Path(path)
+    nofollow = 0 if follow_links else os.O_NOFOLLOW
     try:
-        fd = os.open(path, flags | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0),
+        fd = os.open(path, flags | nofollow | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0),
                      0o666)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
@@ -205,15 +207,16 @@ def open_regular(path: Path | str, flags: int = os.O_RDONLY, what: str = "") -> 
     return fd
 
 
-def read_bytes_capped(path: Path | str, limit: int, what: str = "") -> bytes:
+def read_bytes_capped(path: Path | str, limit: int, what: str = "",
+                      follow_links: bool = False,
+                      too_big: str = "not a file emobox wrote (remove or replace it)") -> bytes:
     """The bytes of the regular file ``path`` (see :func:`open_regular`), refused with
-    :class:`emobox.DataError` when larger than ``limit``."""
-    fd = open_regular(path, os.O_RDONLY, what)
+    :class:`emobox.DataError` (``too_big`` says why) when larger than ``limit``."""
+    fd = open_regular(path, os.O_RDONLY, what, follow_links)
     with naming(path), os.fdopen(fd, "rb") as fh:
         data = fh.read(limit + 1)
     if len(data) > limit:
-        raise _data_error(f"{path}: larger than {_size(limit)}; this is not a file emobox "
-                          f"wrote (remove or replace it)", path)
+        raise _data_error(f"{path}: larger than {_size(limit)}; {too_big}", path)
     return data
 
 
@@ -370,7 +373,8 @@ def read_mapping(path: Path, what: str, hint: str, limit: int = MAX_MAPPING_BYTE
 
     path = Path(path)
     try:
-        data = read_bytes_capped(path, limit, "to read files")
+        data = read_bytes_capped(path, limit, follow_links=True,
+                                 too_big="far larger than such a file needs to be")
     except FileNotFoundError:
         raise EmoboxUsageError(f"{what} does not exist")
     except EmoboxError as exc:
