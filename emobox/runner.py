@@ -99,19 +99,20 @@ def check_options(opts: RunOptions) -> None:
     for value, flag, low in ((opts.epochs, "--epochs", 1), (opts.warmup_epochs, "--warmup", 0),
                              (opts.batch_size, "--batch-size", 1), (opts.seed, "--seed", None)):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise EmoboxUsageError(f"{flag} {value!r}: expected a whole number")
+            raise EmoboxUsageError(f"{flag} must be a whole number, got {value!r}")
         if low is not None and value < low:
-            raise EmoboxUsageError(f"{flag} {value}: must be at least {low}")
+            raise EmoboxUsageError(f"{flag} must be at least {low}, got {value}")
     check_positive(opts.batch_seconds, "--batch-seconds")
     for value, flag, allowed in ((opts.select, "--select", SELECT_MODES),
                                  (opts.train_precision, "--train-precision", PRECISIONS),
                                  (opts.schedule, "--schedule", SCHEDULES),
                                  (opts.on_bad_audio, "--on-bad-audio", ON_BAD_AUDIO)):
         if value not in allowed:
-            raise EmoboxUsageError(f"{flag} {value!r}: must be one of {', '.join(allowed)}")
+            raise EmoboxUsageError(f"{flag} must be one of {', '.join(allowed)} "
+                                   f"(got {value!r})")
     for f in opts.folds:
         if isinstance(f, bool) or not isinstance(f, int) or f < 1:
-            raise EmoboxUsageError(f"--fold {f!r}: folds are numbered 1, 2, ...")
+            raise EmoboxUsageError(f"--fold must be a fold number (1, 2, ...), got {f!r}")
 
 
 def check_positive(value: Any, flag: str) -> None:
@@ -120,7 +121,8 @@ def check_positive(value: Any, flag: str) -> None:
         return
     if (isinstance(value, bool) or not isinstance(value, (int, float))
             or not math.isfinite(value) or value <= 0):
-        raise EmoboxUsageError(f"{flag} {value!r}: must be a number greater than 0")
+        raise EmoboxUsageError(f"{flag} must be positive (a finite number greater than 0), "
+                               f"got {value!r}")
 
 
 def _plain(value: Any) -> Any:

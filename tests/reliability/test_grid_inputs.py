@@ -30,6 +30,9 @@ VALID = ("its hyper-parameters: hidden (an integer from 1 to 16384), lr (a numbe
          "most 10), weight_decay (a number from 0 to 1)")
 
 
+POSITIVE = "{} must be positive (a finite number greater than 0), got "
+
+
 def _no_features(home: Path) -> bool:
     return not (home / "features").exists() or not any((home / "features").rglob("meta.json"))
 
@@ -260,13 +263,13 @@ def test_hparam_says_what_it_takes():
 # -- numeric options ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("flag,value,expected", [
-    ("--epochs", "0", "--epochs 0: must be at least 1"),
-    ("--batch-size", "0", "--batch-size 0: must be at least 1"),
-    ("--warmup", "-1", "--warmup -1: must be at least 0"),
-    ("--batch-seconds", "nan", "--batch-seconds nan: must be a number greater than 0"),
-    ("--batch-seconds", "inf", "--batch-seconds inf: must be a number greater than 0"),
-    ("--batch-seconds", "0", "--batch-seconds 0.0: must be a number greater than 0"),
-    ("--batch-seconds", "-3", "--batch-seconds -3.0: must be a number greater than 0"),
+    ("--epochs", "0", "--epochs must be at least 1, got 0"),
+    ("--batch-size", "0", "--batch-size must be at least 1, got 0"),
+    ("--warmup", "-1", "--warmup must be at least 0, got -1"),
+    ("--batch-seconds", "nan", POSITIVE.format("--batch-seconds") + "nan"),
+    ("--batch-seconds", "inf", POSITIVE.format("--batch-seconds") + "inf"),
+    ("--batch-seconds", "0", POSITIVE.format("--batch-seconds") + "0.0"),
+    ("--batch-seconds", "-3", POSITIVE.format("--batch-seconds") + "-3.0"),
 ])
 @pytest.mark.parametrize("command", ["run", "bench"])
 def test_bad_numbers_for_run_and_bench_are_one_line_before_extraction(
@@ -283,21 +286,21 @@ def test_bad_numbers_for_run_and_bench_are_one_line_before_extraction(
 @pytest.mark.parametrize("value", ["nan", "inf", "-1", "0"])
 def test_bad_memory_for_extract_is_one_line(cli, tree, value, _isolated_home):
     res = cli("extract", "-u", "fbank", "-c", "demo", "--root", tree, "-q", "--memory-gb", value)
-    assert_user_error(res, 2, f"--memory-gb {float(value)!r}: must be a number greater than 0")
+    assert_user_error(res, 2, POSITIVE.format("--memory-gb") + repr(float(value)))
     assert _no_features(_isolated_home)
 
 
 def test_bad_batch_seconds_for_extract_is_one_line(cli, tree, _isolated_home):
     res = cli("extract", "-u", "fbank", "-c", "demo", "--root", tree, "-q",
               "--batch-seconds", "nan")
-    assert_user_error(res, 2, "--batch-seconds nan: must be a number greater than 0")
+    assert_user_error(res, 2, POSITIVE.format("--batch-seconds") + "nan")
     assert _no_features(_isolated_home)
 
 
 def test_bench_refuses_bad_resource_numbers(cli, tree, tmp_path):
     res = cli("bench", "-u", "fbank", "-c", "demo", "-q", "--root-map", f"demo={tree}",
               "--out", tmp_path / "b", "--train-cpus", "nan")
-    assert_user_error(res, 2, "--train-cpus nan: must be a number greater than 0")
+    assert_user_error(res, 2, POSITIVE.format("--train-cpus") + "nan")
 
 
 def test_the_reference_run_still_accepts_the_papers_grid(cli, tree, tmp_path):
