@@ -311,3 +311,18 @@ def test_the_reference_run_still_accepts_the_papers_grid(cli, tree, tmp_path):
     assert sorted(r["config_id"] for r in rows) == [
         "hidden=128,lr=0.0001", "hidden=128,lr=0.001", "hidden=256,lr=0.0001",
         "hidden=256,lr=0.001"]
+
+
+def test_plugins_doctor_names_a_grid_that_breaks_its_own_declaration():
+    from emobox.contracts import check_downstream_spec
+    from emobox.specs import HParam
+
+    spec = DownstreamSpec(name="narrow", build=_plain_head, grid={"hidden": [128]},
+                          hparams={"hidden": HParam(int, 1, 64)})
+    assert check_downstream_spec(spec) == [
+        "grid hidden=128: narrow's hidden must be an integer from 1 to 64; its "
+        "hyper-parameters: hidden (an integer from 1 to 64), lr (a number > 0 and at most 10), "
+        "weight_decay (a number from 0 to 1)"]
+    wrong = DownstreamSpec(name="wrong", build=_plain_head, grid={"hidden": [8]},
+                           hparams={"hidden": "an int"})
+    assert check_downstream_spec(wrong) == ["hparams entry 'hidden' is not an emobox.HParam"]
