@@ -284,9 +284,16 @@ def _search(base: Path) -> Iterator[Path]:
 
 
 def _is_run(path: Path) -> bool:
+    """Whether ``path`` (found holding a ``config.json``) is a run directory. Another tool's
+    folder is passed over; a run directory whose ``config.json`` is damaged (it has
+    ``results.jsonl`` beside it) is an error, not silently left out of a report."""
     try:
-        config = read_json_file(path / "config.json", MAX_CONFIG_BYTES)
-    except (DataError, OSError):
+        config = read_json_file(path / "config.json", MAX_CONFIG_BYTES, "in run directories")
+    except (DataError, OSError) as exc:
+        if (path / "results.jsonl").exists() or (path / "results.jsonl").is_symlink():
+            if isinstance(exc, DataError):
+                raise DataError(f"{exc}; {DAMAGED}", path=exc.path)
+            raise
         return False
     return isinstance(config, dict) and config.get("kind") == "emobox.run"
 

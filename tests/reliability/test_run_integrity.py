@@ -618,3 +618,28 @@ def test_ctrl_c_exits_130_saying_how_to_resume(tree, tmp_path):
     assert "Traceback" not in err
     assert err.strip().splitlines()[-1] == ("interrupted; finished work is kept: run the same "
                                             "command again to resume")
+
+
+def test_a_damaged_run_inside_a_bench_is_named_not_left_out_of_the_report(cli, bench_dir,
+                                                                         tmp_path):
+    config = bench_dir / "runs" / "fbank__demo__linear_probe" / "config.json"
+    config.write_text('{"kind": "emobox.run", ')
+    res = cli("report", bench_dir, "--out", tmp_path / "rep")
+    assert_user_error(res, 3, f"{config}: not valid JSON", "corrupt")
+    other = tmp_path / "project"
+    (other / "tool").mkdir(parents=True)
+    (other / "tool" / "config.json").write_text("not ours")  # another tool's folder: passed over
+    res = cli("report", other, "--out", tmp_path / "rep2")
+    assert_user_error(res, 2, f"{other} holds no emobox run directory")
+
+
+def test_out_as_a_link_to_a_folder_is_used_and_a_dangling_link_refused(cli, tree, tmp_path):
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)  # the user's own choice of place: followed
+    assert cli(*run_args(tree, tmp_path / "link")).code == 0
+    assert (real / "results.jsonl").is_file()
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    res = cli(*run_args(tree, tmp_path / "dangling"))
+    assert_user_error(res, 2, f"--out {tmp_path / 'dangling'}: a symbolic link to nothing")
+    assert not (tmp_path / "nowhere").exists()
