@@ -299,7 +299,6 @@ def _run_sources(plan: CrossPlan, feats: dict, config: dict, out: Path,
                  reporter: Reporter) -> CrossResult:
     from .cross_report import finish_cross
 
-    opts = plan.opts
     done = _prepare_out(out, config, plan)
     notes = list(plan.notes) + [n for tc in plan.corpora for n in tc.notes]
     for tc in plan.corpora:

@@ -355,8 +355,6 @@ def _yaml_loader() -> type:
 
 def load_yaml(text: str) -> Any:
     """Safe YAML without aliases and with a nesting cap (see :func:`_yaml_loader`)."""
-    import yaml
-
     loader = _yaml_loader()(text)
     try:
         return loader.get_single_data()

@@ -22,7 +22,6 @@ import fcntl
 import json
 import math
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -32,7 +31,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from torch import nn
 
 from emobox.downstream import Downstream, masked_mean, segment_mean
@@ -42,7 +40,7 @@ from emobox.runner import RunOptions
 from emobox.specs import DownstreamSpec
 from emobox.testing import InProcessPlugin, registry_with
 
-from reliability_support import RUN, assert_user_error, run_args
+from reliability_support import assert_user_error, run_args
 
 TWO_FOLDS = ("--fold", "2")  # with RUN's --fold 1: folds 1 and 2
 
