@@ -74,6 +74,10 @@ INTERRUPTED_MESSAGE = ("interrupted; finished work is kept: run the same command
 
 def _interrupted() -> int:
     err_console.print(INTERRUPTED_MESSAGE, highlight=False, soft_wrap=True)
+    # CPython ends `python -m emobox` by SIGINT instead of with this exit code when the
+    # interrupt landed in code run from a string (exec/eval: a dataclass's generated __init__,
+    # ...), even though it was handled here; evaluating a string afterwards clears that record
+    exec("None", {})
     return int(ExitCode.INTERRUPTED)
 
 

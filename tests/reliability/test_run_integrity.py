@@ -641,3 +641,21 @@ def test_out_as_a_link_to_a_folder_is_used_and_a_dangling_link_refused(cli, tree
     res = cli(*run_args(tree, tmp_path / "dangling"))
     assert_user_error(res, 2, f"--out {tmp_path / 'dangling'}: a symbolic link to nothing")
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_ctrl_c_inside_code_run_from_a_string_still_exits_130(tree, tmp_path):
+    """`python -m emobox`: CPython turns a handled KeyboardInterrupt raised in exec'd code (as
+    dataclasses' generated methods are) into death by SIGINT unless emobox clears its record."""
+    package = tmp_path / "interrupting"
+    package.mkdir()
+    (package / "__main__.py").write_text(
+        "import emobox.runner\n"
+        "from emobox.cli import entrypoint\n\n"
+        "def run(*args, **kwargs):\n"
+        "    exec('raise KeyboardInterrupt', {})\n\n"
+        "emobox.runner.run = run\n"
+        "entrypoint()\n")
+    proc = subprocess.run([sys.executable, "-m", "interrupting", *map(str, run_args(
+        tree, tmp_path / "run"))], capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 130, (proc.returncode, proc.stderr)
+    assert proc.stderr.strip().splitlines()[-1].startswith("interrupted; finished work is kept")
