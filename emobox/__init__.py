@@ -15,7 +15,7 @@ from .errors import (AudioError, CheckpointNotFoundError, ContractError, DataErr
                      EmoboxError, EmoboxUsageError, ExitCode, PluginError)
 from .hookspecs import hookimpl  # noqa: E402
 from .manifest import Manifest, Utterance  # noqa: E402
-from .specs import CorpusSpec, DownstreamSpec, UpstreamSpec  # noqa: E402
+from .specs import CorpusSpec, DownstreamSpec, HParam, UpstreamSpec  # noqa: E402
 from .splits import Fold, FoldTableRow  # noqa: E402
 
 _LAZY = {
@@ -43,7 +43,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'emobox' has no attribute {name!r}")
 
 
-__all__ = ["__version__", "hookimpl", "UpstreamSpec", "CorpusSpec", "DownstreamSpec", "Corpus",
+__all__ = ["__version__", "hookimpl", "UpstreamSpec", "CorpusSpec", "DownstreamSpec", "HParam", "Corpus",
            "ReferenceTable", "Manifest", "Utterance", "Fold", "FoldTableRow", "EmoboxError", "EmoboxUsageError",
            "DataError", "AudioError", "PluginError", "ContractError", "CheckpointNotFoundError",
            "ExitCode", *_LAZY]

@@ -16,25 +16,30 @@ bench directory as soon as it comes back, so an interrupted bench resumes where 
 A bench directory holds ``bench.json`` (the options), ``tasks.jsonl`` (one line per task run:
 kind, seconds, node, error), ``summary.md`` (one line per triple) and ``runs/<u>__<c>__<d>/``,
 one run directory per triple in the format of ``emobox run`` (so ``emobox report`` and
-``emobox submit pack`` read either).
+``emobox submit pack`` read either). One bench writes a bench directory at a time: a second one
+waits for its lock, then plans again and runs only what is left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import socket
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from . import __version__, escape, paths
-from .errors import EmoboxError, EmoboxUsageError
-from .io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from .errors import DataError, EmoboxError, EmoboxUsageError
+from .io import (MAX_CONFIG_BYTES, append_jsonl, atomic_write_json, atomic_write_text,
+                 file_lock, read_json_file)
 from .plugins import Registry, get_registry
 from .progress import Reporter
-from .sweep import DEFAULT_GRAD_CLIP, config_id, resolve_protocol
+from .rundirs import check_bench_dir, check_run_dir, read_rows, run_lock
+from .sweep import DEFAULT_GRAD_CLIP, check_grid, config_id, resolve_protocol
 
 EXECUTORS = ("local", "ray")
 
@@ -187,20 +192,27 @@ def bench_dir(opts: BenchOptions) -> Path:
 
 def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPlan:
     """Scan the corpora, build the triples' folds and mark the tasks already finished."""
-    from .runner import finished_folds, plan_triple, request_fingerprint, code_versions
+    from .runner import (RunOptions, check_options, check_positive, code_versions, plan_triple)
 
     registry = registry or get_registry()
     if opts.executor not in EXECUTORS:
         raise EmoboxUsageError(f"--executor must be one of {', '.join(EXECUTORS)}")
     if not opts.upstreams:
         raise EmoboxUsageError("no upstream given (-u U1,U2)")
+    check_options(RunOptions.from_shared(opts, upstream=opts.upstreams[0], corpus="",
+                                         downstream="", upstream_options={}))
+    for value, flag in ((opts.extract_gpus, "--extract-gpus"), (opts.train_cpus, "--train-cpus"),
+                        (opts.train_gpus, "--train-gpus")):
+        check_positive(value, flag)
     up_specs = [registry.upstream(u) for u in opts.upstreams]
     stray = sorted(set(opts.upstream_options) - set(opts.upstreams))
     if stray:
         raise EmoboxUsageError(f"--upstream-option for {', '.join(stray)}, which is not among "
                                f"the upstreams of this bench ({', '.join(opts.upstreams)})")
     for d in opts.downstreams:
-        registry.downstream(d)
+        spec = registry.downstream(d)
+        if opts.grid is not None:  # every head gets the grid: each must take it
+            check_grid(spec, opts.grid)
     unknown_roots = sorted(set(opts.root_map) - set(registry.names("corpus")))
     if unknown_roots:
         registry.corpus(unknown_roots[0])  # raises, naming close names
@@ -236,8 +248,7 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
                 key = (up.name, corpus_name, d)
                 plan.triples[key] = tp
                 plan.run_dirs[key] = run_out
-                done = _finished(run_out, request_fingerprint(tp), tp, code_versions(tp),
-                                 finished_folds)
+                done = _finished(run_out, tp, code_versions(tp))
                 for fold in tp.folds:
                     status = "done" if fold.index in done else "todo"
                     pair_done = pair_done and status == "done"
@@ -250,19 +261,18 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
     return plan
 
 
-def _finished(run_out: Path, request: str, tp: Any, versions: dict, finished_folds) -> set[int]:
+def _finished(run_out: Path, tp: Any, versions: dict) -> set[int]:
+    """Folds of ``run_out`` finished with the options of ``tp`` (by the rows' option
+    fingerprints; a damaged run directory has none: running it reports the damage)."""
+    from .runner import finished_folds, plan_options
+
     try:
-        config = json.loads((run_out / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return set()
-    if config.get("request") != request:
-        return set()
-    try:
-        rows = read_jsonl(run_out / "results.jsonl")
+        check_run_dir(run_out)
+        rows = read_rows(run_out)
     except EmoboxError:
         return set()
     ids = {config_id(hp) for hp in tp.configs}
-    return set(finished_folds(run_out, rows, ids, tp.opts.seed, versions))
+    return set(finished_folds(run_out, rows, ids, plan_options(tp), versions))
 
 
 def _reference(spec: Any) -> Any:
@@ -364,6 +374,7 @@ def bench(opts: BenchOptions, reporter: Reporter | None = None,
           registry: Registry | None = None) -> BenchResult:
     """Plan the grid, skip what is finished, run the rest with the chosen executor."""
     from .executors import make_executor
+    from .runner import check_out
 
     reporter = reporter or Reporter()
     plan = plan_bench(opts, registry)
@@ -374,30 +385,77 @@ def bench(opts: BenchOptions, reporter: Reporter | None = None,
         raise EmoboxUsageError(f"nothing to run: no requested corpus is on this machine "
                                f"(missing: {names}); pass --root-map corpus=DIR or put them "
                                f"under $EMOBOX_DATA/<corpus>")
-    _prepare_bench_dir(plan)
-    executor = make_executor(opts, registry, reporter)
-    driver = _Driver(plan, executor, reporter, registry or get_registry())
-    try:
-        driver.run()
-    finally:
-        executor.close()
-        _write_summary(plan)
+    check_out(plan.out, opts.features_dir, kind="bench")
+    check_bench_dir(plan.out)
+    waited: list[str] = []
+
+    def on_wait(message: str) -> None:
+        waited.append(message)
+        warnings.warn(message)
+
+    with file_lock(plan.out, on_wait, what=f"bench directory {plan.out}"):
+        if waited:  # the other bench may have finished some of the tasks: plan again
+            plan = plan_bench(opts, registry)
+        check_bench_dir(plan.out)
+        _prepare_bench_dir(plan)
+        executor = make_executor(opts, registry, reporter)
+        driver = _Driver(plan, executor, reporter, registry or get_registry())
+        try:
+            driver.run()
+        finally:
+            executor.close()
+            driver.locks.close()
+            _write_summary(plan)
     return BenchResult(plan.out, plan, driver.ran, [t.id for t in plan.finished],
                        driver.failed, plan.missing)
+
+
+BENCH_DAMAGED = ("the bench directory was edited or damaged: choose another --out or delete "
+                 "that folder")
+
+
+def read_bench_json(out: Path) -> dict:
+    """``bench.json`` of a bench directory, checked (kind, options, name lists)."""
+    path = out / "bench.json"
+    try:
+        old = read_json_file(path, MAX_CONFIG_BYTES, "in bench directories")
+    except DataError as exc:
+        raise DataError(f"{exc}; {BENCH_DAMAGED}", path=str(path))
+    problem = ""
+    if not isinstance(old, dict) or old.get("kind") != "emobox.bench":
+        problem = "not an emobox bench file (no kind emobox.bench)"
+    elif not isinstance(old.get("training_options"), dict):
+        problem = "field 'training_options' is not an object"
+    else:
+        for name in ("upstreams", "corpora", "downstreams"):
+            value = old.get(name, [])
+            if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+                problem = f"field {name!r} is not a list of names"
+                break
+    if problem:
+        raise DataError(f"{path}: {problem}; {BENCH_DAMAGED}", path=str(path))
+    return old
+
+
+def _options_diff(old: dict, new: dict, limit: int = 4) -> str:
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    parts = [f"{k}: {json.dumps(old.get(k), default=str)[:40]} there, "
+             f"{json.dumps(new.get(k), default=str)[:40]} now" for k in keys[:limit]]
+    more = f", and {len(keys) - limit} more" if len(keys) > limit else ""
+    return "; ".join(parts) + more
 
 
 def _prepare_bench_dir(plan: BenchPlan) -> None:
     path = plan.out / "bench.json"
     wanted = plan.options.training_options()
-    if path.exists():
-        try:
-            old = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            old = {}
-        if old.get("training_options") != json.loads(json.dumps(wanted, default=str)):
+    if path.exists() or path.is_symlink():
+        old = read_bench_json(plan.out)
+        plain = json.loads(json.dumps(wanted, default=str))
+        if old["training_options"] != plain:
             raise EmoboxUsageError(
-                f"{plan.out} holds a bench made with other training options; choose another "
-                f"--out or delete that folder")
+                f"{plan.out} holds a bench made with other training options "
+                f"({_options_diff(old['training_options'], plain)}); choose another --out or "
+                f"delete that folder")
         upstreams = list(dict.fromkeys(old.get("upstreams", []) + list(plan.options.upstreams)))
         corpora = list(dict.fromkeys(old.get("corpora", []) + [t.corpus for t in
                                                                plan.extractions]))
@@ -420,6 +478,7 @@ class _Driver:
         self.ran: list[str] = []
         self.failed: dict[str, str] = {}
         self.open_runs: dict[tuple, dict] = {}  # triple -> {config, done rows, notes, todo}
+        self.locks = contextlib.ExitStack()  # of the run directories being written
 
     def run(self) -> None:
         todo_trainings = {(t.upstream, t.corpus, t.downstream, t.fold)
@@ -457,6 +516,7 @@ class _Driver:
             _, full_config = run_config(tp, feats)
             task_prefix = f"train:{key[0]}:{key[1]}:{key[2]}"
             try:
+                self.locks.enter_context(run_lock(run_out))
                 done = _prepare_out(run_out, full_config, len(tp.configs))
             except EmoboxError as exc:
                 for fold in tp.folds:
@@ -536,7 +596,10 @@ def _write_summary(plan: BenchPlan) -> None:
              "|---|---|---|---|---|---|---|"]
     for (u, c, d), run_out in sorted(plan.run_dirs.items()):
         try:
-            rows = [r for r in read_jsonl(run_out / "results.jsonl") if r["selected"]]
+            check_run_dir(run_out)
+            by_fold = {r["fold"]: r for r in read_rows(run_out)
+                       if r["selected"] and not r.get("failed")}
+            rows = [by_fold[f] for f in sorted(by_fold)]
         except EmoboxError:
             rows = []
         n = len(plan.triples[(u, c, d)].folds)

@@ -154,7 +154,27 @@ def check_downstream_spec(spec: DownstreamSpec) -> list[str]:
             if problem:
                 out.append(problem)
                 break
+    if not out:
+        out.extend(_hparams_problems(spec))
     return out
+
+
+def _hparams_problems(spec: DownstreamSpec) -> list[str]:
+    """The declaration of the head's hyper-parameters, and its own grid against it."""
+    from .specs import HParam
+    from .sweep import check_grid
+
+    hparams = getattr(spec, "hparams", {})
+    if not isinstance(hparams, Mapping):
+        return [f"hparams must be a mapping name -> emobox.HParam, got {_type_name(hparams)}"]
+    bad = [k for k, v in hparams.items() if not isinstance(k, str) or not isinstance(v, HParam)]
+    if bad:
+        return [f"hparams entry {bad[0]!r} is not an emobox.HParam"]
+    try:
+        check_grid(spec, spec.grid, "grid")
+    except Exception as exc:  # noqa: BLE001  (reported as a problem of the plugin)
+        return [str(exc)]
+    return []
 
 
 def grid_configs(grid: Mapping[str, Sequence[Any]], limit: int | None = None) -> list[dict]:

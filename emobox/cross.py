@@ -40,7 +40,8 @@ from typing import Any, Mapping, Sequence
 from . import __version__, paths
 from .balanced import BalancedSet
 from .errors import DataError, EmoboxUsageError
-from .io import append_jsonl, atomic_write_json, atomic_write_text, read_jsonl
+from .io import (append_jsonl, atomic_write_json, atomic_write_text, file_lock, jsonl_text,
+                 read_jsonl)
 from .labels import CROSS_CORPUS_CLASSES, canonical_classes
 from .paper import CROSS_CORPORA
 from .plugins import Registry, distributions_of, get_registry
@@ -175,12 +176,16 @@ def plan_cross(opts: CrossOptions, registry: Registry | None = None,
     """Resolve the specs and classes, scan every corpus (unless ``corpora`` holds it, already
     built), resolve its balanced set and build its training side (nothing heavy: no upstream
     is built)."""
-    from .runner import resolve_device
-    from .sweep import expand_grid
+    from .runner import check_options, resolve_device
+    from .sweep import check_grid, expand_grid
 
     registry = registry or get_registry()
+    check_options(opts.run_options(opts.corpora[0] if opts.corpora else ""))
     up_spec = registry.upstream(opts.upstream)
     down_spec = registry.downstream(opts.downstream)
+    grid = (check_grid(down_spec, opts.grid) if opts.grid is not None else
+            check_grid(down_spec, down_spec.grid, f"the default grid of downstream "
+                                                  f"{down_spec.name!r}"))
     device = resolve_device(opts.device)
     classes = canonical_classes(opts.classes)
     names = list(dict.fromkeys(opts.corpora))
@@ -214,8 +219,6 @@ def plan_cross(opts: CrossOptions, registry: Registry | None = None,
         if tc.name in up_spec.trained_on:
             notes.append(f"{opts.upstream} was trained on {tc.name}: cells with {tc.name} as "
                          f"source or target are contaminated and marked §")
-    grid = dict(opts.grid) if opts.grid is not None else {k: list(v)
-                                                          for k, v in down_spec.grid.items()}
     return CrossPlan(opts, up_spec, down_spec, device, classes, track, grid, expand_grid(grid),
                      notes)
 
@@ -302,7 +305,6 @@ def _track_corpus(spec: Any, opts: CrossOptions, classes: tuple[str, ...],
 def cross_run(opts: CrossOptions, reporter: Reporter | None = None,
               registry: Registry | None = None) -> CrossResult:
     """Run the whole track; see the module docstring."""
-    from .cross_report import finish_cross
     from .runner import extract_features
 
     reporter = reporter or Reporter()
@@ -320,6 +322,14 @@ def cross_run(opts: CrossOptions, reporter: Reporter | None = None,
                                                     plan.up_spec.frame_rate)
     config = cross_config(plan, feats)
     out = Path(opts.out) if opts.out else default_out(opts, config["fingerprint"])
+    with file_lock(out, what=f"cross-corpus run directory {out}"):
+        return _run_sources(plan, feats, config, out, reporter)
+
+
+def _run_sources(plan: CrossPlan, feats: dict, config: dict, out: Path,
+                 reporter: Reporter) -> CrossResult:
+    from .cross_report import finish_cross
+
     done = _prepare_out(out, config, plan)
     notes = list(plan.notes) + [n for tc in plan.corpora for n in tc.notes]
     for tc in plan.corpora:
@@ -386,11 +396,19 @@ def cross_config(plan: CrossPlan, feats: Mapping[str, Any]) -> dict:
 
 def _prepare_out(out: Path, config: dict, plan: CrossPlan) -> dict[str, list[dict]]:
     """Create or resume a run directory; returns the rows of the sources already finished."""
+    from .io import read_json_file
+    from .rundirs import RESUME_HINT, check_entry
+
     cfg_path = out / "config.json"
+    for name in ("config.json", "results.jsonl", ".lock"):
+        check_entry(out / name)
+    check_entry(out / "predictions", folder=True)
     if cfg_path.exists():
         try:
-            old = json.loads(cfg_path.read_text())
-        except json.JSONDecodeError:
+            old = read_json_file(cfg_path, what="in run directories")
+        except DataError as exc:
+            raise DataError(f"{exc}; {RESUME_HINT}", path=str(cfg_path))
+        if not isinstance(old, dict):
             old = {}
         if old.get("fingerprint") != config["fingerprint"]:
             raise EmoboxUsageError(
@@ -401,7 +419,8 @@ def _prepare_out(out: Path, config: dict, plan: CrossPlan) -> dict[str, list[dic
     atomic_write_json(cfg_path, config)
     for tc in plan.corpora:
         tc.test_set.to_tsv(out / "test_sets" / f"{tc.name}.tsv")
-    rows = read_jsonl(out / "results.jsonl", repair=True)
+    rows = read_jsonl(out / "results.jsonl", repair=True, what="in run directories",
+                      check=_check_cross_row, hint=RESUME_HINT)
     from .sweep import config_id
 
     wanted = {(config_id(hp), t) for hp in plan.configs for t in config["corpora"]}
@@ -418,9 +437,18 @@ def _prepare_out(out: Path, config: dict, plan: CrossPlan) -> dict[str, list[dic
             done[source] = rs
     kept = [r for r in rows if r["source"] in done]
     if len(kept) != len(rows):  # rows of a source cut short (or of older code) are redone
-        atomic_write_text(out / "results.jsonl", "".join(
-            json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in kept))
+        atomic_write_text(out / "results.jsonl", jsonl_text(kept))
     return done
+
+
+def _check_cross_row(row: dict) -> dict:
+    for name in ("source", "target", "config_id"):
+        if not isinstance(row.get(name), str):
+            raise ValueError(f"not a cross-corpus result row (field {name!r} is "
+                             f"{row.get(name)!r:.40})")
+    if not isinstance(row.get("selected"), bool):
+        raise ValueError("not a cross-corpus result row (no selected flag)")
+    return row
 
 
 class ConcatSource:
@@ -532,7 +560,7 @@ def train_source(plan: CrossPlan, tc: TrackCorpus, feats: Mapping[str, Any], con
         t_set = config["test_sets"][t_name]
         for k, res in enumerate(sweep.configs):
             pred = res.test_pred[start:start + n]
-            s = scores(y, pred, len(plan.classes))
+            s = dict(res.test) if res.failed else scores(y, pred, len(plan.classes))
             rows.append(dict(
                 meta, target=t_name, config_id=res.config_id, config=res.hp,
                 selected=(k == sweep.selected), best_epoch=res.best_epoch,
@@ -540,7 +568,7 @@ def train_source(plan: CrossPlan, tc: TrackCorpus, feats: Mapping[str, Any], con
                 f1=s["f1"], confusion=s["confusion"], per_class_recall=s["per_class_recall"],
                 n_test=n, in_average=(t_name != tc.name), test_set=t_set["origin"],
                 test_set_hash=t_set["hash"],
-                contaminated=bool({tc.name, t_name} & trained_on)))
+                contaminated=bool({tc.name, t_name} & trained_on), failed=res.failed))
             if k == sweep.selected:
                 predictions[t_name] = "key\tgold\tpredicted\n" + "".join(
                     f"{key}\t{plan.classes[int(g)]}\t{plan.classes[int(p)]}\n"

@@ -320,6 +320,12 @@ def write_report(run_paths: Iterable[str | Path], out: str | Path,
     status = paper.table4_status()
     if status:
         notes.append(status)
+    for run in runs:  # a diverged configuration is never selected; the table says it failed
+        for cid, folds in run.failed.items():
+            u, c, d = run.triple
+            notes.append(f"{u} x {c} x {d}: configuration {cid} FAILED in fold"
+                         f"{'s' if len(folds) > 1 else ''} {', '.join(map(str, folds))} "
+                         f"(training diverged); it was never selected")
     out = Path(out)
     report = Report(tables, notes)
     for name, text in (("table.md", to_markdown(tables, notes)), ("table.csv", to_csv(tables)),

@@ -1,7 +1,13 @@
-"""Result rows: one per fold x configuration, each saying how it was made."""
+"""Result rows: one per fold x configuration, each saying how it was made.
+
+:func:`check_row` is the one place a row read back from a run directory is checked (fields,
+types, ranges), whatever command reads it (``run`` resuming, ``bench``, ``report``,
+``submit pack``); rows are checked the same way before they are written.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -25,13 +31,13 @@ class ResultRow:
     config: dict
     selected: bool
     selection: str  # "valid" or "test" (EmoBox recipe, flagged)
-    best_epoch: int
+    best_epoch: int  # -1 for a failed configuration
     epochs: int
-    valid_ua: float
-    valid_loss: float
-    ua: float
-    wa: float
-    f1: float
+    valid_ua: float | None  # None for a failed configuration (and the scores below)
+    valid_loss: float | None
+    ua: float | None
+    wa: float | None
+    f1: float | None
     confusion: list
     per_class_recall: list
     labels: list
@@ -48,6 +54,12 @@ class ResultRow:
     grad_clip: float = 5.0  # max gradient norm per configuration (0: off; older rows: none)
     recipe: str = "emobox"  # emobox | paper (EmoBox's code, bugs included)
     schedule: str = "linear"  # learning rate after the warm-up: linear | constant | paper
+    # hash of every run option and the corpus manifest (emobox.runner.options_fingerprint):
+    # a fold is finished only when its rows carry the fingerprint of the options asked for now
+    options_fingerprint: str = ""
+    options: dict = field(default_factory=dict)  # the options it hashes
+    # why the configuration failed (training gave non-finite numbers); it is never selected
+    failed: str = ""
     kind: str = KIND
     schema_version: int = SCHEMA_VERSION
 
@@ -69,3 +81,106 @@ def feature_norm_of(record: dict) -> str:
 
 NORM_WORDS = {"utterance": "normalised per utterance", "frame": "normalised per frame",
               "none": "raw"}
+class RowError(ValueError):
+    """A result row that is not one emobox wrote (the message says which field and why)."""
+
+
+_INT, _STR, _BOOL, _DICT, _LIST = "an integer", "a string", "true or false", "an object", "a list"
+_SCORE = "a number from 0 to 1"
+
+# field -> what it must be; every reader relies on these (rows of every emobox release have them)
+REQUIRED = {
+    "upstream": _STR, "corpus": _STR, "downstream": _STR, "scheme": _STR, "fold": _INT,
+    "config_id": _STR, "config": _DICT, "selected": _BOOL, "best_epoch": _INT,
+    "ua": _SCORE, "wa": _SCORE, "f1": _SCORE, "valid_ua": _SCORE, "valid_loss": "a number >= 0",
+    "confusion": _LIST, "per_class_recall": _LIST, "labels": _LIST, "seed": _INT,
+    "emobox_version": _STR,
+}
+OPTIONAL = {
+    "run_id": _STR, "checkpoint_id": _STR, "layer_norm": _BOOL, "precision": _STR,
+    "selection": _STR, "epochs": _INT, "n_train": _INT, "n_valid": _INT, "n_test": _INT,
+    "valid_rule": _STR, "plugins": _DICT, "contaminated": _BOOL, "train_precision": _STR,
+    "options_fingerprint": _STR, "options": _DICT, "failed": _STR, "kind": _STR,
+    "schema_version": _INT, "feature_norm": _STR, "grad_clip": "a number >= 0", "recipe": _STR,
+    "schedule": _STR,
+}
+SCORES = ("ua", "wa", "f1", "valid_ua", "valid_loss")
+MAX_CLASSES = 10_000
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _fits(value: Any, kind: str) -> bool:
+    if kind == _INT:
+        return _is_int(value)
+    if kind == _STR:
+        return isinstance(value, str)
+    if kind == _BOOL:
+        return isinstance(value, bool)
+    if kind == _DICT:
+        return isinstance(value, dict)
+    if kind == _LIST:
+        return isinstance(value, list)
+    if kind == _SCORE:
+        return _is_number(value) and 0.0 <= value <= 1.0
+    return _is_number(value) and 0.0 <= value < math.inf  # a loss
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_row(row: Any) -> dict:
+    """``row`` if it is a result row emobox wrote, else :class:`RowError` saying what is wrong.
+
+    A row of an earlier release holding NaN or infinite scores (training that diverged, before
+    emobox marked such configurations) is returned marked ``failed`` and never selected."""
+    if not isinstance(row, dict):
+        raise RowError(f"not a result row (a JSON {type(row).__name__})")
+    kind = row.get("kind", KIND)
+    if kind != KIND:
+        raise RowError(f"not a result row (kind {_show(kind)})")
+    missing = [k for k in REQUIRED if k not in row]
+    if missing:
+        raise RowError(f"not a result row (no {', '.join(missing[:4])}"
+                       f"{', ...' if len(missing) > 4 else ''})")
+    failed = row.get("failed") or ""
+    diverged = [k for k in SCORES if isinstance(row[k], float) and not math.isfinite(row[k])]
+    if diverged and not failed:  # written before emobox refused non-finite numbers
+        row = dict(row, failed=f"non-finite {diverged[0]} (training diverged)", selected=False)
+        failed = row["failed"]
+    for name, kind in list(REQUIRED.items()) + list(OPTIONAL.items()):
+        if name not in row:
+            continue
+        value = row[name]
+        if failed and name in SCORES and (value is None or name in diverged):
+            continue
+        if not _fits(value, kind):
+            raise RowError(f"field {name!r} is {_show(value)}, not {kind}")
+    if row["fold"] < 1:
+        raise RowError(f"field 'fold' is {row['fold']}, not a fold number (1, 2, ...)")
+    if failed and row["selected"]:
+        raise RowError("a failed configuration is marked selected")
+    labels = row["labels"]
+    n = len(labels)
+    if n > MAX_CLASSES or not all(isinstance(x, str) for x in labels):
+        raise RowError("field 'labels' is not a list of class names")
+    confusion = row["confusion"]
+    if not failed or confusion:
+        if len(confusion) != n or not all(
+                isinstance(line, list) and len(line) == n
+                and all(_is_int(v) and v >= 0 for v in line) for line in confusion):
+            raise RowError(f"field 'confusion' is not a {n} x {n} matrix of counts")
+        recall = row["per_class_recall"]
+        if len(recall) != n or not all(v is None or (_is_number(v) and 0 <= v <= 1)
+                                       for v in recall):
+            raise RowError(f"field 'per_class_recall' is not {n} recalls (numbers from 0 to 1 "
+                           f"or null)")
+    return row

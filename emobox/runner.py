@@ -11,7 +11,10 @@ The library twin of the CLI command: ``emobox.run(RunOptions(...))``. A run dire
                        utterances with unreadable audio (--on-bad-audio skip)
 
 Re-running the same command resumes: finished folds are kept, the rest is done; a run directory
-made with other options is refused rather than mixed.
+made with other options is refused rather than mixed. Every result row carries the fingerprint of
+every run option (:func:`fingerprinted_options`), so a fold counts as finished only when it was
+made with the options asked for now, even when ``config.json`` is gone. One process writes a run
+directory at a time (a second one waits for the lock, then resumes).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,22 +34,29 @@ import torch
 from . import __version__, escape, paths
 from .errors import DataError, EmoboxUsageError
 from .extract import FrameSource, extract
-from .io import (append_jsonl, atomic_write_json, atomic_write_text, read_jsonl,
+from .io import (append_jsonl, atomic_write_json, atomic_write_text, dumps_json, jsonl_text,
                  remove_temporaries)
 from .metrics import mean_std
 from .plugins import Registry, distributions_of, get_registry
 from .progress import Reporter
-from .results import NORM_WORDS, ResultRow, feature_norm_of
+from .results import NORM_WORDS, ResultRow, RowError, check_row, feature_norm_of
+from .rundirs import RESUME_HINT, check_run_dir, read_rows, read_run_config, run_lock
 from .splits import class_warnings, leakage, select_folds, with_random_valid
 from .store import FeatureStore
-from .sweep import (DEFAULT_GRAD_CLIP, Split, TrainConfig, config_id, expand_grid,
-                    resolve_protocol, train_sweep)
+from .sweep import (DEFAULT_GRAD_CLIP, PRECISIONS, SCHEDULES, SELECT_MODES, Split, TrainConfig,
+                    check_grid, config_id, expand_grid, resolve_protocol, train_sweep)
 
 
 PAPER_RECIPE_NOTE = ("EMOBOX'S CODE, BUGS INCLUDED (--recipe paper): epochs and configurations "
                      "selected by TEST, EmoBox's learning-rate schedule (epoch 2 at 0), utterances "
                      "over 30 s dropped, random instead of stratified 20% validation; only for "
                      "comparing with the published tables, these numbers are optimistic")
+
+# run options that do not change a result (where things are, how fast they run, which folds of
+# the run this invocation does): left out of the options fingerprint. Every other field of
+# RunOptions, present and future, is in it.
+NOT_FINGERPRINTED = ("out", "folds", "device", "root", "features_dir", "batch_seconds")
+ON_BAD_AUDIO = ("fail", "skip")
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,90 @@ class RunOptions:
         shared = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)
                   if f.name in names}
         return cls(**{**shared, **overrides})
+
+
+def check_options(opts: RunOptions) -> None:
+    """Refuse option values that cannot run, before anything is done (one line naming the
+    option)."""
+    for value, flag, low in ((opts.epochs, "--epochs", 1), (opts.warmup_epochs, "--warmup", 0),
+                             (opts.batch_size, "--batch-size", 1), (opts.seed, "--seed", None)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise EmoboxUsageError(f"{flag} must be a whole number, got {value!r}")
+        if low is not None and value < low:
+            raise EmoboxUsageError(f"{flag} must be at least {low}, got {value}")
+    check_positive(opts.batch_seconds, "--batch-seconds")
+    for value, flag, allowed in ((opts.select, "--select", SELECT_MODES),
+                                 (opts.train_precision, "--train-precision", PRECISIONS),
+                                 (opts.schedule, "--schedule", SCHEDULES),
+                                 (opts.on_bad_audio, "--on-bad-audio", ON_BAD_AUDIO)):
+        if value not in allowed:
+            raise EmoboxUsageError(f"{flag} must be one of {', '.join(allowed)} "
+                                   f"(got {value!r})")
+    for f in opts.folds:
+        if isinstance(f, bool) or not isinstance(f, int) or f < 1:
+            raise EmoboxUsageError(f"--fold must be a fold number (1, 2, ...), got {f!r}")
+
+
+def check_positive(value: Any, flag: str) -> None:
+    """``value`` is None or a finite number > 0, else one line naming ``flag``."""
+    if value is None:
+        return
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or not math.isfinite(value) or value <= 0):
+        raise EmoboxUsageError(f"{flag} must be positive (a finite number greater than 0), "
+                               f"got {value!r}")
+
+
+def _plain(value: Any) -> Any:
+    """Options as JSON values (mappings sorted, tuples as lists)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def fingerprinted_options(opts: RunOptions, grid: Mapping[str, Any],
+                          manifest_hash: str) -> dict:
+    """Everything that changes a run's numbers: every field of :class:`RunOptions` but
+    :data:`NOT_FINGERPRINTED` (found by ``dataclasses.fields``, so an option added later is in
+    it without an edit here), the grid as resolved and the corpus manifest's hash."""
+    values = {f.name: _plain(getattr(opts, f.name)) for f in dataclasses.fields(opts)
+              if f.name not in NOT_FINGERPRINTED}
+    values["grid"] = _plain(grid)
+    values["manifest_hash"] = manifest_hash
+    return values
+
+
+def hash_options(options: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(options, sort_keys=True, default=str)
+                          .encode()).hexdigest()[:16]
+
+
+def _option_defaults() -> dict:
+    out = {}
+    for f in dataclasses.fields(RunOptions):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = _plain(f.default)
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            out[f.name] = _plain(f.default_factory())  # type: ignore[misc]
+    return out
+
+
+def options_differ(row: Mapping[str, Any], options: Mapping[str, Any]) -> list[str] | None:
+    """The options whose values differ between ``row`` and ``options`` (empty: the same);
+    None when the row carries no options (written by an earlier emobox). An option a row does
+    not name (added to emobox after it was written) counts as its default."""
+    if row.get("options_fingerprint") == hash_options(options):
+        return []
+    theirs = row.get("options")
+    if not isinstance(theirs, dict) or not theirs:
+        return None
+    defaults = _option_defaults()
+    keys = sorted(set(theirs) | set(options))
+    return [k for k in keys if theirs.get(k, defaults.get(k)) != options.get(k, defaults.get(k))]
 
 
 @dataclass
@@ -193,9 +289,13 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
     """Resolve the specs, scan the corpus (unless ``corpus`` is given, already built) and build
     its folds (cheap; no upstream is built)."""
     registry = registry or get_registry()
+    check_options(opts)
     up_spec = registry.upstream(opts.upstream)
     corpus_spec = registry.corpus(opts.corpus)
     down_spec = registry.downstream(opts.downstream)
+    grid = (check_grid(down_spec, opts.grid) if opts.grid is not None else
+            check_grid(down_spec, down_spec.grid, f"the default grid of downstream "
+                                                  f"{down_spec.name!r}"))
     device = resolve_device(opts.device)
     notes: list[str] = []
     for problem in registry.all_problems():  # broken plugins are left out, never silently
@@ -231,8 +331,6 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
     if opts.precision != "fp32":
         notes.append(f"features extracted in {opts.precision} (a fast mode, not exact fp32)")
 
-    grid = dict(opts.grid) if opts.grid is not None else {k: list(v)
-                                                          for k, v in down_spec.grid.items()}
     configs = expand_grid(grid)
     return TriplePlan(opts, up_spec, corpus_spec, down_spec, device, corpus, manifest,
                       all_folds, folds, grid, configs, notes, left_out)
@@ -378,6 +476,7 @@ def run_config(plan: TriplePlan, feats: Features) -> tuple[dict, dict]:
     full_config = dict(config, fingerprint=fingerprint, versions=code_versions(plan),
                        device=plan.device, root=str(plan.corpus.root), features=feats.store_path,
                        notes=plan.notes, request=request_fingerprint(plan),
+                       options=plan_options(plan),
                        upstream_parameters=feats.parameters)
     return config, full_config
 
@@ -387,23 +486,16 @@ def code_versions(plan: TriplePlan) -> dict:
             "plugins": distributions_of([plan.up_spec, plan.corpus_spec, plan.down_spec])}
 
 
+def plan_options(plan: TriplePlan) -> dict:
+    """:func:`fingerprinted_options` of a planned triple."""
+    return fingerprinted_options(plan.opts, plan.grid, plan.manifest.content_hash())
+
+
 def request_fingerprint(plan: TriplePlan) -> str:
-    """Hash of what the user asked for (known before the upstream is built): with the run's
-    rows it tells whether a fold is finished without building the upstream."""
-    opts = plan.opts
-    request = {"upstream": opts.upstream, "corpus": opts.corpus, "downstream": opts.downstream,
-               "upstream_ckpt": opts.upstream_ckpt,
-               "upstream_options": dict(opts.upstream_options),
-               "corpus_options": dict(opts.corpus_options), "layer": opts.layer,
-               "layer_norm": opts.layer_norm, "feature_norm": opts.feature_norm,
-               "grad_clip": opts.grad_clip, "recipe": opts.recipe, "precision": opts.precision,
-               "train_precision": opts.train_precision, "schedule": opts.schedule,
-               "scheme": opts.scheme, "grid": plan.grid, "epochs": opts.epochs,
-               "warmup_epochs": opts.warmup_epochs, "batch_size": opts.batch_size,
-               "select": opts.select, "class_weights": opts.class_weights, "seed": opts.seed,
-               "manifest_hash": plan.manifest.content_hash(), "on_bad_audio": opts.on_bad_audio}
-    return hashlib.sha256(json.dumps(request, sort_keys=True, default=str)
-                          .encode()).hexdigest()[:12]
+    """Hash of what the user asked for (known before the upstream is built), carried by every
+    result row: with the run's rows it tells whether a fold is finished without building the
+    upstream."""
+    return hash_options(plan_options(plan))
 
 
 def fold_jobs(plan: TriplePlan, feats: Features, full_config: dict,
@@ -417,7 +509,9 @@ def fold_jobs(plan: TriplePlan, feats: Features, full_config: dict,
                       device=plan.device, class_weights=opts.class_weights,
                       precision=opts.train_precision, schedule=opts.schedule,
                       grad_clip=opts.grad_clip)
+    options = plan_options(plan)
     row_meta = dict(
+        options_fingerprint=hash_options(options), options=options,
         run_id=full_config["fingerprint"], upstream=opts.upstream,
         checkpoint_id=feats.checkpoint_id, layer=feats.layer, layer_norm=opts.layer_norm,
         feature_norm=opts.feature_norm, grad_clip=opts.grad_clip, recipe=opts.recipe,
@@ -466,7 +560,7 @@ def train_fold(job: FoldJob, down_spec: Any, reporter: Reporter | None = None) -
         job.keys["test"], splits["test"].labels.tolist(), sel.test_pred))
     rows = []
     for k, res in enumerate(sweep.configs):
-        rows.append(ResultRow(
+        rows.append(ResultRow(failed=res.failed,
             **job.row_meta, fold=job.fold, config_id=res.config_id, config=res.hp,
             selected=(k == sweep.selected), selection=sweep.selection,
             best_epoch=res.best_epoch, valid_ua=res.valid_ua, valid_loss=res.valid_loss,
@@ -478,7 +572,15 @@ def train_fold(job: FoldJob, down_spec: Any, reporter: Reporter | None = None) -
 
 
 def write_fold(out: Path, output: FoldOutput) -> None:
-    """Record a finished fold in a run directory (predictions first, then its rows)."""
+    """Record a finished fold in a run directory (predictions first, then its rows). Rows are
+    checked as every reader checks them: a row no reader would take is a bug, never written."""
+    for row in output.rows:
+        try:
+            check_row(row)
+        except RowError as exc:
+            raise RuntimeError(f"fold {output.fold}: emobox made a result row it cannot read "
+                               f"back ({exc})") from exc
+    check_run_dir(out)
     atomic_write_text(out / "predictions" / f"fold{output.fold}.tsv", output.predictions)
     append_jsonl(out / "results.jsonl", output.rows)
 
@@ -536,6 +638,7 @@ def finish_run(out: Path, done_rows: dict[int, list[dict]], full_config: dict,
     """Write summary.md and confusion.png of a run directory from its finished folds."""
     all_rows = [r for f in sorted(done_rows) for r in done_rows[f]]
     summaries = [_fold_summary(done_rows[f]) for f in sorted(done_rows)]
+    notes = list(notes) + [n for n in failure_notes(all_rows) if n not in notes]
     result = RunResult(out, summaries, all_rows, full_config, notes)
     atomic_write_text(out / "summary.md", summary_markdown(result))
     if all_rows:
@@ -551,6 +654,20 @@ def finish_run(out: Path, done_rows: dict[int, list[dict]], full_config: dict,
     return result
 
 
+def failure_notes(rows: Sequence[dict]) -> list[str]:
+    """One note per configuration whose training failed: where and why."""
+    by_config: dict[str, list[dict]] = {}
+    for r in rows:
+        if r.get("failed"):
+            by_config.setdefault(r["config_id"], []).append(r)
+    out = []
+    for cid, bad in by_config.items():
+        folds = ", ".join(str(r["fold"]) for r in bad)
+        out.append(f"configuration {cid} FAILED in fold{'s' if len(bad) > 1 else ''} {folds} "
+                   f"({bad[0]['failed']}); it was never selected")
+    return out
+
+
 def default_out(opts: RunOptions, fingerprint: str) -> Path:
     return paths.runs_dir() / f"{opts.upstream}__{opts.corpus}__{opts.downstream}__{fingerprint}"
 
@@ -560,24 +677,56 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
     reporter = reporter or Reporter()
     plan = plan_triple(opts, registry)
     notes = plan.notes
+    if opts.out:
+        check_out(Path(opts.out), opts.features_dir)
     feats = extract_features(plan.up_spec, plan.manifest, opts, plan.device, reporter,
                              plan.down_spec.layers)
     skipped = feats.skipped
     config, full_config = run_config(plan, feats)
     out = Path(opts.out) if opts.out else default_out(opts, full_config["fingerprint"])
-    done_rows = _prepare_out(out, full_config, len(plan.configs))
-    notes.extend(write_skipped(out, skipped, plan.corpus.skipped, plan.manifest, plan.left_out,
-                               plan.corpus.manifest, recipe_dropped(plan, feats)))
-    leaks = leakage(plan.manifest, plan.folds)
-    todo = [f for f in plan.folds if f.index not in done_rows]
-    for job in fold_jobs(plan, feats, full_config, todo):
-        output = train_fold(job, plan.down_spec, reporter)
-        write_fold(out, output)
-        done_rows[job.fold] = output.rows
-        if leaks.get(job.fold):
-            notes.append(f"fold {job.fold}: {len(leaks[job.fold])} speakers are in both "
-                         f"train and test (speaker-dependent fold)")
-    return finish_run(out, done_rows, full_config, notes)
+    check_out(out, opts.features_dir)
+    with run_lock(out):
+        done_rows = _prepare_out(out, full_config, len(plan.configs), notes)
+        notes.extend(write_skipped(out, skipped, plan.corpus.skipped, plan.manifest,
+                                   plan.left_out, plan.corpus.manifest,
+                                   recipe_dropped(plan, feats)))
+        leaks = leakage(plan.manifest, plan.folds)
+        todo = [f for f in plan.folds if f.index not in done_rows]
+        for job in fold_jobs(plan, feats, full_config, todo):
+            output = train_fold(job, plan.down_spec, reporter)
+            write_fold(out, output)
+            done_rows[job.fold] = output.rows
+            if leaks.get(job.fold):
+                notes.append(f"fold {job.fold}: {len(leaks[job.fold])} speakers are in both "
+                             f"train and test (speaker-dependent fold)")
+        return finish_run(out, done_rows, full_config, notes)
+
+
+def check_out(out: Path, features_dir: str | None = None, kind: str = "run") -> None:
+    """Refuse an ``--out`` that is a file, or that is, or is inside, the feature stores'
+    folder, a feature store, or a folder of the other kind (a bench directory for a run, a run
+    directory for a bench)."""
+    flag = "--out" if kind == "run" else "bench --out"
+    if out.is_symlink() and not out.exists():
+        raise EmoboxUsageError(f"{flag} {out}: a symbolic link to nothing; give a folder")
+    if out.exists() and not out.is_dir():
+        what = "run directory" if kind == "run" else "bench directory"
+        raise EmoboxUsageError(f"{what} {out} is a file; give --out a folder")
+    real = Path(os.path.realpath(out))
+    stores = Path(os.path.realpath(features_dir or paths.features_dir()))
+    if real == stores or stores in real.parents:
+        raise EmoboxUsageError(f"{flag} {out}: inside the feature stores' folder {stores}; "
+                               f"choose a folder outside it")
+    for folder in (real, *real.parents):
+        if (folder / "meta.json").is_file() and (folder / "index.tsv").is_file():
+            raise EmoboxUsageError(f"{flag} {out}: inside the feature store {folder}; choose "
+                                   f"another folder")
+    if kind == "run" and (real / "bench.json").exists():
+        raise EmoboxUsageError(f"--out {out}: a bench directory (it has bench.json); give "
+                               f"`emobox run` a folder of its own")
+    if kind == "bench" and (real / "config.json").exists():
+        raise EmoboxUsageError(f"--out {out}: a run directory (it has config.json); give "
+                               f"`emobox bench` a folder of its own")
 
 
 def _summed_confusion(rows: list[dict]) -> list[list[int]]:
@@ -590,51 +739,75 @@ def _summed_confusion(rows: list[dict]) -> list[list[int]]:
     return total
 
 
-def _prepare_out(out: Path, config: dict, n_configs: int) -> dict[int, list[dict]]:
-    """Create or resume a run directory; returns the rows of folds already finished.
+def _prepare_out(out: Path, config: dict, n_configs: int,
+                 notes: list[str] | None = None) -> dict[int, list[dict]]:
+    """Create or resume a run directory (its lock held); returns the rows of folds finished.
 
-    Rows of folds cut short, or made by another emobox or plugin version, are dropped from
-    ``results.jsonl`` (the latter kept in ``results.superseded.jsonl``) and those folds redone.
+    A run directory made with other options (its ``config.json``, or, when that is gone, its
+    rows' option fingerprints) is refused. Rows of folds cut short, or made by another emobox
+    or plugin version, or by an emobox that did not record the options, are dropped from
+    ``results.jsonl`` (those of other code kept in ``results.superseded.jsonl``) and those
+    folds redone.
     """
     cfg_path = out / "config.json"
     if out.exists() and not out.is_dir():
         raise EmoboxUsageError(f"run directory {out} is a file; give --out a folder")
+    check_run_dir(out)
     if cfg_path.exists():
-        try:
-            old = json.loads(cfg_path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise DataError(f"{cfg_path}: not valid JSON ({exc}); this run directory was "
-                            f"edited or damaged: choose another --out or delete that folder",
-                            path=str(cfg_path))
-        if not isinstance(old, dict):
-            old = {}
+        old = read_run_config(out, RESUME_HINT)
         if old.get("fingerprint") != config["fingerprint"]:
             raise EmoboxUsageError(
                 f"{out} holds a run made with other options ({_config_diff(old, config)}); "
                 f"choose another --out or delete that folder")
+    rows = read_rows(out, repair=True, hint=RESUME_HINT)
+    options = config["options"]
+    unmarked = 0
+    for r in rows:
+        differ = options_differ(r, options)
+        if differ is None:
+            unmarked += 1
+        elif differ:
+            raise EmoboxUsageError(
+                f"{out} holds results made with other options "
+                f"({_options_diff(r['options'], options, differ)}); choose another --out or "
+                f"delete that folder")
     out.mkdir(parents=True, exist_ok=True)
     for folder in (out, out / "predictions"):  # writes a crash cut short
         remove_temporaries(folder)
     atomic_write_json(cfg_path, config)
-    rows = read_jsonl(out / "results.jsonl", repair=True)
     config_ids = {config_id(hp) for hp in expand_grid(config["grid"])}
-    done = finished_folds(out, rows, config_ids, config["seed"], config["versions"])
+    done = finished_folds(out, rows, config_ids, options, config["versions"])
     kept = [r for r in rows if int(r["fold"]) in done]
     if len(kept) != len(rows):  # drop rows of folds that were cut short, then redo them
-        stale = [r for r in rows if int(r["fold"]) not in done and not _same_code(
-            r, config["versions"])]
+        stale = [r for r in rows if int(r["fold"]) not in done and (
+            not _same_code(r, config["versions"]) or not r.get("options_fingerprint"))]
         if stale:
             append_jsonl(out / "results.superseded.jsonl", stale)
-        text = "".join(json.dumps(r, sort_keys=True, ensure_ascii=False) + "\n" for r in kept)
-        atomic_write_text(out / "results.jsonl", text)
+        atomic_write_text(out / "results.jsonl", jsonl_text(kept))
+    if unmarked and notes is not None:
+        folds = sorted({int(r["fold"]) for r in rows if not r.get("options_fingerprint")})
+        notes.append(f"{unmarked} result rows of an earlier emobox carry no options "
+                     f"fingerprint: fold{'s' if len(folds) > 1 else ''} "
+                     f"{', '.join(map(str, folds))} redone (the old rows are kept in "
+                     f"{out / 'results.superseded.jsonl'})")
     wanted = set(config["folds"])
     return {f: rs for f, rs in done.items() if f in wanted}
+
+
+def _options_diff(theirs: Mapping[str, Any], ours: Mapping[str, Any], keys: Sequence[str],
+                  limit: int = 4) -> str:
+    defaults = _option_defaults()
+    parts = [f"{k}: {dumps_json(theirs.get(k, defaults.get(k)), default=str)[:40]} there, "
+             f"{dumps_json(ours.get(k, defaults.get(k)), default=str)[:40]} now"
+             for k in keys[:limit]]
+    more = f", and {len(keys) - limit} more" if len(keys) > limit else ""
+    return "; ".join(parts) + more
 
 
 def _config_diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) -> str:
     """What differs between two run configs, in words (the options that change results)."""
     skip = {"fingerprint", "versions", "notes", "features", "request", "device", "root",
-            "upstream_parameters"}
+            "upstream_parameters", "options"}
     keys = [k for k in sorted(set(old) | set(new))
             if k not in skip and old.get(k) != new.get(k)]
     if not keys:
@@ -650,21 +823,25 @@ def _same_code(row: Mapping[str, Any], versions: Mapping[str, Any]) -> bool:
             and row.get("plugins") == versions["plugins"])
 
 
-def finished_folds(out: Path, rows: Sequence[dict], config_ids: set[str], seed: int,
-                   versions: Mapping[str, Any]) -> dict[int, list[dict]]:
-    """Folds of ``rows`` that are finished: one row per configuration of the grid, made with
-    this seed and this code (emobox and plugin versions), and their predictions written."""
+def finished_folds(out: Path, rows: Sequence[dict], config_ids: set[str],
+                   options: Mapping[str, Any], versions: Mapping[str, Any]
+                   ) -> dict[int, list[dict]]:
+    """Folds of ``rows`` that are finished: one row per configuration of the grid, each made
+    with ``options`` (:func:`plan_options`: every run option, the grid, the seed and the
+    manifest; compared by :func:`options_differ`) and by this code (emobox and plugin
+    versions), one of them selected, and their predictions written."""
     by_fold: dict[int, list[dict]] = {}
     for r in rows:
         by_fold.setdefault(int(r["fold"]), []).append(r)
     return {f: rs for f, rs in by_fold.items()
             if {r["config_id"] for r in rs} == config_ids and len(rs) == len(config_ids)
-            and all(r.get("seed") == seed and _same_code(r, versions) for r in rs)
-            and (out / "predictions" / f"fold{f}.tsv").exists()}
+            and all(options_differ(r, options) == [] and _same_code(r, versions) for r in rs)
+            and sum(1 for r in rs if r["selected"] and not r.get("failed")) == 1
+            and (out / "predictions" / f"fold{f}.tsv").is_file()}
 
 
 def _fold_summary(rows: list[dict]) -> FoldSummary:
-    sel = next(r for r in rows if r["selected"])
+    sel = next(r for r in rows if r["selected"] and not r.get("failed"))
     return FoldSummary(sel["fold"], sel["ua"], sel["wa"], sel["f1"], sel["config_id"],
                        sel["best_epoch"], sel["valid_ua"])
 
@@ -719,12 +896,21 @@ def summary_markdown(result: RunResult) -> str:
         for r in result.rows:
             by_config.setdefault(r["config_id"], []).append(r)
         for cid, rows in by_config.items():
+            ok = [r for r in rows if not r.get("failed")]
+            bad = [r for r in rows if r.get("failed")]
             cells = []
             for m in ("ua", "wa", "f1", "valid_ua"):
-                mu, sd = mean_std([r[m] for r in rows])
-                cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
-            chosen = [str(r["fold"]) for r in rows if r["selected"]]
-            lines.append(f"| {md(cid)} | {' | '.join(cells)} | {', '.join(chosen) or '-'} |")
+                if ok:
+                    mu, sd = mean_std([r[m] for r in ok])
+                    cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
+                else:
+                    cells.append("failed")
+            chosen = [str(r["fold"]) for r in rows if r["selected"] and not r.get("failed")]
+            chosen_text = ", ".join(chosen) or "-"
+            if bad:
+                folds = ", ".join(str(r["fold"]) for r in bad)
+                chosen_text += f" (FAILED in fold{'s' if len(bad) > 1 else ''} {folds})"
+            lines.append(f"| {md(cid)} | {' | '.join(cells)} | {chosen_text} |")
         selected = [r for r in result.rows if r["selected"]]
         labels = selected[0].get("labels") or []
         if labels:

@@ -6,6 +6,7 @@ A plugin's hook returns a list of these. The registry fills in ``plugin``, ``dis
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -86,6 +87,71 @@ class CorpusSpec:
 
 
 @dataclass(frozen=True)
+class HParam:
+    """What values a hyper-parameter of a downstream head may take: its ``type`` (``int``,
+    ``float``, ``str`` or ``bool``), a range (``low``/``high``, inclusive; ``low_open`` makes the
+    lower bound exclusive, e.g. a learning rate > 0) or a closed set of ``choices``. Grid
+    values are checked against it before anything runs; numbers are always finite."""
+
+    type: type = float
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    choices: tuple = ()
+    description: str = ""
+
+    def describe(self) -> str:
+        """In words, e.g. ``an integer from 1 to 65536``."""
+        if self.choices:
+            return "one of " + ", ".join(repr(c) for c in self.choices)
+        what = {int: "an integer", float: "a number", str: "a string",
+                bool: "true or false"}.get(self.type, self.type.__name__)
+        if self.low is not None and self.high is not None:
+            if self.low_open:
+                return f"{what} > {self.low:g} and at most {self.high:g}"
+            return f"{what} from {self.low:g} to {self.high:g}"
+        if self.low is not None:
+            return f"{what} {'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None:
+            return f"{what} at most {self.high:g}"
+        return what
+
+    def check(self, value: Any) -> Any:
+        """``value`` in this hyper-parameter's type (an integer-valued number for ``float`` is
+        made a float), or :class:`ValueError` saying what it must be."""
+        want = self.describe()
+        if self.choices:
+            if any(value == c and type(value) is type(c) for c in self.choices):
+                return value
+            raise ValueError(f"must be {want}")
+        if self.type is bool:
+            if isinstance(value, bool):
+                return value
+            raise ValueError(f"must be {want}")
+        if self.type is str:
+            if isinstance(value, str) and value:
+                return value
+            raise ValueError(f"must be {want}")
+        if self.type in (int, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"must be {want}")
+            if not math.isfinite(value):
+                raise ValueError(f"must be {want} (a finite number)")
+            if self.type is int:
+                if isinstance(value, float):
+                    raise ValueError(f"must be {want} (not a fraction)")
+            else:
+                value = float(value)
+            if self.low is not None and (value <= self.low if self.low_open
+                                         else value < self.low):
+                raise ValueError(f"must be {want}")
+            if self.high is not None and value > self.high:
+                raise ValueError(f"must be {want}")
+            return value
+        raise ValueError(f"must be {want}")
+
+
+@dataclass(frozen=True)
 class DownstreamSpec:
     """A downstream head.
 
@@ -94,7 +160,11 @@ class DownstreamSpec:
     hyper-parameter to the values swept by default; ``layers`` says which upstream layers the head
     reads: ``"last"`` (one layer, the default or ``--layer``) or ``"all"`` (every layer, stacked on a
     new leading axis: features ``[L, B, T, D]``); a head reading every layer is built with the
-    extra keyword ``n_layers=L``.
+    extra keyword ``n_layers=L``. ``hparams`` declares the head's own hyper-parameters (the
+    keywords of ``build``) as :class:`HParam` (type and range): grid values are checked against
+    it before anything runs. Without a declaration, the names ``build`` accepts and the types
+    of its defaults are checked. ``lr`` and ``weight_decay`` belong to the trainer and are
+    declared by emobox.
     """
 
     name: str
@@ -102,6 +172,7 @@ class DownstreamSpec:
     grid: Mapping[str, Sequence[Any]] = field(default_factory=dict)
     description: str = ""
     layers: str = "last"
+    hparams: Mapping[str, HParam] = field(default_factory=dict)
     paper: str = ""
     plugin: str = ""
     distribution: str = ""

@@ -34,10 +34,11 @@ from typing import Any, Iterable, Mapping
 
 from . import __version__, escape, paths
 from .errors import DataError, EmoboxError, EmoboxUsageError
+from .io import naming
 from .metrics import mean_std, scores
 from .plugins import Registry, get_registry
 from .results import feature_norm_of
-from .rundirs import collect_runs
+from .rundirs import collect_runs, read_predictions
 from .submission_io import FOLD_FILE as _FOLD_FILE
 from .submission_io import (MAX_METADATA_BYTES, MAX_PREDICTIONS_BYTES, CorpusMeta,
                             SubmissionMeta, SubmissionZip, shorten, parse_json, schema_problems)
@@ -109,7 +110,8 @@ def _pack(runs: list, out: str | Path, registry: Registry) -> PackResult:
             if not pred.exists() or fold not in {r["fold"] for r in run.selected}:
                 raise EmoboxUsageError(f"{run.path}: fold {fold} is not finished (no "
                                        f"{pred.name}); finish the run before packing it")
-            files[f"predictions/{corpus}/fold{fold}.tsv"] = _packed_predictions(pred)
+            files[f"predictions/{corpus}/fold{fold}.tsv"] = "key\tpredicted\n" + "".join(
+                f"{key}\t{predicted}\n" for key, _, predicted in read_predictions(run, fold))
         meta["corpora"][corpus] = {
             "downstream": c["downstream"], "grid": c["grid"], "scheme": c["scheme"],
             "seed": c["seed"], "folds": folds, "n_folds": c["n_folds"], "select": c["select"],
@@ -125,33 +127,13 @@ def _pack(runs: list, out: str | Path, registry: Registry) -> PackResult:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("metadata.json", json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    with naming(out), zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("metadata.json", json.dumps(meta, indent=2, sort_keys=True,
+                                                allow_nan=False) + "\n")
         for name, text in sorted(files.items()):
             zf.writestr(name, text)
     tmp.replace(out)
     return PackResult(out, meta, sorted(files))
-
-
-def _packed_predictions(pred: Path) -> str:
-    """A run's ``predictions/fold<k>.tsv`` (key, gold, predicted) as a submission's fold file
-    (key, predicted)."""
-    try:
-        lines = pred.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{pred}: not UTF-8 text (offset {exc.start}); the run directory is "
-                        f"damaged", path=str(pred))
-    out = ["key\tpredicted\n"]
-    for lineno, line in enumerate(lines[1:], start=2):
-        if not line:
-            continue
-        cols = line.split("\t")
-        if len(cols) != 3:
-            raise DataError(f"{pred}:{lineno}: expected 3 tab-separated columns (key, gold, "
-                            f"predicted), got {len(cols)}; the run directory is damaged",
-                            path=str(pred))
-        out.append(f"{cols[0]}\t{cols[2]}\n")
-    return "".join(out)
 
 
 @dataclass

@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import inspect
 import itertools
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -41,11 +42,19 @@ import torch
 import torch.nn.functional as F
 
 from .downstream import fuse_heads, segment_ids
-from .errors import EmoboxUsageError
+from .errors import EmoboxError, EmoboxUsageError, PluginError
 from .metrics import scores
 from .progress import Reporter
+from .specs import HParam
 
 TRAINER_HPARAMS = ("lr", "weight_decay")
+# the trainer's own hyper-parameters, the same for every head (Adam's peak learning rate and
+# weight decay)
+TRAINER_HPARAM_SPECS = {
+    "lr": HParam(float, 0.0, 10.0, low_open=True, description="peak learning rate of Adam"),
+    "weight_decay": HParam(float, 0.0, 1.0, description="Adam's weight decay"),
+}
+MAX_GRID_CONFIGS = 4096
 SELECT_MODES = ("valid", "test")
 PRECISIONS = ("fp32", "bf16")
 SCHEDULES = ("linear", "constant", "paper")
@@ -145,6 +154,9 @@ class ConfigResult:
     test: dict  # scores() of the kept model on test
     test_pred: np.ndarray
     history: list[dict] = field(default_factory=list)  # per epoch: lr, train_loss, valid_ua...
+    # why training failed (non-finite loss or outputs): the configuration is never selected and
+    # its scores are None
+    failed: str = ""
 
 
 @dataclass
@@ -167,6 +179,116 @@ def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict]:
         if not isinstance(grid[k], (list, tuple)) or not grid[k]:
             raise EmoboxUsageError(f"grid entry {k!r} must be a non-empty list of values")
     return [dict(zip(keys, values)) for values in itertools.product(*(grid[k] for k in keys))]
+
+
+def _build_keywords(spec: Any) -> tuple[dict[str, Any], bool]:
+    """The hyper-parameter keywords of ``spec.build`` (name -> default, ``inspect._empty`` when
+    none) and whether it takes any keyword (``**kwargs``)."""
+    try:
+        params = inspect.signature(spec.build).parameters.values()
+    except (TypeError, ValueError):
+        return {}, True
+    names: dict[str, Any] = {}
+    anything = False
+    for i, p in enumerate(params):
+        if p.kind is p.VAR_KEYWORD:
+            anything = True
+        elif p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and not (
+                i < 2 and p.kind is p.POSITIONAL_OR_KEYWORD) and p.name != "n_layers":
+            names[p.name] = p.default
+    return names, anything
+
+
+def hparam_specs(spec: Any) -> tuple[dict[str, HParam | None], bool]:
+    """What each hyper-parameter of the head ``spec`` may be: the trainer's, then the head's
+    declaration (``DownstreamSpec.hparams``) or, without one, the keywords of its ``build`` typed
+    by their defaults (``None``: any finite number, string or boolean). The flag says whether
+    names beyond these are accepted (an undeclared ``build(**kwargs)``)."""
+    declared = dict(getattr(spec, "hparams", None) or {})
+    out: dict[str, HParam | None] = dict(TRAINER_HPARAM_SPECS)
+    if declared:
+        out.update(declared)
+        return out, False
+    keywords, anything = _build_keywords(spec)
+    for name, default in keywords.items():
+        kind = type(default) if type(default) in (int, float, str, bool) else None
+        out[name] = HParam(kind) if kind is not None else None
+    return out, anything
+
+
+def _describe(name: str, hp: HParam | None) -> str:
+    return f"{name} ({hp.describe() if hp is not None else 'any value'})"
+
+
+def check_grid(spec: Any, grid: Mapping[Any, Any], what: str = "--grid") -> dict[str, list]:
+    """The grid, checked against the head's hyper-parameters (names, types, ranges) and with
+    repeated values dropped (``1e-3`` and ``0.001`` are one value). A problem is one
+    :class:`EmoboxUsageError` naming the entry and what it may be (a head's own default grid
+    that fails is a :class:`PluginError`)."""
+    error = EmoboxUsageError if what == "--grid" else PluginError
+    specs, anything = hparam_specs(spec)
+    valid = ", ".join(_describe(n, h) for n, h in sorted(specs.items()))
+    if not isinstance(grid, Mapping):
+        raise error(f"{what}: expected a mapping name -> list of values")
+    out: dict[str, list] = {}
+    total = 1
+    for name, values in grid.items():
+        if not isinstance(name, str) or not name:
+            raise error(f"{what}: hyper-parameter names must be text, got {name!r:.40}")
+        if name not in specs and not anything:
+            raise error(f"{what} {name}: {spec.name} has no hyper-parameter {name!r}; its "
+                        f"hyper-parameters: {valid}")
+        if isinstance(values, (list, tuple)):
+            values = list(values)
+        else:
+            values = [values]
+        if not values:
+            raise error(f"{what} {name}: no value given (expected {name}=value[,value...])")
+        hp = specs.get(name)
+        kept: list = []
+        for value in values:
+            try:
+                checked = hp.check(value) if hp is not None else _sane(value)
+            except ValueError as exc:
+                raise error(f"{what} {name}={_show(value)}: {spec.name}'s {name} {exc}; its "
+                            f"hyper-parameters: {valid}")
+            if not any(checked == k and type(checked) is type(k) for k in kept):
+                kept.append(checked)
+        out[name] = kept
+        total *= len(kept)
+    if total > MAX_GRID_CONFIGS:
+        raise error(f"{what}: {total} configurations; at most {MAX_GRID_CONFIGS} train "
+                    f"together (split the grid over several runs)")
+    return out
+
+
+def _show(value: Any) -> str:
+    text = repr(value) if not isinstance(value, str) else value
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _sane(value: Any) -> Any:
+    """A value for an undeclared hyper-parameter: a finite number, a string or a boolean."""
+    if isinstance(value, bool) or isinstance(value, str) and value:
+        return value
+    if isinstance(value, (int, float)):
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+    raise ValueError("must be a number, a string or true/false")
+
+
+FAILED_SCORES = {"ua": None, "wa": None, "f1": None, "confusion": [], "per_class_recall": []}
+
+
+def _all_failed(description: str, configs: Sequence[Mapping[str, Any]],
+                failed: Sequence[str]) -> str:
+    shown = "; ".join(f"{config_id(hp)}: {why.removeprefix('training diverged: ')}"
+                      for hp, why in list(zip(configs, failed))[:4])
+    more = f"; and {len(configs) - 4} more" if len(configs) > 4 else ""
+    return (f"{description}: training diverged in every configuration of the grid ({shown}"
+            f"{more}); nothing was selected. Lower the learning rate (--grid lr=...) or check "
+            f"the features")
 
 
 def config_id(hp: Mapping[str, Any]) -> str:
@@ -350,7 +472,15 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
         head_hp = {h: v for h, v in hp.items() if h not in TRAINER_HPARAMS}
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(_seed_for(cfg.seed, description, config_id(hp)))
-            head = spec.build(in_dim, n_classes, **head_hp, **dict(build_options or {}))
+            try:
+                head = spec.build(in_dim, n_classes, **head_hp, **dict(build_options or {}))
+            except EmoboxError:
+                raise
+            except (TypeError, ValueError, RuntimeError, MemoryError, OverflowError) as exc:
+                first = (str(exc).strip().splitlines() or [""])[0][:200]
+                raise EmoboxUsageError(f"downstream {getattr(spec, 'name', '?')}: cannot build "
+                                       f"configuration {config_id(hp)} "
+                                       f"({type(exc).__name__}: {first})")
         heads.append(head.to(device))
         peak = float(hp.get("lr", 1e-3))
         groups.append({"params": list(head.parameters()), "lr": peak, "peak_lr": peak,
@@ -381,6 +511,7 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
     best_state: list[list[torch.Tensor]] = [[] for _ in range(K)]
     best_valid = [(0.0, 0.0)] * K
     history: list[list[dict]] = [[] for _ in range(K)]
+    failed = [""] * K  # why a configuration stopped: its numbers stopped being finite
     n_train = len(train.labels)
     started, started_cpu, valid_seconds = time.perf_counter(), time.process_time(), 0.0
     with reporter.task(description, cfg.epochs, "epoch") as task:
@@ -408,6 +539,10 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
                     per_config = per_item.sum(1) / weight[y].sum()
                 optimizer.zero_grad(set_to_none=True)
                 per_config.sum().backward()
+                for k in range(K):
+                    if failed[k]:  # a failed configuration is left as it is
+                        for p in heads[k].parameters():
+                            p.grad = None
                 if cfg.grad_clip > 0:
                     clipped += clip_per_config(head_params, cfg.grad_clip)
                 optimizer.step()
@@ -424,7 +559,16 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
             valid_seconds += time.perf_counter() - valid_started
             clipped_steps = clipped.tolist()
             for k in range(K):
-                entry = {"epoch": epoch, "lr": lrs[k], "train_loss": float(train_loss[k]) / n_train,
+                if failed[k]:
+                    continue
+                loss_k = float(train_loss[k]) / n_train
+                if not (math.isfinite(loss_k) and math.isfinite(v_loss[k])
+                        and (cfg.select != "test" or math.isfinite(t_loss[k]))):
+                    failed[k] = (f"training diverged: non-finite "
+                                 f"{'training' if not math.isfinite(loss_k) else 'validation'} "
+                                 f"loss in epoch {epoch + 1}")
+                    continue
+                entry = {"epoch": epoch, "lr": lrs[k], "train_loss": loss_k,
                          "valid_ua": v_ua[k], "valid_loss": v_loss[k],
                          "clipped_steps": clipped_steps[k]}
                 if cfg.select == "test":
@@ -440,6 +584,10 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
             task.advance(1)
             task.note(f"best valid UA {max(b[0] for b in best):.3f}"
                       if cfg.select == "valid" else "selecting by TEST (EmoBox recipe)")
+            if all(failed):
+                break
+        if all(failed):
+            raise EmoboxUsageError(_all_failed(description, configs, failed))
     seconds = time.perf_counter() - started
     cpu_seconds = time.process_time() - started_cpu
     with torch.no_grad():
@@ -448,14 +596,27 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
                 p.copy_(saved)
         model.eval()
         t_logits = _predict(model, batches["test"], test, cfg, autocast)
+    finite = torch.isfinite(t_logits).flatten(1).all(1).tolist()
+    for k in range(K):
+        if not failed[k] and not finite[k]:
+            failed[k] = "training diverged: non-finite outputs on the test set"
+    if all(failed):
+        raise EmoboxUsageError(_all_failed(description, configs, failed))
     results = []
     y_test = test.labels.numpy()
     for k, hp in enumerate(configs):
-        pred = t_logits[k].argmax(-1).numpy()
+        pred = t_logits[k].nan_to_num(0.0).argmax(-1).numpy()
+        if failed[k]:
+            results.append(ConfigResult(
+                hp=dict(hp), config_id=config_id(hp), best_epoch=-1, valid_ua=None,
+                valid_loss=None, test=dict(FAILED_SCORES), test_pred=pred, history=history[k],
+                failed=failed[k]))
+            continue
         results.append(ConfigResult(
             hp=dict(hp), config_id=config_id(hp), best_epoch=best[k][2],
             valid_ua=best_valid[k][0], valid_loss=best_valid[k][1],
             test=scores(y_test, pred, n_classes), test_pred=pred, history=history[k]))
-    selected = max(range(K), key=lambda k: (best[k][0], -best[k][1], -k))
+    selected = max((k for k in range(K) if not failed[k]),
+                   key=lambda k: (best[k][0], -best[k][1], -k))
     return SweepResult(results, selected, cfg.select, cfg.precision, seconds, cpu_seconds,
                        valid_seconds)

@@ -7,7 +7,9 @@ the error's :class:`emobox.ExitCode`; only bugs print a traceback.
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import warnings
 
 # Idle OpenMP threads sleep instead of spinning (set before torch loads its OpenMP runtime; a
@@ -67,21 +69,63 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
                       soft_wrap=True)
 
 
+INTERRUPTED_MESSAGE = ("interrupted; finished work is kept: run the same command again to "
+                       "resume")
+
+
+def _interrupted() -> int:
+    err_console.print(INTERRUPTED_MESSAGE, highlight=False, soft_wrap=True)
+    # CPython ends `python -m emobox` by SIGINT instead of with this exit code when the
+    # interrupt landed in code run from a string (exec/eval: a dataclass's generated __init__,
+    # ...), even though it was handled here; evaluating a string afterwards clears that record
+    exec("None", {})
+    return int(ExitCode.INTERRUPTED)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``emobox`` console script; returns the exit code."""
     warnings.showwarning = _show_warning
+    interrupted: list[bool] = []
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.getsignal(signal.SIGINT)
+        if previous is signal.default_int_handler:  # note Ctrl-C: Typer turns it into exit 130
+
+            def on_sigint(signum, frame):  # noqa: ANN001
+                interrupted.append(True)
+                signal.default_int_handler(signum, frame)
+
+            signal.signal(signal.SIGINT, on_sigint)
+        else:
+            previous = None
+    try:
+        rv = _main(argv)
+    except KeyboardInterrupt:
+        return _interrupted()
+    except BaseException:
+        if interrupted:  # what Ctrl-C cut short (e.g. a module half imported) failed after it
+            return _interrupted()
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    if rv == -ExitCode.INTERRUPTED:  # aborted, and said so
+        return int(ExitCode.INTERRUPTED)
+    if interrupted or rv == ExitCode.INTERRUPTED:
+        return _interrupted()
+    return rv
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         rv = app(args=list(argv) if argv is not None else None, standalone_mode=False,
                  prog_name="emobox")
     except CLICK_ERRORS as exc:
         exc.show(file=sys.stderr)
         return exc.exit_code
-    except ABORTS:
+    except ABORTS:  # a prompt answered with end of input
         err_console.print("aborted")
-        return int(ExitCode.INTERRUPTED)
-    except KeyboardInterrupt:
-        err_console.print("interrupted; finished work is kept, run the same command to resume")
-        return int(ExitCode.INTERRUPTED)
+        return -int(ExitCode.INTERRUPTED)
     except EmoboxError as exc:
         err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         if os.environ.get("EMOBOX_TRACEBACK"):  # where it was raised, for a bug report
@@ -92,8 +136,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         # a file or folder emobox must read or write is not usable (a file where a folder
         # should be, permissions, a full disk): one line naming it, unless EMOBOX_TRACEBACK=1
-        if exc.filename is None or os.environ.get("EMOBOX_TRACEBACK"):
-            raise
+        if exc.errno is None or os.environ.get("EMOBOX_TRACEBACK"):
+            raise  # not the operating system's refusal (e.g. io.UnsupportedOperation): a bug
         err_console.print(f"[red]error:[/red] {escape(os_error_message(exc))}", highlight=False,
                           soft_wrap=True)
         return int(ExitCode.FILESYSTEM)
@@ -101,27 +145,51 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def os_error_message(exc: OSError) -> str:
-    """``PATH: reason`` for an error of the operating system, with what to do where it helps."""
+    """``PATH: reason`` for an error of the operating system, with what to do where it helps
+    (without a path where the operating system gave none)."""
     import errno
 
-    where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 else "")
-    msg = f"{where}: {exc.strerror or type(exc).__name__}"
-    hint = {errno.ENOSPC: "the disk is full: free space, or set EMOBOX_HOME to another disk; "
-                          "finished work is kept, run the same command to resume",
-            errno.EDQUOT: "the disk quota is exceeded; finished work is kept",
+    reason = exc.strerror or (os.strerror(exc.errno) if exc.errno else type(exc).__name__)
+    if exc.filename is not None:
+        where = str(exc.filename) + (f" -> {exc.filename2}" if exc.filename2 else "")
+        msg = f"{where}: {reason}"
+    else:
+        msg = f"{reason} (the operating system did not say which file)"
+    permissions = ("emobox may not read or write here (check permissions, EMOBOX_HOME and "
+                   "--out)")
+    full = ("the disk is full: free space, or set EMOBOX_HOME to another disk; finished work "
+            "is kept, run the same command to resume")
+    hint = {errno.ENOSPC: full,
+            errno.EDQUOT: "the disk quota is exceeded: free space or write elsewhere; finished "
+                          "work is kept, run the same command to resume",
+            errno.EFBIG: "the file is larger than this file system or a limit allows (see "
+                         "`ulimit -f`); finished work is kept",
             errno.ENOTDIR: "a file stands where emobox needs a folder",
             errno.EEXIST: "a file stands where emobox needs a folder",
-            errno.EACCES: "emobox may not read or write here (check permissions, EMOBOX_HOME "
-                          "and --out)",
-            errno.EPERM: "emobox may not read or write here (check permissions, EMOBOX_HOME "
-                         "and --out)",
-            errno.EROFS: "the file system is read-only: set EMOBOX_HOME or --out elsewhere"
+            errno.EISDIR: "a folder stands where emobox needs a file",
+            errno.EACCES: permissions,
+            errno.EPERM: permissions,
+            errno.EROFS: "the file system is read-only: set EMOBOX_HOME or --out elsewhere",
+            errno.EIO: "the disk or network file system failed to read or write; check it, "
+                       "then run the same command again",
+            errno.ENAMETOOLONG: "the name is too long for this file system",
+            errno.ELOOP: "too many symbolic links (a loop?)",
+            errno.EMFILE: "too many open files (raise `ulimit -n`)",
+            errno.ENFILE: "too many open files on this machine",
+            errno.ENOMEM: "out of memory",
+            errno.ETXTBSY: "the file is in use",
+            errno.ESTALE: "a stale network file handle: remount, then run the same command "
+                          "again",
             }.get(exc.errno or -1)
     return f"{msg} ({hint})" if hint else msg
 
 
 def entrypoint() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one was handled
+        code = _interrupted()
+    sys.exit(code)
 
 
 from . import (bench_cmd, corpora_cmd, cross_cmd, doctor_cmd, extract_cmd, plugins_cmd,  # noqa: E402,F401

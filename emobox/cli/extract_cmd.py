@@ -70,8 +70,10 @@ def extract_command(
     from ..extract import ExtractOptions, extract_corpus
     from ..progress import Reporter, RichReporter
 
-    if memory_gb <= 0:
-        raise EmoboxUsageError(f"--memory-gb must be positive, got {memory_gb}")
+    from ..runner import check_positive
+
+    check_positive(memory_gb, "--memory-gb")
+    check_positive(batch_seconds, "--batch-seconds")
     if workers is not None and workers < 1:
         raise EmoboxUsageError(f"--workers must be at least 1, got {workers}")
     opts = ExtractOptions(
