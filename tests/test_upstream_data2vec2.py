@@ -322,7 +322,7 @@ def hf_cache(tmp_path, monkeypatch):
 def test_missing_checkpoint_says_where_it_looked_and_how_to_get_it(tmp_path, monkeypatch,
                                                                    hf_cache):
     monkeypatch.setenv("EMOBOX_MODELS", str(tmp_path / "models"))
-    from emobox.plugins import get_registry
+    from emobox.plugin.registry import get_registry
 
     with pytest.raises(CheckpointNotFoundError) as err:
         get_registry().upstream("data2vec2_large").build()
@@ -348,7 +348,7 @@ def test_cli_reports_a_missing_checkpoint_in_one_line(cli, tmp_path, monkeypatch
 def test_build_from_emobox_models_and_from_the_hf_cache(tmp_path, monkeypatch, hf_cache):
     monkeypatch.setitem(plugin.SHAPES, "emotion2vec_base", (3, 24))
     monkeypatch.setenv("EMOBOX_MODELS", str(tmp_path / "models"))
-    from emobox.plugins import get_registry
+    from emobox.plugin.registry import get_registry
 
     enc = tiny_encoder(seed=5)
     spec = get_registry().upstream("emotion2vec_base")
@@ -374,7 +374,7 @@ def test_build_from_emobox_models_and_from_the_hf_cache(tmp_path, monkeypatch, h
 
 
 def test_specs_declare_what_the_papers_used():
-    from emobox.plugins import get_registry
+    from emobox.plugin.registry import get_registry
 
     reg = get_registry()
     base, large, e2v = (reg.upstream(n) for n in

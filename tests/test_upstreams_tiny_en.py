@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from emobox.plugins import get_registry
+from emobox.plugin.registry import get_registry
 from emobox.upstreams.whisper_formats import (read_ctranslate2, save_encoder,
                                               transformers_to_openai)
 from emobox.upstreams.whisper_model import WINDOW_SAMPLES, log_mel

@@ -39,7 +39,7 @@ def tiny_whisper(mode: str = "faithful", **kw) -> WhisperUpstream:
 def demo_speech(i: int = 0) -> torch.Tensor:
     from pathlib import Path
 
-    from emobox.audio import load_audio
+    from emobox.datasets.audio import load_audio
 
     import emobox.corpora.demo as demo
 

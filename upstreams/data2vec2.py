@@ -48,7 +48,7 @@ VARIANTS = {
 
 def _locate(name: str, ckpt=None):
     """The checkpoint file (or converted folder) of ``name`` on this machine; never loads it."""
-    from emobox.checkpoints import find_checkpoint
+    from emobox.extraction.checkpoints import find_checkpoint
 
     from .data2vec2_upstream import checkpoint_file
 
@@ -81,7 +81,7 @@ def _build(name: str, ckpt=None, device="cpu", **options):
     if options:
         raise EmoboxUsageError(f"{name} takes no --upstream-option (got "
                                f"{', '.join(sorted(options))})")
-    from emobox.checkpoints import checkpoint_id
+    from emobox.extraction.checkpoints import checkpoint_id
 
     from .data2vec2_ckpt import load_encoder
     from .data2vec2_upstream import Data2Vec2Upstream, preset

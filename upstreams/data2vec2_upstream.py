@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from emobox.errors import CheckpointNotFoundError, EmoboxUsageError
-from emobox.upstream import Upstream, UpstreamOutput, pad_batch
+from emobox.extraction.upstream import Upstream, UpstreamOutput, pad_batch
 
 from .data2vec2_ckpt import is_converted
 from .data2vec2_net import D2v2Config, Data2Vec2Encoder, conv_output_length, receptive_field

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from emobox import CheckpointNotFoundError, EmoboxUsageError, UpstreamSpec, hookimpl
-from emobox.checkpoints import find_checkpoint
+from emobox.extraction.checkpoints import find_checkpoint
 
 from .common import how_to_get
 
@@ -161,7 +161,7 @@ def _build(v: WhisperVariant, spec: UpstreamSpec, ckpt=None, device="cpu", mode=
 
 
 def load(v: WhisperVariant, path: Path, mode: str = "faithful", device: str = "cpu"):
-    from emobox.checkpoints import checkpoint_id
+    from emobox.extraction.checkpoints import checkpoint_id
 
     from .whisper_formats import build_encoder, detect_format, read_encoder
     from .whisper_model import WhisperUpstream

@@ -36,7 +36,7 @@ from typing import Sequence
 
 import torch
 
-from emobox.upstream import Upstream, UpstreamOutput, Windows
+from emobox.extraction.upstream import Upstream, UpstreamOutput, Windows
 
 from .common import ceil_div, conv1d_flops, stack_padded, transformer_flops
 
