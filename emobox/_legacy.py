@@ -58,6 +58,11 @@ MOVED: dict[str, str] = {
     "emobox.contracts": "emobox.validate.contracts",
     "emobox.doctor": "emobox.validate.plugins_doctor",
     "emobox.envreport": "emobox.environment",
+    "emobox.upstreams.whisper_formats": "emobox.upstreams.whisper.formats",
+    "emobox.upstreams.whisper_model": "emobox.upstreams.whisper.model",
+    "emobox.upstreams.data2vec2_ckpt": "emobox.upstreams.data2vec2.ckpt",
+    "emobox.upstreams.data2vec2_net": "emobox.upstreams.data2vec2.net",
+    "emobox.upstreams.data2vec2_upstream": "emobox.upstreams.data2vec2.upstream",
 }
 
 _warned: set[str] = set()
@@ -69,6 +74,13 @@ class _AliasLoader(importlib.abc.Loader):
 
     def create_module(self, spec):  # a placeholder; exec_module swaps in the real module
         return None
+
+    def get_code(self, fullname):  # ``python -m <old name>`` runs the new module's code
+        shim = (f"import runpy, warnings\n"
+                f"warnings.warn({fullname!r} + ' is deprecated; run -m {self.new} instead', "
+                f"DeprecationWarning)\n"
+                f"runpy.run_module({self.new!r}, run_name='__main__', alter_sys=True)\n")
+        return compile(shim, f"<{fullname}>", "exec")
 
     def exec_module(self, module) -> None:
         old = module.__spec__.name

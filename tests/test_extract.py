@@ -382,8 +382,8 @@ def _tiny_transformers(arch: str):
 
     torch.manual_seed(0)
     if arch == "data2vec2":  # the plain-torch port (data2vec 2.0 / emotion2vec)
-        from emobox.upstreams.data2vec2_net import D2v2Config, Data2Vec2Encoder
-        from emobox.upstreams.data2vec2_upstream import Data2Vec2Upstream
+        from emobox.upstreams.data2vec2.net import D2v2Config, Data2Vec2Encoder
+        from emobox.upstreams.data2vec2.upstream import Data2Vec2Upstream
 
         cfg = D2v2Config(conv_layers=((16, 10, 5),) + ((16, 3, 2),) * 4 + ((16, 2, 2),) * 2,
                          embed_dim=24, num_heads=3, depth=2, prenet_depth=1, mlp_dim=40,

@@ -10,16 +10,14 @@ from pathlib import Path
 
 import pytest
 
-import emobox
 from emobox import _legacy
-
-CORE = Path(emobox.__file__).resolve().parent
-
 
 @pytest.mark.parametrize("old", sorted(_legacy.MOVED))
 def test_old_path_has_no_file_and_new_path_imports(old):
-    rel = old.split(".", 1)[1].replace(".", "/")
-    assert not (CORE / f"{rel}.py").exists(), f"{old} still has a file at its old path"
+    parent, _, leaf = old.rpartition(".")
+    for folder in importlib.import_module(parent).__path__:
+        assert not (Path(folder) / f"{leaf}.py").exists(), f"{old} still has a file at its old path"
+        assert not (Path(folder) / leaf).is_dir(), f"{old} still has a folder at its old path"
     importlib.import_module(_legacy.MOVED[old])
 
 
@@ -48,3 +46,11 @@ def test_monkeypatching_the_old_name_reaches_the_new_module(monkeypatch):
     monkeypatch.setattr(old, "_probe_attr", sentinel, raising=False)
     assert new._probe_attr is sentinel
 
+
+
+def test_python_dash_m_on_an_old_name_runs_the_new_module():
+    out = subprocess.run([sys.executable, "-m", "emobox.upstreams.data2vec2_ckpt", "--help"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0
+    assert "usage: python -m emobox.upstreams.data2vec2.ckpt" in out.stdout
+    assert "deprecated" in out.stderr

@@ -16,11 +16,11 @@ import torch
 
 from emobox.errors import CheckpointNotFoundError, EmoboxUsageError
 from emobox.upstreams import data2vec2 as plugin
-from emobox.upstreams.data2vec2_ckpt import (
+from emobox.upstreams.data2vec2.ckpt import (
     AUDIO, CheckpointFormatError, convert_checkpoint, key_map, load_encoder)
-from emobox.upstreams.data2vec2_net import (
+from emobox.upstreams.data2vec2.net import (
     AttentionBias, D2v2Config, Data2Vec2Encoder, alibi_slopes, conv_output_length)
-from emobox.upstreams.data2vec2_upstream import Data2Vec2Upstream
+from emobox.upstreams.data2vec2.upstream import Data2Vec2Upstream
 
 SPEC = "[(16, 10, 5)] + [(16, 3, 2)] * 4 + [(16,2,2)] + [(16,2,2)]"
 TINY = D2v2Config(
@@ -251,7 +251,7 @@ def test_converter_round_trip_through_a_fairseq_checkpoint(tmp_path):
 
 
 def test_converted_folder_loads_the_same_weights(tmp_path, capsys):
-    from emobox.upstreams.data2vec2_ckpt import main
+    from emobox.upstreams.data2vec2.ckpt import main
 
     enc = tiny_encoder(seed=3)
     torch.save(fairseq_checkpoint(enc), tmp_path / "large_vox.pt")
@@ -385,7 +385,7 @@ def test_specs_declare_what_the_papers_used():
     assert e2v.checkpoint.startswith("emotion2vec/emotion2vec_base") and len(e2v.revision) == 40
     assert {"iemocap", "meld", "mead", "msppodcast"} <= set(e2v.trained_on)
     assert base.trained_on == () and large.trained_on == ()
-    from emobox.upstreams.data2vec2_upstream import preset
+    from emobox.upstreams.data2vec2.upstream import preset
 
     for spec in (base, large, e2v):
         with torch.device("meta"):

@@ -14,9 +14,9 @@ import transformers
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from emobox.upstreams.whisper import WhisperVariant, load
-from emobox.upstreams.whisper_formats import (openai_to_transformers, read_openai,
+from emobox.upstreams.whisper.formats import (openai_to_transformers, read_openai,
                                               transformers_to_openai)
-from emobox.upstreams.whisper_model import (WINDOW_SAMPLES, WhisperUpstream, log_mel,
+from emobox.upstreams.whisper.model import (WINDOW_SAMPLES, WhisperUpstream, log_mel,
                                             mel_filters)
 
 from test_upstreams_ssl import speech

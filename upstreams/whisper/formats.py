@@ -35,7 +35,7 @@ import numpy as np
 
 from emobox.errors import CheckpointNotFoundError, DataError
 
-from .safe_load import CheckpointFormatError, read_pickle
+from ..safe_load import CheckpointFormatError, read_pickle
 
 CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
 ENCODER_FIELDS = ("d_model", "encoder_layers", "encoder_attention_heads", "encoder_ffn_dim",

@@ -2,7 +2,7 @@
 
 Neither model has a transformers class, and their reference code (fairseq, FunASR's training
 stack) is not needed: ``data2vec2_net`` is the network, ``data2vec2_ckpt`` reads the released
-checkpoint files (or a folder converted by ``emobox.upstreams.data2vec2_ckpt.convert_checkpoint``).
+checkpoint files (or a folder converted by ``emobox.upstreams.data2vec2.ckpt.convert_checkpoint``).
 
 Weights are looked up, in order, at ``--upstream-ckpt PATH``, ``$EMOBOX_MODELS/<name>`` (a
 folder, or ``<name>.pt`` beside it) and, for emotion2vec, the Hugging Face cache (offline).
@@ -50,7 +50,7 @@ def _locate(name: str, ckpt=None):
     """The checkpoint file (or converted folder) of ``name`` on this machine; never loads it."""
     from emobox.extraction.checkpoints import find_checkpoint
 
-    from .data2vec2_upstream import checkpoint_file
+    from .upstream import checkpoint_file
 
     files, _, how = VARIANTS[name]
     hub = E2V_HUB if name == "emotion2vec_base" else ""
@@ -65,8 +65,8 @@ def _convert(name: str, source=None, out=None, overwrite: bool = False):
     from emobox import paths
     from emobox.errors import EmoboxUsageError
 
-    from .data2vec2_ckpt import convert_checkpoint
-    from .data2vec2_upstream import preset
+    from .ckpt import convert_checkpoint
+    from .upstream import preset
 
     src = _locate(name, source)
     dst = paths.models_dir() / f"{name}-converted" if out is None else Path(out)
@@ -83,8 +83,8 @@ def _build(name: str, ckpt=None, device="cpu", **options):
                                f"{', '.join(sorted(options))})")
     from emobox.extraction.checkpoints import checkpoint_id
 
-    from .data2vec2_ckpt import load_encoder
-    from .data2vec2_upstream import Data2Vec2Upstream, preset
+    from .ckpt import load_encoder
+    from .upstream import Data2Vec2Upstream, preset
 
     path = _locate(name, ckpt)
     encoder, _ = load_encoder(path, preset(name))

@@ -31,8 +31,8 @@ import torch
 
 from emobox.errors import EmoboxUsageError
 
-from .data2vec2_net import D2v2Config, Data2Vec2Encoder
-from .safe_load import CheckpointFormatError, plain, read_pickle
+from .net import D2v2Config, Data2Vec2Encoder
+from ..safe_load import CheckpointFormatError, plain, read_pickle
 
 FORMAT = "emobox.data2vec2"
 FORMAT_VERSION = 1
@@ -328,12 +328,12 @@ def convert_checkpoint(src: str | Path, dst: str | Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m emobox.upstreams.data2vec2_ckpt SRC DST``: convert a released checkpoint."""
+    """``python -m emobox.upstreams.data2vec2.ckpt SRC DST``: convert a released checkpoint."""
     import argparse
     import sys
 
     parser = argparse.ArgumentParser(
-        prog="python -m emobox.upstreams.data2vec2_ckpt",
+        prog="python -m emobox.upstreams.data2vec2.ckpt",
         description="Convert a data2vec 2.0 / emotion2vec checkpoint (fairseq or FunASR .pt) "
                     "into a folder of encoder weights (config.json + model.safetensors).")
     parser.add_argument("src", help="the released .pt file")

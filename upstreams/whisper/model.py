@@ -38,7 +38,7 @@ import torch
 
 from emobox.extraction.upstream import Upstream, UpstreamOutput, Windows
 
-from .common import ceil_div, conv1d_flops, stack_padded, transformer_flops
+from ..common import ceil_div, conv1d_flops, stack_padded, transformer_flops
 
 SAMPLE_RATE = 16000
 N_FFT = 400
