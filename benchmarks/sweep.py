@@ -45,11 +45,11 @@ import torch.nn.functional as F  # noqa: E402
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from emobox.extract import FrameSource
-from emobox.metrics import scores
-from emobox.plugins import get_registry
-from emobox.splits import stratified_split
-from emobox.sweep import (DEFAULT_GRAD_CLIP, Split, TrainConfig, _seed_for, config_id, expand_grid,
+from emobox.extraction.extract import FrameSource
+from emobox.training.metrics import scores
+from emobox.plugin.registry import get_registry
+from emobox.datasets.splits import stratified_split
+from emobox.training.sweep import (DEFAULT_GRAD_CLIP, Split, TrainConfig, _seed_for, config_id, expand_grid,
                           lr_at, train_sweep)
 
 GRID = {"lr": [1e-3, 1e-4], "hidden": [128, 256]}

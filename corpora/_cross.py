@@ -33,8 +33,8 @@ from pathlib import PurePosixPath
 from typing import Callable
 
 from emobox import DataError
-from emobox.balanced import BalancedItem, BalancedSet
-from emobox.labels import canonical
+from emobox.datasets.balanced import BalancedItem, BalancedSet
+from emobox.datasets.labels import canonical
 
 from ._emobox import REFERENCE, EmoboxCorpus, reference_rows
 

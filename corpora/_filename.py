@@ -24,7 +24,7 @@ import re
 from typing import Any, ClassVar, Mapping
 
 from emobox import DataError, Manifest, Utterance
-from emobox.corpus import nfc
+from emobox.datasets.corpus import nfc
 
 from ._emobox import EmoboxCorpus
 

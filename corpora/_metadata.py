@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 from emobox import DataError, FoldTableRow, Utterance
-from emobox.corpus import AUDIO_SUFFIXES, nfc
+from emobox.datasets.corpus import AUDIO_SUFFIXES, nfc
 
 from ._emobox import EmoboxCorpus
 

@@ -38,8 +38,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from emobox import Corpus, CorpusSpec, DataError, EmoboxUsageError, FoldTableRow, Utterance, hookimpl
-from emobox.corpus import AUDIO_SUFFIXES, _is_junk, _listdir
-from emobox.splits import seeded_order
+from emobox.datasets.corpus import AUDIO_SUFFIXES, _is_junk, _listdir
+from emobox.datasets.splits import seeded_order
 
 DEFAULT_SPEAKER_REGEX = r"^(?P<speaker>[^_\-./ ]+)[_\-]"
 LABEL_FILES = ("labels.json", "labels.tsv")

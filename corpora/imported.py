@@ -26,8 +26,8 @@ from typing import Any
 
 from emobox import (Corpus, CorpusSpec, DataError, EmoboxUsageError, Fold, FoldTableRow,
                     Manifest, hookimpl)
-from emobox.manifest import utterance_from_row
-from emobox.splits import VALID_FRACTION, stratified_split
+from emobox.datasets.manifest import utterance_from_row
+from emobox.datasets.splits import VALID_FRACTION, stratified_split
 
 KINDS = ("emobox.import", "emobox.manifest")
 REQUIRED = ("key", "path", "emotion", "test_fold")

@@ -116,7 +116,7 @@ class PAVOQUE(MetadataCorpus):
         return data
 
     def _duration(self, rel: str) -> float:
-        from emobox.audio import audio_info
+        from emobox.datasets.audio import audio_info
 
         return audio_info(self.root / rel).duration
 

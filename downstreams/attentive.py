@@ -14,8 +14,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from emobox.downstream import Downstream, masked_softmax, segment_softmax, segment_sum
-from emobox.fused import FusedFirstLayers
+from emobox.training.downstream import Downstream, masked_softmax, segment_softmax, segment_sum
+from emobox.training.fused import FusedFirstLayers
 
 VARIANCE_FLOOR = 1e-5
 

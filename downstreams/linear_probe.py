@@ -7,8 +7,8 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from emobox.downstream import Downstream, masked_mean, segment_mean
-from emobox.fused import FusedFirstLayers
+from emobox.training.downstream import Downstream, masked_mean, segment_mean
+from emobox.training.fused import FusedFirstLayers
 
 
 class LinearProbe(Downstream):

@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from emobox.downstream import Downstream, masked_mean, segment_mean
+from emobox.training.downstream import Downstream, masked_mean, segment_mean
 
 
 class WeightedSumProbe(Downstream):

@@ -10,25 +10,29 @@ from typing import Any
 
 __version__ = "0.1.0"
 
-from .corpus import Corpus, ReferenceTable  # noqa: E402
+from . import _legacy  # noqa: E402
+
+_legacy.install()
+
+from emobox.datasets.corpus import Corpus, ReferenceTable  # noqa: E402
 from .errors import (AudioError, CheckpointNotFoundError, ContractError, DataError,  # noqa: E402
                      EmoboxError, EmoboxUsageError, ExitCode, PluginError)
-from .hookspecs import hookimpl  # noqa: E402
-from .manifest import Manifest, Utterance  # noqa: E402
-from .specs import CorpusSpec, DownstreamSpec, HParam, UpstreamSpec  # noqa: E402
-from .splits import Fold, FoldTableRow  # noqa: E402
+from emobox.plugin.hookspecs import hookimpl  # noqa: E402
+from emobox.datasets.manifest import Manifest, Utterance  # noqa: E402
+from emobox.plugin.specs import CorpusSpec, DownstreamSpec, HParam, UpstreamSpec  # noqa: E402
+from emobox.datasets.splits import Fold, FoldTableRow  # noqa: E402
 
 _LAZY = {
-    "Upstream": ("emobox.upstream", "Upstream"),
-    "UpstreamOutput": ("emobox.upstream", "UpstreamOutput"),
-    "Downstream": ("emobox.downstream", "Downstream"),
-    "ResultRow": ("emobox.results", "ResultRow"),
-    "RunOptions": ("emobox.runner", "RunOptions"),
-    "run": ("emobox.runner", "run"),
-    "ExtractOptions": ("emobox.extract", "ExtractOptions"),
-    "extract_corpus": ("emobox.extract", "extract_corpus"),
-    "load_audio": ("emobox.audio", "load_audio"),
-    "get_registry": ("emobox.plugins", "get_registry"),
+    "Upstream": ("emobox.extraction.upstream", "Upstream"),
+    "UpstreamOutput": ("emobox.extraction.upstream", "UpstreamOutput"),
+    "Downstream": ("emobox.training.downstream", "Downstream"),
+    "ResultRow": ("emobox.reporting.results", "ResultRow"),
+    "RunOptions": ("emobox.tracks.runner", "RunOptions"),
+    "run": ("emobox.tracks.runner", "run"),
+    "ExtractOptions": ("emobox.extraction.extract", "ExtractOptions"),
+    "extract_corpus": ("emobox.extraction.extract", "extract_corpus"),
+    "load_audio": ("emobox.datasets.audio", "load_audio"),
+    "get_registry": ("emobox.plugin.registry", "get_registry"),
 }
 
 

@@ -33,8 +33,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 
 from .errors import ContractError, EmoboxError, EmoboxUsageError
-from .hookspecs import hookimpl
-from .specs import CorpusSpec, DownstreamSpec, UpstreamSpec
+from emobox.plugin.hookspecs import hookimpl
+from emobox.plugin.specs import CorpusSpec, DownstreamSpec, UpstreamSpec
 
 _AV_CODECS = {".m4a": ("ipod", "aac"), ".mp4": ("mp4", "aac"), ".avi": ("avi", "pcm_s16le"),
               ".webm": ("webm", "libopus"), ".mkv": ("matroska", "aac")}
@@ -253,7 +253,7 @@ def write_folder_corpus(root: str | os.PathLike, labels: Sequence[str] = DEFAULT
 def _tiny_upstream_class():
     import torch
 
-    from .upstream import Upstream, UpstreamOutput
+    from emobox.extraction.upstream import Upstream, UpstreamOutput
 
     class TinyUpstream(Upstream):
         """Deterministic test upstream: 10 ms frames -> log spectrum -> seeded random projection
@@ -362,7 +362,7 @@ class InProcessPlugin:
 def registry_with(*plugins: Any, autoload: bool = True):
     """A fresh registry: the installed plugins (``autoload``) plus ``plugins`` registered in-process
     (named ``test_plugin_1``...)."""
-    from .plugins import Registry
+    from emobox.plugin.registry import Registry
 
     registry = Registry(autoload=autoload)
     for i, plugin in enumerate(plugins, start=1):
@@ -377,7 +377,7 @@ def registered_spec(kind: str, name: str, distribution: str | None = None,
     Raises :class:`ContractError` (listing the registry's problems) when it is missing, clashes, or
     comes from another distribution than ``distribution``.
     """
-    from .plugins import get_registry
+    from emobox.plugin.registry import get_registry
 
     registry = registry or get_registry(refresh=True)
     try:
@@ -402,7 +402,7 @@ def assert_upstream(upstream: Any, spec: UpstreamSpec | None = None, **build_opt
 
     Returns the built upstream; raises :class:`ContractError` listing every problem.
     """
-    from . import contracts
+    from emobox.validate import contracts
 
     if isinstance(upstream, UpstreamSpec):
         spec = upstream
@@ -416,7 +416,7 @@ def assert_upstream(upstream: Any, spec: UpstreamSpec | None = None, **build_opt
 
 def assert_downstream(spec: DownstreamSpec, in_dim: int = 8, n_classes: int = 3) -> None:
     """Build the head for its grid's configurations and check each; raises :class:`ContractError`."""
-    from . import contracts
+    from emobox.validate import contracts
 
     _raise(f"downstream {spec.name!r}", contracts.check_downstream(spec, in_dim, n_classes))
 
@@ -427,7 +427,7 @@ def assert_corpus(corpus: Any, root: str | os.PathLike | None = None, scheme: st
 
     Scans it, reads its first file, builds its folds. Returns the corpus.
     """
-    from . import contracts
+    from emobox.validate import contracts
 
     spec = None
     if isinstance(corpus, CorpusSpec):
@@ -451,7 +451,7 @@ def smoke_run(upstream: str, corpus: str, downstream: str = "linear_probe", *,
     ``plugins`` are registered in-process next to the installed ones. Features go to
     ``<out>.features``. Returns the :class:`emobox.runner.RunResult`.
     """
-    from .runner import RunOptions, run
+    from emobox.tracks.runner import RunOptions, run
 
     registry = registry or registry_with(*plugins)
     if grid is None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import emobox
 from emobox import Corpus, CorpusSpec, FoldTableRow, ReferenceTable, Utterance, UpstreamSpec
 from emobox.io import read_jsonl
-from emobox.plugins import Registry
+from emobox.plugin.registry import Registry
 from emobox.testing import write_audio
 
 TONE_LABELS = ("high", "low", "mid")
@@ -100,7 +100,7 @@ def make_emodb(root: Path) -> Path:
 
 
 def grid_options(out: Path, roots: dict, **kw) -> "emobox.bench.BenchOptions":
-    from emobox.bench import BenchOptions
+    from emobox.tracks.bench import BenchOptions
 
     base = dict(upstreams=("fbank", "mfcc"), corpora=("demo", "emodb", "tones"),
                 root_map={k: str(v) for k, v in roots.items()}, out=str(out),
@@ -116,7 +116,7 @@ _CACHE: dict = {}
 def local_grid(tmp_path_factory) -> dict:
     """The grid run once with the local executor: {"dir", "roots", "result", "registry"}."""
     if "grid" not in _CACHE:
-        from emobox.bench import bench
+        from emobox.tracks.bench import bench
 
         base = tmp_path_factory.mktemp("grid")
         roots = {"emodb": make_emodb(base / "emodb"), "tones": make_tones(base / "tones")}

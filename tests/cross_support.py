@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Iterable
 
 from emobox.corpora._emobox import reference_rows
-from emobox.plugins import Registry
-from emobox.splits import seeded_order
+from emobox.plugin.registry import Registry
+from emobox.datasets.splits import seeded_order
 from emobox.testing import write_audio
 
 TONES = {"Angry": 300.0, "Happy": 600.0, "Neutral": 1200.0, "Sad": 2400.0}

@@ -8,8 +8,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from emobox.manifest import Manifest, Utterance
-from emobox.upstream import Upstream, UpstreamOutput, pad_batch
+from emobox.datasets.manifest import Manifest, Utterance
+from emobox.extraction.upstream import Upstream, UpstreamOutput, pad_batch
 
 
 class Interrupt(Exception):

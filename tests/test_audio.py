@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 
 from emobox import AudioError
-from emobox.audio import audio_info, load_audio
+from emobox.datasets.audio import audio_info, load_audio
 
 
 def tone(freq: float, sr: int, seconds: float, amp: float = 0.5) -> np.ndarray:

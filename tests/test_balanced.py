@@ -7,7 +7,7 @@ import json
 import pytest
 
 from emobox import DataError, EmoboxUsageError, Manifest, Utterance
-from emobox.balanced import (BalancedItem, BalancedSet, Quota, build_balanced_set,
+from emobox.datasets.balanced import (BalancedItem, BalancedSet, Quota, build_balanced_set,
                              read_pseudo_labels, read_recipe, recipe_from, run_pseudo_labels)
 
 CLASSES = ("Angry", "Happy", "Neutral", "Sad")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from emobox.plugins import get_registry
+from emobox.plugin.registry import get_registry
 
 knf = pytest.importorskip("kaldi_native_fbank")
 

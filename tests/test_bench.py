@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from bench_support import (TONE_SECONDS, comparable, grid_options, local_grid, make_registry)
-from emobox.bench import bench, plan_bench, transformer_flops
+from emobox.tracks.bench import bench, plan_bench, transformer_flops
 from emobox.io import read_jsonl
-from emobox.plugins import set_registry
-from emobox.specs import UpstreamSpec
+from emobox.plugin.registry import set_registry
+from emobox.plugin.specs import UpstreamSpec
 
 CORPORA_FOLDS = {"demo": 3, "emodb": 5, "tones": 3}
 
@@ -74,7 +74,7 @@ def test_rerun_skips_every_finished_task(grid):
 
 
 def test_interrupted_bench_resumes_without_redoing_finished_tasks(grid, monkeypatch):
-    import emobox.runner
+    import emobox.tracks.runner
 
     out = grid["base"] / "interrupted"
     opts = grid_options(out, grid["roots"], features_dir=str(grid["base"] / "features"))
@@ -126,7 +126,7 @@ def test_ray_executor_gives_the_local_results(grid, tmp_path):
     assert sorted(result.ran) == sorted(_all_tasks())
     assert nodes  # every task reported where it ran
     # on a cluster with GPUs: one GPU per extraction, a quarter per training (a declared GPU)
-    from emobox.executors import RayExecutor
+    from emobox.tracks.executors import RayExecutor
 
     ray.init(num_cpus=1, num_gpus=1, include_dashboard=False, log_to_driver=False)
     try:
@@ -220,7 +220,7 @@ def test_a_failing_task_is_reported_and_the_rest_still_runs(tmp_path, cli):
 
 
 def test_emobox_corpora_publish_their_reference_table():
-    from emobox.plugins import get_registry
+    from emobox.plugin.registry import get_registry
 
     ref = get_registry().corpus("emodb").reference_table()
     assert (len(ref.label), ref.n_folds, len(ref.test_keys(1))) == (535, 5, 107)
@@ -245,7 +245,7 @@ def test_bench_extracts_with_the_requested_precision(tmp_path, cli):
 
 
 def test_every_run_option_the_bench_has_reaches_its_runs():
-    from emobox.bench import BenchOptions
+    from emobox.tracks.bench import BenchOptions
 
     opts = BenchOptions(upstreams=("fbank",), seed=3, precision="bf16", batch_seconds=7.0,
                         train_precision="bf16", schedule="constant", folds=(2,), layer=0,

@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from emobox.upstreams.data2vec2_ckpt import load_encoder
-from emobox.upstreams.data2vec2_net import D2v2Config
+from emobox.upstreams.data2vec2.ckpt import load_encoder
+from emobox.upstreams.data2vec2.net import D2v2Config
 from emobox.upstreams.safe_load import CheckpointFormatError, plain, read_pickle
 
 from test_upstream_data2vec2 import fairseq_checkpoint, tiny_encoder
@@ -133,7 +133,7 @@ def test_convert_and_module_main_never_run_the_payload(cli, tmp_path, evil_ckpt)
     res = cli("upstreams", "convert", "emotion2vec_base", "--source", path,
               "--out", tmp_path / "conv")
     assert res.code != 0 and "error:" in res.err and str(path) in res.err
-    proc = subprocess.run([sys.executable, "-m", "emobox.upstreams.data2vec2_ckpt", str(path),
+    proc = subprocess.run([sys.executable, "-m", "emobox.upstreams.data2vec2.ckpt", str(path),
                            str(tmp_path / "conv2")], capture_output=True, text=True)
     assert proc.returncode == 2 and proc.stderr.startswith(f"error: {path}: ")
     assert not marker.exists()

@@ -13,13 +13,13 @@ import pytest
 
 from cross_support import write_tree
 from emobox import DataError
-from emobox.cross import (CrossOptions, column_averages, cross_average, plan_cross,
+from emobox.tracks.cross import (CrossOptions, column_averages, cross_average, plan_cross,
                           row_averages)
-from emobox.cross_report import paper_matrix
+from emobox.reporting.cross_report import paper_matrix
 from emobox.io import read_jsonl
-from emobox.metrics import scores
-from emobox.paper import CROSS_CORPORA, paper_tables
-from emobox.plugins import Registry
+from emobox.training.metrics import scores
+from emobox.reporting.paper import CROSS_CORPORA, paper_tables
+from emobox.plugin.registry import Registry
 
 CLASSES = ["Angry", "Happy", "Neutral", "Sad"]
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from emobox import CorpusSpec, DownstreamSpec, UpstreamSpec, hookimpl
-from emobox.doctor import doctor
-from emobox.plugins import Registry, get_registry, set_registry
+from emobox.validate.plugins_doctor import doctor
+from emobox.plugin.registry import Registry, get_registry, set_registry
 from emobox.testing import InProcessPlugin, TinyUpstream, registry_with, tiny_upstream_spec
 
 
@@ -130,7 +130,7 @@ def test_a_failing_check_never_stops_the_others():
 
 
 def test_upstreams_without_local_weights_are_notes_not_problems(tmp_path, monkeypatch):
-    from emobox.checkpoints import find_checkpoint
+    from emobox.extraction.checkpoints import find_checkpoint
 
     monkeypatch.setenv("EMOBOX_MODELS", str(tmp_path / "models"))
 
@@ -200,7 +200,7 @@ def test_import_failures_are_listed_as_broken_plugins(tmp_path, monkeypatch):
 @pytest.mark.parametrize("kind", ["upstream", "corpus", "downstream"])
 def test_every_registered_spec_keeps_its_contract(kind):
     """Spec-level contract of every installed plugin, parametrized over names as timm does."""
-    from emobox.contracts import check_spec
+    from emobox.validate.contracts import check_spec
 
     reg = get_registry()
     for spec in reg.specs(kind):

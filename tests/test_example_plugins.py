@@ -231,8 +231,8 @@ def _readme_blocks(heading: str) -> dict[str, str]:
 
 
 def test_the_readme_minimal_package_and_its_tests_work(tmp_path, monkeypatch):
-    from emobox.doctor import doctor
-    from emobox.plugins import Registry, set_registry
+    from emobox.validate.plugins_doctor import doctor
+    from emobox.plugin.registry import Registry, set_registry
 
     package = _readme_blocks("### A complete minimal package")
     src = tmp_path / "emobox-myplugin"

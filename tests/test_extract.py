@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 import torch
 
-import emobox.store as store_mod
-from emobox.batching import Plan, plan_batches
+import emobox.extraction.store as store_mod
+from emobox.extraction.batching import Plan, plan_batches
 from emobox.errors import AudioError, DataError
-from emobox.extract import FrameSource, extract, extract_stats
-from emobox.store import FeatureStore
+from emobox.extraction.extract import FrameSource, extract, extract_stats
+from emobox.extraction.store import FeatureStore
 
 from extract_fakes import FrameUpstream, Interrupt, TinyHF, store_files, tone_corpus
 
@@ -104,8 +104,8 @@ def test_killed_process_resumes_identically(corpus, tmp_path):
         import time, pickle, sys
         sys.path.insert(0, {str(TESTS)!r})
         from extract_fakes import FrameUpstream
-        from emobox.manifest import Manifest
-        from emobox.extract import extract
+        from emobox.datasets.manifest import Manifest
+        from emobox.extraction.extract import extract
         m = pickle.load(open({str(tmp_path / 'm.pkl')!r}, 'rb'))
         class Slow(FrameUpstream):
             def forward(self, wavs, layers):
@@ -308,7 +308,7 @@ def test_bad_audio_fails_naming_the_file_and_keeps_finished_chunks(corpus, tmp_p
     root = tmp_path / "audio"
     shutil.copytree(corpus.root, root)
     (root / "utt020.wav").write_bytes(b"RIFF not really a wav")
-    from emobox.manifest import Manifest
+    from emobox.datasets.manifest import Manifest
 
     m = Manifest(corpus.corpus, root, corpus.utterances)
     with pytest.raises(AudioError, match=r"utt020\.wav.*utterance utt020"):
@@ -329,7 +329,7 @@ def test_extraction_memory_stays_bounded_when_features_exceed_the_budget(tmp_pat
         import sys, threading, time
         sys.path.insert(0, {str(TESTS)!r})
         from extract_fakes import FrameUpstream, tone_corpus
-        from emobox.extract import extract
+        from emobox.extraction.extract import extract
         m = tone_corpus({str(tmp_path / 'audio')!r}, [1.0] * 120)
         up = FrameUpstream(dim=8192, num_layers=1)
         def anon():  # resident anonymous memory (heap), not mapped library or file pages
@@ -382,8 +382,8 @@ def _tiny_transformers(arch: str):
 
     torch.manual_seed(0)
     if arch == "data2vec2":  # the plain-torch port (data2vec 2.0 / emotion2vec)
-        from emobox.upstreams.data2vec2_net import D2v2Config, Data2Vec2Encoder
-        from emobox.upstreams.data2vec2_upstream import Data2Vec2Upstream
+        from emobox.upstreams.data2vec2.net import D2v2Config, Data2Vec2Encoder
+        from emobox.upstreams.data2vec2.upstream import Data2Vec2Upstream
 
         cfg = D2v2Config(conv_layers=((16, 10, 5),) + ((16, 3, 2),) * 4 + ((16, 2, 2),) * 2,
                          embed_dim=24, num_heads=3, depth=2, prenet_depth=1, mlp_dim=40,
@@ -417,7 +417,7 @@ def _tiny_transformers(arch: str):
 @pytest.mark.parametrize("arch", ["wav2vec2", "hubert", "wavlm", "data2vec", "whisper",
                                   "data2vec2"])
 def test_fast_path_is_bit_identical_to_autocast(arch):
-    from emobox.precision import fast_path
+    from emobox.extraction.precision import fast_path
 
     model, run = _tiny_transformers(arch)
     model.eval().requires_grad_(False)
@@ -442,7 +442,7 @@ def _per_frame_weight_matmuls(fn) -> int:
 
 
 def test_fast_path_removes_per_frame_weight_copies_and_keeps_the_values(corpus, tmp_path):
-    from emobox.precision import compute_context, fast_path
+    from emobox.extraction.precision import compute_context, fast_path
 
     up = TinyHF("layer", arch="wavlm")
     wavs = [torch.randn(16000), torch.randn(12000)]

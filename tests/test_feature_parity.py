@@ -14,10 +14,10 @@ import torch
 
 from emobox.corpora._emobox import reference_rows
 from emobox.corpora.emodb import EmoDB
-from emobox.extract import extract, store_request
-from emobox.plugins import get_registry
-from emobox.runner import RunOptions, extract_features, plan_triple
-from emobox.store import SCHEMA_VERSION, FeatureStore, StoreRequest
+from emobox.extraction.extract import extract, store_request
+from emobox.plugin.registry import get_registry
+from emobox.tracks.runner import RunOptions, extract_features, plan_triple
+from emobox.extraction.store import SCHEMA_VERSION, FeatureStore, StoreRequest
 
 from extract_fakes import FrameUpstream, tone_corpus
 

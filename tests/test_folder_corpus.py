@@ -8,8 +8,8 @@ from collections import Counter
 import pytest
 
 from emobox import DataError, EmoboxUsageError
-from emobox.plugins import get_registry
-from emobox.splits import leakage
+from emobox.plugin.registry import get_registry
+from emobox.datasets.splits import leakage
 from emobox.testing import write_audio, write_folder_corpus
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from emobox import EmoboxUsageError
-from emobox.labels import CANONICAL, CROSS_CORPUS_CLASSES, canonical, canonical_classes
-from emobox.plugins import get_registry
+from emobox.datasets.labels import CANONICAL, CROSS_CORPUS_CLASSES, canonical, canonical_classes
+from emobox.plugin.registry import get_registry
 
 
 @pytest.mark.parametrize("text, cls", [

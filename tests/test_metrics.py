@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from emobox.metrics import mean_std, scores, ua_from_confusion
+from emobox.training.metrics import mean_std, scores, ua_from_confusion
 
 
 def test_hand_computed_confusion():

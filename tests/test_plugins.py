@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from emobox import DownstreamSpec, EmoboxUsageError, PluginError, UpstreamSpec, hookimpl
-from emobox.plugins import Registry, get_registry
+from emobox.plugin.registry import Registry, get_registry
 
 
 def make_dist(site: Path, dist: str, version: str, modules: dict[str, str],
@@ -171,7 +171,7 @@ PLUGIN_PACKAGE = {
 
         def _build(ckpt=None, device="cpu", **options):
             import torch
-            from emobox.upstream import Upstream, UpstreamOutput
+            from emobox.extraction.upstream import Upstream, UpstreamOutput
 
             class Toy(Upstream):
                 name = "toy_energy"

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from emobox.downstream import segment_ids
+from emobox.training.downstream import segment_ids
 from emobox.errors import EmoboxUsageError
-from emobox.extract import FrameSource, normalise_frames
+from emobox.extraction.extract import FrameSource, normalise_frames
 from emobox.io import read_jsonl
-from emobox.plugins import get_registry
-from emobox.results import feature_norm_of
-from emobox.runner import RunOptions
-from emobox.sweep import Split, TrainConfig, clip_per_config, expand_grid, lr_at, train_sweep
+from emobox.plugin.registry import get_registry
+from emobox.reporting.results import feature_norm_of
+from emobox.tracks.runner import RunOptions
+from emobox.training.sweep import Split, TrainConfig, clip_per_config, expand_grid, lr_at, train_sweep
 
 
 # -- feature normalisation ------------------------------------------------------------------------
@@ -160,7 +160,7 @@ class _StepSpy:
     """Records the gradient norm of every parameter group each time the optimiser steps."""
 
     def __init__(self, monkeypatch):
-        import emobox.sweep as sweep
+        import emobox.training.sweep as sweep
 
         self.norms: list[list[float]] = []
         self.grads: list[list[torch.Tensor]] = []
@@ -227,7 +227,7 @@ def test_the_trainer_hands_adam_the_clipped_gradient(monkeypatch):
 def test_one_configurations_huge_gradient_leaves_anothers_alone(monkeypatch):
     # a head whose gain multiplies its logits: gain 1000 gives a huge gradient, gain 1 a small
     # one; the two train together on the same batch
-    from emobox.specs import DownstreamSpec
+    from emobox.plugin.specs import DownstreamSpec
 
     base = get_registry().downstream("linear_probe")
 
@@ -348,7 +348,7 @@ def test_random_split_is_emobox_s_split_sets():
     idx = np.arange(len(keys))
     random.shuffle(idx)
     n_train = int(len(keys) * 0.8)
-    from emobox.splits import random_split
+    from emobox.datasets.splits import random_split
 
     train, valid = random_split(keys, 1234)
     assert set(train) == {keys[i] for i in idx[:n_train]}
@@ -359,7 +359,7 @@ def test_random_split_is_emobox_s_split_sets():
 def test_paper_recipe_on_emobox_folds_validates_on_a_random_20_percent(tmp_path):
     from emobox.corpora._emobox import reference_rows
     from emobox.corpora.emodb import EmoDB
-    from emobox.runner import plan_triple
+    from emobox.tracks.runner import plan_triple
 
     EmoDB.make_fixture(tmp_path, reference_rows("emodb"))
     base = dict(upstream="fbank", corpus="emodb", downstream="linear_probe", root=str(tmp_path))
@@ -383,7 +383,7 @@ def test_paper_recipe_on_emobox_folds_validates_on_a_random_20_percent(tmp_path)
 
 
 def test_paper_recipe_drops_utterances_over_30_s_and_is_marked_everywhere(tmp_path, cli):
-    from emobox.submission import pack
+    from emobox.reporting.submission import pack
     from emobox.testing import write_audio, write_folder_corpus
 
     root = tmp_path / "data"
@@ -451,7 +451,7 @@ def _readme_plugin_module():
 
 
 def test_the_readme_s_one_dimensional_plugin_learns_the_demo(tmp_path):
-    from emobox.runner import run
+    from emobox.tracks.runner import run
     from emobox.testing import registry_with
 
     registry = registry_with(_readme_plugin_module())

@@ -12,7 +12,7 @@ import pytest
 
 from bench_support import local_grid
 from emobox.io import read_jsonl
-from emobox.plugins import set_registry
+from emobox.plugin.registry import set_registry
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def _expected(run_dir, metric):
 @pytest.fixture(scope="module")
 def seen_run(grid):
     """fbank_seen (trained on tones: contaminated) x tones, fold 1 only, selected by TEST."""
-    from emobox.runner import RunOptions, run
+    from emobox.tracks.runner import RunOptions, run
 
     set_registry(grid["registry"])
     out = grid["base"] / "seen"
@@ -80,7 +80,7 @@ def test_report_tables_match_results(grid, tmp_path, cli):
 
 
 def test_report_marks_test_selection_contamination_and_partial_folds(grid, seen_run, tmp_path):
-    from emobox.report import write_report
+    from emobox.reporting.report import write_report
 
     report = write_report([grid["dir"], seen_run], tmp_path / "rep", plots=False)
     md = report.files["table.md"].read_text()
@@ -94,8 +94,8 @@ def test_report_marks_test_selection_contamination_and_partial_folds(grid, seen_
 
 
 def test_report_puts_published_numbers_beside_where_shipped(grid, tmp_path, monkeypatch):
-    import emobox.paper as paper
-    from emobox.report import write_report
+    import emobox.reporting.paper as paper
+    from emobox.reporting.report import write_report
 
     tables = json.loads(json.dumps(paper.paper_tables()))
     tables["table4"]["results"] = {"fbank": {"demo": {"UA": 61.5, "WA": 62.25, "F1": 60.0}}}
@@ -107,8 +107,8 @@ def test_report_puts_published_numbers_beside_where_shipped(grid, tmp_path, monk
 
 
 def test_cross_corpus_heatmap_draws_a_train_by_test_matrix(tmp_path):
-    from emobox.paper import cross_corpus_average, cross_corpus_matrix
-    from emobox.plots import cross_corpus_heatmap
+    from emobox.reporting.paper import cross_corpus_average, cross_corpus_matrix
+    from emobox.reporting.plots import cross_corpus_heatmap
 
     matrix = cross_corpus_matrix("whisper_large_v3")
     assert matrix[0][0] is None and len(matrix) == 4
@@ -127,7 +127,7 @@ def test_report_errors(tmp_path, cli):
 
 @pytest.fixture(scope="module")
 def submission(grid):
-    from emobox.submission import pack
+    from emobox.reporting.submission import pack
 
     runs = [grid["dir"] / "runs" / f"fbank__{c}__linear_probe" for c in ("demo", "tones")]
     return pack(runs, grid["base"] / "fbank.zip").path
@@ -171,7 +171,7 @@ def test_validate_and_score_a_good_submission(grid, submission, cli):
     res = cli("submit", "validate", submission)
     assert res.code == 0, res
     assert "valid (2 corpora, 6 folds)" in res.out
-    from emobox.submission import score
+    from emobox.reporting.submission import score
 
     card = score(submission)
     assert card["corpora"]["tones"]["gold"] == "published fold table"
@@ -248,7 +248,7 @@ def test_score_refuses_an_invalid_submission(submission, tmp_path, cli):
 
 
 def test_emodb_fixture_run_is_checked_against_the_published_table(grid, tmp_path):
-    from emobox.submission import pack, validate
+    from emobox.reporting.submission import pack, validate
 
     sub = pack([grid["dir"] / "runs" / "mfcc__emodb__linear_probe"], tmp_path / "e.zip").path
     result = validate(sub)

@@ -10,7 +10,7 @@ import pytest
 import emobox
 
 from emobox.io import read_jsonl
-from emobox.plugins import get_registry
+from emobox.plugin.registry import get_registry
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +151,7 @@ class _TinyLayers:
 def _build_tiny_layers(ckpt=None, device="cpu", **options):
     import torch
 
-    from emobox.upstream import Upstream, UpstreamOutput
+    from emobox.extraction.upstream import Upstream, UpstreamOutput
 
     class TinyLayers(Upstream):
         name, num_layers, hidden_size, frame_rate = "tiny_layers", 2, 6, 50.0
@@ -181,7 +181,7 @@ def _build_tiny_layers(ckpt=None, device="cpu", **options):
 
 
 def test_weighted_sum_reads_every_layer_end_to_end_in_bf16(tmp_path, cli):
-    from emobox.plugins import Registry, set_registry
+    from emobox.plugin.registry import Registry, set_registry
 
     reg = Registry()
     reg.register(_TinyLayers(), name="tiny_layers_plugin")

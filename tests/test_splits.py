@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 from emobox import DataError, EmoboxUsageError, Manifest, Utterance
-from emobox.splits import (Fold, FoldTableRow, leakage, speaker_groups,
+from emobox.datasets.splits import (Fold, FoldTableRow, leakage, speaker_groups,
                            speaker_independent_folds, stratified_split, table_folds)
 
 

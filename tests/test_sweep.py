@@ -7,9 +7,9 @@ import copy
 import pytest
 import torch
 
-from emobox.downstream import masked_mean, segment_ids, segment_mean, unpack
-from emobox.plugins import get_registry
-from emobox.sweep import Split, TrainConfig, expand_grid, lr_at, train_sweep
+from emobox.training.downstream import masked_mean, segment_ids, segment_mean, unpack
+from emobox.plugin.registry import get_registry
+from emobox.training.sweep import Split, TrainConfig, expand_grid, lr_at, train_sweep
 
 
 def test_packed_pooling_equals_padded_masked_pooling():
@@ -204,8 +204,8 @@ def test_select_test_mode_is_reported():
 
 
 def test_vectorised_ua_equals_scikit_learn_for_every_config():
-    from emobox.metrics import unweighted_accuracy
-    from emobox.sweep import confusion_matrices, ua_of
+    from emobox.training.metrics import unweighted_accuracy
+    from emobox.training.sweep import confusion_matrices, ua_of
 
     g = torch.Generator().manual_seed(3)
     gold = torch.randint(0, 4, (50,), generator=g)
@@ -252,7 +252,7 @@ def test_class_weights_raise_minority_recall():
 
 
 def test_frame_source_stacks_layers_and_fills_a_reused_buffer():
-    from emobox.extract import FrameSource
+    from emobox.extraction.extract import FrameSource
 
     lengths = torch.tensor([2, 3, 1])
     frames = torch.arange(3 * 6 * 4, dtype=torch.float32).reshape(3, 6, 4)

@@ -71,7 +71,7 @@ def test_assertions_list_every_broken_promise():
 
 
 def test_assert_corpus_checks_files_and_folds(tmp_path):
-    from emobox.plugins import get_registry
+    from emobox.plugin.registry import get_registry
 
     write_folder_corpus(tmp_path / "c", speakers=4, per_speaker=1, seconds=0.05)
     corpus = assert_corpus(get_registry().corpus("folder"), tmp_path / "c")

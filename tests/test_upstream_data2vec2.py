@@ -16,11 +16,11 @@ import torch
 
 from emobox.errors import CheckpointNotFoundError, EmoboxUsageError
 from emobox.upstreams import data2vec2 as plugin
-from emobox.upstreams.data2vec2_ckpt import (
+from emobox.upstreams.data2vec2.ckpt import (
     AUDIO, CheckpointFormatError, convert_checkpoint, key_map, load_encoder)
-from emobox.upstreams.data2vec2_net import (
+from emobox.upstreams.data2vec2.net import (
     AttentionBias, D2v2Config, Data2Vec2Encoder, alibi_slopes, conv_output_length)
-from emobox.upstreams.data2vec2_upstream import Data2Vec2Upstream
+from emobox.upstreams.data2vec2.upstream import Data2Vec2Upstream
 
 SPEC = "[(16, 10, 5)] + [(16, 3, 2)] * 4 + [(16,2,2)] + [(16,2,2)]"
 TINY = D2v2Config(
@@ -251,7 +251,7 @@ def test_converter_round_trip_through_a_fairseq_checkpoint(tmp_path):
 
 
 def test_converted_folder_loads_the_same_weights(tmp_path, capsys):
-    from emobox.upstreams.data2vec2_ckpt import main
+    from emobox.upstreams.data2vec2.ckpt import main
 
     enc = tiny_encoder(seed=3)
     torch.save(fairseq_checkpoint(enc), tmp_path / "large_vox.pt")
@@ -322,7 +322,7 @@ def hf_cache(tmp_path, monkeypatch):
 def test_missing_checkpoint_says_where_it_looked_and_how_to_get_it(tmp_path, monkeypatch,
                                                                    hf_cache):
     monkeypatch.setenv("EMOBOX_MODELS", str(tmp_path / "models"))
-    from emobox.plugins import get_registry
+    from emobox.plugin.registry import get_registry
 
     with pytest.raises(CheckpointNotFoundError) as err:
         get_registry().upstream("data2vec2_large").build()
@@ -348,7 +348,7 @@ def test_cli_reports_a_missing_checkpoint_in_one_line(cli, tmp_path, monkeypatch
 def test_build_from_emobox_models_and_from_the_hf_cache(tmp_path, monkeypatch, hf_cache):
     monkeypatch.setitem(plugin.SHAPES, "emotion2vec_base", (3, 24))
     monkeypatch.setenv("EMOBOX_MODELS", str(tmp_path / "models"))
-    from emobox.plugins import get_registry
+    from emobox.plugin.registry import get_registry
 
     enc = tiny_encoder(seed=5)
     spec = get_registry().upstream("emotion2vec_base")
@@ -374,7 +374,7 @@ def test_build_from_emobox_models_and_from_the_hf_cache(tmp_path, monkeypatch, h
 
 
 def test_specs_declare_what_the_papers_used():
-    from emobox.plugins import get_registry
+    from emobox.plugin.registry import get_registry
 
     reg = get_registry()
     base, large, e2v = (reg.upstream(n) for n in
@@ -385,7 +385,7 @@ def test_specs_declare_what_the_papers_used():
     assert e2v.checkpoint.startswith("emotion2vec/emotion2vec_base") and len(e2v.revision) == 40
     assert {"iemocap", "meld", "mead", "msppodcast"} <= set(e2v.trained_on)
     assert base.trained_on == () and large.trained_on == ()
-    from emobox.upstreams.data2vec2_upstream import preset
+    from emobox.upstreams.data2vec2.upstream import preset
 
     for spec in (base, large, e2v):
         with torch.device("meta"):

@@ -21,9 +21,9 @@ if os.environ.get("CI"):
 else:
     pytest.importorskip("funasr", reason="the FunASR reference is in the test extra")
 
-from emobox.upstreams.data2vec2_ckpt import load_encoder  # noqa: E402
-from emobox.upstreams.data2vec2_net import D2v2Config  # noqa: E402
-from emobox.upstreams.data2vec2_upstream import Data2Vec2Upstream  # noqa: E402
+from emobox.upstreams.data2vec2.ckpt import load_encoder  # noqa: E402
+from emobox.upstreams.data2vec2.net import D2v2Config  # noqa: E402
+from emobox.upstreams.data2vec2.upstream import Data2Vec2Upstream  # noqa: E402
 
 from test_upstream_data2vec2 import ATOL, speech  # noqa: E402
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from emobox.plugins import get_registry
+from emobox.plugin.registry import get_registry
 
 PAPER_UPSTREAMS = {"wav2vec2_base", "hubert_base", "hubert_large", "wavlm_base", "wavlm_large",
                    "data2vec_base", "data2vec_large", "whisper_large_v3"}
@@ -90,7 +90,7 @@ def test_info_says_what_and_where(cli, empty_hf_cache, tmp_path):
 
 
 def test_info_names_the_waveform_normalisation_and_its_source(cli, empty_hf_cache, tmp_path):
-    from emobox.upstream_catalog import upstream_info
+    from emobox.extraction.upstream_catalog import upstream_info
 
     field = "waveform normalisation"
     assert upstream_info("wav2vec2_base").fields[field] == (

@@ -13,7 +13,7 @@ import torch
 import transformers
 
 from emobox import CheckpointNotFoundError, EmoboxUsageError
-from emobox.plugins import get_registry
+from emobox.plugin.registry import get_registry
 from emobox.upstreams.common import feature_extractor_normalize, normalize_waveform
 from emobox.upstreams.ssl_family import waveform_norm
 from emobox.upstreams.ssl_model import SSLEncoder, WaveformNorm, load_ssl

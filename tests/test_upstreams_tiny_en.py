@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from emobox.plugins import get_registry
-from emobox.upstreams.whisper_formats import (read_ctranslate2, save_encoder,
+from emobox.plugin.registry import get_registry
+from emobox.upstreams.whisper.formats import (read_ctranslate2, save_encoder,
                                               transformers_to_openai)
-from emobox.upstreams.whisper_model import WINDOW_SAMPLES, log_mel
+from emobox.upstreams.whisper.model import WINDOW_SAMPLES, log_mel
 
 from test_upstreams_whisper import demo_speech
 
@@ -143,7 +143,7 @@ def test_broken_ctranslate2_files_name_the_file(tmp_path):
 
 
 def test_save_encoder_is_atomic(tmp_path, monkeypatch, tiny_en_folder):
-    from emobox.upstreams import whisper_formats
+    from emobox.upstreams.whisper import formats as whisper_formats
 
     def boom(*args, **kwargs):
         raise OSError("disk full")

@@ -14,9 +14,9 @@ import transformers
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from emobox.upstreams.whisper import WhisperVariant, load
-from emobox.upstreams.whisper_formats import (openai_to_transformers, read_openai,
+from emobox.upstreams.whisper.formats import (openai_to_transformers, read_openai,
                                               transformers_to_openai)
-from emobox.upstreams.whisper_model import (WINDOW_SAMPLES, WhisperUpstream, log_mel,
+from emobox.upstreams.whisper.model import (WINDOW_SAMPLES, WhisperUpstream, log_mel,
                                             mel_filters)
 
 from test_upstreams_ssl import speech
@@ -39,7 +39,7 @@ def tiny_whisper(mode: str = "faithful", **kw) -> WhisperUpstream:
 def demo_speech(i: int = 0) -> torch.Tensor:
     from pathlib import Path
 
-    from emobox.audio import load_audio
+    from emobox.datasets.audio import load_audio
 
     import emobox.corpora.demo as demo
 

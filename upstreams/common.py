@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from emobox.checkpoints import find_checkpoint
+from emobox.extraction.checkpoints import find_checkpoint
 
 if TYPE_CHECKING:
     import torch

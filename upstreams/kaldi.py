@@ -15,7 +15,7 @@ from typing import Sequence
 
 import torch
 
-from emobox.upstream import Upstream, UpstreamOutput, Windows
+from emobox.extraction.upstream import Upstream, UpstreamOutput, Windows
 
 EPS = float(torch.finfo(torch.float32).eps)
 

@@ -31,9 +31,9 @@ from typing import Sequence
 
 import torch
 
-from emobox.checkpoints import checkpoint_id as hash_checkpoint
+from emobox.extraction.checkpoints import checkpoint_id as hash_checkpoint
 from emobox.errors import CheckpointNotFoundError, EmoboxUsageError
-from emobox.upstream import Upstream, UpstreamOutput
+from emobox.extraction.upstream import Upstream, UpstreamOutput
 
 from .common import (NORM_FEATURE_EXTRACTOR, NORM_LAYER_NORM, NORM_METHODS, NORM_NONE,
                      capture_blocks, conv1d_flops, conv_lengths, equal_length_groups,

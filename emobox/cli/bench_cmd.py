@@ -116,7 +116,7 @@ def bench_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Run UPSTREAMS x CORPORA x DOWNSTREAMS, fold by fold, skipping finished tasks."""
-    from ..bench import BenchOptions, bench
+    from emobox.tracks.bench import BenchOptions, bench
     from ..progress import Reporter, RichReporter
 
     layer_value: Any = None

@@ -27,7 +27,7 @@ def _n(value) -> str:
 @corpora_app.command("list")
 def list_command() -> None:
     """Every registered corpus: languages, the counts of its published reference, license."""
-    from ..corpus_tools import list_corpora
+    from emobox.datasets.corpus_tools import list_corpora
 
     table = Table(title="corpora", title_justify="left")
     for col in ("name", "languages", "utterances", "speakers", "labels", "folds", "license"):
@@ -54,7 +54,7 @@ def manifest_command(
                                             help="Corpus option name=value (repeatable)."),
 ) -> None:
     """Scan a local copy and write one TSV row per utterance with its folds."""
-    from ..corpus_tools import write_manifest
+    from emobox.datasets.corpus_tools import write_manifest
 
     res = write_manifest(corpus, root, out, scheme=scheme, seed=seed,
                          options=parse_options(corpus_option, "--corpus-option"))
@@ -81,7 +81,7 @@ def check_command(
 ) -> None:
     """Check a local copy: counts per label, speaker and fold; missing, unlisted, unreadable and
     skipped files; speaker leakage. Exits 5 when something must be fixed."""
-    from ..corpus_tools import check_corpus
+    from emobox.datasets.corpus_tools import check_corpus
     from ..progress import Reporter, RichReporter
 
     rep = check_corpus(corpus, root, scheme=scheme, seed=seed, audio=not no_audio,
@@ -149,7 +149,7 @@ def print_check(rep, show: int) -> None:
 @corpora_app.command("stats")
 def stats_command() -> None:
     """Table 1 of the EmoBox paper beside what the shipped reference tables hold."""
-    from ..corpus_tools import corpus_stats
+    from emobox.datasets.corpus_tools import corpus_stats
 
     rows, note = corpus_stats()
     table = Table(title="EmoBox Table 1 (paper) | shipped reference tables", title_justify="left")
@@ -203,7 +203,7 @@ def import_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Read an EmoBox data/ folder (its jsonl lists) as manifests and folds."""
-    from ..emobox_import import import_emobox
+    from emobox.datasets.emobox_import import import_emobox
     from ..progress import Reporter, RichReporter
 
     results = import_emobox(data_dir, out, audio_root, corpus,

@@ -107,7 +107,7 @@ def cross_run_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Train on each corpus, test on every corpus's balanced set: the n x n matrix."""
-    from ..cross import CrossOptions, cross_run
+    from emobox.tracks.cross import CrossOptions, cross_run
     from ..progress import Reporter, RichReporter
 
     layer_value: Any = None
@@ -128,7 +128,7 @@ def cross_run_command(
     reporter = Reporter() if quiet else RichReporter(err_console)
     result = cross_run(opts, reporter=reporter)
     console.print(matrix_table(result))
-    from ..cross_report import paper_matrix
+    from emobox.reporting.cross_report import paper_matrix
 
     published = paper_matrix(upstream, result.corpora)
     if published is not None:
@@ -141,7 +141,7 @@ def cross_run_command(
 
 
 def _matrix_rows(names, matrix, contaminated=None):
-    from ..cross import column_averages, cross_average, row_averages
+    from emobox.tracks.cross import column_averages, cross_average, row_averages
 
     rows = []
     averages = row_averages(matrix)
@@ -232,7 +232,7 @@ def cross_build_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Draw balanced test sets (speakers x utterances per class) from corpora on this machine."""
-    from ..cross_build import BuildOptions, cross_build
+    from emobox.tracks.cross_build import BuildOptions, cross_build
     from ..progress import Reporter, RichReporter
 
     names = split_names(corpora, "-c") if corpora.strip() else ()
@@ -271,7 +271,7 @@ def cross_sets_command(
                                       "<corpus>.tsv into this folder."),
 ) -> None:
     """The balanced test sets the corpus plugins publish (EmoBox's four)."""
-    from ..plugins import get_registry
+    from emobox.plugin.registry import get_registry
 
     registry = get_registry()
     table = Table(title="published balanced test sets")

@@ -27,7 +27,7 @@ def doctor_cmd(
 ) -> None:
     """Report this machine: Python, torch and its devices, packages, EMOBOX_* folders, plugins,
     which checkpoints and corpora are here, feature stores and runs."""
-    from ..envreport import environment_report
+    from emobox.environment import environment_report
 
     report = environment_report(roots=parse_root_map(root_map), scan=scan)
     if as_json:

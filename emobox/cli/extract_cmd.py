@@ -67,10 +67,10 @@ def extract_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Extract UPSTREAM's features of CORPUS into the feature store (once; resumable)."""
-    from ..extract import ExtractOptions, extract_corpus
+    from emobox.extraction.extract import ExtractOptions, extract_corpus
     from ..progress import Reporter, RichReporter
 
-    from ..runner import check_positive
+    from emobox.tracks.runner import check_positive
 
     check_positive(memory_gb, "--memory-gb")
     check_positive(batch_seconds, "--batch-seconds")
@@ -104,7 +104,7 @@ _DIR = typer.Option(None, "--features-dir", help="Feature stores folder "
 
 
 def _find(path, upstream, corpus, precision, features_dir):
-    from ..features import find_stores
+    from emobox.extraction.store_admin import find_stores
 
     return find_stores(path, upstream, corpus, precision, features_dir)
 
@@ -114,7 +114,7 @@ def features_info(path: Optional[str] = _PATH, upstream: Optional[str] = _UP,
                   corpus: Optional[str] = _CORPUS, precision: Optional[str] = _PREC,
                   features_dir: Optional[str] = _DIR) -> None:
     """List feature stores; with one match, show it in detail."""
-    from ..features import human_bytes, store_info
+    from emobox.extraction.store_admin import human_bytes, store_info
 
     entries = _find(path, upstream, corpus, precision, features_dir)
     if not entries:
@@ -174,7 +174,7 @@ def features_verify(path: Optional[str] = _PATH, upstream: Optional[str] = _UP,
                                                        "one recorded at extraction).")) -> None:
     """Check every file of the matching stores against its checksum, and the audio against
     what was extracted."""
-    from ..features import verify_store_audio
+    from emobox.extraction.store_admin import verify_store_audio
 
     entries = _find(path, upstream, corpus, precision, features_dir)
     if not entries:
@@ -209,8 +209,8 @@ def features_rm(path: Optional[str] = _PATH, upstream: Optional[str] = _UP,
     provably emobox stores are deleted; removing several asks first (or needs --all/--yes)."""
     import sys
 
-    from ..features import human_bytes, remove_stores
-    from ..store import store_problem
+    from emobox.extraction.store_admin import human_bytes, remove_stores
+    from emobox.extraction.store import store_problem
 
     if path is None and not (upstream or corpus or precision or all_):
         raise EmoboxUsageError("name a store folder, or filters (-u/-c/--precision) with --all")

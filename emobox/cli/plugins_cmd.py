@@ -21,7 +21,7 @@ def plugins_list(ctx: typer.Context) -> None:
     """List every plugin (distribution, version, path) and every upstream, corpus and downstream."""
     if ctx.invoked_subcommand is not None:
         return
-    from ..plugins import get_registry
+    from emobox.plugin.registry import get_registry
 
     registry = get_registry()
     for kind in ("upstream", "corpus", "downstream"):
@@ -64,7 +64,7 @@ def plugins_doctor(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Import every plugin, check its specs against the contracts and report; exit 5 on problems."""
-    from ..doctor import doctor
+    from emobox.validate.plugins_doctor import doctor
     from ..progress import Reporter, RichReporter
 
     roots = {}

@@ -17,7 +17,7 @@ def report_command(
     no_plots: bool = typer.Option(False, "--no-plots", help="Tables only."),
 ) -> None:
     """Paper-style tables (Markdown, CSV, LaTeX) and plots of finished runs."""
-    from ..report import write_report
+    from emobox.reporting.report import write_report
 
     report = write_report(runs, out, plots=not no_plots)
     console.print(report.files["table.md"].read_text(), highlight=False, soft_wrap=True,

@@ -122,7 +122,7 @@ def run_command(
 ) -> None:
     """Evaluate UPSTREAM on CORPUS with the DOWNSTREAM head, fold by fold."""
     from ..progress import Reporter, RichReporter
-    from ..runner import RunOptions, run
+    from emobox.tracks.runner import RunOptions, run
 
     layer_value: Any = None
     if layer is not None:

@@ -26,7 +26,7 @@ def pack_command(
                                            "upstream's runs."),
 ) -> None:
     """Zip the test predictions of finished runs with their metadata."""
-    from ..submission import pack
+    from emobox.reporting.submission import pack
 
     result = pack(runs, out, upstream)
     corpora = ", ".join(f"{c} ({len(e['folds'])} folds)"
@@ -42,7 +42,7 @@ def validate_command(
                                        "folds come from a scan."),
 ) -> None:
     """Check a submission against the corpora's folds and class sets."""
-    from ..submission import validate
+    from emobox.reporting.submission import validate
 
     result = validate(submission, parse_root_map(root_map))
     for note in result.notes:
@@ -71,7 +71,7 @@ def score_command(
 ) -> None:
     """Recompute UA, WA and macro-F1 of a submission from gold labels."""
     from ..io import atomic_write_json
-    from ..submission import score
+    from emobox.reporting.submission import score
 
     card = score(submission, parse_root_map(root_map))
     for corpus, e in card["corpora"].items():
@@ -96,7 +96,7 @@ def board_add(
     root_map: List[str] = typer.Option([], "--root-map", help="corpus=DIR (see submit score)."),
 ) -> None:
     """Score a submission and add it to the leaderboard."""
-    from ..leaderboard import add, default_file
+    from emobox.reporting.leaderboard import add, default_file
 
     card, replaced = add(submission, file, parse_root_map(root_map), name)
     console.print(f"{'replaced' if replaced else 'added'} {card['name']} "
@@ -111,7 +111,7 @@ def board_show(
 ) -> None:
     """Print the leaderboard, best mean UA first."""
     from ..errors import EmoboxUsageError
-    from ..leaderboard import board, load, to_csv, to_json, to_markdown
+    from emobox.reporting.leaderboard import board, load, to_csv, to_json, to_markdown
 
     writers = {"md": to_markdown, "csv": to_csv, "json": to_json}
     if fmt not in writers:

@@ -19,7 +19,7 @@ app.add_typer(upstreams_app, name="upstreams")
 def list_command(pattern: Optional[str] = typer.Argument(None, help="Glob, e.g. 'whisper*'."),
                  ) -> None:
     """Every upstream with its size and whether its weights are on this machine."""
-    from ..upstream_catalog import list_upstreams, weights_status
+    from emobox.extraction.upstream_catalog import list_upstreams, weights_status
 
     table = Table(title="upstreams", title_justify="left")
     for col in ("name", "family", "layers", "hidden", "frames/s", "params", "checkpoint",
@@ -43,7 +43,7 @@ def info_command(
 ) -> None:
     """What NAME is (layers, hidden size, frame rate, parameters, paper) and where its weights
     are; loads nothing."""
-    from ..upstream_catalog import upstream_info
+    from emobox.extraction.upstream_catalog import upstream_info
 
     info = upstream_info(name, ckpt=upstream_ckpt)
     table = Table(show_header=False, title=escape(name), title_justify="left")
@@ -68,7 +68,7 @@ def convert_command(
 ) -> None:
     """Convert a checkpoint into the folder NAME loads (e.g. CTranslate2 Whisper ->
     transformers)."""
-    from ..upstream_catalog import convert_checkpoint
+    from emobox.extraction.upstream_catalog import convert_checkpoint
 
     path = convert_checkpoint(name, source=source, out=out, overwrite=overwrite)
     console.print(f"wrote {path}", highlight=False, soft_wrap=True, markup=False)

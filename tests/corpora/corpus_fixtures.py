@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emobox.corpora._emobox import EmoboxCorpus, has_reference, reference_rows
-from emobox.plugins import Registry
+from emobox.plugin.registry import Registry
 
 
 def reference_corpora() -> dict[str, type[EmoboxCorpus]]:

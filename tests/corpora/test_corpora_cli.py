@@ -12,7 +12,7 @@ from emobox.corpora.ravdess import Ravdess
 from emobox.corpora.savee import Savee
 from emobox.corpora.urdu import Urdu
 from emobox.corpora.mesd import Mesd
-from emobox.corpus_tools import check_corpus, corpus_stats, list_corpora
+from emobox.datasets.corpus_tools import check_corpus, corpus_stats, list_corpora
 from emobox.testing import populate_tree
 
 

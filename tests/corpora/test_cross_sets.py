@@ -11,10 +11,10 @@ import pytest
 
 from emobox.corpora._cross import emobox_cross_rows
 from emobox.corpora._emobox import emobox_speaker, reference_rows
-from emobox.cross import CrossOptions, plan_cross
-from emobox.labels import canonical
-from emobox.paper import paper_tables
-from emobox.plugins import get_registry
+from emobox.tracks.cross import CrossOptions, plan_cross
+from emobox.datasets.labels import canonical
+from emobox.reporting.paper import paper_tables
+from emobox.plugin.registry import get_registry
 
 CORPORA = ("iemocap", "meld", "ravdess", "savee")
 TABLE3 = {row["corpus_id"]: row for row in paper_tables()["table3"]}

@@ -11,7 +11,7 @@ from emobox import DataError, EmoboxUsageError
 from emobox.corpora._emobox import reference_rows
 from emobox.corpora.imported import ImportedCorpus
 from emobox.corpora.ravdess import Ravdess
-from emobox.emobox_import import import_emobox
+from emobox.datasets.emobox_import import import_emobox
 from emobox.io import read_jsonl
 from emobox.testing import populate_tree
 

@@ -10,8 +10,8 @@ import pytest
 
 from emobox import DataError
 from emobox.corpora._emobox import reference_rows
-from emobox.plugins import get_registry
-from emobox.splits import leakage
+from emobox.plugin.registry import get_registry
+from emobox.datasets.splits import leakage
 
 
 def build(tmp_path, name, keep=lambda r: True, every=1, clutter=False):

@@ -33,7 +33,7 @@ def _meld_with_its_damaged_dev_clip(root, keys=()):
     ``dia110_utt7``, a clip the release ships damaged and EmoBox's table leaves out; its file
     here is empty."""
     from emobox.corpora.meld import MELD
-    from emobox.splits import seeded_order
+    from emobox.datasets.splits import seeded_order
 
     rows = reference_rows("meld")
     chosen = [r for r in rows if r["key"] in set(keys)]
@@ -74,9 +74,9 @@ def test_meld_runs_past_the_clip_emobox_could_not_load(tmp_path, cli):
 
 
 def test_the_cross_corpus_track_leaves_the_unlisted_meld_clip_out(tmp_path):
-    from emobox.cross import CrossOptions, _track_corpus
-    from emobox.labels import CROSS_CORPUS_CLASSES, canonical_classes
-    from emobox.plugins import get_registry
+    from emobox.tracks.cross import CrossOptions, _track_corpus
+    from emobox.datasets.labels import CROSS_CORPUS_CLASSES, canonical_classes
+    from emobox.plugin.registry import get_registry
 
     spec = get_registry().corpus("meld")
     root = tmp_path / "meld"

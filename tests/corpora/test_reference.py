@@ -16,10 +16,10 @@ from collections import defaultdict
 import pytest
 
 from emobox import EmoboxUsageError
-from emobox.corpus import nfc
+from emobox.datasets.corpus import nfc
 from emobox.corpora import _emobox
 from emobox.corpora._emobox import emobox_speaker, reference_rows
-from emobox.splits import leakage
+from emobox.datasets.splits import leakage
 
 from corpus_fixtures import REFERENCE_CORPORA, build_fixture
 
@@ -191,8 +191,8 @@ def test_speaker_independent_folds_never_leak(name, scanned):
 
 
 def test_all_32_emobox_corpora_are_registered():
-    from emobox.corpus_tools import paper_tables
-    from emobox.plugins import Registry
+    from emobox.datasets.corpus_tools import paper_tables
+    from emobox.plugin.registry import Registry
 
     registry = Registry()
     emobox_corpora = paper_tables()["ids"]["corpora"]

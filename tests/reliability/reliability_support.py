@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emobox.store import FeatureStore
+from emobox.extraction.store import FeatureStore
 
 EMOTIONS = ("angry", "happy", "neutral", "sad")
 SPEAKERS = ("s0", "s1", "s2", "s3")  # 4 speakers: leave-one-speaker-out, fold 1 tests s0
@@ -75,7 +75,7 @@ def fbank_of(wav: np.ndarray) -> np.ndarray:
     """What the fbank upstream gives for 16-kHz mono samples (the reference for a case)."""
     import torch
 
-    from emobox.plugins import get_registry
+    from emobox.plugin.registry import get_registry
 
     up = get_registry().upstream("fbank").build()
     out = up([torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32))], [0])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emobox.audio import load_audio
+from emobox.datasets.audio import load_audio
 from emobox.io import read_jsonl
 
 from reliability_support import (SR, assert_user_error, fbank_of, frames_of, key, rel,

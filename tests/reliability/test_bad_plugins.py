@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from emobox.plugins import set_registry
+from emobox.plugin.registry import set_registry
 
 from reliability_support import RUN, assert_user_error, install_fake_distribution
 

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from emobox.io import read_jsonl
-from emobox.store import FeatureStore
+from emobox.extraction.store import FeatureStore
 
 from reliability_support import run_args
 

@@ -11,7 +11,7 @@ from emobox import envreport
 from emobox.corpora._emobox import reference_rows
 from emobox.corpora.emodb import EmoDB
 from emobox.corpora.savee import Savee
-from emobox.plugins import set_registry
+from emobox.plugin.registry import set_registry
 
 from reliability_support import install_fake_distribution
 

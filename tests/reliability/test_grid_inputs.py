@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from emobox.plugins import set_registry
-from emobox.specs import DownstreamSpec
+from emobox.plugin.registry import set_registry
+from emobox.plugin.specs import DownstreamSpec
 from emobox.testing import InProcessPlugin, registry_with
 
 from reliability_support import assert_user_error, run_args
@@ -102,7 +102,7 @@ def test_bench_checks_the_grid_before_any_extraction(cli, tree, tmp_path, _isola
 def test_repeated_values_count_once_and_a_rerun_resumes(cli, tree, tmp_path, monkeypatch):
     """`lr=1e-3,0.001` is one configuration (before: two rows with one config id, and every
     rerun trained the fold again)."""
-    import emobox.runner
+    import emobox.tracks.runner
 
     args = _grid(run_args(tree, tmp_path / "run"), "lr=1e-3,0.001,1e-3 hidden=8,8")
     res = cli(*args)
@@ -197,7 +197,7 @@ def _open_head(in_dim, n_classes, **options):
 
 @pytest.fixture
 def third_party():
-    from emobox.specs import HParam
+    from emobox.plugin.specs import HParam
 
     specs = [DownstreamSpec(name="plain_head", build=_plain_head, grid={"hidden": [8]}),
              DownstreamSpec(name="open_head", build=_open_head, grid={"lr": [1e-3]}),
@@ -247,7 +247,7 @@ def test_a_head_whose_own_grid_breaks_its_declaration_is_a_plugin_error(cli, tre
 
 
 def test_hparam_says_what_it_takes():
-    from emobox.specs import HParam
+    from emobox.plugin.specs import HParam
 
     assert HParam(int, 1, 16384).describe() == "an integer from 1 to 16384"
     assert HParam(float, 0.0, 10.0, low_open=True).describe() == "a number > 0 and at most 10"
@@ -314,8 +314,8 @@ def test_the_reference_run_still_accepts_the_papers_grid(cli, tree, tmp_path):
 
 
 def test_plugins_doctor_names_a_grid_that_breaks_its_own_declaration():
-    from emobox.contracts import check_downstream_spec
-    from emobox.specs import HParam
+    from emobox.validate.contracts import check_downstream_spec
+    from emobox.plugin.specs import HParam
 
     spec = DownstreamSpec(name="narrow", build=_plain_head, grid={"hidden": [128]},
                           hparams={"hidden": HParam(int, 1, 64)})

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from emobox.plugins import get_registry
-from emobox.submission import gold_for
+from emobox.plugin.registry import get_registry
+from emobox.reporting.submission import gold_for
 
 from reliability_support import assert_user_error, make_tree, run_args
 
@@ -193,7 +193,7 @@ def test_a_zip_listing_too_many_members_is_refused_before_it_is_parsed(gold, tmp
 
 
 def test_a_zip_too_large_on_disk_is_refused(gold, tmp_path, cli, monkeypatch):
-    import emobox.submission_io as sio
+    import emobox.reporting.submission_io as sio
 
     sub = submission(tmp_path / "s.zip", gold)
     monkeypatch.setattr(sio, "MAX_ZIP_BYTES", 1000)
@@ -203,7 +203,7 @@ def test_a_zip_too_large_on_disk_is_refused(gold, tmp_path, cli, monkeypatch):
 
 def test_the_whole_zip_has_a_budget(gold, tmp_path, cli, monkeypatch):
     """Members under their own cap still stop once together they pass the zip's budget."""
-    import emobox.submission_io as sio
+    import emobox.reporting.submission_io as sio
 
     sub = submission(tmp_path / "s.zip", gold)
     sizes = [len(t.encode()) for _, t in sorted(demo_files(gold).items())]
@@ -245,7 +245,7 @@ def test_a_member_named_twice_is_refused(gold, tmp_path, cli):
 
 
 def test_unexpected_members_are_named_and_never_read(gold, tmp_path, cli, monkeypatch):
-    import emobox.submission_io as sio
+    import emobox.reporting.submission_io as sio
 
     members = [("metadata.json", json.dumps(demo_meta(gold)))] + sorted(demo_files(gold).items())
     members += [("README.txt", "hello"), ("predictions/tones/fold1.tsv", "key\tpredicted\n")]
@@ -472,7 +472,7 @@ def test_unreadable_predictions_are_a_problem_of_their_file(gold, tmp_path, cli,
 @pytest.fixture(scope="module")
 def card(gold, tmp_path_factory):
     """One scored entry, to build boards from."""
-    from emobox.submission import score
+    from emobox.reporting.submission import score
 
     return score(submission(tmp_path_factory.mktemp("card") / "s.zip", gold, wrong=4))
 
@@ -552,7 +552,7 @@ def test_a_damaged_board_file_is_one_error_naming_it(tmp_path, cli, content, mes
 
 
 def test_a_board_file_too_large_is_refused(card, tmp_path, cli, monkeypatch):
-    import emobox.leaderboard as lb
+    import emobox.reporting.leaderboard as lb
 
     board = write_board(tmp_path / "board.json", [entry(card, "a")])
     monkeypatch.setattr(lb, "MAX_BOARD_BYTES", 100)
@@ -742,8 +742,8 @@ def test_hostile_class_names_are_escaped_in_summary_and_plots(tmp_path, cli):
 def test_report_tables_escape_names_per_format(tmp_path):
     """Markdown: cells stay cells and nothing renders; LaTeX: the ten special characters;
     CSV: the csv module quotes, so the name reads back whole."""
-    from emobox.report import Cell, Table, to_csv, to_latex, to_markdown
-    from emobox.rundirs import RunDir
+    from emobox.reporting.report import Cell, Table, to_csv, to_latex, to_markdown
+    from emobox.tracks.rundirs import RunDir
 
     up, corpus = "u|p <b>x</b> _y_", "c$&%#{}~^\\_"
     run = RunDir(tmp_path, {"select": "valid", "n_folds": 1}, [])
@@ -763,7 +763,7 @@ def test_report_tables_escape_names_per_format(tmp_path):
 def test_cross_outputs_escape_corpus_and_class_names():
     from types import SimpleNamespace
 
-    from emobox.cross_report import _grid, matrix_tsv
+    from emobox.reporting.cross_report import _grid, matrix_tsv
 
     names = ["a|b", "c\td"]
     result = SimpleNamespace(corpora=names, cells={

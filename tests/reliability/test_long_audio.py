@@ -17,11 +17,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from emobox.audio import load_audio, stream_audio
+from emobox.datasets.audio import load_audio, stream_audio
 from emobox.errors import DataError
-from emobox.extract import extract, extract_stats
-from emobox.manifest import Manifest, Utterance
-from emobox.plugins import get_registry
+from emobox.extraction.extract import extract, extract_stats
+from emobox.datasets.manifest import Manifest, Utterance
+from emobox.plugin.registry import get_registry
 
 TESTS = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(TESTS))
@@ -171,9 +171,9 @@ def test_a_kill_inside_a_long_file_resumes_to_the_same_store(tmp_path):
 PEAK_SCRIPT = textwrap.dedent("""
     import json, resource, sys
     from pathlib import Path
-    from emobox.extract import extract
-    from emobox.manifest import Manifest, Utterance
-    from emobox.plugins import get_registry
+    from emobox.extraction.extract import extract
+    from emobox.datasets.manifest import Manifest, Utterance
+    from emobox.plugin.registry import get_registry
     root = Path(sys.argv[1])
     m = Manifest("long", root, [Utterance(key="x", path="x.wav", label="a")])
     store = extract(get_registry().upstream("fbank").build(), m, [0],

@@ -13,12 +13,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from emobox import Manifest, Utterance
-from emobox.audio import resample
-from emobox.downstream import masked_mean, segment_ids, segment_mean
-from emobox.metrics import scores, ua_from_confusion
-from emobox.splits import (FoldTableRow, leakage, speaker_independent_folds, stratified_split,
+from emobox.datasets.audio import resample
+from emobox.training.downstream import masked_mean, segment_ids, segment_mean
+from emobox.training.metrics import scores, ua_from_confusion
+from emobox.datasets.splits import (FoldTableRow, leakage, speaker_independent_folds, stratified_split,
                            table_folds)
-from emobox.store import ChunkData, FeatureStore, StoreRequest, StoreWriter
+from emobox.extraction.store import ChunkData, FeatureStore, StoreRequest, StoreWriter
 
 FAST = settings(max_examples=40, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
@@ -161,7 +161,7 @@ def test_masked_pooling_ignores_padding(lengths, dim, extra_pad, seed):
 @settings(max_examples=15, deadline=None)
 @given(st.lists(st.integers(1, 10), min_size=2, max_size=5), st.integers(0, 2 ** 31 - 1))
 def test_linear_probe_logits_do_not_depend_on_padding_or_batch(lengths, seed):
-    from emobox.plugins import get_registry
+    from emobox.plugin.registry import get_registry
 
     torch.manual_seed(seed)
     head = get_registry().downstream("linear_probe").build(6, 4, hidden=8).eval()

@@ -33,11 +33,11 @@ from pathlib import Path
 import pytest
 from torch import nn
 
-from emobox.downstream import Downstream, masked_mean, segment_mean
+from emobox.training.downstream import Downstream, masked_mean, segment_mean
 from emobox.io import atomic_write_json, read_jsonl
-from emobox.plugins import set_registry
-from emobox.runner import RunOptions
-from emobox.specs import DownstreamSpec
+from emobox.plugin.registry import set_registry
+from emobox.tracks.runner import RunOptions
+from emobox.plugin.specs import DownstreamSpec
 from emobox.testing import InProcessPlugin, registry_with
 
 from reliability_support import assert_user_error, run_args
@@ -57,7 +57,7 @@ def finished(cli, tree, tmp_path):
 
 def _no_training(monkeypatch):
     """Make any training fail loudly: a resumed run must not train."""
-    import emobox.runner
+    import emobox.tracks.runner
 
     def refuse(*a, **k):
         raise AssertionError("a fold was trained again")
@@ -100,7 +100,7 @@ def test_a_lost_config_with_the_same_options_resumes_without_training(cli, finis
 
 
 def test_every_row_carries_every_run_option(finished):
-    from emobox.runner import NOT_FINGERPRINTED, hash_options
+    from emobox.tracks.runner import NOT_FINGERPRINTED, hash_options
 
     _, out, _ = finished
     rows = read_jsonl(out / "results.jsonl")
@@ -113,7 +113,7 @@ def test_every_row_carries_every_run_option(finished):
 
 
 def test_an_option_added_later_is_in_the_fingerprint_without_an_edit():
-    from emobox.runner import fingerprinted_options, hash_options
+    from emobox.tracks.runner import fingerprinted_options, hash_options
 
     @dataclasses.dataclass(frozen=True)
     class Later(RunOptions):
@@ -167,7 +167,7 @@ class Poisoned(Downstream):
 
 @pytest.fixture
 def poisoned():
-    from emobox.specs import HParam
+    from emobox.plugin.specs import HParam
 
     spec = DownstreamSpec(name="poisoned", build=Poisoned, grid={"poison": [False, True]},
                           hparams={"poison": HParam(bool)})
@@ -528,7 +528,7 @@ def test_a_read_only_disk_is_one_line(cli, tree, tmp_path, monkeypatch):
 
 
 def test_an_os_error_without_a_file_name_is_still_one_line(cli, tree, tmp_path, monkeypatch):
-    import emobox.runner
+    import emobox.tracks.runner
 
     def broken(*a, **k):
         raise OSError(errno.EIO, os.strerror(errno.EIO))

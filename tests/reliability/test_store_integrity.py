@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import emobox.store as store_mod
+import emobox.extraction.store as store_mod
 from emobox.errors import DataError
-from emobox.extract import extract, extract_stats
+from emobox.extraction.extract import extract, extract_stats
 from emobox.io import read_jsonl
-from emobox.store import FeatureStore, meta_checksum
+from emobox.extraction.store import FeatureStore, meta_checksum
 
 from reliability_support import (RUN, SR, assert_user_error, key, make_tree, rel, run_args,
                                  store_of, tone)
@@ -371,7 +371,7 @@ def test_every_accepted_key_round_trips_through_the_index(tmp_path):
     keys = ["spaces in key", "ünïcödé-ключ-鍵", 'quote"s\'', "back\\slash", "#hash", "=eq",
             "line\u2028sep", " lead", "trail ", "x" * 1000]
     m = tone_corpus(tmp_path / "audio", [0.3] * len(keys))
-    from emobox.manifest import Manifest
+    from emobox.datasets.manifest import Manifest
 
     m = Manifest(m.corpus, m.root, [type(u)(**{**u.__dict__, "key": k})
                                     for u, k in zip(m.utterances, keys)], m.labels)

@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from emobox import EmoboxUsageError
-from emobox.downstream import Downstream
+from emobox.training.downstream import Downstream
 
 
 class LstmAttentionHead(Downstream):

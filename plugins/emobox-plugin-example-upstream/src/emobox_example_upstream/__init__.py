@@ -18,7 +18,7 @@ OPTIONS = ("hidden", "layers", "channels", "kernel", "seed")
 
 def build(ckpt: str | None = None, device: str = "cpu", **options: Any):
     """The encoder: seeded weights, or the checkpoint at ``ckpt`` (``--upstream-ckpt``)."""
-    from emobox.checkpoints import find_checkpoint
+    from emobox.extraction.checkpoints import find_checkpoint
 
     from .encoder import ConvEncoder
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from emobox import EmoboxUsageError
-from emobox.upstream import Upstream, UpstreamOutput
+from emobox.extraction.upstream import Upstream, UpstreamOutput
 
 KERNELS = (10, 3, 3, 3, 3, 2, 2)
 STRIDES = (5, 2, 2, 2, 2, 2, 2)
@@ -157,7 +157,7 @@ class ConvEncoder(Upstream):
     @classmethod
     def load(cls, path: str | Path, **options: Any) -> "ConvEncoder":
         """An encoder from a checkpoint written by :meth:`save`; ``options`` must agree with it."""
-        from emobox.checkpoints import checkpoint_id
+        from emobox.extraction.checkpoints import checkpoint_id
 
         path = Path(path)
         if path.is_dir():

@@ -16,7 +16,7 @@ def _build_upstream(ckpt=None, device="cpu", **options):
         max_seconds = None
 
         def forward(self, wavs, layers):
-            from emobox.upstream import UpstreamOutput
+            from emobox.extraction.upstream import UpstreamOutput
 
             frames = [w[: len(w) // 160 * 160].reshape(-1, 160)[:, :16] for w in wavs]
             lengths = torch.tensor([len(f) for f in frames])

@@ -1,0 +1,1 @@
+"""Stage 2, features: the upstream contract, checkpoints, extraction engine and the feature store."""

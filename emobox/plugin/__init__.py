@@ -1,0 +1,1 @@
+"""Plugin machinery: hook specifications, spec types and the plugin registry."""

@@ -1,0 +1,1 @@
+"""Stage 4, tracks: run, bench and cross-corpus run directories and executors."""

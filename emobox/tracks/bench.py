@@ -1,0 +1,626 @@
+"""``emobox bench``: the whole grid (upstreams x corpora x downstreams x folds) as tasks.
+
+The library twin of the CLI command: ``emobox.bench.bench(BenchOptions(...))``. Planning happens
+on the driver: every corpus is scanned once, and the grid becomes tasks:
+
+- one **extraction** per (upstream, corpus): builds the upstream and fills its feature store;
+- one **training** per (upstream, corpus, downstream, fold): trains the fold's grid on the store.
+
+A task already finished is skipped: a fold is finished when its run directory holds one result
+row per configuration of the grid, made with the same request (triple, options, manifest), seed
+and code version (emobox and plugin versions), and its predictions. An (upstream, corpus) whose
+folds are all finished is not extracted again. The executor (``local``: in this process;
+``ray``: on a Ray cluster) runs the rest; every finished training is written to the driver's
+bench directory as soon as it comes back, so an interrupted bench resumes where it stopped.
+
+A bench directory holds ``bench.json`` (the options), ``tasks.jsonl`` (one line per task run:
+kind, seconds, node, error), ``summary.md`` (one line per triple) and ``runs/<u>__<c>__<d>/``,
+one run directory per triple in the format of ``emobox run`` (so ``emobox report`` and
+``emobox submit pack`` read either). One bench writes a bench directory at a time: a second one
+waits for its lock, then plans again and runs only what is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import socket
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from emobox import __version__, escape, paths
+from emobox.errors import DataError, EmoboxError, EmoboxUsageError
+from emobox.io import (MAX_CONFIG_BYTES, append_jsonl, atomic_write_json, atomic_write_text,
+                 file_lock, read_json_file)
+from emobox.plugin.registry import Registry, get_registry
+from emobox.progress import Reporter
+from emobox.tracks.rundirs import check_bench_dir, check_run_dir, read_rows, run_lock
+from emobox.training.sweep import DEFAULT_GRAD_CLIP, check_grid, config_id, resolve_protocol
+
+EXECUTORS = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    upstreams: tuple[str, ...]
+    corpora: tuple[str, ...] = ("all",)  # "all": every registered corpus but embedded demos
+    # and readers of user-described data (the imported corpus)
+    downstreams: tuple[str, ...] = ("linear_probe",)
+    out: str | None = None  # default $EMOBOX_HOME/bench/<downstreams>-<options hash>
+    root_map: Mapping[str, str] = field(default_factory=dict)  # corpus -> root folder
+    executor: str = "local"
+    address: str | None = None  # Ray cluster address (None: a running or a new local instance)
+    dry_run: bool = False
+    folds: tuple[int, ...] = ()
+    scheme: str = "emobox"
+    seed: int = 0
+    device: str = "auto"
+    layer: int | str | None = None
+    layer_norm: bool = True  # False: the older spelling of feature_norm="none"
+    grid: Mapping[str, Sequence[Any]] | None = None
+    epochs: int = 100
+    warmup_epochs: int = 10
+    batch_size: int = 32
+    select: str = "valid"
+    class_weights: bool = False
+    precision: str = "fp32"
+    train_precision: str = "fp32"
+    schedule: str = "linear"
+    on_bad_audio: str = "fail"
+    features_dir: str | None = None
+    batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
+    upstream_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by upstream
+    extract_gpus: float = 1.0  # per extraction task, where the cluster has GPUs
+    train_cpus: float = 1.0  # per training task
+    train_gpus: float = 0.25  # per training task, where the cluster has GPUs
+    feature_norm: str = "utterance"  # utterance (EmoBox's) | frame | none
+    grad_clip: float = DEFAULT_GRAD_CLIP  # each configuration's gradient norm; 0: no clipping
+    recipe: str = "emobox"  # emobox | paper (EmoBox's code, bugs included; selects by test)
+
+    def __post_init__(self) -> None:
+        resolve_protocol(self)
+
+    def training_options(self) -> dict:
+        """What changes the numbers (the bench directory is tied to it)."""
+        return {"scheme": self.scheme, "seed": self.seed, "layer": self.layer,
+                "layer_norm": self.layer_norm, "feature_norm": self.feature_norm,
+                "grad_clip": self.grad_clip, "recipe": self.recipe,
+                "grid": self.grid, "epochs": self.epochs,
+                "warmup_epochs": self.warmup_epochs, "batch_size": self.batch_size,
+                "select": self.select, "class_weights": self.class_weights,
+                "precision": self.precision, "train_precision": self.train_precision,
+                "schedule": self.schedule, "on_bad_audio": self.on_bad_audio,
+                "folds": list(self.folds),
+                **({"upstream_options": {u: dict(o) for u, o in self.upstream_options.items()}}
+                   if self.upstream_options else {})}
+
+    def run_options(self, upstream: str, corpus: str, downstream: str, root: str | None,
+                    out: Path, features_dir: str) -> Any:
+        from emobox.tracks.runner import RunOptions
+
+        return RunOptions.from_shared(self, upstream=upstream, corpus=corpus,
+                                      downstream=downstream, root=root, out=str(out),
+                                      device="cpu", features_dir=features_dir,
+                                      upstream_options=dict(self.upstream_options.get(upstream,
+                                                                                      {})))
+
+
+@dataclass
+class ExtractTask:
+    id: str
+    upstream: str
+    corpus: str
+    utterances: int
+    audio_hours: float | None
+    flops: float | None  # estimated encoder FLOPs for the whole corpus
+    flops_source: str  # "plugin" | "model" | "estimate from spec" | ""
+    status: str = "todo"  # todo | done (every training of the pair is finished)
+
+
+@dataclass
+class TrainTask:
+    id: str
+    upstream: str
+    corpus: str
+    downstream: str
+    fold: int
+    n_train: int
+    n_valid: int
+    n_test: int
+    configs: int
+    status: str = "todo"  # todo | done
+
+
+@dataclass
+class MissingCorpus:
+    corpus: str
+    reason: str
+    utterances: int | None = None  # published size, where the plugin knows it
+    audio_hours: float | None = None
+
+
+@dataclass
+class BenchPlan:
+    out: Path
+    options: BenchOptions
+    extractions: list[ExtractTask]
+    trainings: list[TrainTask]
+    missing: list[MissingCorpus]
+    triples: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # -> TriplePlan
+    run_dirs: dict[tuple[str, str, str], Path] = field(default_factory=dict)
+
+    @property
+    def todo(self) -> list[Any]:
+        return [t for t in self.extractions + self.trainings if t.status == "todo"]
+
+    @property
+    def finished(self) -> list[Any]:
+        return [t for t in self.extractions + self.trainings if t.status == "done"]
+
+
+@dataclass
+class BenchResult:
+    out: Path
+    plan: BenchPlan
+    ran: list[str]  # task ids run by this invocation, in completion order
+    skipped: list[str]  # task ids found finished
+    failed: dict[str, str]  # task id -> error message
+    missing: list[MissingCorpus]
+
+
+def corpus_names(requested: Sequence[str], registry: Registry) -> list[str]:
+    if list(requested) == ["all"]:
+        return [s.name for s in registry.specs("corpus") if not (s.embedded or s.reader)]
+    names = []
+    for name in requested:
+        registry.corpus(name)  # unknown names fail here, with suggestions
+        if name not in names:
+            names.append(name)
+    return names
+
+
+def bench_dir(opts: BenchOptions) -> Path:
+    if opts.out:
+        return Path(opts.out)
+    blob = json.dumps(opts.training_options(), sort_keys=True, default=str).encode()
+    return paths.home() / "bench" / f"{'+'.join(opts.downstreams)}-{hashlib.sha256(blob).hexdigest()[:8]}"
+
+
+def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPlan:
+    """Scan the corpora, build the triples' folds and mark the tasks already finished."""
+    from emobox.tracks.runner import (RunOptions, check_options, check_positive, code_versions, plan_triple)
+
+    registry = registry or get_registry()
+    if opts.executor not in EXECUTORS:
+        raise EmoboxUsageError(f"--executor must be one of {', '.join(EXECUTORS)}")
+    if not opts.upstreams:
+        raise EmoboxUsageError("no upstream given (-u U1,U2)")
+    check_options(RunOptions.from_shared(opts, upstream=opts.upstreams[0], corpus="",
+                                         downstream="", upstream_options={}))
+    for value, flag in ((opts.extract_gpus, "--extract-gpus"), (opts.train_cpus, "--train-cpus"),
+                        (opts.train_gpus, "--train-gpus")):
+        check_positive(value, flag)
+    up_specs = [registry.upstream(u) for u in opts.upstreams]
+    stray = sorted(set(opts.upstream_options) - set(opts.upstreams))
+    if stray:
+        raise EmoboxUsageError(f"--upstream-option for {', '.join(stray)}, which is not among "
+                               f"the upstreams of this bench ({', '.join(opts.upstreams)})")
+    for d in opts.downstreams:
+        spec = registry.downstream(d)
+        if opts.grid is not None:  # every head gets the grid: each must take it
+            check_grid(spec, opts.grid)
+    unknown_roots = sorted(set(opts.root_map) - set(registry.names("corpus")))
+    if unknown_roots:
+        registry.corpus(unknown_roots[0])  # raises, naming close names
+    out = bench_dir(opts)
+    features_dir = opts.features_dir or str(paths.features_dir())
+    plan = BenchPlan(out, opts, [], [], [])
+    for corpus_name in corpus_names(opts.corpora, registry):
+        spec = registry.corpus(corpus_name)
+        root = opts.root_map.get(corpus_name)
+        root = str(Path(root).expanduser().resolve()) if root else None
+        try:
+            corpus = spec.build(None if spec.embedded and not root
+                                else paths.corpus_root(corpus_name, root))
+            manifest = corpus.manifest
+        except EmoboxError as exc:
+            plan.missing.append(_missing(spec, str(exc)))
+            continue
+        reference = _reference(spec)
+        seconds = audio_seconds(manifest, reference)
+        for up in up_specs:
+            pair_done = True
+            extraction = ExtractTask(f"extract:{up.name}:{corpus_name}", up.name, corpus_name,
+                                     len(manifest), seconds / 3600 if seconds is not None else None,
+                                     *estimate_flops(up, manifest, reference))
+            for d in opts.downstreams:
+                run_out = out / "runs" / f"{up.name}__{corpus_name}__{d}"
+                ropts = opts.run_options(up.name, corpus_name, d, root, run_out, features_dir)
+                try:
+                    tp = plan_triple(ropts, registry, corpus=corpus)
+                except EmoboxError as exc:
+                    plan.missing.append(MissingCorpus(corpus_name, f"{up.name} x {d}: {exc}"))
+                    continue
+                key = (up.name, corpus_name, d)
+                plan.triples[key] = tp
+                plan.run_dirs[key] = run_out
+                done = _finished(run_out, tp, code_versions(tp))
+                for fold in tp.folds:
+                    status = "done" if fold.index in done else "todo"
+                    pair_done = pair_done and status == "done"
+                    plan.trainings.append(TrainTask(
+                        f"train:{up.name}:{corpus_name}:{d}:fold{fold.index}", up.name,
+                        corpus_name, d, fold.index, len(fold.train), len(fold.valid),
+                        len(fold.test), len(tp.configs), status))
+            extraction.status = "done" if pair_done else "todo"
+            plan.extractions.append(extraction)
+    return plan
+
+
+def _finished(run_out: Path, tp: Any, versions: dict) -> set[int]:
+    """Folds of ``run_out`` finished with the options of ``tp`` (by the rows' option
+    fingerprints; a damaged run directory has none: running it reports the damage)."""
+    from emobox.tracks.runner import finished_folds, plan_options
+
+    try:
+        check_run_dir(run_out)
+        rows = read_rows(run_out)
+    except EmoboxError:
+        return set()
+    ids = {config_id(hp) for hp in tp.configs}
+    return set(finished_folds(run_out, rows, ids, plan_options(tp), versions))
+
+
+def _reference(spec: Any) -> Any:
+    if spec.reference_table is None:
+        return None
+    try:
+        return spec.reference_table()
+    except Exception:  # a broken reference only costs the plan its published sizes
+        return None
+
+
+def _missing(spec: Any, reason: str) -> MissingCorpus:
+    ref = _reference(spec)
+    if ref is None:
+        return MissingCorpus(spec.name, reason)
+    hours = sum(ref.duration.values()) / 3600 if ref.duration else None
+    return MissingCorpus(spec.name, reason, len(ref.label), hours)
+
+
+def audio_seconds(manifest: Any, reference: Any = None) -> float | None:
+    """Total audio seconds: the manifest's segments and durations, the published durations,
+    else the files' headers."""
+    import soundfile as sf
+
+    total = 0.0
+    published = reference.duration if reference is not None else {}
+    for u in manifest:
+        if u.start is not None and u.end is not None:
+            total += max(0.0, u.end - u.start)
+        elif u.duration is not None:
+            total += u.duration
+        elif u.key in published:
+            total += published[u.key]
+        else:
+            try:
+                info = sf.info(str(manifest.audio_path(u)))
+                total += info.frames / info.samplerate
+            except Exception:
+                return None
+    return total
+
+
+def estimate_flops(spec: Any, manifest: Any, reference: Any = None) -> tuple[float | None, str]:
+    """Encoder FLOPs of one pass over the corpus, without loading weights where possible:
+    the plugin's analytic ``spec.flops``; else, for upstreams without weights, the model's own
+    ``flops``; else a transformer estimate from the spec's layers, width and frame rate."""
+    lengths = _lengths(manifest, reference, spec.sample_rate)
+    if lengths is None:
+        return None, ""
+    if spec.flops is not None:
+        return float(sum(spec.flops(n) for n in lengths)), "plugin"
+    if not spec.checkpoint:
+        try:
+            model = spec.build(device="cpu")
+            per = [model.flops(n) for n in lengths]
+            if all(p is not None for p in per):
+                return float(sum(per)), "model"
+        except Exception:
+            pass
+    if spec.num_layers > 0 and spec.hidden_size > 0:
+        return float(sum(transformer_flops(n, spec) for n in lengths)), "estimate from spec"
+    return None, ""
+
+
+def transformer_flops(num_samples: int, spec: Any) -> float:
+    """Multiply-adds x 2 of ``num_layers`` standard transformer blocks (FFN 4x hidden) over the
+    frames of ``num_samples`` samples; the convolutional front end is not counted."""
+    t = max(1.0, num_samples * spec.frame_rate / spec.sample_rate)
+    d = float(spec.hidden_size)
+    per_block = 2 * t * (4 * d * d + 2 * d * 4 * d) + 4 * t * t * d
+    return spec.num_layers * per_block
+
+
+def _lengths(manifest: Any, reference: Any, sample_rate: int) -> list[int] | None:
+    out = []
+    published = reference.duration if reference is not None else {}
+    for u in manifest:
+        if u.start is not None and u.end is not None:
+            sec = u.end - u.start
+        elif u.duration is not None:
+            sec = u.duration
+        elif u.key in published:
+            sec = published[u.key]
+        else:
+            try:
+                import soundfile as sf
+
+                info = sf.info(str(manifest.audio_path(u)))
+                sec = info.frames / info.samplerate
+            except Exception:
+                return None
+        out.append(int(round(max(sec, 0.0) * sample_rate)))
+    return out
+
+
+# -- running ---------------------------------------------------------------------------------
+
+def bench(opts: BenchOptions, reporter: Reporter | None = None,
+          registry: Registry | None = None) -> BenchResult:
+    """Plan the grid, skip what is finished, run the rest with the chosen executor."""
+    from emobox.tracks.executors import make_executor
+    from emobox.tracks.runner import check_out
+
+    reporter = reporter or Reporter()
+    plan = plan_bench(opts, registry)
+    if opts.dry_run:
+        return BenchResult(plan.out, plan, [], [t.id for t in plan.finished], {}, plan.missing)
+    if not plan.triples:
+        names = ", ".join(m.corpus for m in plan.missing) or "none"
+        raise EmoboxUsageError(f"nothing to run: no requested corpus is on this machine "
+                               f"(missing: {names}); pass --root-map corpus=DIR or put them "
+                               f"under $EMOBOX_DATA/<corpus>")
+    check_out(plan.out, opts.features_dir, kind="bench")
+    check_bench_dir(plan.out)
+    waited: list[str] = []
+
+    def on_wait(message: str) -> None:
+        waited.append(message)
+        warnings.warn(message)
+
+    with file_lock(plan.out, on_wait, what=f"bench directory {plan.out}"):
+        if waited:  # the other bench may have finished some of the tasks: plan again
+            plan = plan_bench(opts, registry)
+        check_bench_dir(plan.out)
+        _prepare_bench_dir(plan)
+        executor = make_executor(opts, registry, reporter)
+        driver = _Driver(plan, executor, reporter, registry or get_registry())
+        try:
+            driver.run()
+        finally:
+            executor.close()
+            driver.locks.close()
+            _write_summary(plan)
+    return BenchResult(plan.out, plan, driver.ran, [t.id for t in plan.finished],
+                       driver.failed, plan.missing)
+
+
+BENCH_DAMAGED = ("the bench directory was edited or damaged: choose another --out or delete "
+                 "that folder")
+
+
+def read_bench_json(out: Path) -> dict:
+    """``bench.json`` of a bench directory, checked (kind, options, name lists)."""
+    path = out / "bench.json"
+    try:
+        old = read_json_file(path, MAX_CONFIG_BYTES, "in bench directories")
+    except DataError as exc:
+        raise DataError(f"{exc}; {BENCH_DAMAGED}", path=str(path))
+    problem = ""
+    if not isinstance(old, dict) or old.get("kind") != "emobox.bench":
+        problem = "not an emobox bench file (no kind emobox.bench)"
+    elif not isinstance(old.get("training_options"), dict):
+        problem = "field 'training_options' is not an object"
+    else:
+        for name in ("upstreams", "corpora", "downstreams"):
+            value = old.get(name, [])
+            if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+                problem = f"field {name!r} is not a list of names"
+                break
+    if problem:
+        raise DataError(f"{path}: {problem}; {BENCH_DAMAGED}", path=str(path))
+    return old
+
+
+def _options_diff(old: dict, new: dict, limit: int = 4) -> str:
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    parts = [f"{k}: {json.dumps(old.get(k), default=str)[:40]} there, "
+             f"{json.dumps(new.get(k), default=str)[:40]} now" for k in keys[:limit]]
+    more = f", and {len(keys) - limit} more" if len(keys) > limit else ""
+    return "; ".join(parts) + more
+
+
+def _prepare_bench_dir(plan: BenchPlan) -> None:
+    path = plan.out / "bench.json"
+    wanted = plan.options.training_options()
+    if path.exists() or path.is_symlink():
+        old = read_bench_json(plan.out)
+        plain = json.loads(json.dumps(wanted, default=str))
+        if old["training_options"] != plain:
+            raise EmoboxUsageError(
+                f"{plan.out} holds a bench made with other training options "
+                f"({_options_diff(old['training_options'], plain)}); choose another --out or "
+                f"delete that folder")
+        upstreams = list(dict.fromkeys(old.get("upstreams", []) + list(plan.options.upstreams)))
+        corpora = list(dict.fromkeys(old.get("corpora", []) + [t.corpus for t in
+                                                               plan.extractions]))
+        downstreams = list(dict.fromkeys(old.get("downstreams", [])
+                                         + list(plan.options.downstreams)))
+    else:
+        upstreams, downstreams = list(plan.options.upstreams), list(plan.options.downstreams)
+        corpora = list(dict.fromkeys(t.corpus for t in plan.extractions))
+    atomic_write_json(path, {"kind": "emobox.bench", "schema_version": 1,
+                             "emobox_version": __version__, "training_options": wanted,
+                             "upstreams": upstreams, "corpora": corpora,
+                             "downstreams": downstreams})
+
+
+class _Driver:
+    """Submits tasks, writes each finished one to the bench directory, never loses a result."""
+
+    def __init__(self, plan: BenchPlan, executor: Any, reporter: Reporter, registry: Registry):
+        self.plan, self.executor, self.reporter, self.registry = plan, executor, reporter, registry
+        self.ran: list[str] = []
+        self.failed: dict[str, str] = {}
+        self.open_runs: dict[tuple, dict] = {}  # triple -> {config, done rows, notes, todo}
+        self.locks = contextlib.ExitStack()  # of the run directories being written
+
+    def run(self) -> None:
+        todo_trainings = {(t.upstream, t.corpus, t.downstream, t.fold)
+                          for t in self.plan.trainings if t.status == "todo"}
+        for ext in self.plan.extractions:
+            if ext.status != "todo":
+                continue
+            triples = [k for k in self.plan.triples if k[:2] == (ext.upstream, ext.corpus)]
+            tp = self.plan.triples[triples[0]]
+            self.executor.submit_extract(ext.id, tp, {"triples": triples,
+                                                      "todo": todo_trainings})
+        # the local executor shows each task's own progress bar (one live display at a time)
+        overall = Reporter() if getattr(self.executor, "shows_progress", False) else self.reporter
+        with overall.task("bench", len(self.plan.todo), "task") as bar:
+            while self.executor.pending():
+                task_id, meta, result, error, info = self.executor.next_done()
+                bar.advance(1)
+                if error is not None:
+                    self._failed(task_id, error, info)
+                    continue
+                self._log(task_id, "done", info)
+                self.ran.append(task_id)
+                if task_id.startswith("extract:"):
+                    self._extracted(result, meta)
+                else:
+                    self._trained(result, meta)
+
+    def _extracted(self, feats: Any, meta: dict) -> None:
+        from emobox.tracks.runner import _prepare_out, fold_jobs, recipe_dropped, run_config, write_skipped
+        from emobox.datasets.splits import leakage
+
+        for key in meta["triples"]:
+            tp = self.plan.triples[key]
+            run_out = self.plan.run_dirs[key]
+            _, full_config = run_config(tp, feats)
+            task_prefix = f"train:{key[0]}:{key[1]}:{key[2]}"
+            try:
+                self.locks.enter_context(run_lock(run_out))
+                done = _prepare_out(run_out, full_config, len(tp.configs))
+            except EmoboxError as exc:
+                for fold in tp.folds:
+                    self._failed(f"{task_prefix}:fold{fold.index}", exc, {})
+                continue
+            notes = list(tp.notes)
+            notes.extend(write_skipped(run_out, feats.skipped, tp.corpus.skipped, tp.manifest,
+                                       tp.left_out, tp.corpus.manifest,
+                                       recipe_dropped(tp, feats)))
+            todo = [f for f in tp.folds if f.index not in done
+                    and key + (f.index,) in meta["todo"]]
+            self.open_runs[key] = {"config": full_config, "done": done, "notes": notes,
+                                   "leaks": leakage(tp.manifest, tp.folds), "left": len(todo)}
+            for job in fold_jobs(tp, feats, full_config, todo):
+                self.executor.submit_train(f"{task_prefix}:fold{job.fold}", job, key[2],
+                                           {"triple": key})
+            if not todo:
+                self._close_run(key)
+
+    def _trained(self, output: Any, meta: dict) -> None:
+        from emobox.tracks.runner import write_fold
+
+        key = meta["triple"]
+        state = self.open_runs[key]
+        write_fold(self.plan.run_dirs[key], output)
+        state["done"][output.fold] = output.rows
+        if state["leaks"].get(output.fold):
+            state["notes"].append(f"fold {output.fold}: {len(state['leaks'][output.fold])} "
+                                  f"speakers are in both train and test (speaker-dependent fold)")
+        state["left"] -= 1
+        if state["left"] == 0:
+            self._close_run(key)
+
+    def _close_run(self, key: tuple) -> None:
+        from emobox.tracks.runner import finish_run
+
+        state = self.open_runs[key]
+        finish_run(self.plan.run_dirs[key], state["done"], state["config"], state["notes"])
+
+    def _failed(self, task_id: str, error: BaseException, info: dict) -> None:
+        msg = f"{type(error).__name__}: {error}" if not isinstance(error, EmoboxError) else str(
+            error)
+        self.failed[task_id] = msg
+        self._log(task_id, "failed", dict(info, error=msg))
+        self.reporter.log(f"task {task_id} failed: {msg}")
+        if task_id.startswith("extract:"):
+            _, up, corpus = task_id.split(":")
+            for t in self.plan.trainings:
+                if (t.upstream, t.corpus) == (up, corpus) and t.status == "todo":
+                    self.failed[t.id] = f"not run: its extraction failed ({msg})"
+
+    def _log(self, task_id: str, status: str, info: dict) -> None:
+        append_jsonl(self.plan.out / "tasks.jsonl", [{
+            "task": task_id, "kind": task_id.split(":")[0], "status": status,
+            "seconds": round(float(info.get("seconds", 0.0)), 3),
+            "node": info.get("node", socket.gethostname()), "device": info.get("device", ""),
+            "error": info.get("error", ""), "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "emobox_version": __version__}])
+
+
+def _write_summary(plan: BenchPlan) -> None:
+    from emobox.training.metrics import mean_std
+
+    o = plan.options
+    head = ["# emobox bench", ""]
+    if o.recipe == "paper":
+        from emobox.tracks.runner import PAPER_RECIPE_NOTE
+
+        head += [f"**{PAPER_RECIPE_NOTE}.**", ""]
+    lines = head + [f"- downstreams: {', '.join(o.downstreams)}",
+             f"- scheme {o.scheme}, seed {o.seed}, epochs {o.epochs}, features normalised "
+             f"{'per ' + o.feature_norm if o.feature_norm != 'none' else 'not at all'}, "
+             f"gradient norm {f'clipped at {o.grad_clip:g}' if o.grad_clip else 'not clipped'}, "
+             f"selection "
+             f"{'TEST (EmoBox recipe; optimistic)' if o.select == 'test' else 'validation UA'}",
+             "", "| upstream | corpus | downstream | folds | UA % | WA % | F1 % |",
+             "|---|---|---|---|---|---|---|"]
+    for (u, c, d), run_out in sorted(plan.run_dirs.items()):
+        try:
+            check_run_dir(run_out)
+            by_fold = {r["fold"]: r for r in read_rows(run_out)
+                       if r["selected"] and not r.get("failed")}
+            rows = [by_fold[f] for f in sorted(by_fold)]
+        except EmoboxError:
+            rows = []
+        n = len(plan.triples[(u, c, d)].folds)
+        cells = []
+        for m in ("ua", "wa", "f1"):
+            if rows:
+                mu, sd = mean_std([r[m] for r in rows])
+                cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
+            else:
+                cells.append("–")
+        md = escape.markdown  # names and reasons hold paths: never Markdown or HTML
+        lines.append(f"| {md(u)} | {md(c)} | {md(d)} | {len(rows)}/{n} | {' | '.join(cells)} |")
+    if plan.missing:
+        lines += ["", "Not run:", ""] + [f"- {escape.markdown(m.corpus)}: "
+                                         f"{escape.markdown(m.reason)}" for m in plan.missing]
+    atomic_write_text(plan.out / "summary.md", "\n".join(lines) + "\n")
+
+
+def plan_rows(plan: BenchPlan) -> list[dict]:
+    """The plan as plain rows (for printing and JSON)."""
+    return [asdict(t) for t in plan.extractions] + [asdict(t) for t in plan.trainings]
+
+
+__all__ = ["BenchOptions", "BenchPlan", "BenchResult", "bench", "plan_bench"]

@@ -1,0 +1,302 @@
+"""Run directories (``emobox run``) and bench directories: the one place their files are read.
+
+:func:`collect_runs` turns paths given on the command line into run directories: a run directory
+itself (it has ``config.json`` of kind ``emobox.run``), or any folder holding run directories
+(a bench directory, a folder of runs), searched recursively (links are not followed).
+
+Everything read here may have been edited, copied from another machine or planted by someone
+else: a symbolic link, a fifo or a folder where emobox keeps a file is refused (never followed,
+never written through), files are read up to a size cap, every ``results.jsonl`` row is checked
+field by field (:func:`emobox.results.check_row`) and ``config.json`` holds the fields readers
+rely on. A problem is one :class:`emobox.DataError` naming the file and what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from emobox.errors import DataError, EmoboxUsageError
+from emobox.io import MAX_CONFIG_BYTES, file_lock, read_json_file, read_jsonl, read_text_capped
+from emobox.training.metrics import mean_std
+from emobox.reporting.results import RowError, check_row
+
+METRICS = ("ua", "wa", "f1")
+
+# what emobox keeps in a run directory, and in a bench directory besides its runs
+RUN_FILES = ("config.json", "results.jsonl", "results.superseded.jsonl", "summary.md",
+             "confusion.png", "skipped.tsv", ".lock")
+RUN_FOLDERS = ("predictions",)
+BENCH_FILES = ("bench.json", "tasks.jsonl", "summary.md", ".lock")
+BENCH_FOLDERS = ("runs",)
+MAX_PREDICTIONS_BYTES = 256 << 20
+MAX_SEARCH_DEPTH = 8  # folders below a path given to report / submit pack
+
+DAMAGED = "the file is corrupt (edited or damaged)"
+RESUME_HINT = f"{DAMAGED}: choose another --out or delete that folder"
+
+
+@dataclass
+class RunDir:
+    path: Path
+    config: dict
+    rows: list[dict]  # every result row
+
+    @property
+    def triple(self) -> tuple[str, str, str]:
+        c = self.config
+        return c["upstream"], c["corpus"], c["downstream"]
+
+    @property
+    def selected(self) -> list[dict]:
+        """The selected configuration's row of every finished fold, by fold."""
+        return sorted((r for r in self.rows if r.get("selected") and not r.get("failed")),
+                      key=lambda r: r["fold"])
+
+    @property
+    def failed(self) -> dict[str, list[int]]:
+        """Configurations whose training failed (non-finite numbers) -> the folds it failed in."""
+        out: dict[str, list[int]] = {}
+        for r in self.rows:
+            if r.get("failed"):
+                out.setdefault(r["config_id"], []).append(r["fold"])
+        return {k: sorted(v) for k, v in out.items()}
+
+    @property
+    def n_folds(self) -> int:
+        return int(self.config.get("n_folds") or len(self.config.get("folds", [])))
+
+    def fold_scores(self, metric: str) -> list[float]:
+        return [float(r[metric]) for r in self.selected]
+
+    def mean_std(self, metric: str) -> tuple[float, float] | None:
+        scores = self.fold_scores(metric)
+        return mean_std(scores) if scores else None
+
+    @property
+    def select_test(self) -> bool:
+        return self.config.get("select") == "test" or any(
+            r.get("selection") == "test" for r in self.rows)
+
+    @property
+    def contaminated(self) -> bool:
+        return any(r.get("contaminated") for r in self.rows)
+
+
+# -- what may stand in a run or bench directory -------------------------------------------------
+
+def check_entry(path: Path, folder: bool = False) -> None:
+    """Refuse a symbolic link at ``path``, or anything but a regular file (a folder when
+    ``folder``); a missing entry is fine."""
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    except NotADirectoryError:
+        return
+    if stat.S_ISLNK(mode):
+        raise DataError(f"{path}: is a symbolic link; emobox does not follow links in run and "
+                        f"bench directories: remove it, or choose another --out", path=str(path))
+    if folder and not stat.S_ISDIR(mode):
+        raise DataError(f"{path}: is not a folder; remove it, or choose another --out",
+                        path=str(path))
+    if not folder and not stat.S_ISREG(mode):
+        kind = ("a folder" if stat.S_ISDIR(mode) else "a fifo" if stat.S_ISFIFO(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket"
+                if stat.S_ISSOCK(mode) else "not a regular file")
+        raise DataError(f"{path}: is {kind}, not a regular file; remove it, or choose another "
+                        f"--out", path=str(path))
+
+
+def check_run_dir(out: Path) -> None:
+    """Every file and folder emobox keeps in run directory ``out`` is what it should be."""
+    for name in RUN_FILES:
+        check_entry(out / name)
+    for name in RUN_FOLDERS:
+        check_entry(out / name, folder=True)
+    predictions = out / "predictions"
+    if predictions.is_dir():
+        for child in _listdir(predictions):
+            if child.startswith("fold") or child.endswith(".tmp"):
+                check_entry(predictions / child)
+
+
+def check_bench_dir(out: Path) -> None:
+    for name in BENCH_FILES:
+        check_entry(out / name)
+    for name in BENCH_FOLDERS:
+        check_entry(out / name, folder=True)
+    runs = out / "runs"
+    if runs.is_dir():
+        for child in _listdir(runs):
+            check_entry(runs / child, folder=True)
+
+
+def _listdir(folder: Path) -> list[str]:
+    try:
+        return sorted(os.listdir(folder))
+    except OSError:
+        return []
+
+
+def run_lock(out: Path, on_wait: Callable[[str], None] | None = None):
+    """The lock of a run directory: one process writes it at a time (a second one waits)."""
+    return file_lock(out, on_wait, what=f"run directory {out}")
+
+
+# -- config.json --------------------------------------------------------------------------------
+
+_STR, _INT, _DICT, _LIST = "a string", "an integer", "an object", "a list"
+CONFIG_FIELDS = {"upstream": _STR, "corpus": _STR, "downstream": _STR, "scheme": _STR,
+                 "folds": _LIST, "n_folds": _INT, "grid": _DICT, "labels": _LIST,
+                 "select": _STR, "seed": _INT}
+
+
+def read_run_config(out: Path, hint: str = DAMAGED) -> dict:
+    """``config.json`` of run directory ``out``, checked (kind and the fields readers use)."""
+    path = out / "config.json"
+    try:
+        config = read_json_file(path, MAX_CONFIG_BYTES, "in run directories")
+    except DataError as exc:
+        raise DataError(f"{exc}; {hint}", path=str(path))
+    problem = config_problem(config)
+    if problem:
+        raise DataError(f"{path}: {problem}; {hint}", path=str(path))
+    return config
+
+
+def config_problem(config: Any) -> str:
+    if not isinstance(config, dict):
+        return "not an emobox run configuration (not a JSON object)"
+    if config.get("kind") != "emobox.run":
+        kind = config.get("kind")
+        return f"not an emobox run directory (kind {kind!r:.40})"
+    for name, kind in CONFIG_FIELDS.items():
+        value = config.get(name)
+        ok = {_STR: isinstance(value, str), _DICT: isinstance(value, dict),
+              _LIST: isinstance(value, list),
+              _INT: isinstance(value, int) and not isinstance(value, bool)}[kind]
+        if not ok:
+            return f"field {name!r} is {value!r:.40}, not {kind}"
+    if not all(isinstance(f, int) and not isinstance(f, bool) and f >= 1
+               for f in config["folds"]):
+        return "field 'folds' is not a list of fold numbers"
+    if not all(isinstance(x, str) for x in config["labels"]):
+        return "field 'labels' is not a list of class names"
+    return ""
+
+
+# -- results.jsonl ------------------------------------------------------------------------------
+
+def read_rows(out: Path, repair: bool = False, hint: str = DAMAGED) -> list[dict]:
+    """The result rows of run directory ``out``, each checked (:func:`check_row`). A last line
+    cut by a crash is skipped with a warning (and removed when ``repair``)."""
+    return read_jsonl(out / "results.jsonl", repair=repair, what="in run directories",
+                      check=check_row, hint=hint)
+
+
+def check_folds(path: Path, rows: list[dict], hint: str = DAMAGED) -> None:
+    """Rows of one run agree with each other: every (fold, configuration) once, at most one
+    selected configuration per fold, one set of classes."""
+    seen: set[tuple[int, str]] = set()
+    selected: set[int] = set()
+    file = path / "results.jsonl"
+    for r in rows:
+        key = (r["fold"], r["config_id"])
+        if key in seen:
+            raise DataError(f"{file}: fold {key[0]} holds configuration {key[1]} twice; {hint} "
+                            f"(rerunning the same command redoes that fold)", path=str(file))
+        seen.add(key)
+        if r["selected"] and not r.get("failed"):
+            if r["fold"] in selected:
+                raise DataError(f"{file}: fold {r['fold']} has two selected configurations; "
+                                f"{hint}", path=str(file))
+            selected.add(r["fold"])
+
+
+def load_run(path: Path) -> RunDir:
+    check_run_dir(path)
+    config = read_run_config(path)
+    rows = read_rows(path)
+    check_folds(path, rows)
+    return RunDir(path, config, rows)
+
+
+def read_predictions(run: RunDir, fold: int) -> list[tuple[str, str, str]]:
+    """``(key, gold, predicted)`` of ``predictions/fold<k>.tsv``; FileNotFoundError when the
+    fold has none."""
+    path = run.path / "predictions" / f"fold{fold}.tsv"
+    text = read_text_capped(path, MAX_PREDICTIONS_BYTES, "in run directories")
+    lines = text.split("\n")
+    if not lines or lines[0].split("\t")[:3] != ["key", "gold", "predicted"]:
+        raise DataError(f"{path}: not a predictions file (its header is not key, gold, "
+                        f"predicted); {DAMAGED}", path=str(path))
+    out = []
+    for i, line in enumerate(lines[1:], start=2):
+        if not line:
+            continue
+        cells = line.split("\t")
+        if len(cells) != 3 or not all(cells):
+            raise DataError(f"{path}:{i}: expected key, gold and predicted separated by tabs; "
+                            f"{DAMAGED}", path=str(path))
+        out.append((cells[0], cells[1], cells[2]))
+    return out
+
+
+# -- finding run directories ----------------------------------------------------------------------
+
+def collect_runs(paths: Iterable[str | Path]) -> list[RunDir]:
+    """Run directories at or under ``paths`` (each given path must hold at least one)."""
+    runs: list[RunDir] = []
+    seen: set[Path] = set()
+    for given in paths:
+        base = Path(given)
+        if not base.exists():
+            raise EmoboxUsageError(f"{base} does not exist")
+        if (base / "config.json").exists() or (base / "config.json").is_symlink():
+            found = [base]  # named on purpose: a damaged one is an error, not skipped
+        else:
+            found = sorted(p for p in _search(base) if _is_run(p))
+        if not found:
+            raise EmoboxUsageError(f"{base} holds no emobox run directory (a folder with "
+                                   f"config.json and results.jsonl made by `emobox run` or "
+                                   f"`emobox bench`)")
+        for p in found:
+            real = p.resolve()
+            if real not in seen:
+                seen.add(real)
+                runs.append(load_run(p))
+    return runs
+
+
+def _search(base: Path) -> Iterator[Path]:
+    """Folders under ``base`` holding a ``config.json`` (links are not followed)."""
+    for root, dirs, files in os.walk(base, followlinks=False):
+        depth = len(Path(root).relative_to(base).parts)
+        if depth >= MAX_SEARCH_DEPTH:
+            dirs[:] = []
+        dirs.sort()
+        if "config.json" in files:
+            yield Path(root)
+
+
+def _is_run(path: Path) -> bool:
+    """Whether ``path`` (found holding a ``config.json``) is a run directory. Another tool's
+    folder is passed over; a run directory whose ``config.json`` is damaged (it has
+    ``results.jsonl`` beside it) is an error, not silently left out of a report."""
+    try:
+        config = read_json_file(path / "config.json", MAX_CONFIG_BYTES, "in run directories")
+    except (DataError, OSError) as exc:
+        if (path / "results.jsonl").exists() or (path / "results.jsonl").is_symlink():
+            if isinstance(exc, DataError):
+                raise DataError(f"{exc}; {DAMAGED}", path=exc.path)
+            raise
+        return False
+    return isinstance(config, dict) and config.get("kind") == "emobox.run"
+
+
+__all__ = ["RunDir", "collect_runs", "load_run", "read_rows", "read_run_config",
+           "check_run_dir", "check_bench_dir", "run_lock", "RowError"]

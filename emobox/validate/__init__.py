@@ -1,0 +1,1 @@
+"""Checks: contract checks on plugins and `emobox plugins doctor`."""
