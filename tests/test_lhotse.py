@@ -43,3 +43,19 @@ def test_demo_export_loads_and_validates_with_lhotse(cli, tmp_path):
 def test_unknown_format_is_a_usage_error(cli, tmp_path):
     res = cli("corpora", "manifest", "-c", "demo", "--format", "kaldi", "-o", tmp_path / "x")
     assert res.code == 2 and "error: --format 'kaldi': use tsv or lhotse" in res.err
+
+
+def test_readme_lhotse_command_writes_the_files_it_names(cli, tmp_path):
+    import shlex
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("## Lhotse manifests", 1)[1].split("\n## ", 1)[0]
+    cmds = [ln.strip() for ln in section.splitlines() if ln.startswith("    emobox ")]
+    assert cmds == ["emobox corpora manifest -c demo --format lhotse -o lhotse_demo"]
+    args = shlex.split(cmds[0])[1:]
+    args[args.index("lhotse_demo")] = str(tmp_path / "lhotse_demo")
+    assert cli(*args).code == 0
+    for name in ("demo_recordings_all", "demo_supervisions_all", "demo_cuts_all"):
+        assert (tmp_path / "lhotse_demo" / f"{name}.jsonl.gz").is_file()
+        assert f"{name}.jsonl.gz" in section
