@@ -52,7 +52,8 @@ def test_readme_lhotse_command_writes_the_files_it_names(cli, tmp_path):
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     section = text.split("## Lhotse manifests", 1)[1].split("\n## ", 1)[0]
     cmds = [ln.strip() for ln in section.splitlines() if ln.startswith("    emobox ")]
-    assert cmds == ["emobox corpora manifest -c demo --format lhotse -o lhotse_demo"]
+    assert cmds[0] == "emobox corpora manifest -c demo --format lhotse -o lhotse_demo"
+    assert cmds[1] == "emobox run -u fbank -c lhotse --root lhotse_demo -d linear_probe"
     args = shlex.split(cmds[0])[1:]
     args[args.index("lhotse_demo")] = str(tmp_path / "lhotse_demo")
     assert cli(*args).code == 0
