@@ -46,15 +46,33 @@ def manifest_command(
     corpus: str = typer.Option(..., "-c", "--corpus", help="Corpus name."),
     root: Optional[str] = typer.Option(None, "--root", help="Corpus root folder "
                                        "(default $EMOBOX_DATA/<corpus>)."),
-    out: str = typer.Option(..., "-o", "--out", help="Manifest file to write (.tsv)."),
+    out: str = typer.Option(..., "-o", "--out", help="Manifest file to write (.tsv), or the "
+                            "folder of the Lhotse manifests (--format lhotse)."),
     scheme: str = typer.Option("emobox", "--scheme", help=SCHEME_HELP),
     seed: int = typer.Option(0, "--seed", help="Seed of the validation split and of the "
                              "speaker-independent folds."),
     corpus_option: List[str] = typer.Option([], "--corpus-option", "-C",
                                             help="Corpus option name=value (repeatable)."),
+    fmt: str = typer.Option("tsv", "--format", help="tsv (emobox's manifest) | lhotse "
+                            "(RecordingSet, SupervisionSet and CutSet as jsonl.gz)."),
 ) -> None:
     """Scan a local copy and write one TSV row per utterance with its folds."""
     from emobox.datasets.corpus_tools import write_manifest
+
+    # -- Lhotse manifests (--format lhotse) --
+    if fmt == "lhotse":
+        from ..lhotse_io import export_lhotse
+
+        lx = export_lhotse(corpus, root, out, scheme=scheme, seed=seed,
+                           options=parse_options(corpus_option, "--corpus-option"))
+        console.print(f"{lx.utterances} utterances, {lx.folds} folds ({scheme}) -> {lx.recordings}, "
+                      f"{lx.supervisions}, {lx.cuts}", highlight=False, soft_wrap=True, markup=False)
+        return
+    if fmt != "tsv":
+        err_console.print(f"error: --format {fmt!r}: use tsv or lhotse", highlight=False,
+                          markup=False)
+        raise typer.Exit(int(ExitCode.USAGE))
+    # -- end Lhotse --
 
     res = write_manifest(corpus, root, out, scheme=scheme, seed=seed,
                          options=parse_options(corpus_option, "--corpus-option"))

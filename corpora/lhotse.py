@@ -1,0 +1,213 @@
+"""Lhotse manifests as a corpus: ``-c lhotse --root cuts.jsonl.gz`` (or a folder holding
+``*_recordings_*.jsonl.gz`` and ``*_supervisions_*.jsonl.gz``).
+
+One utterance per supervision (key = the supervision id), read at its offsets in the recording.
+``-C label_field=`` names the supervision field or ``custom`` key holding the emotion (default
+``emotion``), ``-C speaker_field=`` the speaker (default ``speaker``), ``-C fold_field=`` the custom
+key holding ``{"1": "train" | "valid" | "test" | "-", ...}`` (default ``folds``; without it, the
+folds are speaker-independent). ``-C labels=a,b,...`` lists the classes: another label is an error.
+The defaults read what ``emobox corpora manifest --format lhotse`` writes. Manifests are read
+streaming, with a cap on their decompressed size (``-C max_mb=``, default 512).
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from emobox import (Corpus, CorpusSpec, DataError, EmoboxUsageError, Fold, Manifest, hookimpl)
+from emobox.manifest import Utterance
+from emobox.splits import VALID_FRACTION, stratified_split
+
+ROLES = ("train", "valid", "test", "-")
+
+
+def read_jsonl(path: Path, max_bytes: int) -> Iterator[tuple[int, dict]]:
+    """The JSON objects of a (gzipped) JSON-lines file, refused past ``max_bytes`` decompressed."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    total = 0
+    try:
+        with opener(path, "rb") as fh:
+            for n, line in enumerate(iter(lambda: fh.readline(1 << 20), b""), start=1):
+                total += len(line)
+                if total > max_bytes or (len(line) == 1 << 20 and not line.endswith(b"\n")):
+                    raise DataError(f"{path}: larger than {max_bytes >> 20} MiB decompressed "
+                                    f"(or a line over 1 MiB); refused (-C max_mb= raises the cap)",
+                                    path=str(path))
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                    raise DataError(f"{path}:{n}: not valid JSON ({exc})", path=str(path))
+                if not isinstance(obj, dict):
+                    raise DataError(f"{path}:{n}: not a JSON object", path=str(path))
+                yield n, obj
+    except (OSError, EOFError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise
+        raise DataError(f"{path}: cannot read ({exc})", path=str(path))
+
+
+class LhotseCorpus(Corpus):
+    """a corpus given as Lhotse manifests (a CutSet, or a RecordingSet and a SupervisionSet)"""
+
+    name = "lhotse"
+    expected_top_level = ("a Lhotse cuts .jsonl.gz, or a folder with *_recordings_*.jsonl.gz and "
+                          "*_supervisions_*.jsonl.gz")
+
+    def __init__(self, root: str | Path, label_field: str = "emotion",
+                 speaker_field: str = "speaker", fold_field: str = "folds",
+                 labels: str = "", max_mb: int | str = 512):
+        root = Path(root).expanduser()
+        self.max_bytes = int(max_mb) << 20
+        self.label_field, self.speaker_field, self.fold_field = label_field, speaker_field, fold_field
+        self.allowed = tuple(x for x in str(labels).split(",") if x) or None
+        if root.is_file():
+            self.cuts, self.recs, self.sups = root, None, None
+            self.source = root
+        elif root.is_dir():
+            recs = sorted(root.glob("*_recordings_*.jsonl*"))
+            sups = sorted(root.glob("*_supervisions_*.jsonl*"))
+            cuts = sorted(root.glob("*_cuts_*.jsonl*"))
+            if len(recs) == 1 and len(sups) == 1:
+                self.cuts, self.recs, self.sups = None, recs[0], sups[0]
+            elif len(cuts) == 1:
+                self.cuts, self.recs, self.sups = cuts[0], None, None
+            else:
+                raise EmoboxUsageError(f"corpus 'lhotse': {root} should hold one recordings and "
+                                       f"one supervisions manifest, or one cuts manifest")
+            self.source = root
+        else:
+            raise EmoboxUsageError(f"corpus 'lhotse': {root} does not exist; give "
+                                   f"{self.expected_top_level}")
+        first = (self.cuts or self.recs).name
+        self.name = first.split("_cuts_")[0].split("_recordings_")[0] if "_" in first else "lhotse"
+        self.root = Path("/")
+        self.skipped = []
+        self._manifest = None
+        self._roles: dict[str, dict[str, str]] = {}
+        self.has_speaker_ids = True
+
+    # -- reading ---------------------------------------------------------------------------------
+    def _audio(self, rec: dict, where: str, base: Path) -> tuple[str, int]:
+        srcs = rec.get("sources")
+        if not isinstance(srcs, list) or len(srcs) != 1 or not isinstance(srcs[0], dict) \
+                or srcs[0].get("type") != "file" or not isinstance(srcs[0].get("source"), str):
+            raise DataError(f"{where}: recording {rec.get('id')!r} is not one audio file "
+                            f"(emobox reads file sources only)", path=where)
+        path = Path(srcs[0]["source"]).expanduser()
+        if not path.is_absolute():  # relative paths resolve against the manifest's folder
+            path = base / path
+        nch = len(rec.get("channel_ids") or srcs[0].get("channels") or [0])
+        return os.path.realpath(path), nch
+
+    def _field(self, sup: dict, field: str):
+        custom = sup.get("custom") if isinstance(sup.get("custom"), dict) else {}
+        return custom[field] if field in custom else sup.get(field)
+
+    def _utt(self, sup: dict, rec: dict, offset: float, where: str, base: Path) -> Utterance:
+        key = sup.get("id")
+        if not isinstance(key, str) or not key:
+            raise DataError(f"{where}: a supervision has no id", path=where)
+        path, nch = self._audio(rec, where, base)
+        label = self._field(sup, self.label_field)
+        if not isinstance(label, str) or not label:
+            raise DataError(f"{where}: cut {key!r} has no {self.label_field!r} (pass "
+                            f"-C label_field=FIELD: a supervision field or custom key)", path=where)
+        if self.allowed and label not in self.allowed:
+            raise DataError(f"{where}: cut {key!r} has label {label!r}, not one of "
+                            f"{', '.join(self.allowed)}", path=where)
+        speaker = self._field(sup, self.speaker_field)
+        if speaker is None or speaker == "":
+            raise DataError(f"{where}: cut {key!r} has no {self.speaker_field!r} (pass "
+                            f"-C speaker_field=FIELD)", path=where)
+        try:
+            start = float(offset) + float(sup.get("start", 0.0))
+            end = start + float(sup["duration"])
+        except (KeyError, TypeError, ValueError):
+            raise DataError(f"{where}: cut {key!r} has no valid start/duration", path=where)
+        ch = sup.get("channel")
+        channel = ch + 1 if isinstance(ch, int) and nch > 1 else None
+        custom = sup.get("custom") if isinstance(sup.get("custom"), dict) else {}
+        raw = custom.get("emotion_raw") if self.label_field == "emotion" else None
+        folds = custom.get(self.fold_field)
+        if folds is not None:
+            if not isinstance(folds, dict) or not all(
+                    isinstance(v, str) and v in ROLES for v in folds.values()) or not all(
+                    str(k).isdigit() for k in folds):
+                raise DataError(f"{where}: cut {key!r}: {self.fold_field!r} should map fold "
+                                f"numbers to {', '.join(ROLES)}", path=where)
+            self._roles[key] = {str(k): v for k, v in folds.items()}
+        full = rec.get("duration")
+        seg = not (start == 0.0 and isinstance(full, (int, float)) and abs(end - full) < 1e-3)
+        return Utterance(key=key, path=path.lstrip("/"), label=label, speaker=str(speaker),
+                         raw_label=raw if isinstance(raw, str) else None, channel=channel,
+                         start=start if seg else None, end=end if seg else None)
+
+    def scan(self) -> Manifest:
+        utts = []
+        if self.cuts is not None:
+            base = self.cuts.parent
+            for n, cut in read_jsonl(self.cuts, self.max_bytes):
+                where = f"{self.cuts}:{n}"
+                rec = cut.get("recording")
+                if not isinstance(rec, dict) or not isinstance(cut.get("supervisions"), list):
+                    raise DataError(f"{where}: cut {cut.get('id')!r} has no recording or "
+                                    f"supervisions", path=str(self.cuts))
+                for sup in cut["supervisions"]:
+                    if isinstance(sup, dict):
+                        utts.append(self._utt(sup, rec, cut.get("start", 0.0), where, base))
+        else:
+            base = self.recs.parent
+            recs = {r.get("id"): r for _, r in read_jsonl(self.recs, self.max_bytes)}
+            for n, sup in read_jsonl(self.sups, self.max_bytes):
+                where = f"{self.sups}:{n}"
+                rec = recs.get(sup.get("recording_id"))
+                if rec is None:
+                    raise DataError(f"{where}: cut {sup.get('id')!r}: recording "
+                                    f"{sup.get('recording_id')!r} is not in {self.recs}",
+                                    path=str(self.sups))
+                utts.append(self._utt(sup, rec, 0.0, where, base))
+        if not utts:
+            raise DataError(f"{self.source}: no supervisions", path=str(self.source))
+        labels = self.allowed or tuple(sorted({u.label for u in utts}))
+        return Manifest(self.name, self.root, utts, labels)
+
+    def folds(self, scheme: str = "emobox", seed: int = 0,
+              manifest: Manifest | None = None) -> list[Fold]:
+        scanned = self.manifest
+        manifest = manifest or scanned
+        if scheme != "emobox" or not self._roles:
+            return super().folds(scheme, seed, manifest)
+        missing = [u.key for u in manifest if u.key not in self._roles]
+        if missing:
+            raise DataError(f"{self.source}: cut {missing[0]!r} has no {self.fold_field!r} "
+                            f"while others do", path=str(self.source))
+        names = sorted({k for r in self._roles.values() for k in r}, key=int)
+        labels = {u.key: u.label for u in manifest}
+        folds = []
+        for i, name in enumerate(names, start=1):
+            by_role: dict[str, list[str]] = {r: [] for r in ROLES}
+            for u in manifest:
+                by_role[self._roles[u.key].get(name, "-")].append(u.key)
+            if by_role["valid"]:
+                train, valid, rule = by_role["train"], by_role["valid"], "official"
+            else:
+                train, valid = stratified_split(by_role["train"], labels, VALID_FRACTION, seed,
+                                                f"{self.name}/valid/{i}")
+                rule = "stratified-20%"
+            folds.append(Fold(i, tuple(train), tuple(valid), tuple(by_role["test"]), "emobox",
+                              rule))
+        return folds
+
+
+@hookimpl
+def emobox_corpora():
+    return [CorpusSpec(
+        name="lhotse", build=LhotseCorpus, description=LhotseCorpus.__doc__, reader=True,
+        license="that of the corpus the manifests describe",
+        expected_top_level=LhotseCorpus.expected_top_level)]
