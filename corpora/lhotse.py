@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from emobox import (Corpus, CorpusSpec, DataError, EmoboxUsageError, Fold, Manifest, hookimpl)
-from emobox.manifest import Utterance
-from emobox.splits import VALID_FRACTION, stratified_split
+from emobox import Utterance
+from emobox.datasets.splits import VALID_FRACTION, stratified_split
 
 ROLES = ("train", "valid", "test", "-")
 

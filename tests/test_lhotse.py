@@ -68,7 +68,7 @@ def _mean_row(text: str) -> str:
 
 
 def test_round_trip_demo_same_manifest_and_same_ua(cli, tmp_path):
-    from emobox.corpus_tools import open_corpus
+    from emobox.datasets.corpus_tools import open_corpus
 
     out = tmp_path / "exported"
     assert cli("corpora", "manifest", "-c", "demo", "--format", "lhotse", "-o", out).code == 0
@@ -109,7 +109,7 @@ def _tones(tmp_path, lhotse):
 
 
 def test_lhotse_written_cutset_with_segments_reads_offsets_and_fields(tmp_path):
-    from emobox.corpus_tools import open_corpus
+    from emobox.datasets.corpus_tools import open_corpus
 
     recs, sups = _tones(tmp_path, lhotse)
     cuts = lhotse.CutSet.from_manifests(recordings=recs, supervisions=sups).trim_to_supervisions()

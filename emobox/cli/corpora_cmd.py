@@ -61,7 +61,7 @@ def manifest_command(
 
     # -- Lhotse manifests (--format lhotse) --
     if fmt == "lhotse":
-        from ..lhotse_io import export_lhotse
+        from ..datasets.lhotse_io import export_lhotse
 
         lx = export_lhotse(corpus, root, out, scheme=scheme, seed=seed,
                            options=parse_options(corpus_option, "--corpus-option"))

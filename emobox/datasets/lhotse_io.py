@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import EmoboxUsageError
+from ..errors import EmoboxUsageError
 
 PART = "all"  # every utterance in one part: the folds live in each supervision's ``custom``
 
