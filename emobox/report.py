@@ -331,7 +331,8 @@ def write_report(run_paths: Iterable[str | Path], out: str | Path,
         raise EmoboxUsageError("no finished fold in the given runs: nothing to report")
     notes = []
     status = paper.table4_status()
-    if status:
+    if status and any(t.scheme == "emobox" and paper.corpus_language(c) for t in tables
+                      for c in t.corpora):
         notes.append(status)
     for run in runs:  # a diverged configuration is never selected; the table says it failed
         for cid, folds in run.failed.items():

@@ -66,3 +66,16 @@ def test_labels_name_only_what_varies():
     assert labels("whisper_tiny_en", [a, {"layer": 3, "precision": "bf16"}])[1] == \
         "whisper_tiny_en (bf16)"
     assert differences(a, b) == ["layer: 3 vs 5"]
+
+
+def test_published_numbers_note_is_plain_and_only_beside_an_emobox_corpus(grid, norm_runs,
+                                                                          tmp_path):
+    from emobox.report import write_report
+
+    md = write_report(norm_runs, tmp_path / "tones", plots=False).files["table.md"].read_text()
+    assert "not shipped" not in md  # tones is not an EmoBox corpus
+    emodb = grid["dir"] / "runs" / "mfcc__emodb__linear_probe"
+    md = write_report([emodb], tmp_path / "emodb", plots=False).files["table.md"].read_text()
+    assert ("the EmoBox paper's published intra-corpus numbers (its Table 4) are not shipped "
+            "with emobox, so no (paper) row is shown") in md
+    assert "conversion" not in md and "supplied text" not in md
