@@ -349,4 +349,7 @@ def write_report(run_paths: Iterable[str | Path], out: str | Path,
     if plots:
         for path in plot_tables(tables, out):
             report.files[str(path.relative_to(out))] = path
+    from .layers import write as write_layers
+
+    report.files.update(write_layers(runs, out, plots))
     return report
