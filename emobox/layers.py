@@ -3,8 +3,8 @@ UA by layer (mean ± std over folds) as ``layers.md`` and ``plots/layers.png``."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from . import variants
 from .io import atomic_write_text
@@ -38,8 +38,8 @@ def layer_sweeps(runs: Sequence[RunDir]) -> dict[tuple[str, str, str], list[tupl
 
 
 def to_markdown(sweeps) -> str:
-    lines = ["# UA by layer", "", "Mean ± std over folds (%) of the configuration selected in "
-             "each fold; layers counted as the upstream counts them.", ""]
+    lines = ["# UA by layer", "", ("Mean ± std over folds (%) of the configuration selected in "
+                                   "each fold; layers counted as the upstream counts them."), ""]
     for (u, c, d), points in sweeps.items():
         lines += [f"## {u} x {c} ({d})", "", "| layer | UA |", "|---:|---:|"]
         lines += [f"| {layer} | {m:.2f} ± {s:.2f} |" for layer, m, s in points] + [""]

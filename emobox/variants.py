@@ -4,7 +4,8 @@ recipe or other options become separate, labelled report rows."""
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 # config.json keys that make two runs of one triple different variants, with a short label each.
 VARIANT_KEYS = ("layer", "precision", "train_precision", "recipe", "feature_norm", "schedule",

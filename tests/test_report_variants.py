@@ -5,8 +5,8 @@ from __future__ import annotations
 import shutil
 
 import pytest
-
 from bench_support import local_grid
+
 from emobox.plugins import set_registry
 
 
