@@ -73,7 +73,7 @@ def test_report_tables_match_results(grid, tmp_path, cli):
         assert rf"\textbf{{{mean:.2f}}}$\pm${std:.2f}" in tex
     cells = list(csv.DictReader(io.StringIO((rep / "cells.csv").read_text())))
     assert len(cells) == 6 and {c["language"] for c in cells} == {"English", "German", "Tonal"}
-    assert "Table 4 numbers are not in the shipped paper tables" in md
+    assert "published intra-corpus numbers (its Table 4) are not shipped with emobox" in md
     for name in ("ua", "wa", "f1"):
         png = rep / "plots" / f"{name}_by_corpus_linear_probe_emobox.png"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -103,7 +103,7 @@ def test_report_puts_published_numbers_beside_where_shipped(grid, tmp_path, monk
     md = write_report([grid["dir"]], tmp_path / "rep", plots=False).files["table.md"].read_text()
     assert "| fbank (paper) | _61.50_ |  |  |" in md
     assert "| fbank (paper) | _62.25_ |  |  |" in md
-    assert "not in the shipped paper tables" not in md
+    assert "are not shipped with emobox" not in md
 
 
 def test_cross_corpus_heatmap_draws_a_train_by_test_matrix(tmp_path):

@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from emobox import escape
-from emobox.reporting import paper
 from emobox.errors import EmoboxUsageError
 from emobox.io import atomic_write_text
 from emobox.plugin.registry import Registry, get_registry
+from emobox.reporting import paper, variants
+from emobox.reporting.layers import write as write_layers
 from emobox.tracks.rundirs import METRICS, RunDir, collect_runs
 
 MARK_TEST, MARK_CONTAMINATED, MARK_PARTIAL = "†", "§", "*"
@@ -95,14 +96,27 @@ def corpus_language(name: str, registry: Registry) -> str:
 def build_tables(runs: Sequence[RunDir], registry: Registry | None = None) -> list[Table]:
     registry = registry or get_registry()
     groups: dict[tuple[str, str], dict[tuple[str, str], RunDir]] = {}
+    by_upstream: dict[tuple[str, str, str], list[RunDir]] = {}
+    for run in runs:
+        u, c, d = run.triple
+        by_upstream.setdefault((d, run.config.get("scheme", "emobox"), u), []).append(run)
+    row_of: dict[int, str] = {}
+    for (_, _, u), rs in by_upstream.items():
+        for run, label in zip(rs, variants.labels(u, [r.config for r in rs])):
+            row_of[id(run)] = label
     for run in runs:
         u, c, d = run.triple
         by_cell = groups.setdefault((d, run.config.get("scheme", "emobox")), {})
-        if (u, c) in by_cell:
+        row = row_of[id(run)]
+        if (row, c) in by_cell:
+            other = by_cell[(row, c)]
+            diff = variants.differences(other.config, run.config)
+            how = ("they differ only in " + "; ".join(diff)) if diff else \
+                "their configurations do not differ"
             raise EmoboxUsageError(f"two runs of {u} x {c} x {d} ({run.config.get('scheme')} "
-                                   f"folds): {by_cell[(u, c)].path} and {run.path}; pass only "
+                                   f"folds): {other.path} and {run.path}; {how}; pass only "
                                    f"one of them")
-        by_cell[(u, c)] = run
+        by_cell[(row, c)] = run
     tables = []
     for (d, scheme), by_cell in sorted(groups.items()):
         upstreams = list(dict.fromkeys(u for u, _ in by_cell))
@@ -117,7 +131,7 @@ def build_tables(runs: Sequence[RunDir], registry: Registry | None = None) -> li
             if scores["ua"] is None:
                 continue
             cells[(u, c)] = Cell(u, c, run, scores, len(run.selected), run.n_folds,
-                                 paper=paper.table4_cell(u, c) if scheme == "emobox" else None)
+                                 paper=paper.table4_cell(run.triple[0], c) if scheme == "emobox" else None)
         for c in corpora:
             for m in METRICS:
                 values = {k: round(100 * cell.scores[m][0], 2) for k, cell in cells.items()
@@ -319,7 +333,8 @@ def write_report(run_paths: Iterable[str | Path], out: str | Path,
         raise EmoboxUsageError("no finished fold in the given runs: nothing to report")
     notes = []
     status = paper.table4_status()
-    if status:
+    if status and any(t.scheme == "emobox" and paper.corpus_language(c) for t in tables
+                      for c in t.corpora):
         notes.append(status)
     for run in runs:  # a diverged configuration is never selected; the table says it failed
         for cid, folds in run.failed.items():
@@ -336,4 +351,5 @@ def write_report(run_paths: Iterable[str | Path], out: str | Path,
     if plots:
         for path in plot_tables(tables, out):
             report.files[str(path.relative_to(out))] = path
+    report.files.update(write_layers(runs, out, plots))
     return report
