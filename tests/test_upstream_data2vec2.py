@@ -332,7 +332,7 @@ def test_missing_checkpoint_says_where_it_looked_and_how_to_get_it(tmp_path, mon
     with pytest.raises(CheckpointNotFoundError) as err:
         get_registry().upstream("emotion2vec_base").build()
     assert "Hugging Face cache (emotion2vec/emotion2vec_base@" in str(err.value)
-    assert "huggingface-cli download emotion2vec/emotion2vec_base" in str(err.value)
+    assert "hf download emotion2vec/emotion2vec_base" in str(err.value)
     with pytest.raises(CheckpointNotFoundError, match="nowhere.pt: does not exist"):
         get_registry().upstream("data2vec2_base").build(ckpt=tmp_path / "nowhere.pt")
 

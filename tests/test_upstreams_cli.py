@@ -82,7 +82,7 @@ def test_info_says_what_and_where(cli, empty_hf_cache, tmp_path):
                      "frame rate │ 50 Hz", "parameters │ 315,452,096",
                      "checkpoint │ microsoft/wavlm-large", "weights │ missing"):
         assert expected in text
-    assert "huggingface-cli download microsoft/wavlm-large" in " ".join(res.err.split())
+    assert "hf download microsoft/wavlm-large" in " ".join(res.err.split())
     tiny = cli("upstreams", "info", "whisper_tiny_en")
     assert "present:" in tiny.out and "mode: faithful (default)" in " ".join(tiny.out.split())
     unknown = cli("upstreams", "info", "wavlm_larg")
@@ -122,7 +122,7 @@ def test_missing_checkpoint_is_a_clear_error(cli, empty_hf_cache):
     assert err.startswith("error: no checkpoint for upstream 'hubert_base' on this machine")
     assert "looked in:" in err and "models/hubert_base" in err
     assert "Hugging Face cache (facebook/hubert-base-ls960)" in err
-    assert "huggingface-cli download facebook/hubert-base-ls960" in err
+    assert "hf download facebook/hubert-base-ls960" in err
     assert "--upstream-ckpt PATH" in err and "Traceback" not in res.err
     bad = cli("run", "-u", "whisper_small", "-c", "demo", "--upstream-ckpt", "/nonexistent/x")
     assert bad.code == 2 and "--upstream-ckpt /nonexistent/x: does not exist" in bad.err

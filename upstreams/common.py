@@ -35,7 +35,7 @@ def how_to_get(spec: "UpstreamSpec") -> str:
     target = paths.models_dir() / spec.name
     if spec.checkpoint:
         rev = f" --revision {spec.revision}" if spec.revision else ""
-        return (f"on a machine with internet access run `huggingface-cli download "
+        return (f"on a machine with internet access run `hf download "
                 f"{spec.checkpoint}{rev}` (it fills the Hugging Face cache, which emobox reads "
                 f"offline), or save the model folder (config.json + weights) as {target}")
     return f"put the checkpoint in {target}"

@@ -44,7 +44,7 @@ CLICK_ERRORS = _exception_types("ClickException")
 ABORTS = _exception_types("Abort")
 
 app = typer.Typer(
-    name="emobox", add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    name="emobox", add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Speech emotion recognition benchmarking: compose upstream x corpus x downstream.")
 # emoji codes (":cat:") in names and paths are shown as written, never as emoji
 console = Console(emoji=False) if sys.stdout.isatty() else Console(width=120, emoji=False)

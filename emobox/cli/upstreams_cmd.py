@@ -16,7 +16,7 @@ app.add_typer(upstreams_app, name="upstreams")
 
 
 @upstreams_app.command("list")
-def list_command(pattern: Optional[str] = typer.Argument(None, help="Glob, e.g. 'whisper*'."),
+def list_command(pattern: Optional[str] = typer.Argument(None, help="Glob or part of a name, e.g. 'whisper*' or 'tiny'."),
                  ) -> None:
     """Every upstream with its size and whether its weights are on this machine."""
     from emobox.extraction.upstream_catalog import list_upstreams, weights_status
@@ -26,7 +26,12 @@ def list_command(pattern: Optional[str] = typer.Argument(None, help="Glob, e.g. 
                 "weights"):
         table.add_column(col, justify="right" if col in ("layers", "hidden", "frames/s",
                                                          "params") else "left")
-    for spec in list_upstreams(pattern):
+    specs = list_upstreams(pattern)
+    if not specs:
+        console.print(f"no upstream matches {escape(repr(pattern))} "
+                      "(run 'emobox upstreams list' for every name)")
+        return
+    for spec in specs:
         status = weights_status(spec)
         params = f"{spec.parameters / 1e6:.1f}M" if spec.parameters else "-"
         table.add_row(escape(spec.name), escape(spec.family or "-"), str(spec.num_layers),

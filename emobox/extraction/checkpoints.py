@@ -56,7 +56,7 @@ def find_checkpoint(name: str, ckpt: str | os.PathLike | None = None, hub_id: st
         if cached is not None and _usable(cached, must_contain):
             return cached
     msg = f"no checkpoint for upstream {name!r} on this machine; looked in: {'; '.join(looked)}."
-    hint = how_to_get or (f"download it with `huggingface-cli download {hub_id}` (online), or "
+    hint = how_to_get or (f"download it with `hf download {hub_id}` (online), or "
                           f"put it in {local}" if hub_id else f"put it in {local}")
     raise CheckpointNotFoundError(f"{msg} To obtain it: {hint}; or pass --upstream-ckpt PATH")
 

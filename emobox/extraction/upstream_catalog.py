@@ -39,7 +39,9 @@ def list_upstreams(pattern: str | None = None, registry: Registry | None = None
                    ) -> list[UpstreamSpec]:
     specs = (registry or get_registry()).specs("upstream")
     if pattern:
-        specs = [s for s in specs if fnmatch.fnmatchcase(s.name, pattern)]
+        # a glob ('whisper*') or a part of the name ('tiny'): both match
+        specs = [s for s in specs if fnmatch.fnmatchcase(s.name, pattern)
+                 or fnmatch.fnmatchcase(s.name, f"*{pattern}*")]
     return specs
 
 

@@ -102,7 +102,7 @@ OPTIONAL = {
     "valid_rule": _STR, "plugins": _DICT, "contaminated": _BOOL, "train_precision": _STR,
     "options_fingerprint": _STR, "options": _DICT, "failed": _STR, "kind": _STR,
     "schema_version": _INT, "feature_norm": _STR, "grad_clip": "a number >= 0", "recipe": _STR,
-    "schedule": _STR,
+    "schedule": _STR, "layer_weights": "a list of numbers from 0 to 1",
 }
 SCORES = ("ua", "wa", "f1", "valid_ua", "valid_loss")
 MAX_CLASSES = 10_000
@@ -129,6 +129,8 @@ def _fits(value: Any, kind: str) -> bool:
         return isinstance(value, list)
     if kind == _SCORE:
         return _is_number(value) and 0.0 <= value <= 1.0
+    if kind == OPTIONAL["layer_weights"]:
+        return isinstance(value, list) and all(_is_number(v) and 0.0 <= v <= 1.0 for v in value)
     return _is_number(value) and 0.0 <= value < math.inf  # a loss
 
 

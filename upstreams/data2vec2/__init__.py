@@ -40,7 +40,7 @@ VARIANTS = {
     "emotion2vec_base": (
         ("emotion2vec_base.pt",),
         dict(depth=8, prenet_depth=4, num_extra_tokens=10),
-        f"`huggingface-cli download {E2V_HUB} --revision {E2V_REVISION}` (online, into the "
+        f"`hf download {E2V_HUB} --revision {E2V_REVISION}` (online, into the "
         f"Hugging Face cache), or put emotion2vec_base.pt from the emotion2vec release in "
         f"$EMOBOX_MODELS/emotion2vec_base/"),
 }
