@@ -387,6 +387,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch intra-op threads for every method (default: torch's choice)")
     args = ap.parse_args()
+    if shutil.which("espeak-ng") is None:
+        sys.exit("error: espeak-ng not found on PATH: the benchmark synthesises its speech with it "
+                 "(Debian: apt-get install espeak-ng)")
     if args.threads:
         torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="emobox-bench-"))
