@@ -299,6 +299,20 @@ def max_abs(a: dict, b: dict) -> float:
     return max(float(np.abs(a[k] - b[k]).max()) for k in a)
 
 
+CPU_FLAGS = ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2")
+
+
+def cpu_flags() -> list[str]:
+    """The matmul-relevant flags this host's CPU reports (empty where /proc/cpuinfo is absent)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    line = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
+    have = set(line.split(":", 1)[-1].split())
+    return [f for f in CPU_FLAGS if f in have]
+
+
 def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 4) -> float:
     a = torch.randn(n, n).to(dtype)
     b = torch.randn(n, n).to(dtype)
@@ -373,6 +387,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch intra-op threads for every method (default: torch's choice)")
     args = ap.parse_args()
+    if shutil.which("espeak-ng") is None:
+        sys.exit("error: espeak-ng not found on PATH: the benchmark synthesises its speech with it "
+                 "(Debian: apt-get install espeak-ng)")
     if args.threads:
         torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="emobox-bench-"))
@@ -513,6 +530,9 @@ def run(args, work: Path, device: str) -> None:
         print(f"demo UA ({up.name} last layer, protocol sweep): exact {100 * ua_exact:.2f}, "
               f"bf16 {100 * ua_bf16:.2f} ({100 * (ua_bf16 - ua_exact):+.2f} points)")
 
+    flags = cpu_flags()
+    print(f"CPU flags: {' '.join(flags) or 'unknown'}"
+          + ("" if "amx_bf16" in flags else " (no AMX: the bf16 peak is the AVX512-BF16/AVX2 one)"))
     wl, wh = summary[encoders[0][0].name], summary[encoders[1][0].name]
     result = {
         "exact_speedup": round(wl["exact_speedup"], 3),
@@ -530,6 +550,7 @@ def run(args, work: Path, device: str) -> None:
         "whisper_bf16_peak_fraction": round(wh["bf16_peak_fraction"], 3),
         "whisper_upstream": encoders[1][1],
         "fp32_peak_gflops": round(peak["fp32"], 1), "bf16_peak_gflops": round(peak["bf16"], 1),
+        "cpu_flags": flags,
         "repeats": args.repeats, "threads": torch.get_num_threads(),
         "max_audio_wait_s": round(max(waits), 3),
         **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in demo.items()},
