@@ -7,7 +7,7 @@ import shutil
 import pytest
 from bench_support import local_grid
 
-from emobox.plugins import set_registry
+from emobox.plugin.registry import set_registry
 
 
 @pytest.fixture(scope="module")
@@ -18,7 +18,7 @@ def grid(tmp_path_factory):
 @pytest.fixture(scope="module")
 def norm_runs(grid):
     """fbank_seen x tones fold 1, twice: feature_norm utterance and frame."""
-    from emobox.runner import RunOptions, run
+    from emobox.tracks.runner import RunOptions, run
 
     set_registry(grid["registry"])
     outs = []
@@ -38,7 +38,7 @@ def _registry(grid):
 
 
 def test_variants_become_labelled_rows(norm_runs, tmp_path):
-    from emobox.report import write_report
+    from emobox.reporting.report import write_report
 
     report = write_report(norm_runs, tmp_path / "rep", plots=False)
     (table,) = report.tables
@@ -70,7 +70,7 @@ def test_labels_name_only_what_varies():
 
 def test_published_numbers_note_is_plain_and_only_beside_an_emobox_corpus(grid, norm_runs,
                                                                           tmp_path):
-    from emobox.report import write_report
+    from emobox.reporting.report import write_report
 
     md = write_report(norm_runs, tmp_path / "tones", plots=False).files["table.md"].read_text()
     assert "not shipped" not in md  # tones is not an EmoBox corpus

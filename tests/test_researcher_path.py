@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from emobox.results import RowError, check_row
+from emobox.reporting.results import RowError, check_row
 
 
 def test_shell_completion_options_are_offered(cli):

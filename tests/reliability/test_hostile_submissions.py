@@ -615,7 +615,7 @@ _RACER = """
 import sys, time
 from pathlib import Path
 from emobox.cli import main
-import emobox.leaderboard, emobox.submission  # everything imported before the start
+import emobox.reporting.leaderboard, emobox.reporting.submission  # everything imported before the start
 go = Path(sys.argv[1])
 Path(sys.argv[4]).touch()
 while not go.exists():
