@@ -16,7 +16,7 @@ import gzip
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 from emobox import (Corpus, CorpusSpec, DataError, EmoboxUsageError, Fold, Manifest, hookimpl)
 from emobox import Utterance
