@@ -78,7 +78,7 @@ def test_interrupted_bench_resumes_without_redoing_finished_tasks(grid, monkeypa
 
     out = grid["base"] / "interrupted"
     opts = grid_options(out, grid["roots"], features_dir=str(grid["base"] / "features"))
-    real = emobox.runner.train_sweep
+    real = emobox.tracks.runner.train_sweep
     calls = {"n": 0}
 
     def interrupt_on_fifth(*args, **kwargs):
@@ -87,13 +87,13 @@ def test_interrupted_bench_resumes_without_redoing_finished_tasks(grid, monkeypa
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(emobox.runner, "train_sweep", interrupt_on_fifth)
+    monkeypatch.setattr(emobox.tracks.runner, "train_sweep", interrupt_on_fifth)
     with pytest.raises(KeyboardInterrupt):
         bench(opts, registry=grid["registry"])
     done_before = {e["task"] for e in read_jsonl(out / "tasks.jsonl")}
     trained_before = {t for t in done_before if t.startswith("train:")}
     assert len(trained_before) == 4  # the fifth training was cut
-    monkeypatch.setattr(emobox.runner, "train_sweep", real)
+    monkeypatch.setattr(emobox.tracks.runner, "train_sweep", real)
 
     resumed = bench(opts, registry=grid["registry"])
     ran = set(resumed.ran)

@@ -116,7 +116,7 @@ def test_repeated_values_count_once_and_a_rerun_resumes(cli, tree, tmp_path, mon
     def refuse(*a, **k):
         raise AssertionError("the fold was trained again")
 
-    monkeypatch.setattr(emobox.runner, "train_fold", refuse)
+    monkeypatch.setattr(emobox.tracks.runner, "train_fold", refuse)
     for again in (args, _grid(args, "lr=0.001 hidden=8")):  # the same grid, written otherwise
         assert cli(*again).code == 0
 

@@ -62,7 +62,7 @@ def _no_training(monkeypatch):
     def refuse(*a, **k):
         raise AssertionError("a fold was trained again")
 
-    monkeypatch.setattr(emobox.runner, "train_fold", refuse)
+    monkeypatch.setattr(emobox.tracks.runner, "train_fold", refuse)
 
 
 def _strict_json(text: str):
@@ -533,7 +533,7 @@ def test_an_os_error_without_a_file_name_is_still_one_line(cli, tree, tmp_path, 
     def broken(*a, **k):
         raise OSError(errno.EIO, os.strerror(errno.EIO))
 
-    monkeypatch.setattr(emobox.runner, "finish_run", broken)
+    monkeypatch.setattr(emobox.tracks.runner, "finish_run", broken)
     res = cli(*run_args(tree, tmp_path / "eio"))
     assert_user_error(res, 6, "Input/output error (the operating system did not say which "
                               "file)", "the disk or network file system failed")
@@ -649,11 +649,11 @@ def test_ctrl_c_inside_code_run_from_a_string_still_exits_130(tree, tmp_path):
     package = tmp_path / "interrupting"
     package.mkdir()
     (package / "__main__.py").write_text(
-        "import emobox.runner\n"
+        "import emobox.tracks.runner\n"
         "from emobox.cli import entrypoint\n\n"
         "def run(*args, **kwargs):\n"
         "    exec('raise KeyboardInterrupt', {})\n\n"
-        "emobox.runner.run = run\n"
+        "emobox.tracks.runner.run = run\n"
         "entrypoint()\n")
     proc = subprocess.run([sys.executable, "-m", "interrupting", *map(str, run_args(
         tree, tmp_path / "run"))], capture_output=True, text=True, cwd=tmp_path, timeout=300)
