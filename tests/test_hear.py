@@ -47,7 +47,7 @@ def toy_hear(tmp_path, monkeypatch):
 
 
 def test_hear_module_frame_rate_and_sizes_come_from_the_module(toy_hear):
-    from emobox.upstreams.hear import HearUpstream
+    from emobox.upstreams.hear_upstream import HearUpstream
 
     up = HearUpstream(toy_hear)
     assert up.sample_rate == 22050 and up.hidden_size == 8 and up.num_layers == 0
@@ -59,7 +59,7 @@ def test_hear_module_frame_rate_and_sizes_come_from_the_module(toy_hear):
 def test_hear_valid_frames_are_those_centred_inside_the_item(toy_hear):
     import torch
 
-    from emobox.upstreams.hear import HearUpstream
+    from emobox.upstreams.hear_upstream import HearUpstream
 
     up = HearUpstream(toy_hear)
     out = up([torch.randn(22050), torch.randn(11025)], [0])
@@ -70,7 +70,7 @@ def test_hear_valid_frames_are_those_centred_inside_the_item(toy_hear):
 
 
 def test_model_file_hash_is_part_of_the_checkpoint_id(toy_hear, tmp_path):
-    from emobox.upstreams.hear import HearUpstream
+    from emobox.upstreams.hear_upstream import HearUpstream
 
     a, b = tmp_path / "a.bin", tmp_path / "b.bin"
     a.write_bytes(b"one")

@@ -31,8 +31,8 @@ class UpstreamSpec:
     license: str = ""
     sample_rate: int = 16000
     num_layers: int = 0  # hidden layers selectable beyond layer 0 (0 = only one output)
-    hidden_size: int = 0
-    frame_rate: float = 50.0  # output frames per second of audio
+    hidden_size: int = 0  # 0: decided by the build options (e.g. which HEAR module); then
+    frame_rate: float = 50.0  # output frames per second of audio (0 with hidden_size 0)
     trained_on: tuple[str, ...] = ()  # corpora seen in (pre-)training: results on them are contaminated
     family: str = ""
     requires: str = ""  # pip requirement hint shown when an optional dependency is missing

@@ -90,13 +90,19 @@ def check_upstream_spec(spec: UpstreamSpec) -> list[str]:
     checks = [
         ("sample_rate", Integral, lambda v: v > 0, "a positive integer"),
         ("num_layers", Integral, lambda v: v >= 0, "an integer >= 0"),
-        ("hidden_size", Integral, lambda v: v > 0, "a positive integer (the feature size)"),
-        ("frame_rate", Real, lambda v: v > 0 and math.isfinite(v), "a positive number"),
+        # 0: decided by the build options (checked below: the spec must declare options)
+        ("hidden_size", Integral, lambda v: v >= 0, "a positive integer (the feature size)"),
+        ("frame_rate", Real,
+         lambda v: (v > 0 or (v == 0 and spec.hidden_size == 0)) and math.isfinite(v),
+         "a positive number"),
     ]
     for attr, types, ok, expected in checks:
         value = getattr(spec, attr)
         if not _is(value, types) or not ok(value):
             out.append(f"{attr} must be {expected}, got {value!r}")
+    if _is(spec.hidden_size, Integral) and spec.hidden_size == 0 and not spec.options:
+        out.append("hidden_size is 0 (decided by the build options) but the spec declares no "
+                   "options")
     if spec.parameters is not None and (not _is(spec.parameters, Integral) or spec.parameters <= 0):
         out.append(f"parameters must be None or a positive integer, got {spec.parameters!r}")
     if not isinstance(spec.trained_on, (tuple, list)) or not all(

@@ -186,6 +186,10 @@ def _build_and_check(kind: str, spec: Any, build: str, roots: Mapping[str, str],
             add(f"not built: it needs the checkpoint {spec.checkpoint} (`--build all` builds it "
                 f"when its weights are on this machine)", "note")
             return False
+        if not spec.hidden_size:
+            add(f"not built: what it builds depends on its options "
+                f"({', '.join(f'-U {k}=...' for k in spec.options)})", "note")
+            return False
         try:
             obj = spec.build(ckpt=None, device="cpu")
         except CheckpointNotFoundError as exc:
