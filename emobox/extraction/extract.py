@@ -305,11 +305,20 @@ class ExtractOptions:
     memory_budget: int = DEFAULT_MEMORY
 
 
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise EmoboxUsageError(f"--device {device}: no CUDA device is available on this machine")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise EmoboxUsageError(f"--device {device!r}: use cpu, cuda, cuda:N or auto")
+    return device
+
+
 def extract_corpus(opts: ExtractOptions, reporter: Reporter | None = None,
                      registry=None) -> ExtractStats:
     """Build the upstream and the corpus by name and extract (library twin of the CLI)."""
     from emobox.plugin.registry import get_registry
-    from emobox.tracks.runner import resolve_device
 
     registry = registry or get_registry()
     up_spec = registry.upstream(opts.upstream)

@@ -1021,7 +1021,7 @@ class StoreWriter:
 
     def finish(self, upstream_meta: Mapping[str, Any] | None = None) -> FeatureStore:
         """Move the finished layers into the store and write meta.json (last)."""
-        from emobox import __version__
+        from emobox._version import __version__
         from emobox.io import atomic_write_bytes, atomic_write_json
 
         state = self.state

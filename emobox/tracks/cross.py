@@ -43,6 +43,8 @@ from emobox.errors import DataError, EmoboxUsageError
 from emobox.io import (append_jsonl, atomic_write_json, atomic_write_text, file_lock, jsonl_text,
                  read_jsonl)
 from emobox.datasets.labels import CROSS_CORPUS_CLASSES, canonical_classes
+from emobox.reporting.cross_report import (CrossResult, column_averages, cross_average, finish_cross,
+                                           row_averages)
 from emobox.reporting.paper import CROSS_CORPORA
 from emobox.plugin.registry import Registry, distributions_of, get_registry
 from emobox.progress import Reporter
@@ -125,48 +127,6 @@ class CrossPlan:
     configs: list[dict]
     notes: list[str]
     dropped: dict[str, dict[str, str]] = field(default_factory=dict)  # corpus -> key -> why
-
-
-@dataclass
-class CrossResult:
-    out: Path
-    corpora: list[str]
-    classes: tuple[str, ...]
-    cells: dict[tuple[str, str], dict]  # (source, target) -> selected row
-    config: dict
-    notes: list[str]
-
-    def matrix(self, metric: str = "accuracy") -> list[list[float | None]]:
-        """Rows = training corpus, columns = test corpus; fractions (None: not run)."""
-        key = "wa" if metric == "accuracy" else metric
-        return [[(self.cells[(s, t)][key] if (s, t) in self.cells else None)
-                 for t in self.corpora] for s in self.corpora]
-
-
-def cross_average(matrix: Sequence[Sequence[float | None]]) -> float | None:
-    """``1/(n^2-n) * sum_{i != j} M_ij``: the mean off-diagonal entry of a square matrix (EmoBox
-    Eq. 1, the average cross-corpus accuracy). None when an off-diagonal entry is missing."""
-    n = len(matrix)
-    if n < 2 or any(len(row) != n for row in matrix):
-        raise ValueError(f"a square matrix of at least 2 x 2 is needed, got {n} rows")
-    off = [matrix[i][j] for i in range(n) for j in range(n) if i != j]
-    if any(v is None for v in off):
-        return None
-    return sum(off) / (n * n - n)
-
-
-def row_averages(matrix: Sequence[Sequence[float | None]]) -> list[float | None]:
-    """Per source (row): the mean of its off-diagonal entries (None if one is missing)."""
-    out = []
-    for i, row in enumerate(matrix):
-        vals = [v for j, v in enumerate(row) if j != i]
-        out.append(None if any(v is None for v in vals) or not vals else sum(vals) / len(vals))
-    return out
-
-
-def column_averages(matrix: Sequence[Sequence[float | None]]) -> list[float | None]:
-    """Per target (column): the mean of its off-diagonal entries."""
-    return row_averages([list(col) for col in zip(*matrix)])
 
 
 # -- planning ----------------------------------------------------------------------------------
@@ -328,8 +288,6 @@ def cross_run(opts: CrossOptions, reporter: Reporter | None = None,
 
 def _run_sources(plan: CrossPlan, feats: dict, config: dict, out: Path,
                  reporter: Reporter) -> CrossResult:
-    from emobox.reporting.cross_report import finish_cross
-
     done = _prepare_out(out, config, plan)
     notes = list(plan.notes) + [n for tc in plan.corpora for n in tc.notes]
     for tc in plan.corpora:
