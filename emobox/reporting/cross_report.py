@@ -17,6 +17,7 @@ from emobox import escape
 from emobox.reporting import paper
 from emobox.io import atomic_write_json, atomic_write_text
 from emobox.reporting.results import NORM_WORDS, feature_norm_of
+from emobox.reporting.plots import cross_corpus_heatmap
 
 
 @dataclass
@@ -255,8 +256,6 @@ def summary_markdown(result: Any, plan: Any, published: list[list[float | None]]
 
 
 def _heatmaps(out: Path, result: Any, published: list[list[float | None]] | None) -> None:
-    from emobox.reporting.plots import cross_corpus_heatmap
-
     acc = result.matrix("accuracy")
     total = cross_average(acc)
     c = result.config
