@@ -30,13 +30,16 @@ from __future__ import annotations
 import functools
 import json
 from pathlib import PurePosixPath
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from emobox import DataError
 from emobox.datasets.balanced import BalancedItem, BalancedSet
 from emobox.datasets.labels import canonical
 
-from ._emobox import REFERENCE, EmoboxCorpus, reference_rows
+from ._reference import REFERENCE, reference_rows
+
+if TYPE_CHECKING:
+    from ._emobox import EmoboxCorpus
 
 CROSS_DIR = REFERENCE / "cross_corpus"
 SOURCE_NAMES = {"iemocap": "IEMOCAP", "meld": "MELD", "ravdess": "RAVDESS", "savee": "SAVEE"}

@@ -28,36 +28,14 @@ Conventions every EmoBox adapter follows (the reference test harness,
 
 from __future__ import annotations
 
-import csv
 import functools
-import gzip
-import io
-import json
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
 from emobox import Corpus, CorpusSpec, FoldTableRow, ReferenceTable, Utterance
 
-REFERENCE = resources.files("emobox.corpora") / "reference"
-
-
-@functools.lru_cache(maxsize=None)
-def reference_rows(name: str) -> tuple[dict, ...]:
-    """EmoBox's published rows for corpus ``name`` (dicts keyed by the table's columns)."""
-    data = gzip.decompress((REFERENCE / f"{name}.tsv.gz").read_bytes()).decode("utf-8")
-    return tuple(csv.DictReader(io.StringIO(data), delimiter="\t"))
-
-
-def has_reference(name: str) -> bool:
-    return (REFERENCE / f"{name}.tsv.gz").is_file()
-
-
-@functools.lru_cache(maxsize=None)
-def reference_info(name: str | None = None) -> dict:
-    """``corpora.json``: per-corpus counts, label map, folds, problems (all corpora if None)."""
-    info = json.loads((REFERENCE / "corpora.json").read_text(encoding="utf-8"))
-    return info if name is None else info[name]
+from ._cross import emobox_balanced_set, has_cross_set
+from ._reference import REFERENCE, has_reference, reference_info, reference_rows  # noqa: F401
 
 
 @functools.lru_cache(maxsize=None)
@@ -168,8 +146,6 @@ def reference_table(cls: type[EmoboxCorpus]) -> ReferenceTable:
 
 def corpus_spec(cls: type[EmoboxCorpus]) -> CorpusSpec:
     """The plugin spec of an adapter class, from its class attributes."""
-    from ._cross import emobox_balanced_set, has_cross_set
-
     name = cls.table_name()
     reference = functools.partial(reference_summary, name) if has_reference(name) else None
     return CorpusSpec(name=cls.name, build=cls, description=cls.description,

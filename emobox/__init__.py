@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from emobox._version import __version__  # noqa: E402
 
 from . import _legacy  # noqa: E402
 

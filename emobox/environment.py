@@ -32,6 +32,8 @@ from typing import Any, Callable, Mapping
 from emobox import __version__, paths
 from emobox.errors import EmoboxError, EmoboxUsageError
 from emobox.plugin.registry import Registry, get_registry
+from emobox.validate.plugins_doctor import doctor
+from emobox.extraction.upstream_catalog import weights_status
 
 PACKAGES = ("torch", "transformers", "soundfile", "soxr", "numpy", "pluggy", "typer", "rich",
             "av", "ctranslate2")
@@ -186,8 +188,6 @@ def _writable(path: Path) -> bool:
 
 
 def plugin_info(registry: Registry) -> dict:
-    from emobox.validate.plugins_doctor import doctor
-
     report = doctor(registry, build="none")
     dists: dict[str, dict] = {}
     for p in report.plugins:
@@ -206,8 +206,6 @@ def plugin_info(registry: Registry) -> dict:
 
 
 def checkpoint_info(registry: Registry) -> list[dict]:
-    from emobox.extraction.upstream_catalog import weights_status
-
     rows = []
     for spec in registry.specs("upstream"):
         status = _guarded(lambda: weights_status(spec))

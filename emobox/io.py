@@ -22,6 +22,8 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+from .errors import DataError, EmoboxError, EmoboxUsageError
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -170,8 +172,6 @@ MAX_JSONL_BYTES = 1 << 30  # results.jsonl, tasks.jsonl, sessions.jsonl
 
 
 def _data_error(message: str, path: Path | str) -> Exception:
-    from .errors import DataError
-
     return DataError(message, path=str(path))
 
 
@@ -367,8 +367,6 @@ def read_mapping(path: Path, what: str, hint: str, limit: int = MAX_MAPPING_BYTE
     :class:`emobox.EmoboxUsageError` starting with ``what`` (e.g. ``--grid file x.yaml``);
     ``hint`` says what the mapping should hold. The file is read up to ``limit`` bytes, nested
     at most :data:`MAX_JSON_DEPTH` deep, YAML without aliases."""
-    from .errors import EmoboxError, EmoboxUsageError
-
     path = Path(path)
     try:
         data = read_bytes_capped(path, limit, follow_links=True,

@@ -16,15 +16,15 @@ import warnings
 # value the user exported wins). On a shared or oversubscribed machine spinning threads take the
 # CPU from the thread doing the work; training runs were measured several times slower.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-from typing import Optional, Sequence
+from typing import Sequence
 
 import click
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from .. import __version__
 from ..errors import EmoboxError, ExitCode
+from .base import app, console, err_console  # noqa: F401 (console: part of emobox.cli)
+
 
 def _exception_types(name: str) -> tuple[type, ...]:
     """``name`` from click and from the copy of click that recent Typer versions vendor."""
@@ -42,26 +42,6 @@ def _exception_types(name: str) -> tuple[type, ...]:
 
 CLICK_ERRORS = _exception_types("ClickException")
 ABORTS = _exception_types("Abort")
-
-app = typer.Typer(
-    name="emobox", add_completion=True, no_args_is_help=True, pretty_exceptions_enable=False,
-    help="Speech emotion recognition benchmarking: compose upstream x corpus x downstream.")
-# emoji codes (":cat:") in names and paths are shown as written, never as emoji
-console = Console(emoji=False) if sys.stdout.isatty() else Console(width=120, emoji=False)
-err_console = Console(stderr=True, emoji=False)
-
-
-def _version(value: bool) -> None:
-    if value:
-        console.print(f"emobox {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(version: Optional[bool] = typer.Option(
-        None, "--version", callback=_version, is_eager=True, help="Print the version and exit.")
-        ) -> None:
-    """emobox: any upstream encoder x corpus x downstream head, EmoBox protocol."""
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ExitCode
-from . import app, console, err_console
+from .base import app, console, err_console
 from .run_cmd import parse_options
 
 corpora_app = typer.Typer(help="Corpora: list them, write manifests, check local copies.",

@@ -9,7 +9,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from . import app, console
+from .base import app, console
 from .bench_cmd import parse_root_map
 
 STATE_STYLE = {"present": "green", "embedded": "green", "not needed": "green",

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import EmoboxUsageError, ExitCode
-from . import app, console, err_console
+from .base import app, console, err_console
 from .run_cmd import parse_options
 
 

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import EmoboxUsageError, ExitCode, plural
-from . import app, console, err_console
+from .base import app, console, err_console
 
 plugins_app = typer.Typer(help="Registered plugins.", no_args_is_help=False)
 app.add_typer(plugins_app, name="plugins")

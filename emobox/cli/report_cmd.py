@@ -6,7 +6,7 @@ from typing import List
 
 import typer
 
-from . import app, console
+from .base import app, console
 
 
 @app.command("report")

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import EmoboxUsageError
-from . import app, console, err_console
+from .base import app, console, err_console
 
 
 def parse_grid(items: List[str]) -> dict[str, list[Any]] | None:

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 
 from ..errors import ExitCode
-from . import app, console, err_console
+from .base import app, console, err_console
 from .bench_cmd import parse_root_map
 
 submit_app = typer.Typer(no_args_is_help=True, help="SUPERB-style submissions: pack, "

@@ -8,7 +8,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from . import app, console, err_console
+from .base import app, console, err_console
 
 upstreams_app = typer.Typer(help="Upstream encoders: list, inspect, convert checkpoints.",
                             no_args_is_help=True)

@@ -36,6 +36,7 @@ from emobox.errors import DataError, EmoboxUsageError
 from emobox.datasets.labels import canonical, canonical_classes
 from emobox.datasets.manifest import Manifest, Utterance
 from emobox.datasets.splits import seeded_order
+from emobox.io import read_mapping
 
 COLUMNS = ("key", "label", "speaker", "source", "also_excluded")
 SPEAKER_FIELDS = ("speaker", "emobox")
@@ -206,8 +207,6 @@ class Recipe:
 
 def read_recipe(path: str | Path) -> dict:
     """A recipe file (JSON or YAML) as a plain mapping; see :func:`recipe_from`."""
-    from emobox.io import read_mapping
-
     data = read_mapping(Path(path), f"recipe {path}", "(classes, quota, seed, ...)")
     known = {"classes", "quota", "seed", "speaker_field", "speakers", "corpora",
              "pseudo_labels"}

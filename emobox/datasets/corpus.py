@@ -20,7 +20,8 @@ from typing import ClassVar, Iterator, Mapping, Sequence
 
 from emobox.errors import DataError, EmoboxUsageError
 from emobox.datasets.manifest import Manifest, Utterance
-from emobox.datasets.splits import SCHEMES, Fold, FoldTableRow, speaker_independent_folds, table_folds
+from emobox.datasets.splits import (SCHEMES, Fold, FoldTableRow, leakage, speaker_independent_folds,
+                                    table_folds)
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".mp4", ".webm", ".avi", ".aiff",
                   ".aif")
@@ -144,8 +145,6 @@ class Corpus:
     @property
     def speaker_independent(self) -> bool:
         """Whether the default (emobox) scheme keeps speakers apart in every fold."""
-        from emobox.datasets.splits import leakage
-
         if not self.has_speaker_ids:
             return False
         return not any(leakage(self.manifest, self.folds()).values())

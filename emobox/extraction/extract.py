@@ -23,7 +23,7 @@ import torch
 
 from emobox import __version__, paths
 from emobox.extraction.batching import Plan
-from emobox.extraction.engine import Engine
+from emobox.extraction.engine import Engine, upstream_windows
 from emobox.errors import DataError, EmoboxUsageError
 from emobox.datasets.manifest import Manifest
 from emobox.extraction.precision import check_precision
@@ -32,7 +32,9 @@ from emobox.datasets.splits import SCHEMES
 from emobox.extraction.store import (JOURNAL, PARTIAL, FeatureStore, StoreRequest, StoreWriter, append_session,
                     check_audio, refresh_audio_records, stale_audio_message,
                     store_lock)
+from emobox.extraction.store import _read_journal
 from emobox.extraction.upstream import Upstream
+from emobox.plugin.registry import get_registry
 
 ON_BAD_AUDIO = ("fail", "skip")
 DEFAULT_MEMORY = 2 << 30  # bytes of features and audio held at once (chunks, prefetch)
@@ -46,8 +48,6 @@ DEFAULT_MAX_PADDING = {"cpu": 0.05, "cuda": 0.25}
 
 def store_request(upstream: Upstream, manifest: Manifest, precision: str = "fp32",
                   options: Mapping[str, Any] | None = None) -> StoreRequest:
-    from emobox.extraction.engine import upstream_windows
-
     opts = dict(getattr(upstream, "store_options", {}) or {})
     opts.update(options or {})
     windows = upstream_windows(upstream)
@@ -242,7 +242,6 @@ def _drop_finished_partial(path: Path, store: FeatureStore) -> None:
     the store), when no other process holds the store."""
     import shutil
 
-    from emobox.extraction.store import _read_journal
 
     partial = path / PARTIAL
     if not partial.is_dir():
@@ -261,8 +260,6 @@ def _drop_finished_partial(path: Path, store: FeatureStore) -> None:
 def _resumable_layers(path: Path, request: StoreRequest, missing: list[int],
                       num_layers: int) -> list[int]:
     """``missing``, or the layers of an interrupted extraction of this store covering them."""
-    from emobox.extraction.store import _read_journal
-
     try:
         header = _read_journal(path / PARTIAL / JOURNAL)[0]
     except (OSError, ValueError):
@@ -305,12 +302,19 @@ class ExtractOptions:
     memory_budget: int = DEFAULT_MEMORY
 
 
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise EmoboxUsageError(f"--device {device}: no CUDA device is available on this machine")
+    if device not in ("cpu",) and not device.startswith("cuda"):
+        raise EmoboxUsageError(f"--device {device!r}: use cpu, cuda, cuda:N or auto")
+    return device
+
+
 def extract_corpus(opts: ExtractOptions, reporter: Reporter | None = None,
                      registry=None) -> ExtractStats:
     """Build the upstream and the corpus by name and extract (library twin of the CLI)."""
-    from emobox.plugin.registry import get_registry
-    from emobox.tracks.runner import resolve_device
-
     registry = registry or get_registry()
     up_spec = registry.upstream(opts.upstream)
     corpus_spec = registry.corpus(opts.corpus)

@@ -58,6 +58,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from emobox.errors import DataError, EmoboxUsageError
+from emobox.io import _TEMPORARY, append_jsonl, atomic_write_text, read_jsonl
+from emobox._version import __version__
 
 FORMAT = "emobox.features"
 SCHEMA_VERSION = 3
@@ -436,8 +438,6 @@ class FeatureStore:
         return total
 
     def sessions(self) -> list[dict]:
-        from emobox.io import read_jsonl
-
         return read_jsonl(self.path / SESSIONS)
 
 
@@ -666,8 +666,6 @@ def stale_audio_message(store: FeatureStore, root: Path, found: AudioCheck) -> s
 def refresh_audio_records(store: FeatureStore, refreshed: Mapping[str, AudioRecord]) -> bool:
     """Record the new modification times of files whose content is unchanged (so they are not
     hashed again); False when the store cannot be written (e.g. a read-only disk)."""
-    from emobox.io import atomic_write_text
-
     records = dict(store.audio_records())
     records.update(refreshed)
     text = AUDIO_HEADER + "".join(r.line() for r in records.values())
@@ -1021,7 +1019,6 @@ class StoreWriter:
 
     def finish(self, upstream_meta: Mapping[str, Any] | None = None) -> FeatureStore:
         """Move the finished layers into the store and write meta.json (last)."""
-        from emobox import __version__
         from emobox.io import atomic_write_bytes, atomic_write_json
 
         state = self.state
@@ -1130,8 +1127,6 @@ def store_lock(path: Path, on_wait: Callable[[str], None] | None = None,
 
 
 def append_session(path: Path, record: Mapping[str, Any]) -> None:
-    from emobox.io import append_jsonl
-
     append_jsonl(Path(path) / SESSIONS, [dict(record, time=time.strftime("%Y-%m-%dT%H:%M:%S"))])
 
 
@@ -1182,8 +1177,6 @@ _DIGEST = re.compile(r"^[0-9a-f]{12}$")
 
 
 def _temporary(name: str) -> bool:
-    from emobox.io import _TEMPORARY
-
     return bool(_TEMPORARY.match(name))
 
 

@@ -13,7 +13,8 @@ from typing import Callable
 
 from emobox import paths
 from emobox.errors import DataError, EmoboxUsageError
-from emobox.extraction.store import PARTIAL, FeatureStore, StoreEntry, list_stores, remove_store
+from emobox.extraction.store import (PARTIAL, FeatureStore, StoreEntry, check_audio, list_stores,
+                                     remove_store, stale_audio_message)
 
 
 def find_stores(path: str | Path | None = None, upstream: str | None = None,
@@ -99,8 +100,6 @@ def verify_store_audio(entry: StoreEntry, progress: Callable[[int], None] | None
                        ) -> Verified:
     """:func:`verify_store`, and the audio files against what the store recorded of them
     (under ``root``, default the corpus root recorded at extraction when it exists)."""
-    from emobox.extraction.store import check_audio, stale_audio_message
-
     if entry.status == "corrupt":
         return Verified(entry.problem, "")
     if entry.status == "partial" and not (entry.path / "meta.json").exists():

@@ -9,6 +9,7 @@ out for reading; ``heatmap.png`` draws the accuracy matrix.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -16,6 +17,50 @@ from emobox import escape
 from emobox.reporting import paper
 from emobox.io import atomic_write_json, atomic_write_text
 from emobox.reporting.results import NORM_WORDS, feature_norm_of
+from emobox.reporting.plots import cross_corpus_heatmap
+
+
+@dataclass
+class CrossResult:
+    out: Path
+    corpora: list[str]
+    classes: tuple[str, ...]
+    cells: dict[tuple[str, str], dict]  # (source, target) -> selected row
+    config: dict
+    notes: list[str]
+
+    def matrix(self, metric: str = "accuracy") -> list[list[float | None]]:
+        """Rows = training corpus, columns = test corpus; fractions (None: not run)."""
+        key = "wa" if metric == "accuracy" else metric
+        return [[(self.cells[(s, t)][key] if (s, t) in self.cells else None)
+                 for t in self.corpora] for s in self.corpora]
+
+
+def cross_average(matrix: Sequence[Sequence[float | None]]) -> float | None:
+    """``1/(n^2-n) * sum_{i != j} M_ij``: the mean off-diagonal entry of a square matrix (EmoBox
+    Eq. 1, the average cross-corpus accuracy). None when an off-diagonal entry is missing."""
+    n = len(matrix)
+    if n < 2 or any(len(row) != n for row in matrix):
+        raise ValueError(f"a square matrix of at least 2 x 2 is needed, got {n} rows")
+    off = [matrix[i][j] for i in range(n) for j in range(n) if i != j]
+    if any(v is None for v in off):
+        return None
+    return sum(off) / (n * n - n)
+
+
+def row_averages(matrix: Sequence[Sequence[float | None]]) -> list[float | None]:
+    """Per source (row): the mean of its off-diagonal entries (None if one is missing)."""
+    out = []
+    for i, row in enumerate(matrix):
+        vals = [v for j, v in enumerate(row) if j != i]
+        out.append(None if any(v is None for v in vals) or not vals else sum(vals) / len(vals))
+    return out
+
+
+def column_averages(matrix: Sequence[Sequence[float | None]]) -> list[float | None]:
+    """Per target (column): the mean of its off-diagonal entries."""
+    return row_averages([list(col) for col in zip(*matrix)])
+
 
 METRICS = (("accuracy", "wa", "Accuracy"), ("ua", "ua", "UA"), ("f1", "f1", "Macro-F1"))
 
@@ -34,8 +79,6 @@ def paper_matrix(upstream: str, corpora: Sequence[str]) -> list[list[float | Non
 
 def finish_cross(out: Path, plan: Any, done: Mapping[str, list[dict]], config: dict,
                  notes: list[str]) -> Any:
-    from emobox.tracks.cross import CrossResult
-
     cells = {(r["source"], r["target"]): r for rows in done.values() for r in rows
              if r["selected"]}
     result = CrossResult(out, [tc.name for tc in plan.corpora], plan.classes, cells, config,
@@ -70,8 +113,6 @@ def matrix_tsv(result: Any, published: list[list[float | None]] | None) -> str:
 
 
 def matrix_json(result: Any, published: list[list[float | None]] | None) -> dict:
-    from emobox.tracks.cross import column_averages, cross_average, row_averages
-
     out: dict[str, Any] = {
         "kind": "emobox.cross_matrix", "schema_version": 1,
         "upstream": result.config["upstream"], "downstream": result.config["downstream"],
@@ -97,8 +138,6 @@ def matrix_json(result: Any, published: list[list[float | None]] | None) -> dict
 
 
 def _grid(result: Any, matrix: list[list[float | None]], scale: float, marks: bool) -> list[str]:
-    from emobox.tracks.cross import column_averages, cross_average, row_averages
-
     names = result.corpora
     md = escape.markdown
     lines = ["| train \\ test | " + " | ".join(md(n) for n in names) + " | avg (off-diagonal) |",
@@ -126,7 +165,6 @@ def _grid(result: Any, matrix: list[list[float | None]], scale: float, marks: bo
 
 
 def summary_markdown(result: Any, plan: Any, published: list[list[float | None]] | None) -> str:
-    from emobox.tracks.cross import cross_average
     from emobox.tracks.runner import SCHEDULE_WORDS
 
     c = result.config
@@ -218,9 +256,6 @@ def summary_markdown(result: Any, plan: Any, published: list[list[float | None]]
 
 
 def _heatmaps(out: Path, result: Any, published: list[list[float | None]] | None) -> None:
-    from emobox.tracks.cross import cross_average
-    from emobox.reporting.plots import cross_corpus_heatmap
-
     acc = result.matrix("accuracy")
     total = cross_average(acc)
     c = result.config

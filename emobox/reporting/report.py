@@ -29,6 +29,7 @@ from emobox.plugin.registry import Registry, get_registry
 from emobox.reporting import paper, variants
 from emobox.reporting.layers import write as write_layers
 from emobox.tracks.rundirs import METRICS, RunDir, collect_runs
+from emobox.reporting.plots import bar_chart, cross_corpus_heatmap
 
 MARK_TEST, MARK_CONTAMINATED, MARK_PARTIAL = "†", "§", "*"
 NAMES = {"ua": "UA", "wa": "WA", "f1": "F1"}
@@ -299,8 +300,6 @@ def to_latex(tables: Sequence[Table]) -> str:
 
 
 def plot_tables(tables: Sequence[Table], out: Path) -> list[Path]:
-    from emobox.reporting.plots import bar_chart, cross_corpus_heatmap
-
     files = []
     for t in tables:
         stem = f"{t.downstream}_{t.scheme}".replace("-", "_")

@@ -40,6 +40,13 @@ from emobox.plugin.registry import Registry, get_registry
 from emobox.progress import Reporter
 from emobox.tracks.rundirs import check_bench_dir, check_run_dir, read_rows, run_lock
 from emobox.training.sweep import DEFAULT_GRAD_CLIP, check_grid, config_id, resolve_protocol
+from emobox.tracks.runner import (RunOptions, _prepare_out, check_options, check_out,
+                                  check_positive, code_versions, finished_folds, fold_jobs,
+                                  plan_options, plan_triple, recipe_dropped, run_config, write_fold,
+                                  write_skipped)
+from emobox.tracks.executors import make_executor
+from emobox.datasets.splits import leakage
+from emobox.training.metrics import mean_std
 
 EXECUTORS = ("local", "ray")
 
@@ -100,8 +107,6 @@ class BenchOptions:
 
     def run_options(self, upstream: str, corpus: str, downstream: str, root: str | None,
                     out: Path, features_dir: str) -> Any:
-        from emobox.tracks.runner import RunOptions
-
         return RunOptions.from_shared(self, upstream=upstream, corpus=corpus,
                                       downstream=downstream, root=root, out=str(out),
                                       device="cpu", features_dir=features_dir,
@@ -192,8 +197,6 @@ def bench_dir(opts: BenchOptions) -> Path:
 
 def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPlan:
     """Scan the corpora, build the triples' folds and mark the tasks already finished."""
-    from emobox.tracks.runner import (RunOptions, check_options, check_positive, code_versions, plan_triple)
-
     registry = registry or get_registry()
     if opts.executor not in EXECUTORS:
         raise EmoboxUsageError(f"--executor must be one of {', '.join(EXECUTORS)}")
@@ -264,8 +267,6 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
 def _finished(run_out: Path, tp: Any, versions: dict) -> set[int]:
     """Folds of ``run_out`` finished with the options of ``tp`` (by the rows' option
     fingerprints; a damaged run directory has none: running it reports the damage)."""
-    from emobox.tracks.runner import finished_folds, plan_options
-
     try:
         check_run_dir(run_out)
         rows = read_rows(run_out)
@@ -373,9 +374,6 @@ def _lengths(manifest: Any, reference: Any, sample_rate: int) -> list[int] | Non
 def bench(opts: BenchOptions, reporter: Reporter | None = None,
           registry: Registry | None = None) -> BenchResult:
     """Plan the grid, skip what is finished, run the rest with the chosen executor."""
-    from emobox.tracks.executors import make_executor
-    from emobox.tracks.runner import check_out
-
     reporter = reporter or Reporter()
     plan = plan_bench(opts, registry)
     if opts.dry_run:
@@ -507,9 +505,6 @@ class _Driver:
                     self._trained(result, meta)
 
     def _extracted(self, feats: Any, meta: dict) -> None:
-        from emobox.tracks.runner import _prepare_out, fold_jobs, recipe_dropped, run_config, write_skipped
-        from emobox.datasets.splits import leakage
-
         for key in meta["triples"]:
             tp = self.plan.triples[key]
             run_out = self.plan.run_dirs[key]
@@ -537,8 +532,6 @@ class _Driver:
                 self._close_run(key)
 
     def _trained(self, output: Any, meta: dict) -> None:
-        from emobox.tracks.runner import write_fold
-
         key = meta["triple"]
         state = self.open_runs[key]
         write_fold(self.plan.run_dirs[key], output)
@@ -578,8 +571,6 @@ class _Driver:
 
 
 def _write_summary(plan: BenchPlan) -> None:
-    from emobox.training.metrics import mean_std
-
     o = plan.options
     head = ["# emobox bench", ""]
     if o.recipe == "paper":

@@ -41,13 +41,21 @@ from emobox import __version__, paths
 from emobox.datasets.balanced import BalancedSet
 from emobox.errors import DataError, EmoboxUsageError
 from emobox.io import (append_jsonl, atomic_write_json, atomic_write_text, file_lock, jsonl_text,
-                 read_jsonl)
+                       read_json_file, read_jsonl)
 from emobox.datasets.labels import CROSS_CORPUS_CLASSES, canonical_classes
+from emobox.reporting.cross_report import (CrossResult, column_averages, cross_average, finish_cross,
+                                           row_averages)
 from emobox.reporting.paper import CROSS_CORPORA
 from emobox.plugin.registry import Registry, distributions_of, get_registry
 from emobox.progress import Reporter
 from emobox.datasets.splits import VALID_FRACTION, random_split, stratified_split
-from emobox.training.sweep import DEFAULT_GRAD_CLIP, resolve_protocol
+from emobox.training.sweep import (DEFAULT_GRAD_CLIP, check_grid, config_id, expand_grid,
+                                   resolve_protocol)
+from emobox.tracks.runner import RunOptions, check_options, extract_features
+from emobox.tracks.rundirs import RESUME_HINT, check_entry
+from emobox.extraction.extract import FrameSource, resolve_device
+from emobox.training.metrics import scores
+from emobox.extraction.store import FeatureStore
 
 VALID_RULES = ("stratified", "official")
 KIND = "emobox.cross_result"
@@ -90,8 +98,6 @@ class CrossOptions:
 
     def run_options(self, corpus: str) -> Any:
         """The ``emobox run`` options of one corpus (its extraction shares their store)."""
-        from emobox.tracks.runner import RunOptions
-
         return RunOptions.from_shared(self, corpus=corpus, root=self.root_map.get(corpus),
                                       out=None)
 
@@ -127,48 +133,6 @@ class CrossPlan:
     dropped: dict[str, dict[str, str]] = field(default_factory=dict)  # corpus -> key -> why
 
 
-@dataclass
-class CrossResult:
-    out: Path
-    corpora: list[str]
-    classes: tuple[str, ...]
-    cells: dict[tuple[str, str], dict]  # (source, target) -> selected row
-    config: dict
-    notes: list[str]
-
-    def matrix(self, metric: str = "accuracy") -> list[list[float | None]]:
-        """Rows = training corpus, columns = test corpus; fractions (None: not run)."""
-        key = "wa" if metric == "accuracy" else metric
-        return [[(self.cells[(s, t)][key] if (s, t) in self.cells else None)
-                 for t in self.corpora] for s in self.corpora]
-
-
-def cross_average(matrix: Sequence[Sequence[float | None]]) -> float | None:
-    """``1/(n^2-n) * sum_{i != j} M_ij``: the mean off-diagonal entry of a square matrix (EmoBox
-    Eq. 1, the average cross-corpus accuracy). None when an off-diagonal entry is missing."""
-    n = len(matrix)
-    if n < 2 or any(len(row) != n for row in matrix):
-        raise ValueError(f"a square matrix of at least 2 x 2 is needed, got {n} rows")
-    off = [matrix[i][j] for i in range(n) for j in range(n) if i != j]
-    if any(v is None for v in off):
-        return None
-    return sum(off) / (n * n - n)
-
-
-def row_averages(matrix: Sequence[Sequence[float | None]]) -> list[float | None]:
-    """Per source (row): the mean of its off-diagonal entries (None if one is missing)."""
-    out = []
-    for i, row in enumerate(matrix):
-        vals = [v for j, v in enumerate(row) if j != i]
-        out.append(None if any(v is None for v in vals) or not vals else sum(vals) / len(vals))
-    return out
-
-
-def column_averages(matrix: Sequence[Sequence[float | None]]) -> list[float | None]:
-    """Per target (column): the mean of its off-diagonal entries."""
-    return row_averages([list(col) for col in zip(*matrix)])
-
-
 # -- planning ----------------------------------------------------------------------------------
 
 def plan_cross(opts: CrossOptions, registry: Registry | None = None,
@@ -176,9 +140,6 @@ def plan_cross(opts: CrossOptions, registry: Registry | None = None,
     """Resolve the specs and classes, scan every corpus (unless ``corpora`` holds it, already
     built), resolve its balanced set and build its training side (nothing heavy: no upstream
     is built)."""
-    from emobox.tracks.runner import check_options, resolve_device
-    from emobox.training.sweep import check_grid, expand_grid
-
     registry = registry or get_registry()
     check_options(opts.run_options(opts.corpora[0] if opts.corpora else ""))
     up_spec = registry.upstream(opts.upstream)
@@ -305,8 +266,6 @@ def _track_corpus(spec: Any, opts: CrossOptions, classes: tuple[str, ...],
 def cross_run(opts: CrossOptions, reporter: Reporter | None = None,
               registry: Registry | None = None) -> CrossResult:
     """Run the whole track; see the module docstring."""
-    from emobox.tracks.runner import extract_features
-
     reporter = reporter or Reporter()
     plan = plan_cross(opts, registry)
     feats = {}
@@ -328,8 +287,6 @@ def cross_run(opts: CrossOptions, reporter: Reporter | None = None,
 
 def _run_sources(plan: CrossPlan, feats: dict, config: dict, out: Path,
                  reporter: Reporter) -> CrossResult:
-    from emobox.reporting.cross_report import finish_cross
-
     done = _prepare_out(out, config, plan)
     notes = list(plan.notes) + [n for tc in plan.corpora for n in tc.notes]
     for tc in plan.corpora:
@@ -396,9 +353,6 @@ def cross_config(plan: CrossPlan, feats: Mapping[str, Any]) -> dict:
 
 def _prepare_out(out: Path, config: dict, plan: CrossPlan) -> dict[str, list[dict]]:
     """Create or resume a run directory; returns the rows of the sources already finished."""
-    from emobox.io import read_json_file
-    from emobox.tracks.rundirs import RESUME_HINT, check_entry
-
     cfg_path = out / "config.json"
     for name in ("config.json", "results.jsonl", ".lock"):
         check_entry(out / name)
@@ -421,7 +375,6 @@ def _prepare_out(out: Path, config: dict, plan: CrossPlan) -> dict[str, list[dic
         tc.test_set.to_tsv(out / "test_sets" / f"{tc.name}.tsv")
     rows = read_jsonl(out / "results.jsonl", repair=True, what="in run directories",
                       check=_check_cross_row, hint=RESUME_HINT)
-    from emobox.training.sweep import config_id
 
     wanted = {(config_id(hp), t) for hp in plan.configs for t in config["corpora"]}
     by_source: dict[str, list[dict]] = {}
@@ -500,9 +453,6 @@ def train_source(plan: CrossPlan, tc: TrackCorpus, feats: Mapping[str, Any], con
     every target's balanced set. Returns the result rows and the predictions per target."""
     import torch
 
-    from emobox.extraction.extract import FrameSource
-    from emobox.training.metrics import scores
-    from emobox.extraction.store import FeatureStore
     from emobox.training.sweep import Split, TrainConfig, train_sweep
 
     opts = plan.opts

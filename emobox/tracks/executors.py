@@ -71,7 +71,7 @@ class LocalExecutor:
 
     def __init__(self, device: str, registry: Registry | None = None,
                  reporter: Reporter | None = None):
-        from emobox.tracks.runner import resolve_device
+        from emobox.extraction.extract import resolve_device
 
         self.device = resolve_device(device)
         self.registry = registry or get_registry()

@@ -33,7 +33,7 @@ import torch
 
 from emobox import __version__, escape, paths
 from emobox.errors import DataError, EmoboxUsageError
-from emobox.extraction.extract import FrameSource, extract
+from emobox.extraction.extract import FrameSource, extract, resolve_device
 from emobox.io import (append_jsonl, atomic_write_json, atomic_write_text, dumps_json, jsonl_text,
                  remove_temporaries)
 from emobox.training.metrics import mean_std
@@ -210,16 +210,6 @@ class RunResult:
 
     def mean(self, metric: str) -> tuple[float, float]:
         return mean_std([getattr(f, metric) for f in self.folds])
-
-
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise EmoboxUsageError(f"--device {device}: no CUDA device is available on this machine")
-    if device not in ("cpu",) and not device.startswith("cuda"):
-        raise EmoboxUsageError(f"--device {device!r}: use cpu, cuda, cuda:N or auto")
-    return device
 
 
 @dataclass

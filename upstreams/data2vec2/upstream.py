@@ -13,13 +13,12 @@ from emobox.errors import CheckpointNotFoundError, EmoboxUsageError
 from emobox.extraction.upstream import Upstream, UpstreamOutput, pad_batch
 
 from .ckpt import is_converted
+from .variants import VARIANTS
 from .net import D2v2Config, Data2Vec2Encoder, conv_output_length, receptive_field
 
 
 def preset(name: str) -> D2v2Config:
     """The architecture assumed where a checkpoint does not say (its shapes always win)."""
-    from . import VARIANTS
-
     return dataclasses.replace(D2v2Config(), **VARIANTS[name][1])
 
 
