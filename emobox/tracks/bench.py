@@ -192,7 +192,9 @@ def bench_dir(opts: BenchOptions) -> Path:
 
 def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPlan:
     """Scan the corpora, build the triples' folds and mark the tasks already finished."""
-    from emobox.tracks.runner import (RunOptions, check_options, check_positive, code_versions, plan_triple)
+    from emobox.tracks.runner import (UPSTREAM_BUILD_ARGS, RunOptions, check_options,
+                                      check_plugin_options, check_positive, code_versions,
+                                      plan_triple)
 
     registry = registry or get_registry()
     if opts.executor not in EXECUTORS:
@@ -205,6 +207,9 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
                         (opts.train_gpus, "--train-gpus")):
         check_positive(value, flag)
     up_specs = [registry.upstream(u) for u in opts.upstreams]
+    for up in up_specs:
+        check_plugin_options(up, opts.upstream_options.get(up.name, {}), "upstream",
+                             "--upstream-option", UPSTREAM_BUILD_ARGS)
     stray = sorted(set(opts.upstream_options) - set(opts.upstreams))
     if stray:
         raise EmoboxUsageError(f"--upstream-option for {', '.join(stray)}, which is not among "

@@ -176,13 +176,16 @@ def plan_cross(opts: CrossOptions, registry: Registry | None = None,
     """Resolve the specs and classes, scan every corpus (unless ``corpora`` holds it, already
     built), resolve its balanced set and build its training side (nothing heavy: no upstream
     is built)."""
-    from emobox.tracks.runner import check_options, resolve_device
+    from emobox.tracks.runner import (UPSTREAM_BUILD_ARGS, check_options, check_plugin_options,
+                                      resolve_device)
     from emobox.training.sweep import check_grid, expand_grid
 
     registry = registry or get_registry()
     check_options(opts.run_options(opts.corpora[0] if opts.corpora else ""))
     up_spec = registry.upstream(opts.upstream)
     down_spec = registry.downstream(opts.downstream)
+    check_plugin_options(up_spec, opts.upstream_options, "upstream", "--upstream-option",
+                         UPSTREAM_BUILD_ARGS)
     grid = (check_grid(down_spec, opts.grid) if opts.grid is not None else
             check_grid(down_spec, down_spec.grid, f"the default grid of downstream "
                                                   f"{down_spec.name!r}"))
