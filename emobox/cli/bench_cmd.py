@@ -33,13 +33,24 @@ def parse_root_map(items: List[str]) -> dict[str, str]:
     return out
 
 
-def parse_upstream_options(items: List[str]) -> dict[str, dict[str, Any]]:
-    """``["whisper_large_v3:mode=trimmed"]`` -> ``{"whisper_large_v3": {"mode": "trimmed"}}``."""
+def parse_upstream_options(items: List[str], upstreams: tuple[str, ...] = ()
+                           ) -> dict[str, dict[str, Any]]:
+    """``["whisper_large_v3:mode=trimmed"]`` -> ``{"whisper_large_v3": {"mode": "trimmed"}}``;
+    a plain ``name=value`` (the syntax of ``emobox run``) is an option of every upstream in
+    ``upstreams``."""
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         name, colon, option = item.partition(":")
-        if not colon or not name.strip() or "=" not in option:
-            raise EmoboxUsageError(f"--upstream-option {item!r}: expected UPSTREAM:name=value")
+        if "=" in name or not colon:  # name=value, for every upstream
+            if "=" not in item:
+                raise EmoboxUsageError(f"--upstream-option {item!r}: expected name=value or "
+                                       f"UPSTREAM:name=value")
+            for up in upstreams:
+                out.setdefault(up, {}).update(parse_options([item], "--upstream-option"))
+            continue
+        if not name.strip() or "=" not in option:
+            raise EmoboxUsageError(f"--upstream-option {item!r}: expected name=value or "
+                                   f"UPSTREAM:name=value")
         out.setdefault(name.strip(), {}).update(parse_options([option], "--upstream-option"))
     return out
 
@@ -83,9 +94,12 @@ def bench_command(
     select: str = typer.Option("valid", "--select", help="valid | test (EmoBox recipe; marked)."),
     class_weights: bool = typer.Option(False, "--class-weights", help="Weight the loss by "
                                        "inverse class frequency."),
+    upstream_ckpt: Optional[str] = typer.Option(None, "--upstream-ckpt", help="Local "
+                                                "checkpoint of the upstream (one -u only)."),
     upstream_option: List[str] = typer.Option([], "--upstream-option", "-U", help="Option of "
-                                              "one upstream, UPSTREAM:name=value (repeatable), "
-                                              "e.g. whisper_large_v3:mode=trimmed."),
+                                              "one upstream, UPSTREAM:name=value (e.g. "
+                                              "whisper_large_v3:mode=trimmed), or name=value "
+                                              "for every upstream (repeatable)."),
     precision: str = typer.Option("fp32", "--precision", help="Feature extraction: fp32 "
                                   "(exact) | bf16 | fp16 (fast modes, labelled in every output)."),
     batch_seconds: Optional[float] = typer.Option(None, "--batch-seconds", help="Extraction "
@@ -103,6 +117,8 @@ def bench_command(
     train_gpus: float = typer.Option(0.25, "--train-gpus", help="GPUs per training task (Ray, "
                                      "where GPUs exist)."),
     on_bad_audio: str = typer.Option("fail", "--on-bad-audio", help="fail | skip."),
+    no_layer_norm: bool = typer.Option(False, "--no-layer-norm", help="The same as "
+                                       "--feature-norm none."),
     feature_norm: str = typer.Option("utterance", "--feature-norm", help="utterance (one mean "
                                      "and variance per utterance, EmoBox's) | frame (each frame "
                                      "over its dimensions) | none."),
@@ -128,7 +144,9 @@ def bench_command(
         executor=executor, address=address, dry_run=dry_run, folds=tuple(fold), scheme=scheme,
         seed=seed, device=device, layer=layer_value, grid=parse_grid(grid), epochs=epochs,
         warmup_epochs=warmup, batch_size=batch_size, select=select, class_weights=class_weights,
-        upstream_options=parse_upstream_options(upstream_option), precision=precision,
+        upstream_options=parse_upstream_options(upstream_option, split_names(upstreams, "-u")),
+        upstream_ckpt=upstream_ckpt,
+        layer_norm=not no_layer_norm, precision=precision,
         batch_seconds=batch_seconds, train_precision=train_precision,
         schedule=schedule, features_dir=features_dir,
         extract_gpus=extract_gpus, train_cpus=train_cpus, train_gpus=train_gpus,

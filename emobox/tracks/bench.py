@@ -74,6 +74,7 @@ class BenchOptions:
     features_dir: str | None = None
     batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
     upstream_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by upstream
+    upstream_ckpt: str | None = None  # local checkpoint of the bench's one upstream
     extract_gpus: float = 1.0  # per extraction task, where the cluster has GPUs
     train_cpus: float = 1.0  # per training task
     train_gpus: float = 0.25  # per training task, where the cluster has GPUs
@@ -96,7 +97,8 @@ class BenchOptions:
                 "schedule": self.schedule, "on_bad_audio": self.on_bad_audio,
                 "folds": list(self.folds),
                 **({"upstream_options": {u: dict(o) for u, o in self.upstream_options.items()}}
-                   if self.upstream_options else {})}
+                   if self.upstream_options else {}),
+                **({"upstream_ckpt": self.upstream_ckpt} if self.upstream_ckpt else {})}
 
     def run_options(self, upstream: str, corpus: str, downstream: str, root: str | None,
                     out: Path, features_dir: str) -> Any:
@@ -206,6 +208,10 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
     for value, flag in ((opts.extract_gpus, "--extract-gpus"), (opts.train_cpus, "--train-cpus"),
                         (opts.train_gpus, "--train-gpus")):
         check_positive(value, flag)
+    if opts.upstream_ckpt and len(opts.upstreams) != 1:
+        raise EmoboxUsageError(f"--upstream-ckpt is the checkpoint of one upstream; this bench "
+                               f"has {len(opts.upstreams)} ({', '.join(opts.upstreams)}): run "
+                               f"one bench per checkpoint")
     up_specs = [registry.upstream(u) for u in opts.upstreams]
     for up in up_specs:
         check_plugin_options(up, opts.upstream_options.get(up.name, {}), "upstream",
