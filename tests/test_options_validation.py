@@ -123,3 +123,29 @@ def test_fewer_epochs_than_warmup_warns_with_the_warmup_used():
     assert note in [str(w.message) for w in caught]
     quiet = plan_triple(RunOptions("fbank", "demo", "linear_probe", epochs=3, warmup_epochs=2))
     assert not any("--warmup" in n for n in quiet.notes)
+
+
+def test_bench_refuses_an_unknown_corpus_option_before_planning(cli, _isolated_home, tmp_path):
+    out = tmp_path / "bench"
+    res = cli("bench", "-u", "fbank", "-c", "demo", "-o", out, "-q", "-C", "foo=bar")
+    assert res.code == 2, res
+    assert ("error: --corpus-option foo: corpus 'demo' has no option 'foo'; it takes no "
+            "options") in res.err
+    res = cli("bench", "-u", "fbank", "-c", "demo", "-o", out, "-q", "-C", "emodb:foo=bar")
+    assert res.code == 2, res
+    assert ("error: --corpus-option for emodb, which is not among the corpora of this bench "
+            "(demo)") in res.err
+    assert _written(_isolated_home, out) == []
+
+
+def test_bench_corpus_options_reach_only_their_corpus_s_runs():
+    from pathlib import Path
+
+    from emobox.tracks.bench import BenchOptions
+
+    opts = BenchOptions(upstreams=("fbank",), corpus_options={"folder": {"labels": "x.csv"}})
+    run = opts.run_options("fbank", "folder", "linear_probe", None, Path("/o"), "/f")
+    assert run.corpus_options == {"labels": "x.csv"}
+    other = opts.run_options("fbank", "demo", "linear_probe", None, Path("/o"), "/f")
+    assert other.corpus_options == {}
+    assert opts.training_options()["corpus_options"] == {"folder": {"labels": "x.csv"}}

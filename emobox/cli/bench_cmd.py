@@ -38,21 +38,39 @@ def parse_upstream_options(items: List[str], upstreams: tuple[str, ...] = ()
     """``["whisper_large_v3:mode=trimmed"]`` -> ``{"whisper_large_v3": {"mode": "trimmed"}}``;
     a plain ``name=value`` (the syntax of ``emobox run``) is an option of every upstream in
     ``upstreams``."""
+    return parse_keyed_options(items, upstreams, "--upstream-option", "UPSTREAM")
+
+
+def parse_keyed_options(items: List[str], owners: tuple[str, ...], flag: str, owner: str
+                        ) -> dict[str, dict[str, Any]]:
+    """``OWNER:name=value`` -> ``{OWNER: {name: value}}``; a plain ``name=value`` goes to every
+    one of ``owners``."""
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         name, colon, option = item.partition(":")
-        if "=" in name or not colon:  # name=value, for every upstream
+        if "=" in name or not colon:  # name=value, for every owner
             if "=" not in item:
-                raise EmoboxUsageError(f"--upstream-option {item!r}: expected name=value or "
-                                       f"UPSTREAM:name=value")
-            for up in upstreams:
-                out.setdefault(up, {}).update(parse_options([item], "--upstream-option"))
+                raise EmoboxUsageError(f"{flag} {item!r}: expected name=value or "
+                                       f"{owner}:name=value")
+            for each in owners:
+                out.setdefault(each, {}).update(parse_options([item], flag))
             continue
         if not name.strip() or "=" not in option:
-            raise EmoboxUsageError(f"--upstream-option {item!r}: expected name=value or "
-                                   f"UPSTREAM:name=value")
-        out.setdefault(name.strip(), {}).update(parse_options([option], "--upstream-option"))
+            raise EmoboxUsageError(f"{flag} {item!r}: expected name=value or "
+                                   f"{owner}:name=value")
+        out.setdefault(name.strip(), {}).update(parse_options([option], flag))
     return out
+
+
+def corpus_names_given(corpora: str) -> tuple[str, ...]:
+    """The corpora named by ``-c`` (``all`` is resolved by the registry)."""
+    names = split_names(corpora, "-c")
+    if names == ("all",):
+        from emobox.plugin.registry import get_registry
+        from emobox.tracks.bench import corpus_names
+
+        return tuple(corpus_names(names, get_registry()))
+    return names
 
 
 def _flops(value: float | None) -> str:
@@ -96,6 +114,9 @@ def bench_command(
                                        "inverse class frequency."),
     upstream_ckpt: Optional[str] = typer.Option(None, "--upstream-ckpt", help="Local "
                                                 "checkpoint of the upstream (one -u only)."),
+    corpus_option: List[str] = typer.Option([], "--corpus-option", "-C", help="Option of "
+                                            "one corpus, CORPUS:name=value, or name=value for "
+                                            "every corpus (repeatable)."),
     upstream_option: List[str] = typer.Option([], "--upstream-option", "-U", help="Option of "
                                               "one upstream, UPSTREAM:name=value (e.g. "
                                               "whisper_large_v3:mode=trimmed), or name=value "
@@ -146,6 +167,8 @@ def bench_command(
         warmup_epochs=warmup, batch_size=batch_size, select=select, class_weights=class_weights,
         upstream_options=parse_upstream_options(upstream_option, split_names(upstreams, "-u")),
         upstream_ckpt=upstream_ckpt,
+        corpus_options=parse_keyed_options(corpus_option, corpus_names_given(corpora),
+                                           "--corpus-option", "CORPUS"),
         layer_norm=not no_layer_norm, precision=precision,
         batch_seconds=batch_seconds, train_precision=train_precision,
         schedule=schedule, features_dir=features_dir,

@@ -75,6 +75,7 @@ class BenchOptions:
     batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
     upstream_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by upstream
     upstream_ckpt: str | None = None  # local checkpoint of the bench's one upstream
+    corpus_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by corpus
     extract_gpus: float = 1.0  # per extraction task, where the cluster has GPUs
     train_cpus: float = 1.0  # per training task
     train_gpus: float = 0.25  # per training task, where the cluster has GPUs
@@ -98,7 +99,9 @@ class BenchOptions:
                 "folds": list(self.folds),
                 **({"upstream_options": {u: dict(o) for u, o in self.upstream_options.items()}}
                    if self.upstream_options else {}),
-                **({"upstream_ckpt": self.upstream_ckpt} if self.upstream_ckpt else {})}
+                **({"upstream_ckpt": self.upstream_ckpt} if self.upstream_ckpt else {}),
+                **({"corpus_options": {c: dict(o) for c, o in self.corpus_options.items()}}
+                   if self.corpus_options else {})}
 
     def run_options(self, upstream: str, corpus: str, downstream: str, root: str | None,
                     out: Path, features_dir: str) -> Any:
@@ -108,7 +111,8 @@ class BenchOptions:
                                       downstream=downstream, root=root, out=str(out),
                                       device="cpu", features_dir=features_dir,
                                       upstream_options=dict(self.upstream_options.get(upstream,
-                                                                                      {})))
+                                                                                      {})),
+                                      corpus_options=dict(self.corpus_options.get(corpus, {})))
 
 
 @dataclass
@@ -194,7 +198,7 @@ def bench_dir(opts: BenchOptions) -> Path:
 
 def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPlan:
     """Scan the corpora, build the triples' folds and mark the tasks already finished."""
-    from emobox.tracks.runner import (UPSTREAM_BUILD_ARGS, RunOptions, check_options,
+    from emobox.tracks.runner import (CORPUS_BUILD_ARGS, UPSTREAM_BUILD_ARGS, RunOptions, check_options,
                                       check_plugin_options, check_positive, code_versions,
                                       plan_triple)
 
@@ -224,19 +228,28 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
         spec = registry.downstream(d)
         if opts.grid is not None:  # every head gets the grid: each must take it
             check_grid(spec, opts.grid)
+    names = corpus_names(opts.corpora, registry)
+    stray = sorted(set(opts.corpus_options) - set(names))
+    if stray:
+        raise EmoboxUsageError(f"--corpus-option for {', '.join(stray)}, which is not among "
+                               f"the corpora of this bench ({', '.join(names)})")
+    for name in names:
+        check_plugin_options(registry.corpus(name), opts.corpus_options.get(name, {}), "corpus",
+                             "--corpus-option", CORPUS_BUILD_ARGS)
     unknown_roots = sorted(set(opts.root_map) - set(registry.names("corpus")))
     if unknown_roots:
         registry.corpus(unknown_roots[0])  # raises, naming close names
     out = bench_dir(opts)
     features_dir = opts.features_dir or str(paths.features_dir())
     plan = BenchPlan(out, opts, [], [], [])
-    for corpus_name in corpus_names(opts.corpora, registry):
+    for corpus_name in names:
         spec = registry.corpus(corpus_name)
         root = opts.root_map.get(corpus_name)
         root = str(Path(root).expanduser().resolve()) if root else None
         try:
             corpus = spec.build(None if spec.embedded and not root
-                                else paths.corpus_root(corpus_name, root))
+                                else paths.corpus_root(corpus_name, root),
+                                **dict(opts.corpus_options.get(corpus_name, {})))
             manifest = corpus.manifest
         except EmoboxError as exc:
             plan.missing.append(_missing(spec, str(exc)))
