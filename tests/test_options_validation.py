@@ -149,3 +149,26 @@ def test_bench_corpus_options_reach_only_their_corpus_s_runs():
     other = opts.run_options("fbank", "demo", "linear_probe", None, Path("/o"), "/f")
     assert other.corpus_options == {}
     assert opts.training_options()["corpus_options"] == {"folder": {"labels": "x.csv"}}
+
+
+def test_cross_refuses_an_unknown_upstream_option_before_scanning(cli, _isolated_home, tmp_path):
+    out = tmp_path / "cross"
+    res = cli("cross", "run", "-u", "fbank", "-U", "foo=bar", "-q", "--out", out)
+    assert res.code == 2, res
+    assert ("error: --upstream-option foo: upstream 'fbank' has no option 'foo'; its options: "
+            "frame_length_ms") in res.err
+    assert _written(_isolated_home, out) == []
+
+
+def test_cross_notes_fewer_epochs_than_warmup(tmp_path):
+    from cross_support import write_tree
+
+    from emobox.tracks.cross import CrossOptions, plan_cross
+
+    roots = {name: str(write_tree(tmp_path, name, extra=0, tones=False))
+             for name in ("ravdess", "savee")}
+    plan = plan_cross(CrossOptions(upstream="fbank", corpora=("ravdess", "savee"),
+                                   root_map=roots, epochs=4, warmup_epochs=5))
+    assert ("--epochs 4 is smaller than --warmup 5: the 5 warm-up epochs are used as given, so "
+            "training ends at 4/5 of the peak learning rate (pass a --warmup below --epochs to "
+            "reach it)") in plan.notes

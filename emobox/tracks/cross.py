@@ -177,7 +177,7 @@ def plan_cross(opts: CrossOptions, registry: Registry | None = None,
     built), resolve its balanced set and build its training side (nothing heavy: no upstream
     is built)."""
     from emobox.tracks.runner import (UPSTREAM_BUILD_ARGS, check_options, check_plugin_options,
-                                      resolve_device)
+                                      resolve_device, warmup_warning)
     from emobox.training.sweep import check_grid, expand_grid
 
     registry = registry or get_registry()
@@ -206,6 +206,9 @@ def plan_cross(opts: CrossOptions, registry: Registry | None = None,
         raise EmoboxUsageError(f"--sets {sets_dir}: not a folder (expected <corpus>.tsv files "
                                f"written by `emobox cross build`)")
     notes: list[str] = []
+    warmup_note = warmup_warning(opts.epochs, opts.warmup_epochs)
+    if warmup_note:
+        notes.append(warmup_note)
     if opts.recipe == "paper":
         notes.append("EMOBOX'S CODE, BUGS INCLUDED (--recipe paper): each source's epochs and "
                      "configuration were picked on the union of all targets' test sets, with "
