@@ -172,3 +172,14 @@ def test_cross_notes_fewer_epochs_than_warmup(tmp_path):
     assert ("--epochs 4 is smaller than --warmup 5: the 5 warm-up epochs are used as given, so "
             "training ends at 4/5 of the peak learning rate (pass a --warmup below --epochs to "
             "reach it)") in plan.notes
+
+
+def test_extract_refuses_unknown_options_before_scanning(cli, _isolated_home):
+    res = cli("extract", "-u", "fbank", "-c", "demo", "-q", "-U", "foo=bar")
+    assert res.code == 2, res
+    assert "error: --upstream-option foo: upstream 'fbank' has no option 'foo'" in res.err
+    res = cli("extract", "-u", "fbank", "-c", "demo", "-q", "-C", "foo=bar")
+    assert res.code == 2, res
+    assert ("error: --corpus-option foo: corpus 'demo' has no option 'foo'; it takes no "
+            "options") in res.err
+    assert _written(_isolated_home, _isolated_home / "none") == []
