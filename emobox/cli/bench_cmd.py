@@ -33,15 +33,44 @@ def parse_root_map(items: List[str]) -> dict[str, str]:
     return out
 
 
-def parse_upstream_options(items: List[str]) -> dict[str, dict[str, Any]]:
-    """``["whisper_large_v3:mode=trimmed"]`` -> ``{"whisper_large_v3": {"mode": "trimmed"}}``."""
+def parse_upstream_options(items: List[str], upstreams: tuple[str, ...] = ()
+                           ) -> dict[str, dict[str, Any]]:
+    """``["whisper_large_v3:mode=trimmed"]`` -> ``{"whisper_large_v3": {"mode": "trimmed"}}``;
+    a plain ``name=value`` (the syntax of ``emobox run``) is an option of every upstream in
+    ``upstreams``."""
+    return parse_keyed_options(items, upstreams, "--upstream-option", "UPSTREAM")
+
+
+def parse_keyed_options(items: List[str], owners: tuple[str, ...], flag: str, owner: str
+                        ) -> dict[str, dict[str, Any]]:
+    """``OWNER:name=value`` -> ``{OWNER: {name: value}}``; a plain ``name=value`` goes to every
+    one of ``owners``."""
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         name, colon, option = item.partition(":")
-        if not colon or not name.strip() or "=" not in option:
-            raise EmoboxUsageError(f"--upstream-option {item!r}: expected UPSTREAM:name=value")
-        out.setdefault(name.strip(), {}).update(parse_options([option], "--upstream-option"))
+        if "=" in name or not colon:  # name=value, for every owner
+            if "=" not in item:
+                raise EmoboxUsageError(f"{flag} {item!r}: expected name=value or "
+                                       f"{owner}:name=value")
+            for each in owners:
+                out.setdefault(each, {}).update(parse_options([item], flag))
+            continue
+        if not name.strip() or "=" not in option:
+            raise EmoboxUsageError(f"{flag} {item!r}: expected name=value or "
+                                   f"{owner}:name=value")
+        out.setdefault(name.strip(), {}).update(parse_options([option], flag))
     return out
+
+
+def corpus_names_given(corpora: str) -> tuple[str, ...]:
+    """The corpora named by ``-c`` (``all`` is resolved by the registry)."""
+    names = split_names(corpora, "-c")
+    if names == ("all",):
+        from emobox.plugin.registry import get_registry
+        from emobox.tracks.bench import corpus_names
+
+        return tuple(corpus_names(names, get_registry()))
+    return names
 
 
 def _flops(value: float | None) -> str:
@@ -83,9 +112,15 @@ def bench_command(
     select: str = typer.Option("valid", "--select", help="valid | test (EmoBox recipe; marked)."),
     class_weights: bool = typer.Option(False, "--class-weights", help="Weight the loss by "
                                        "inverse class frequency."),
+    upstream_ckpt: Optional[str] = typer.Option(None, "--upstream-ckpt", help="Local "
+                                                "checkpoint of the upstream (one -u only)."),
+    corpus_option: List[str] = typer.Option([], "--corpus-option", "-C", help="Option of "
+                                            "one corpus, CORPUS:name=value, or name=value for "
+                                            "every corpus (repeatable)."),
     upstream_option: List[str] = typer.Option([], "--upstream-option", "-U", help="Option of "
-                                              "one upstream, UPSTREAM:name=value (repeatable), "
-                                              "e.g. whisper_large_v3:mode=trimmed."),
+                                              "one upstream, UPSTREAM:name=value (e.g. "
+                                              "whisper_large_v3:mode=trimmed), or name=value "
+                                              "for every upstream (repeatable)."),
     precision: str = typer.Option("fp32", "--precision", help="Feature extraction: fp32 "
                                   "(exact) | bf16 | fp16 (fast modes, labelled in every output)."),
     batch_seconds: Optional[float] = typer.Option(None, "--batch-seconds", help="Extraction "
@@ -103,6 +138,8 @@ def bench_command(
     train_gpus: float = typer.Option(0.25, "--train-gpus", help="GPUs per training task (Ray, "
                                      "where GPUs exist)."),
     on_bad_audio: str = typer.Option("fail", "--on-bad-audio", help="fail | skip."),
+    no_layer_norm: bool = typer.Option(False, "--no-layer-norm", help="The same as "
+                                       "--feature-norm none."),
     feature_norm: str = typer.Option("utterance", "--feature-norm", help="utterance (one mean "
                                      "and variance per utterance, EmoBox's) | frame (each frame "
                                      "over its dimensions) | none."),
@@ -128,7 +165,11 @@ def bench_command(
         executor=executor, address=address, dry_run=dry_run, folds=tuple(fold), scheme=scheme,
         seed=seed, device=device, layer=layer_value, grid=parse_grid(grid), epochs=epochs,
         warmup_epochs=warmup, batch_size=batch_size, select=select, class_weights=class_weights,
-        upstream_options=parse_upstream_options(upstream_option), precision=precision,
+        upstream_options=parse_upstream_options(upstream_option, split_names(upstreams, "-u")),
+        upstream_ckpt=upstream_ckpt,
+        corpus_options=parse_keyed_options(corpus_option, corpus_names_given(corpora),
+                                           "--corpus-option", "CORPUS"),
+        layer_norm=not no_layer_norm, precision=precision,
         batch_seconds=batch_seconds, train_precision=train_precision,
         schedule=schedule, features_dir=features_dir,
         extract_gpus=extract_gpus, train_cpus=train_cpus, train_gpus=train_gpus,

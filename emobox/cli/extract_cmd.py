@@ -70,7 +70,9 @@ def extract_command(
     from emobox.extraction.extract import ExtractOptions, extract_corpus
     from ..progress import Reporter, RichReporter
 
-    from emobox.tracks.runner import check_positive
+    from emobox.plugin.registry import get_registry
+    from emobox.tracks.runner import (CORPUS_BUILD_ARGS, UPSTREAM_BUILD_ARGS,
+                                      check_plugin_options, check_positive)
 
     check_positive(memory_gb, "--memory-gb")
     check_positive(batch_seconds, "--batch-seconds")
@@ -84,6 +86,11 @@ def extract_command(
         upstream_options=parse_options(upstream_option, "--upstream-option"),
         corpus_options=parse_options(corpus_option, "--corpus-option"), workers=workers,
         memory_budget=int(memory_gb * (1 << 30)))
+    registry = get_registry()
+    check_plugin_options(registry.upstream(upstream), opts.upstream_options, "upstream",
+                         "--upstream-option", UPSTREAM_BUILD_ARGS)
+    check_plugin_options(registry.corpus(corpus), opts.corpus_options, "corpus",
+                         "--corpus-option", CORPUS_BUILD_ARGS)
     reporter = Reporter() if quiet else RichReporter(err_console)
     stats = extract_corpus(opts, reporter=reporter)
     if quiet:

@@ -81,6 +81,9 @@ class CorpusSpec:
     # balanced_test_set() -> emobox.balanced.BalancedSet: the corpus's published balanced test
     # set of the cross-corpus track (by this adapter's keys), where there is one
     balanced_test_set: Callable[[], Any] | None = None
+    # build option -> what it does (``--corpus-option``); empty: the keywords ``build`` accepts
+    # are the options when it takes no ``**options``, else options are checked only by ``build``
+    options: Mapping[str, str] = field(default_factory=dict)
     plugin: str = ""
     distribution: str = ""
     version: str = ""

@@ -40,7 +40,8 @@ from emobox.plugin.registry import Registry, get_registry
 from emobox.progress import Reporter
 from emobox.tracks.rundirs import check_bench_dir, check_run_dir, read_rows, run_lock
 from emobox.training.sweep import DEFAULT_GRAD_CLIP, check_grid, config_id, resolve_protocol
-from emobox.tracks.runner import (RunOptions, _prepare_out, check_options, check_out,
+from emobox.tracks.runner import (CORPUS_BUILD_ARGS, UPSTREAM_BUILD_ARGS, RunOptions,
+                                  _prepare_out, check_options, check_out, check_plugin_options,
                                   check_positive, code_versions, finished_folds, fold_jobs,
                                   plan_options, plan_triple, recipe_dropped, run_config, write_fold,
                                   write_skipped)
@@ -81,6 +82,8 @@ class BenchOptions:
     features_dir: str | None = None
     batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
     upstream_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by upstream
+    upstream_ckpt: str | None = None  # local checkpoint of the bench's one upstream
+    corpus_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by corpus
     extract_gpus: float = 1.0  # per extraction task, where the cluster has GPUs
     train_cpus: float = 1.0  # per training task
     train_gpus: float = 0.25  # per training task, where the cluster has GPUs
@@ -103,7 +106,10 @@ class BenchOptions:
                 "schedule": self.schedule, "on_bad_audio": self.on_bad_audio,
                 "folds": list(self.folds),
                 **({"upstream_options": {u: dict(o) for u, o in self.upstream_options.items()}}
-                   if self.upstream_options else {})}
+                   if self.upstream_options else {}),
+                **({"upstream_ckpt": self.upstream_ckpt} if self.upstream_ckpt else {}),
+                **({"corpus_options": {c: dict(o) for c, o in self.corpus_options.items()}}
+                   if self.corpus_options else {})}
 
     def run_options(self, upstream: str, corpus: str, downstream: str, root: str | None,
                     out: Path, features_dir: str) -> Any:
@@ -111,7 +117,8 @@ class BenchOptions:
                                       downstream=downstream, root=root, out=str(out),
                                       device="cpu", features_dir=features_dir,
                                       upstream_options=dict(self.upstream_options.get(upstream,
-                                                                                      {})))
+                                                                                      {})),
+                                      corpus_options=dict(self.corpus_options.get(corpus, {})))
 
 
 @dataclass
@@ -207,7 +214,14 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
     for value, flag in ((opts.extract_gpus, "--extract-gpus"), (opts.train_cpus, "--train-cpus"),
                         (opts.train_gpus, "--train-gpus")):
         check_positive(value, flag)
+    if opts.upstream_ckpt and len(opts.upstreams) != 1:
+        raise EmoboxUsageError(f"--upstream-ckpt is the checkpoint of one upstream; this bench "
+                               f"has {len(opts.upstreams)} ({', '.join(opts.upstreams)}): run "
+                               f"one bench per checkpoint")
     up_specs = [registry.upstream(u) for u in opts.upstreams]
+    for up in up_specs:
+        check_plugin_options(up, opts.upstream_options.get(up.name, {}), "upstream",
+                             "--upstream-option", UPSTREAM_BUILD_ARGS)
     stray = sorted(set(opts.upstream_options) - set(opts.upstreams))
     if stray:
         raise EmoboxUsageError(f"--upstream-option for {', '.join(stray)}, which is not among "
@@ -216,19 +230,28 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
         spec = registry.downstream(d)
         if opts.grid is not None:  # every head gets the grid: each must take it
             check_grid(spec, opts.grid)
+    names = corpus_names(opts.corpora, registry)
+    stray = sorted(set(opts.corpus_options) - set(names))
+    if stray:
+        raise EmoboxUsageError(f"--corpus-option for {', '.join(stray)}, which is not among "
+                               f"the corpora of this bench ({', '.join(names)})")
+    for name in names:
+        check_plugin_options(registry.corpus(name), opts.corpus_options.get(name, {}), "corpus",
+                             "--corpus-option", CORPUS_BUILD_ARGS)
     unknown_roots = sorted(set(opts.root_map) - set(registry.names("corpus")))
     if unknown_roots:
         registry.corpus(unknown_roots[0])  # raises, naming close names
     out = bench_dir(opts)
     features_dir = opts.features_dir or str(paths.features_dir())
     plan = BenchPlan(out, opts, [], [], [])
-    for corpus_name in corpus_names(opts.corpora, registry):
+    for corpus_name in names:
         spec = registry.corpus(corpus_name)
         root = opts.root_map.get(corpus_name)
         root = str(Path(root).expanduser().resolve()) if root else None
         try:
             corpus = spec.build(None if spec.embedded and not root
-                                else paths.corpus_root(corpus_name, root))
+                                else paths.corpus_root(corpus_name, root),
+                                **dict(opts.corpus_options.get(corpus_name, {})))
             manifest = corpus.manifest
         except EmoboxError as exc:
             plan.missing.append(_missing(spec, str(exc)))

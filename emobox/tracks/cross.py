@@ -51,7 +51,8 @@ from emobox.progress import Reporter
 from emobox.datasets.splits import VALID_FRACTION, random_split, stratified_split
 from emobox.training.sweep import (DEFAULT_GRAD_CLIP, check_grid, config_id, expand_grid,
                                    resolve_protocol)
-from emobox.tracks.runner import RunOptions, check_options, extract_features
+from emobox.tracks.runner import (UPSTREAM_BUILD_ARGS, RunOptions, check_options,
+                                  check_plugin_options, extract_features, warmup_warning)
 from emobox.tracks.rundirs import RESUME_HINT, check_entry
 from emobox.extraction.extract import FrameSource, resolve_device
 from emobox.training.metrics import scores
@@ -144,6 +145,8 @@ def plan_cross(opts: CrossOptions, registry: Registry | None = None,
     check_options(opts.run_options(opts.corpora[0] if opts.corpora else ""))
     up_spec = registry.upstream(opts.upstream)
     down_spec = registry.downstream(opts.downstream)
+    check_plugin_options(up_spec, opts.upstream_options, "upstream", "--upstream-option",
+                         UPSTREAM_BUILD_ARGS)
     grid = (check_grid(down_spec, opts.grid) if opts.grid is not None else
             check_grid(down_spec, down_spec.grid, f"the default grid of downstream "
                                                   f"{down_spec.name!r}"))
@@ -164,6 +167,9 @@ def plan_cross(opts: CrossOptions, registry: Registry | None = None,
         raise EmoboxUsageError(f"--sets {sets_dir}: not a folder (expected <corpus>.tsv files "
                                f"written by `emobox cross build`)")
     notes: list[str] = []
+    warmup_note = warmup_warning(opts.epochs, opts.warmup_epochs)
+    if warmup_note:
+        notes.append(warmup_note)
     if opts.recipe == "paper":
         notes.append("EMOBOX'S CODE, BUGS INCLUDED (--recipe paper): each source's epochs and "
                      "configuration were picked on the union of all targets' test sets, with "

@@ -57,6 +57,8 @@ PAPER_RECIPE_NOTE = ("EMOBOX'S CODE, BUGS INCLUDED (--recipe paper): epochs and 
 # RunOptions, present and future, is in it.
 NOT_FINGERPRINTED = ("out", "folds", "device", "root", "features_dir", "batch_seconds")
 ON_BAD_AUDIO = ("fail", "skip")
+UPSTREAM_BUILD_ARGS = ("ckpt", "device")  # what emobox passes to UpstreamSpec.build itself
+CORPUS_BUILD_ARGS = ("root",)  # and to CorpusSpec.build
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,53 @@ def check_options(opts: RunOptions) -> None:
     for f in opts.folds:
         if isinstance(f, bool) or not isinstance(f, int) or f < 1:
             raise EmoboxUsageError(f"--fold must be a fold number (1, 2, ...), got {f!r}")
+
+
+def declared_options(spec: Any, skip: Sequence[str] = ()) -> dict[str, str] | None:
+    """The build options a plugin declares, name -> what it does: its spec's ``options`` when
+    it lists them, else the keywords its ``build`` accepts when that takes no ``**options``
+    (less ``skip``, the arguments emobox itself passes). None: the plugin does not say, so
+    its options can only be checked when it is built."""
+    import inspect
+
+    listed = getattr(spec, "options", None)
+    if listed:
+        return dict(listed)
+    try:
+        params = inspect.signature(spec.build).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return {p.name: "" for p in params
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in skip}
+
+
+def check_plugin_options(spec: Any, options: Mapping[str, Any], kind: str, flag: str,
+                         skip: Sequence[str] = ()) -> None:
+    """Refuse an option ``spec`` (an upstream or corpus) does not declare, naming the ones it
+    takes, before anything is scanned or extracted."""
+    if not options:
+        return
+    known = declared_options(spec, skip)
+    if known is None:
+        return
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        takes = (f"its options: {', '.join(sorted(known))}" if known
+                 else "it takes no options")
+        raise EmoboxUsageError(f"{flag} {unknown[0]}: {kind} {spec.name!r} has no option "
+                               f"{unknown[0]!r}; {takes}")
+
+
+def warmup_warning(epochs: int, warmup: int) -> str | None:
+    """The note to print when ``--epochs`` is smaller than ``--warmup``: training ends while
+    the learning rate is still warming up, below its peak."""
+    if epochs < warmup:
+        return (f"--epochs {epochs} is smaller than --warmup {warmup}: the {warmup} warm-up "
+                f"epochs are used as given, so training ends at {epochs}/{warmup} of the peak "
+                f"learning rate (pass a --warmup below --epochs to reach it)")
+    return None
 
 
 def check_positive(value: Any, flag: str) -> None:
@@ -283,6 +332,10 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
     up_spec = registry.upstream(opts.upstream)
     corpus_spec = registry.corpus(opts.corpus)
     down_spec = registry.downstream(opts.downstream)
+    check_plugin_options(up_spec, opts.upstream_options, "upstream", "--upstream-option",
+                         UPSTREAM_BUILD_ARGS)
+    check_plugin_options(corpus_spec, opts.corpus_options, "corpus", "--corpus-option",
+                         CORPUS_BUILD_ARGS)
     grid = (check_grid(down_spec, opts.grid) if opts.grid is not None else
             check_grid(down_spec, down_spec.grid, f"the default grid of downstream "
                                                   f"{down_spec.name!r}"))
@@ -318,6 +371,10 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
     elif opts.select == "test":
         notes.append("SELECTION BY TEST (EmoBox recipe, --select test): only for comparing with "
                      "the published tables; these numbers are optimistic")
+    warmup_note = warmup_warning(opts.epochs, opts.warmup_epochs)
+    if warmup_note:
+        warnings.warn(warmup_note)
+        notes.append(warmup_note)
     if opts.precision != "fp32":
         notes.append(f"features extracted in {opts.precision} (a fast mode, not exact fp32)")
 

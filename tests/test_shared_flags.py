@@ -1,0 +1,76 @@
+"""``emobox run``, ``emobox bench`` and ``emobox cross run`` take the shared flags with the same
+spelling, short names and defaults."""
+
+from __future__ import annotations
+
+import typer.main
+
+from emobox.cli import app
+
+# flags every track has: what is extracted, how heads are trained, where things go
+SHARED = ("--upstream", "--downstream", "--out", "--seed", "--layer", "--no-layer-norm",
+          "--feature-norm", "--grad-clip", "--recipe", "--grid", "--epochs", "--warmup",
+          "--batch-size", "--select", "--class-weights", "--train-precision", "--schedule",
+          "--upstream-ckpt", "--upstream-option", "--on-bad-audio", "--precision",
+          "--batch-seconds", "--features-dir", "--quiet")
+
+
+def _flags(command) -> dict[str, tuple[tuple[str, ...], object]]:
+    """long flag -> (every spelling, default)."""
+    out = {}
+    for param in command.params:
+        names = tuple(sorted(param.opts + param.secondary_opts))
+        if names and names[0].startswith("-"):
+            out[max(param.opts, key=len)] = (names, param.default)
+    return out
+
+
+def _tracks() -> dict[str, dict]:
+    root = typer.main.get_command(app)
+    return {"run": _flags(root.commands["run"]), "bench": _flags(root.commands["bench"]),
+            "cross run": _flags(root.commands["cross"].commands["run"])}
+
+
+def test_every_track_has_every_shared_flag():
+    missing = {name: [f for f in SHARED if f not in flags] for name, flags in _tracks().items()}
+    assert missing == {"run": [], "bench": [], "cross run": []}
+
+
+def test_shared_flags_have_the_same_spellings_and_defaults():
+    tracks = _tracks()
+    for flag in SHARED:
+        seen = {name: flags[flag] for name, flags in tracks.items()}
+        assert len(set(map(repr, seen.values()))) == 1, (flag, seen)
+
+
+def test_bench_takes_run_s_upstream_option_syntax():
+    from emobox.cli.bench_cmd import parse_upstream_options
+
+    assert parse_upstream_options(["num_mel_bins=40", "mfcc:num_ceps=20"], ("fbank", "mfcc")) \
+        == {"fbank": {"num_mel_bins": 40}, "mfcc": {"num_mel_bins": 40, "num_ceps": 20}}
+
+
+def test_bench_no_layer_norm_reaches_its_runs(cli, tmp_path):
+    import json
+
+    out = tmp_path / "b"
+    res = cli("bench", "-u", "fbank", "-c", "demo", "-f", "1", "--epochs", "1", "-q",
+              "--device", "cpu", "--no-layer-norm", "-o", out)
+    assert res.code == 0, res
+    config = json.loads((out / "runs" / "fbank__demo__linear_probe" / "config.json").read_text())
+    assert config["feature_norm"] == "none"
+
+
+def test_bench_upstream_ckpt_reaches_the_upstream(cli, tmp_path):
+    res = cli("bench", "-u", "fbank", "-c", "demo", "-f", "1", "--epochs", "1", "-q",
+              "--device", "cpu", "--upstream-ckpt", tmp_path / "w.pt", "-o", tmp_path / "b")
+    assert "failed: extract:fbank:demo: fbank has no weights; drop --upstream-ckpt" in res.err
+
+
+def test_bench_upstream_ckpt_needs_one_upstream(cli, tmp_path):
+    res = cli("bench", "-u", "fbank,mfcc", "-c", "demo", "--upstream-ckpt", tmp_path / "w.pt",
+              "-o", tmp_path / "b")
+    assert res.code == 2
+    assert ("error: --upstream-ckpt is the checkpoint of one upstream; this bench has 2 "
+            "(fbank, mfcc): run one bench per checkpoint") in res.err
+    assert not (tmp_path / "b").exists()
