@@ -669,10 +669,10 @@ def failure_notes(rows: Sequence[dict]) -> list[str]:
 
 
 def corpus_name(plan: TriplePlan) -> str:
-    """The corpus's name in run folders and results: the one the user asked for, unless the
-    built corpus names itself otherwise (the ``folder`` corpus takes ``-C name=...``)."""
+    """The corpus's name in run folders and results: the one the user asked for, or the one given
+    with ``-C name=...`` to a corpus that takes it (the ``folder`` corpus does)."""
     name = getattr(plan.corpus, "name", None)
-    if isinstance(name, str) and name and name != plan.corpus_spec.name:
+    if "name" in dict(plan.opts.corpus_options) and isinstance(name, str) and name:
         return name
     return plan.opts.corpus
 
