@@ -202,6 +202,18 @@ class FolderCorpus(Corpus):
         folders: dict[str, set[str]] = {}
         for u in utts:
             folders.setdefault(u.label, set()).add(u.raw_label)
+        for label in sorted(folders):  # two folders spelling one canonical class
+            unmapped = sorted(f for f in folders[label] if self._map_key(f) is None)
+            if len(unmapped) > 1:
+                a, b = unmapped[:2]
+                alike = " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+                raise DataError(
+                    f"corpus 'folder': label folders {a!r} and {b!r} in {self.root} both stand "
+                    f"for the class {label!r}"
+                    + (" (they differ only in upper/lower case or spaces)" if alike else "")
+                    + "; folders are not merged unasked. Move the files of one folder into the "
+                    "other, or map both to one class with --corpus-option label_map=FILE (a "
+                    "labels.json folder -> class)", path=str(self.root / b))
         seen: dict[str, str] = {}
         for label in sorted(folders):
             norm = " ".join(label.split()).casefold()

@@ -164,6 +164,11 @@ def test_label_folders_are_spelt_as_the_canonical_classes(tmp_path):
     m = build(tmp_path / "c").manifest
     assert m.labels == ("Angry", "Calm", "Happy", "grumpy")  # an unknown word is kept
     assert m["JOY/spk01_01"].label == "Happy" and m["JOY/spk01_01"].raw_label == "JOY"
+    write_folder_corpus(tmp_path / "c", labels=("angry",), speakers=4, per_speaker=1,
+                        seconds=0.05)
+    with pytest.raises(DataError, match="label folders 'anger' and 'angry' in .* both stand for "
+                                        "the class 'Angry'; folders are not merged unasked"):
+        build(tmp_path / "c").manifest
 
 
 def test_name_option_names_the_corpus_and_is_validated(root):
