@@ -11,8 +11,9 @@ An extra top folder (``ROOT/MyCorpus/<label>/...``, as unpacked archives look) i
 
 Labels: the name of the label folder, spelt as emobox's canonical classes when it is a word for
 one (``angry/``, ``anger/`` -> ``Angry``; ``joy/`` -> ``Happy``; other names are kept as written,
-so that two corpora's classes meet in cross-corpus work). A label map is optional: ``--corpus-option
-label_map=ang:angry,hap:happy,xxx:-`` (``-`` drops a folder), a JSON or TSV file given as
+so that two corpora's classes meet in cross-corpus work). A label map is optional:
+``--corpus-option label_map=ang:angry,hap:happy,xxx:-`` (``-`` drops a folder), a JSON or TSV file
+given as
 ``label_map=PATH``, or a ``labels.json`` / ``labels.tsv`` file in the root (TSV: ``folder<TAB>class``
 per line). With a map, every label folder must be in it (a typo never becomes a new class silently).
 The classes are the mapped labels present on disk (canonical spellings too), sorted.
@@ -342,7 +343,7 @@ def _checked_name(name: Any) -> str:
     if text != "folder":
         from emobox.plugin.registry import get_registry
 
-        if text in get_registry().names("corpus"):
+        if text.casefold() in {n.casefold() for n in get_registry().names("corpus")}:
             raise EmoboxUsageError(
                 f"corpus 'folder': name {text!r} is the name of a registered corpus; choose "
                 f"another, so that results on this folder are not taken for that corpus's")

@@ -178,8 +178,8 @@ def test_name_option_names_the_corpus_and_is_validated(root):
     for bad in ("my lab", "../x", "a__b", "", "x" * 65):
         with pytest.raises(EmoboxUsageError, match=r"name .* is not a valid corpus name"):
             build(root, name=bad)
-    with pytest.raises(EmoboxUsageError, match="'iemocap' is the name of a registered corpus"):
-        build(root, name="iemocap")
+    with pytest.raises(EmoboxUsageError, match="'IEMOCAP' is the name of a registered corpus"):
+        build(root, name="IEMOCAP")
 
 
 def test_folds_that_cannot_be_honoured_are_warned_about(root):

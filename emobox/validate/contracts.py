@@ -573,7 +573,8 @@ def check_corpus(corpus: Any, spec: CorpusSpec | None = None, scheme: str = "emo
     try:
         manifest = corpus.manifest
     except Exception as exc:  # noqa: BLE001 - the plugin's scan() may raise anything
-        if "manifest" not in dir(type(corpus)) and "manifest" not in getattr(corpus, "__dict__", {}):
+        own = getattr(corpus, "__dict__", {})
+        if "manifest" not in dir(type(corpus)) and "manifest" not in own:
             manifest = None  # no manifest at all: reported below
         else:
             return out + [f"{type(corpus).__name__}.scan() raised {_raised(exc)}"]
