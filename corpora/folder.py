@@ -9,11 +9,14 @@ Any audio format emobox reads (.wav, .flac, .mp3, .ogg, .m4a, ...; upper-case su
 An extra top folder (``ROOT/MyCorpus/<label>/...``, as unpacked archives look) is found by itself;
 ``__MACOSX``, dot files and links leaving the root are skipped.
 
-Labels: the name of the label folder. A label map is optional: ``--corpus-option
-label_map=ang:angry,hap:happy,xxx:-`` (``-`` drops a folder), a JSON or TSV file given as
+Labels: the name of the label folder, spelt as emobox's canonical classes when it is a word for
+one (``angry/``, ``anger/`` -> ``Angry``; ``joy/`` -> ``Happy``; other names are kept as written,
+so that two corpora's classes meet in cross-corpus work). A label map is optional:
+``--corpus-option label_map=ang:angry,hap:happy,xxx:-`` (``-`` drops a folder), a JSON or TSV file
+given as
 ``label_map=PATH``, or a ``labels.json`` / ``labels.tsv`` file in the root (TSV: ``folder<TAB>class``
 per line). With a map, every label folder must be in it (a typo never becomes a new class silently).
-The classes are the mapped labels present on disk, sorted.
+The classes are the mapped labels present on disk (canonical spellings too), sorted.
 
 Speakers: ``speaker_regex`` (default ``^(?P<speaker>[^_\\-./ ]+)[_\\-]``: the file name up to its first
 ``_`` or ``-``) is searched in the path below the label folder, so ``(?P<speaker>[^/]+)/`` takes the
@@ -26,25 +29,34 @@ Keys: the path relative to the root, without the suffix (``angry/spk03_take2``).
 Folds: the corpus has no published folds, so scheme ``emobox`` uses emobox's speaker-independent
 rule (4-6 speakers: leave one speaker out; more: folds of about 4 speakers, at most ``folds``,
 default 6; validation from held-out training speakers). Without speaker ids, a seeded stratified
-``folds``-fold split of the utterances (default 5; speaker-dependent, and the run says so).
+``folds``-fold split of the utterances (default 5; speaker-dependent, and the run says so). A
+``folds`` the data cannot give (fewer speakers, or fewer utterances than folds) is warned about,
+naming the number of folds built instead.
+
+Name: ``name=mylab`` names the corpus in run folders, results, reports and leaderboards (default
+``folder``), so that two datasets read by this plugin stay apart: letters, digits, ``.``, ``-`` and
+``_``, at most 64, and not the name of another registered corpus.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any, Mapping
 
 from emobox import Corpus, CorpusSpec, DataError, EmoboxUsageError, FoldTableRow, Utterance, hookimpl
 from emobox.datasets.corpus import AUDIO_SUFFIXES, _is_junk, _listdir
+from emobox.datasets.labels import canonical
 from emobox.datasets.splits import seeded_order
 
 DEFAULT_SPEAKER_REGEX = r"^(?P<speaker>[^_\-./ ]+)[_\-]"
 LABEL_FILES = ("labels.json", "labels.tsv")
 DROP = {"-", "", "none", "null"}
-OPTIONS = ("speaker_regex", "label_map", "folds", "language")
+OPTIONS = ("name", "speaker_regex", "label_map", "folds", "language")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 LAYOUT = "one folder per emotion label: <label>/<speaker>_<...>.wav"
 
 
@@ -55,7 +67,9 @@ class FolderCorpus(Corpus):
 
     def __init__(self, root: str | Path, speaker_regex: str | None = DEFAULT_SPEAKER_REGEX,
                  label_map: str | Mapping[str, Any] | None = None, folds: int | None = None,
-                 language: str | None = None):
+                 language: str | None = None, name: str | None = None):
+        if name is not None:
+            self.name = _checked_name(name)
         if root is None:
             raise EmoboxUsageError("corpus 'folder' needs --root DIR (a folder holding one "
                                    "folder per emotion label)")
@@ -73,7 +87,7 @@ class FolderCorpus(Corpus):
             self.max_folds = folds
         self.label_source, mapping = self._label_map(label_map)
         self.dropped_labels = frozenset(k for k, v in mapping.items() if v is None)
-        self.label_map = {k: v for k, v in mapping.items() if v is not None}
+        self.label_map = {k: canonical(v) or v for k, v in mapping.items() if v is not None}
         self.labels = ()
 
     @classmethod
@@ -162,7 +176,25 @@ class FolderCorpus(Corpus):
 
     def _class_of(self, folder: str) -> str:
         key = self._map_key(folder)
-        return self.label_map[key] if key in self.label_map else folder
+        return self.label_map[key] if key in self.label_map else canonical(folder) or folder
+
+    def folds(self, scheme: str = "emobox", seed: int = 0, manifest=None):
+        folds = super().folds(scheme=scheme, seed=seed, manifest=manifest)
+        if self.n_folds is not None and scheme == "emobox":
+            manifest = manifest or self.manifest
+            built = sum(1 for f in folds if f.test)
+            if built != self.n_folds:
+                if self.has_speaker_ids:
+                    n_spk = len(manifest.speakers())
+                    why = (f"{n_spk} speakers give {built} speaker-independent folds"
+                           + (" (leave one speaker out)" if n_spk <= 6 else ""))
+                else:
+                    largest = max(Counter(u.label for u in manifest).values())
+                    why = (f"the stratified split of {len(manifest)} utterances ({largest} in "
+                           f"the largest class) gives {built} folds")
+                warnings.warn(f"corpus {self.name!r}: folds={self.n_folds} cannot be honoured: "
+                              f"{why}", stacklevel=2)
+        return folds
 
     def _refuse_lookalike_classes(self, utts: list[Utterance]) -> None:
         """Two classes whose names differ only in case or surrounding spaces (``Angry/`` and
@@ -171,6 +203,18 @@ class FolderCorpus(Corpus):
         folders: dict[str, set[str]] = {}
         for u in utts:
             folders.setdefault(u.label, set()).add(u.raw_label)
+        for label in sorted(folders):  # two folders spelling one canonical class
+            unmapped = sorted(f for f in folders[label] if self._map_key(f) is None)
+            if len(unmapped) > 1:
+                a, b = unmapped[:2]
+                alike = " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+                raise DataError(
+                    f"corpus 'folder': label folders {a!r} and {b!r} in {self.root} both stand "
+                    f"for the class {label!r}"
+                    + (" (they differ only in upper/lower case or spaces)" if alike else "")
+                    + "; folders are not merged unasked. Move the files of one folder into the "
+                    "other, or map both to one class with --corpus-option label_map=FILE (a "
+                    "labels.json folder -> class)", path=str(self.root / b))
         seen: dict[str, str] = {}
         for label in sorted(folders):
             norm = " ".join(label.split()).casefold()
@@ -289,6 +333,23 @@ def _read_label_file(path: Path) -> dict[str, str | None]:
     return out
 
 
+def _checked_name(name: Any) -> str:
+    """The ``name`` option: safe in a folder name and distinct from the registered corpora."""
+    text = str(name)
+    if not NAME_RE.fullmatch(text) or "__" in text:
+        raise EmoboxUsageError(
+            f"corpus 'folder': name {text!r} is not a valid corpus name: use letters, digits, "
+            f"'.', '-' and '_' (no '__'), starting with a letter or digit, at most 64 characters")
+    if text != "folder":
+        from emobox.plugin.registry import get_registry
+
+        if text.casefold() in {n.casefold() for n in get_registry().names("corpus")}:
+            raise EmoboxUsageError(
+                f"corpus 'folder': name {text!r} is the name of a registered corpus; choose "
+                f"another, so that results on this folder are not taken for that corpus's")
+    return text
+
+
 def _is_audio(name: str) -> bool:
     return name.lower().endswith(AUDIO_SUFFIXES)
 
@@ -306,4 +367,4 @@ def emobox_corpora():
     return [CorpusSpec(
         name="folder", build=build, expected_top_level=LAYOUT, reader=True,
         description="your own corpus: one folder per emotion label, speakers from file names "
-                    "(options: speaker_regex, label_map, folds, language)")]
+                    "(options: name, speaker_regex, label_map, folds, language)")]

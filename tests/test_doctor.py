@@ -205,3 +205,22 @@ def test_every_registered_spec_keeps_its_contract(kind):
     reg = get_registry()
     for spec in reg.specs(kind):
         assert check_spec(spec) == [], spec.name
+
+
+def test_an_exception_in_scan_is_reported_as_raised_by_scan(tmp_path):
+    from emobox import Corpus
+
+    class Buggy(Corpus):
+        name = "buggy"
+        languages = ("English",)
+        labels = ("angry", "happy")
+
+        def scan(self):
+            raise AttributeError("boom")
+
+    spec = CorpusSpec(name="buggy", build=lambda root: Buggy(root))
+    reg = registry_with(InProcessPlugin(corpora=[spec]), autoload=False)
+    (line,) = _findings(doctor(reg, roots={"buggy": str(tmp_path)}))
+    assert line.startswith("corpus 'buggy' of plugin 'test_plugin_1': Buggy.scan() raised "
+                           "AttributeError: boom (at ")
+    assert re.search(r"test_doctor\.py:\d+\)$", line)

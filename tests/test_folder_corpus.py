@@ -30,10 +30,10 @@ def test_labels_from_folders_and_speakers_from_file_names(root):
     corpus = build(root)
     m = corpus.manifest
     assert len(m) == 4 * 6 * 2
-    assert m.labels == ("angry", "happy", "neutral", "sad")
+    assert m.labels == ("Angry", "Happy", "Neutral", "Sad")  # the canonical spellings
     utt = m["happy/spk04_02"]
     assert (utt.path, utt.label, utt.raw_label, utt.speaker) == (
-        "happy/spk04_02.wav", "happy", "happy", "spk04")
+        "happy/spk04_02.wav", "Happy", "happy", "spk04")
     assert m.speakers() == [f"spk0{i}" for i in range(1, 7)]
 
 
@@ -51,8 +51,8 @@ def test_default_folds_leave_one_speaker_out(root):
 def test_label_map_option_file_and_dropping(root):
     corpus = build(root, label_map="angry:anger,happy:joy,neutral:-,sad:sadness")
     m = corpus.manifest
-    assert m.labels == ("anger", "joy", "sadness")
-    assert len(m) == 36 and m["sad/spk01_01"].label == "sadness"
+    assert m.labels == ("Angry", "Happy", "Sad")  # mapped, then spelt canonically
+    assert len(m) == 36 and m["sad/spk01_01"].label == "Sad"
     assert m["sad/spk01_01"].raw_label == "sad"
     assert sum(1 for _, why in corpus.skipped if "dropped" in why) == 12
 
@@ -106,7 +106,7 @@ def test_without_speakers_folds_are_stratified_over_utterances(root):
     assert len(folds) == 4
     for f in folds:  # 12 files per label -> 3 per label in every test set
         assert Counter(corpus.manifest[k].label for k in f.test) == {
-            "angry": 3, "happy": 3, "neutral": 3, "sad": 3}
+            "Angry": 3, "Happy": 3, "Neutral": 3, "Sad": 3}
     with pytest.raises(EmoboxUsageError, match="no real speaker ids"):
         corpus.folds(scheme="speaker-independent")
 
@@ -156,3 +156,65 @@ def test_cli_run_on_your_own_folder(cli, root, tmp_path):
               "-d", "linear_probe")
     assert res.code == 2
     assert "has no label folders (0 audio files lie directly in it)" in res.err
+
+
+def test_label_folders_are_spelt_as_the_canonical_classes(tmp_path):
+    write_folder_corpus(tmp_path / "c", labels=("anger", "JOY", "calm", "grumpy"), speakers=4,
+                        per_speaker=1, seconds=0.05)
+    m = build(tmp_path / "c").manifest
+    assert m.labels == ("Angry", "Calm", "Happy", "grumpy")  # an unknown word is kept
+    assert m["JOY/spk01_01"].label == "Happy" and m["JOY/spk01_01"].raw_label == "JOY"
+    write_folder_corpus(tmp_path / "c", labels=("angry",), speakers=4, per_speaker=1,
+                        seconds=0.05)
+    with pytest.raises(DataError, match="label folders 'anger' and 'angry' in .* both stand for "
+                                        "the class 'Angry'; folders are not merged unasked"):
+        build(tmp_path / "c").manifest
+
+
+def test_name_option_names_the_corpus_and_is_validated(root):
+    assert build(root).name == "folder"  # the default is unchanged
+    corpus = build(root, name="mylab")
+    assert corpus.name == "mylab" and corpus.manifest.corpus == "mylab"
+    for bad in ("my lab", "../x", "a__b", "", "x" * 65):
+        with pytest.raises(EmoboxUsageError, match=r"name .* is not a valid corpus name"):
+            build(root, name=bad)
+    with pytest.raises(EmoboxUsageError, match="'IEMOCAP' is the name of a registered corpus"):
+        build(root, name="IEMOCAP")
+
+
+def test_folds_that_cannot_be_honoured_are_warned_about(root):
+    corpus = build(root, folds=3)  # 6 speakers: leave one speaker out gives 6
+    with pytest.warns(UserWarning, match=r"corpus 'folder': folds=3 cannot be honoured: 6 "
+                                         r"speakers give 6 speaker-independent folds"):
+        assert len(corpus.folds()) == 6
+    corpus = build(root, speaker_regex="none", folds=60)  # 48 utterances
+    with pytest.warns(UserWarning, match=r"folds=60 cannot be honoured: the stratified split "
+                                         r"of 48 utterances \(12 in the largest class\) gives "
+                                         r"12 folds"):
+        corpus.folds()
+
+
+def test_two_folder_datasets_get_their_own_runs_and_rows(cli, tmp_path):
+    from emobox import paths
+
+    for lab in ("lab_a", "lab_b"):
+        write_folder_corpus(tmp_path / lab, speakers=4, per_speaker=2, seconds=0.1)
+        res = cli("run", "-u", "fbank", "-c", "folder", "--root", tmp_path / lab, "-C",
+                  f"name={lab}", "-d", "linear_probe", "--epochs", "1", "--warmup", "0",
+                  "--fold", "1", "--grid", "lr=1e-3 hidden=8", "-q")
+        assert res.code == 0, res
+    runs = sorted(p.name.split("__")[1] for p in paths.runs_dir().iterdir())
+    assert runs == ["lab_a", "lab_b"]
+    for run in paths.runs_dir().iterdir():
+        config = json.loads((run / "config.json").read_text())
+        rows = [json.loads(x) for x in (run / "results.jsonl").read_text().splitlines()]
+        assert {r["corpus"] for r in rows} == {config["corpus"]} == {run.name.split("__")[1]}
+    res = cli("report", paths.runs_dir(), "--out", tmp_path / "report")
+    assert res.code == 0, res
+    table = (tmp_path / "report" / "table.md").read_text()
+    assert "lab_a" in table and "lab_b" in table
+
+    res = cli("run", "-u", "fbank", "-c", "folder", "--root", tmp_path / "lab_a", "-C",
+              "name=my lab", "-d", "linear_probe")
+    assert res.code == 2
+    assert res.err.startswith("error: ") and "name 'my lab' is not a valid corpus name" in res.err

@@ -103,3 +103,32 @@ def test_smoke_run_with_an_in_process_plugin(tmp_path):
     keys = [line.split("\t")[0] for line in
             (tmp_path / "run" / "predictions" / "fold1.tsv").read_text().splitlines()[1:]]
     assert len(keys) == 8 and all("spk01_" in k for k in keys)  # 4 speakers: LOSO, fold 1
+
+
+class _BrokenScan:
+    """A corpus plugin whose scan() trips over its own bug."""
+
+    @staticmethod
+    def corpus_class():
+        from emobox import Corpus
+
+        class Broken(Corpus):
+            name = "broken_scan"
+            languages = ("English",)
+            labels = ("angry", "happy")
+
+            def scan(self):
+                raise AttributeError("boom")
+
+        return Broken
+
+
+def test_assert_corpus_reports_the_exception_raised_in_scan(tmp_path):
+    corpus = _BrokenScan.corpus_class()(tmp_path)
+    with pytest.raises(ContractError) as info:
+        assert_corpus(corpus)
+    msg = str(info.value)
+    assert msg.startswith("corpus 'broken_scan' breaks its contract:")
+    assert "Broken.scan() raised AttributeError: boom (at " in msg
+    assert f"{__file__}:" in msg  # the frame that raised
+    assert "manifest must be an emobox.Manifest" not in msg

@@ -499,7 +499,7 @@ def run_config(plan: TriplePlan, feats: Features) -> tuple[dict, dict]:
     opts = plan.opts
     config = {
         "kind": "emobox.run", "schema_version": 1,
-        "upstream": opts.upstream, "corpus": opts.corpus, "downstream": opts.downstream,
+        "upstream": opts.upstream, "corpus": corpus_name(plan), "downstream": opts.downstream,
         "checkpoint_id": feats.checkpoint_id, "upstream_ckpt": opts.upstream_ckpt,
         "upstream_options": dict(opts.upstream_options),
         "upstream_store_options": dict(feats.store_options),
@@ -563,7 +563,7 @@ def fold_jobs(plan: TriplePlan, feats: Features, full_config: dict,
         checkpoint_id=feats.checkpoint_id, layer=feats.layer, layer_norm=opts.layer_norm,
         feature_norm=opts.feature_norm, grad_clip=opts.grad_clip, recipe=opts.recipe,
         schedule=opts.schedule, precision=opts.precision, train_precision=opts.train_precision,
-        corpus=opts.corpus,
+        corpus=corpus_name(plan),
         scheme=opts.scheme,
         downstream=opts.downstream, epochs=opts.epochs, seed=opts.seed,
         emobox_version=__version__, plugins=full_config["versions"]["plugins"],
@@ -715,8 +715,18 @@ def failure_notes(rows: Sequence[dict]) -> list[str]:
     return out
 
 
-def default_out(opts: RunOptions, fingerprint: str) -> Path:
-    return paths.runs_dir() / f"{opts.upstream}__{opts.corpus}__{opts.downstream}__{fingerprint}"
+def corpus_name(plan: TriplePlan) -> str:
+    """The corpus's name in run folders and results: the one the user asked for, or the one given
+    with ``-C name=...`` to a corpus that takes it (the ``folder`` corpus does)."""
+    name = getattr(plan.corpus, "name", None)
+    if "name" in dict(plan.opts.corpus_options) and isinstance(name, str) and name:
+        return name
+    return plan.opts.corpus
+
+
+def default_out(opts: RunOptions, fingerprint: str, corpus: str | None = None) -> Path:
+    return paths.runs_dir() / (f"{opts.upstream}__{corpus or opts.corpus}__{opts.downstream}__"
+                               f"{fingerprint}")
 
 
 def run(opts: RunOptions, reporter: Reporter | None = None,
@@ -730,7 +740,8 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
                              plan.down_spec.layers)
     skipped = feats.skipped
     config, full_config = run_config(plan, feats)
-    out = Path(opts.out) if opts.out else default_out(opts, full_config["fingerprint"])
+    out = (Path(opts.out) if opts.out
+           else default_out(opts, full_config["fingerprint"], full_config["corpus"]))
     check_out(out, opts.features_dir)
     with run_lock(out):
         done_rows = _prepare_out(out, full_config, len(plan.configs), notes)

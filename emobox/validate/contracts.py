@@ -547,6 +547,17 @@ def _check_fuse(heads: list, layers: str, in_dim: int, num_layers: int) -> list[
 
 
 # -- corpora --------------------------------------------------------------------------------------
+def _raised(exc: BaseException) -> str:
+    """``Type: message (at file:line)`` of an exception, naming the frame that raised it."""
+    import traceback
+
+    text = f"{type(exc).__name__}: {exc}"
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        text += f" (at {frames[-1].filename}:{frames[-1].lineno})"
+    return text
+
+
 def check_corpus(corpus: Any, spec: CorpusSpec | None = None, scheme: str = "emobox",
                  read_audio: int = 1) -> list[str]:
     """Problems of a built corpus: attributes, manifest, files on disk, folds.
@@ -567,7 +578,14 @@ def check_corpus(corpus: Any, spec: CorpusSpec | None = None, scheme: str = "emo
     languages = getattr(corpus, "languages", None)
     if not isinstance(languages, (tuple, list)):
         out.append(f"languages must be a tuple, got {languages!r}")
-    manifest = getattr(corpus, "manifest", None)
+    try:
+        manifest = corpus.manifest
+    except Exception as exc:  # noqa: BLE001 - the plugin's scan() may raise anything
+        own = getattr(corpus, "__dict__", {})
+        if "manifest" not in dir(type(corpus)) and "manifest" not in own:
+            manifest = None  # no manifest at all: reported below
+        else:
+            return out + [f"{type(corpus).__name__}.scan() raised {_raised(exc)}"]
     if not isinstance(manifest, Manifest):
         return out + [f"manifest must be an emobox.Manifest, got {_type_name(manifest)}"]
     if len(manifest) == 0:

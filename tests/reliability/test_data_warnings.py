@@ -171,7 +171,7 @@ def test_label_folders_differing_only_by_case_or_spaces_are_refused(cli, tmp_pat
         a, b = sorted(twins)
         assert_user_error(res, 3, f"label folders {a!r} and {b!r} in {root}",
                           "differ only in upper/lower case or spaces",
-                          "they would be trained as two classes")
+                          "folders are not merged unasked")
 
 
 def test_a_label_map_joining_the_twin_folders_is_the_way_out(cli, tmp_path):
@@ -205,7 +205,7 @@ def test_a_class_missing_from_a_folds_training_side_is_a_warning(cli, tmp_path):
     out = tmp_path / "run"
     res = cli(*FOLDER_RUN, "--root", root, "--out", out)
     assert res.code == 0, res
-    expected = ("fold 1: class 'calm' has no training utterance (2 in test, 0 in validation): "
+    expected = ("fold 1: class 'Calm' has no training utterance (2 in test, 0 in validation): "
                 "the head cannot learn it in this fold")
     assert f"warning: folder: {expected}" in res.err
     assert f"- {expected}" in (out / "summary.md").read_text()
@@ -223,12 +223,12 @@ def test_a_class_with_a_single_utterance_is_a_warning(cli, tmp_path):
     folder_tree(root, ["calm"], speakers=("s2",), n=1)
     res = cli("corpora", "check", "-c", "folder", "--root", root, "--no-audio", "-q")
     assert res.code == 0, res
-    assert ("warning: class 'calm' has a single utterance ('calm/s2_0'): it cannot be both "
+    assert ("warning: class 'Calm' has a single utterance ('calm/s2_0'): it cannot be both "
             "trained on and tested") in res.err
     out = tmp_path / "run"
     res = cli(*FOLDER_RUN, "--root", root, "--out", out)
     assert res.code == 0, res
-    assert "class 'calm' has a single utterance" in (out / "summary.md").read_text()
+    assert "class 'Calm' has a single utterance" in (out / "summary.md").read_text()
 
 
 def test_a_corpus_whose_classes_every_fold_learns_has_no_class_warning(cli, tmp_path):

@@ -43,5 +43,5 @@ def test_trains_inside_emobox_run(spec, tmp_path):
     rows = [line.split("\t") for line in
             (tmp_path / "run" / "predictions" / "fold1.tsv").read_text().splitlines()[1:]]
     assert len(rows) == 8 and all(key.split("/")[1].startswith("spk01_") for key, _, _ in rows)
-    assert {pred for _, _, pred in rows} <= {"angry", "happy", "neutral", "sad"}
+    assert {pred for _, _, pred in rows} <= {"Angry", "Happy", "Neutral", "Sad"}
     assert [f.fold for f in result.folds] == [1]
