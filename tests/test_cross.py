@@ -280,3 +280,18 @@ def test_cross_run_with_the_paper_recipe_drops_the_long_meld_clip(tmp_path, cli)
     summary = (out / "summary.md").read_text()
     assert summary.startswith("# Cross-corpus track: fbank x linear_probe\n\n**EMOBOX'S CODE")
     assert "meld: 1 utterances over 30 s dropped" in summary and long_key in summary
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '{"corpora": ["savee"]}', '{"fingerprint": 7}'])
+def test_a_damaged_cross_config_is_a_data_error_not_a_fresh_start(tmp_path, text):
+    """As in `emobox run`: a config.json that is not a cross configuration stops the run (exit 3)
+    instead of being overwritten."""
+    from emobox.errors import DataError
+    from emobox.tracks.cross import _prepare_out
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "config.json").write_text(text)
+    with pytest.raises(DataError, match=r"config\.json: not an emobox cross-corpus configuration"):
+        _prepare_out(out, {"fingerprint": "abc"}, None)
+    assert (out / "config.json").read_text() == text

@@ -368,8 +368,9 @@ def _prepare_out(out: Path, config: dict, plan: CrossPlan) -> dict[str, list[dic
             old = read_json_file(cfg_path, what="in run directories")
         except DataError as exc:
             raise DataError(f"{exc}; {RESUME_HINT}", path=str(cfg_path))
-        if not isinstance(old, dict):
-            old = {}
+        if not isinstance(old, dict) or not isinstance(old.get("fingerprint"), str):
+            raise DataError(f"{cfg_path}: not an emobox cross-corpus configuration (no "
+                            f"fingerprint); {RESUME_HINT}", path=str(cfg_path))
         if old.get("fingerprint") != config["fingerprint"]:
             raise EmoboxUsageError(
                 f"{out} holds a cross-corpus run made with other options (fingerprint "
