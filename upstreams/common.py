@@ -126,15 +126,11 @@ def feature_extractor_normalize(wav: "torch.Tensor") -> "torch.Tensor":
 
 def stack_padded(wavs: Sequence["torch.Tensor"], min_len: int = 0
                  ) -> tuple["torch.Tensor", "torch.Tensor"]:
-    """Right-pad 1-D tensors with zeros into ``[B, S]``; returns it and the lengths ``[B]``."""
-    import torch
+    """Right-pad 1-D tensors with zeros into ``[B, S]``; returns it and the lengths ``[B]``
+    (:func:`emobox.extraction.upstream.pad_batch`, imported when first used)."""
+    from emobox.extraction.upstream import pad_batch
 
-    lengths = torch.tensor([int(w.shape[-1]) for w in wavs], dtype=torch.long)
-    width = max(int(lengths.max()), min_len)
-    out = wavs[0].new_zeros(len(wavs), width)
-    for i, w in enumerate(wavs):
-        out[i, : w.shape[-1]] = w
-    return out, lengths
+    return pad_batch(wavs, min_len)
 
 
 def equal_length_groups(lengths: Sequence[int]) -> list[list[int]]:

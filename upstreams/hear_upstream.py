@@ -20,7 +20,7 @@ from pathlib import Path
 
 from emobox import EmoboxUsageError
 from emobox.extraction.checkpoints import checkpoint_id as hash_checkpoint
-from emobox.extraction.upstream import Upstream, UpstreamOutput
+from emobox.extraction.upstream import Upstream, UpstreamOutput, pad_batch
 
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _REQUIRED = ("load_model", "get_timestamp_embeddings", "sample_rate", "timestamp_embedding_size")
@@ -94,10 +94,8 @@ class HearUpstream(Upstream):
     def forward(self, wavs, layers):
         import torch
 
-        lengths = [int(w.shape[-1]) for w in wavs]
-        batch = torch.zeros(len(wavs), max(lengths))
-        for i, w in enumerate(wavs):
-            batch[i, : lengths[i]] = w.float().cpu()
+        batch, sizes = pad_batch([w.float().cpu() for w in wavs])
+        lengths = sizes.tolist()
         with torch.no_grad():
             emb, ts = self.module.get_timestamp_embeddings(batch, self.model)
         emb = torch.as_tensor(emb).float()

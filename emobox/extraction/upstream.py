@@ -145,10 +145,11 @@ def resolve_layers(layers, num_layers: int, name: str = "upstream") -> list[int]
     return sorted(out)
 
 
-def pad_batch(wavs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad 1-D waveforms with zeros: ``[B, S]`` and the lengths ``[B]``."""
+def pad_batch(wavs: Sequence[torch.Tensor], min_len: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad 1-D waveforms with zeros: ``[B, max(S, min_len)]`` and the lengths ``[B]``."""
     lengths = torch.tensor([int(w.shape[-1]) for w in wavs], dtype=torch.long)
-    out = torch.zeros(len(wavs), int(lengths.max()), dtype=wavs[0].dtype, device=wavs[0].device)
+    width = max(int(lengths.max()), min_len)
+    out = torch.zeros(len(wavs), width, dtype=wavs[0].dtype, device=wavs[0].device)
     for i, w in enumerate(wavs):
         out[i, : w.shape[-1]] = w
     return out, lengths
