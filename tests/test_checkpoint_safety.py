@@ -123,7 +123,7 @@ def evil_ckpt(tmp_path):
 def test_run_with_upstream_ckpt_never_runs_the_payload(cli, tmp_path, evil_ckpt):
     path, marker = evil_ckpt
     res = cli("run", "-u", "data2vec2_base", "-c", "demo", "-d", "linear_probe",
-              "--upstream-ckpt", path, "--out", tmp_path / "run", "--epochs", "1")
+              "--upstream-ckpt", path, "--out", tmp_path / "run", "--epochs", "1", "--warmup", "0")
     assert res.code != 0 and res.err.startswith(f"error: {path}: ")
     assert not marker.exists()
 

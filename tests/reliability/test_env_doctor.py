@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from emobox import envreport
+from emobox import environment as envreport
 from emobox.corpora._emobox import reference_rows
 from emobox.corpora.emodb import EmoDB
 from emobox.corpora.savee import Savee
