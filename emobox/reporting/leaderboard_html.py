@@ -123,7 +123,11 @@ class Cross:
 # -- reading ----------------------------------------------------------------------------------
 
 def _pct(v: float | None) -> float | None:
-    return None if v is None else round(100 * v, 2)
+    return None if v is None else 100 * v
+
+
+def _r2(v: float | None) -> float | None:
+    return None if v is None else round(v, 2)
 
 
 def entries_from_board(cards: Sequence[dict], source: str,
@@ -299,8 +303,8 @@ def read_cross(path: Path) -> Cross:
         head=known["downstream"],
         corpora=known["corpora"], by_test=known["selected_by_test"],
         contaminated=known["contaminated"] or [[False] * n for _ in range(n)],
-        metrics={name: {"matrix": [[_pct(v) for v in row] for row in m["matrix"]],
-                        "average": _pct(m["average"])}
+        metrics={name: {"matrix": [[_r2(_pct(v)) for v in row] for row in m["matrix"]],
+                        "average": _r2(_pct(m["average"]))}
                  for name, m in known["metrics"].items()})
 
 
@@ -341,8 +345,9 @@ def site_data(entries: Sequence[Entry], crosses: Sequence[Cross]) -> dict:
                 "checkpoint": e.checkpoint, "params": e.parameters,
                 "by_test": any(r.select == "test" for r in results),
                 "contaminated": any(r.contaminated for r in results),
-                "cells": {r.corpus: {"ua": r.ua, "std": r.ua_std, "marks": r.marks}
-                          for r in results}})
+                "cells": {r.corpus: {"ua": _r2(r.ua), "std": _r2(r.ua_std), "marks": r.marks}
+                          for r in results},
+                "ua": {r.corpus: r.ua for r in results}})
     languages = {r.corpus: r.language for e in entries for r in e.results}
     corpora = sorted(languages, key=lambda c: (languages[c] in ("Mix", "Other"),
                                                languages[c], c))
@@ -350,9 +355,10 @@ def site_data(entries: Sequence[Entry], crosses: Sequence[Cross]) -> dict:
     common = {"": [c for c in corpora if all(c in row["cells"] for row in rows)]}
     for lang in language_list:
         common[lang] = [c for c in common[""] if languages[c] == lang]
-    for row in rows:
-        row["mean"] = {k: (round(sum(row["cells"][c]["ua"] for c in cs) / len(cs), 2)
-                           if cs else None) for k, cs in common.items()}
+    for row in rows:  # from the unrounded scores, as `leaderboard show` computes it
+        ua = row.pop("ua")
+        row["mean"] = {k: (round(sum(ua[c] for c in cs) / len(cs), 2) if cs else None)
+                       for k, cs in common.items()}
     rows.sort(key=lambda r: (r["mean"][""] is None, -(r["mean"][""] or 0.0), r["name"],
                              r["head"], r["scheme"]))
     for rank, row in enumerate(rows, start=1):
