@@ -187,7 +187,7 @@ def test_errors(tmp_path, cli):
     broken = dict(CARDS[0], corpora={"emodb": dict(_corpus(0.8, 0.02), ua=1.5)})
     board = _board(tmp_path / "board.json", CARDS[1:2], extra=[broken])
     res = cli("leaderboard", "html", tmp_path / "web", "--file", board)
-    assert res.code == 0 and "1 entries" in res.out
+    assert res.code == 0 and "1 entry, 0 cross-corpus matrices" in res.out
     assert "entry 2 ('alpha'): field 'corpora.emodb.ua'" in res.err and "left out" in res.err
     # a folder of other files is not overwritten
     other = tmp_path / "other"
@@ -292,6 +292,12 @@ def test_page_in_browser_sorts_filters_and_renders(site, browser, tmp_path):
     Select(browser.find_element(By.ID, "filter-head")).select_by_value("mlp")
     assert sorted(_names(browser)) == [EVIL, "whisper_tiny"]
     assert len(browser.find_elements(By.CSS_SELECTOR, "#cross-list figure svg")) == 1
+    cells = browser.find_elements(By.CSS_SELECTOR, "#cross-list text.value")
+    assert [t.text for t in cells] == ["90.0", "30.0§", "40.0", "70.0"]  # accuracy
+    assert "average 35.00 %" in browser.find_element(By.CSS_SELECTOR, "#cross-list figcaption").text
+    Select(browser.find_element(By.ID, "cross-metric")).select_by_value("ua")
+    cells = browser.find_elements(By.CSS_SELECTOR, "#cross-list text.value")
+    assert [t.text for t in cells] == ["88.0", "31.0§", "41.0", "70.0"]
     # the language filter: English corpora only; whisper (emodb only) is hidden
     Select(browser.find_element(By.ID, "filter-head")).select_by_value("")
     Select(browser.find_element(By.ID, "filter-language")).select_by_value("English")

@@ -126,8 +126,8 @@ def board_show(
 
 @board_app.command("html")
 def board_html(
-    out: str = typer.Argument(..., help="Folder for the site (new, empty, or one this command "
-                              "wrote)."),
+    out: str = typer.Argument(..., metavar="OUT_DIR", help="Folder for the site (new, empty, "
+                              "or one this command wrote)."),
     file: Optional[str] = typer.Option(None, "--file", help="Leaderboard file (default "
                                        "$EMOBOX_HOME/leaderboard.json, unless only --report "
                                        "folders are given)."),
@@ -139,6 +139,8 @@ def board_html(
     from emobox.reporting.leaderboard_html import write_site
 
     site = write_site(out, file, report, use_board=bool(file) or not report)
-    console.print(f"wrote {site.out / 'index.html'}: {len(site.entries)} entries, "
-                  f"{len(site.crosses)} cross-corpus matrices, {len(site.files)} files",
+    n, m = len(site.entries), len(site.crosses)
+    console.print(f"wrote {site.out / 'index.html'}: {n} {'entry' if n == 1 else 'entries'}, "
+                  f"{m} cross-corpus {'matrix' if m == 1 else 'matrices'}, "
+                  f"{len(site.files)} files",
                   highlight=False, soft_wrap=True, markup=False)

@@ -519,7 +519,7 @@ def write_site(out: str | Path, board_file: str | Path | None = None,
         cards = leaderboard.load(path)
         entries += entries_from_board(cards, path.name, registry)
         sources.append(path.name)
-        given.append(str(path))
+        given.append(str(path) if path.exists() else f"{path} (no such file)")
     for folder in reports:
         got, cross = read_report(folder)
         entries += got
@@ -527,10 +527,9 @@ def write_site(out: str | Path, board_file: str | Path | None = None,
         sources += [e.source for e in got[:1]] + [c.source for c in cross]
         given.append(str(folder))
     if not entries and not crosses:
-        where = " and ".join(given)
-        raise EmoboxUsageError(f"nothing to show: {where} hold{'s' if len(given) == 1 else ''}"
-                               f" no results (add submissions with `emobox leaderboard add`, or "
-                               f"give --report folders)")
+        raise EmoboxUsageError(f"nothing to show: no results in {' or '.join(given)} (add "
+                               f"submissions with `emobox leaderboard add`, or give --report "
+                               f"folders)")
     seen: dict[str, int] = {}
     for e in entries:  # the same entry from two sources gets its own page
         n = seen.get(e.id, 0)
