@@ -326,3 +326,13 @@ def test_page_in_browser_sorts_filters_and_renders(site, browser, tmp_path):
     assert browser.find_element(By.CSS_SELECTOR, "h1.entry-name").text.startswith(EVIL)
     errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
     assert errors == []
+    # were a name ever to reach the markup as a script, the pages' security policy blocks it
+    tampered = site / "tampered.html"
+    tampered.write_text((site / "index.html").read_text().replace(
+        "<footer>", "<script>document.title = 'ran'</script><footer>"))
+    try:
+        browser.get(tampered.as_uri())
+        assert browser.title == "emobox leaderboard" and len(_names(browser)) == 4
+        assert any("Content Security Policy" in e["message"] for e in browser.get_log("browser"))
+    finally:
+        tampered.unlink()
