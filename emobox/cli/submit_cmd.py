@@ -1,4 +1,4 @@
-"""``emobox submit pack|validate|score`` and ``emobox leaderboard add|show``."""
+"""``emobox submit pack|validate|score`` and ``emobox leaderboard add|show|html``."""
 
 from __future__ import annotations
 
@@ -122,3 +122,25 @@ def board_show(
         return
     console.print(writers[fmt](board(entries)), highlight=False, soft_wrap=True, markup=False,
                   emoji=False)
+
+
+@board_app.command("html")
+def board_html(
+    out: str = typer.Argument(..., metavar="OUT_DIR", help="Folder for the site (new, empty, "
+                              "or one this command wrote)."),
+    file: Optional[str] = typer.Option(None, "--file", help="Leaderboard file (default "
+                                       "$EMOBOX_HOME/leaderboard.json, unless only --report "
+                                       "folders are given)."),
+    report: List[str] = typer.Option([], "--report", help="An `emobox report` folder "
+                                     "(cells.csv) or an `emobox cross` folder (matrix.json); "
+                                     "repeat for several."),
+) -> None:
+    """Write the leaderboard as a static web site (open OUT/index.html in a browser)."""
+    from emobox.reporting.leaderboard_html import write_site
+
+    site = write_site(out, file, report, use_board=bool(file) or not report)
+    n, m = len(site.entries), len(site.crosses)
+    console.print(f"wrote {site.out / 'index.html'}: {n} {'entry' if n == 1 else 'entries'}, "
+                  f"{m} cross-corpus {'matrix' if m == 1 else 'matrices'}, "
+                  f"{len(site.files)} files",
+                  highlight=False, soft_wrap=True, markup=False)
