@@ -41,3 +41,88 @@ def test_row_checker_accepts_layer_weights_and_refuses_bad_ones():
         check_row(_row(layer_weights=[0.5, "x"]))
     with pytest.raises(RowError, match="layer_weights"):
         check_row(_row(layer_weights=[1.5]))
+
+
+# -- the combined report table ----------------------------------------------------------------
+
+def _table(rows, groups):
+    """A Table of hand-made cells: rows = [(label, {corpus: ua_percent_mean})]."""
+    from pathlib import Path
+
+    from emobox.reporting.report import Cell, Row, Table, columns_for
+    from emobox.reporting.tables import _mark_best
+    from emobox.tracks.rundirs import RunDir
+
+    run = RunDir(Path("."), {"select": "valid", "n_folds": 2}, [])
+    out = []
+    for label, means in rows:
+        cells = {c: Cell(label, c, run, {m: (v / 100, 0.01) for m in ("ua", "wa", "f1")}, 2, 2)
+                 for c, v in means.items()}
+        out.append(Row("linear_probe", "emobox", label, label, cells))
+    table = Table(out, groups, columns_for(groups))
+    _mark_best(table)
+    return table
+
+
+def test_language_groups_get_their_average_and_the_table_its_overall_average():
+    from emobox.reporting.report import to_markdown, to_tsv
+
+    groups = [("English", ["a", "b"]), ("German", ["c"])]
+    table = _table([("u1", {"a": 60.0, "b": 71.0, "c": 20.0}), ("u2", {"a": 50.0, "c": 30.0})],
+                   groups)
+    assert [c.label for c in table.columns] == ["a", "b", "English avg", "c", "Avg"]
+    tsv = [line.split("\t") for line in to_tsv(table, "ua").splitlines()]
+    assert tsv[0][2:] == ["a (English)", "b (English)", "English avg", "c (German)", "Avg"]
+    # (60 + 71) / 2 = 65.5; (60 + 71 + 20) / 3 = 50.33; u2 lacks b: no average over it
+    assert tsv[1][2:] == ["60.00 ± 1.00", "71.00 ± 1.00", "65.50", "20.00 ± 1.00", "50.33"]
+    assert tsv[2][2:] == ["50.00 ± 1.00", "–", "–", "30.00 ± 1.00", "–"]
+    md = to_markdown(table)
+    # bold: the best of a column with two or more values; b, its average and Avg have one row
+    assert "| linear_probe | u1 | **60.00** ± 1.00 | 71.00 ± 1.00 | 65.50 | 20.00 ± 1.00 | 50.33 |" \
+        in md
+    assert "|  | u2 | 50.00 ± 1.00 | – | – | **30.00** ± 1.00 | – |" in md
+
+
+def test_a_one_row_table_has_no_bold():
+    from emobox.reporting.report import to_latex, to_markdown
+
+    table = _table([("u1", {"a": 60.0, "c": 20.0})], [("English", ["a"]), ("German", ["c"])])
+    assert "**" not in to_markdown(table)
+    assert r"\textbf" not in to_latex(table)
+
+
+def test_corpora_are_grouped_by_the_language_their_plugin_declares():
+    from emobox.reporting.tables import _group_order, corpus_language
+
+    assert corpus_language("emodb") == "German" and corpus_language("iemocap") == "English"
+    assert corpus_language("esd") == "Mix"  # Mandarin and English
+    assert corpus_language("asvpesd") == "Mix"  # declared "mixed"
+    order = sorted(["Mix", "Tonal", "German", "Greek", "English", "Mandarin"], key=_group_order)
+    # EmoBox's 12 English corpora first, then Mandarin (3), German (2), one-corpus languages
+    assert order == ["English", "Mandarin", "German", "Greek", "Tonal", "Mix"]
+
+
+# -- plots ------------------------------------------------------------------------------------
+
+def test_bar_chart_shows_every_error_bar_values_and_a_legend_outside_the_bars():
+    from emobox.reporting.plots import bar_figure
+
+    scores = {"a": {"u1": (90.0, 8.0), "u2": (50.0, 30.0)}, "b": {"u1": (10.0, 20.0)}}
+    fig, ax = bar_figure(scores, "UA", marks={("u1", "b"): "†"})
+    bottom, top = ax.get_ylim()
+    assert bottom <= 10.0 - 20.0 and top >= 90.0 + 8.0  # mean ± std of every bar is visible
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert legend.x0 >= ax.get_window_extent(renderer).x1  # right of the axes, over no bar
+    texts = sorted(t.get_text() for t in ax.texts)
+    assert texts == ["10.0†", "50.0", "90.0"]
+
+
+def test_bar_chart_leaves_values_off_when_bars_are_too_many_to_read():
+    from emobox.reporting.plots import bar_figure
+
+    scores = {f"c{i}": {"u1": (40.0, 2.0), "u2": (60.0, 3.0)} for i in range(12)}
+    fig, ax = bar_figure(scores, "UA", marks={("u2", "c3"): "§"})
+    assert [t.get_text() for t in ax.texts] == ["§"]
+    assert ax.get_ylim()[1] >= 63.0
