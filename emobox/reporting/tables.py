@@ -6,8 +6,8 @@ Columns are the corpora, grouped by language; a language group of two or more co
 followed by its average, and the table ends with the average over every corpus. An average is
 the unweighted mean of the row's corpus means, given only when the row has every corpus it
 averages. A corpus's language comes from its plugin's ``languages`` (several: ``Mix``); groups
-are ordered as EmoBox's benchmark groups its 32 corpora (most corpora first: English, Mandarin,
-then French, German, Italian, then one-corpus languages), mixed-language corpora last.
+are ordered by how many of EmoBox's 32 corpora share the language (English 12, Mandarin 3,
+French, German and Italian 2, then the rest alphabetically), mixed-language corpora last.
 """
 
 from __future__ import annotations
