@@ -126,3 +126,65 @@ def test_bar_chart_leaves_values_off_when_bars_are_too_many_to_read():
     fig, ax = bar_figure(scores, "UA", marks={("u2", "c3"): "§"})
     assert [t.get_text() for t in ax.texts] == ["§"]
     assert ax.get_ylim()[1] >= 63.0
+
+
+# -- one parameter count per upstream ----------------------------------------------------------
+
+class _CountedPlugin:
+    """``fbank_counted``: declares 4,242 parameters; its module holds 10 more elements (a fixed
+    table, as Whisper's sinusoidal positions), which the declared count leaves out."""
+
+    import emobox as _emobox
+
+    @_emobox.hookimpl
+    def emobox_upstreams(self):
+        from emobox import UpstreamSpec
+
+        def build(ckpt=None, device="cpu", **options):
+            import torch
+
+            from emobox.upstreams.kaldi import Fbank
+
+            up = Fbank(**options)
+            up.table = torch.nn.Parameter(torch.zeros(10), requires_grad=False)
+            return up.to(device)
+
+        return [UpstreamSpec(name="fbank_counted", build=build, num_layers=0, hidden_size=80,
+                             frame_rate=100.0, parameters=4242)]
+
+
+def test_one_parameter_count_in_info_config_submission_and_leaderboard(tmp_path, cli):
+    import json
+    import zipfile
+
+    from bench_support import make_registry, make_tones
+
+    from emobox.extraction.upstream_catalog import parameter_count
+    from emobox.plugin.registry import set_registry
+    from emobox.tracks.runner import RunOptions, run
+
+    registry = make_registry()
+    registry.register(_CountedPlugin(), name="counted-tests")
+    set_registry(registry)
+    res = cli("upstreams", "info", "fbank_counted")
+    assert res.code == 0 and "4,242" in res.out
+    out = tmp_path / "run"
+    run(RunOptions(upstream="fbank_counted", corpus="tones", downstream="linear_probe",
+                   root=str(make_tones(tmp_path / "tones")), out=str(out),
+                   grid={"lr": [1e-2], "hidden": [8]}, epochs=1, warmup_epochs=0,
+                   features_dir=str(tmp_path / "features")), registry=registry)
+    assert json.loads((out / "config.json").read_text())["upstream_parameters"] == 4242
+    res = cli("submit", "pack", out, "-o", tmp_path / "s.zip")
+    assert res.code == 0, res
+    with zipfile.ZipFile(tmp_path / "s.zip") as z:
+        assert json.loads(z.read("metadata.json"))["upstream"]["parameters"] == 4242
+    board = tmp_path / "board.json"
+    assert cli("leaderboard", "add", tmp_path / "s.zip", "--file", board).code == 0
+    res = cli("leaderboard", "show", "--file", board, "--format", "csv")
+    assert res.code == 0 and ",4242," in res.out
+    # a spec that declares nothing: the built module's parameters are counted
+    import torch
+    from types import SimpleNamespace
+
+    assert parameter_count(SimpleNamespace(parameters=None), torch.nn.Linear(3, 2)) == 8
+    assert parameter_count(SimpleNamespace(parameters=None)) is None

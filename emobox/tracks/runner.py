@@ -43,6 +43,7 @@ from emobox.reporting.results import NORM_WORDS, ResultRow, RowError, check_row,
 from emobox.tracks.rundirs import RESUME_HINT, check_run_dir, read_rows, read_run_config, run_lock
 from emobox.datasets.splits import class_warnings, leakage, select_folds, with_random_valid
 from emobox.extraction.store import FeatureStore
+from emobox.extraction.upstream_catalog import parameter_count
 from emobox.training.sweep import (DEFAULT_GRAD_CLIP, PRECISIONS, SCHEDULES, SELECT_MODES, Split, TrainConfig,
                     check_grid, config_id, expand_grid, resolve_protocol, train_sweep)
 
@@ -487,9 +488,8 @@ def extract_features(up_spec: Any, manifest: Any, opts: RunOptions, device: str,
                     store_dir=Path(opts.features_dir) if opts.features_dir else None,
                     on_bad_audio=opts.on_bad_audio, reporter=reporter,
                     batch_seconds=opts.batch_seconds, options=dict(opts.upstream_options))
-    parameters = sum(int(p.numel()) for p in upstream.parameters())
     return Features(str(store.path), layer, list(layers), upstream.checkpoint_id,
-                    store.skipped(), parameters or up_spec.parameters,
+                    store.skipped(), parameter_count(up_spec, upstream),
                     dict(getattr(upstream, "store_options", {}) or {}),
                     store.meta["audio"]["sha256"])
 
