@@ -188,3 +188,34 @@ def test_one_parameter_count_in_info_config_submission_and_leaderboard(tmp_path,
 
     assert parameter_count(SimpleNamespace(parameters=None), torch.nn.Linear(3, 2)) == 8
     assert parameter_count(SimpleNamespace(parameters=None)) is None
+
+
+# -- bench --dry-run counts Whisper's 30-s padding ---------------------------------------------
+
+def test_dry_run_counts_whisper_padding_to_30_seconds(tmp_path):
+    import pytest
+    from bench_support import grid_options, make_registry, make_tones
+
+    from emobox.plugin.registry import set_registry
+    from emobox.tracks.bench import plan_bench
+
+    roots = {"tones": make_tones(tmp_path / "tones")}  # 36 clips of 0.3 s
+    set_registry(make_registry())
+    # whisper tiny (80 mels, d = 384, FFN 1536, 4 blocks), faithful: every clip is a 30-s window,
+    # 3000 mel frames, 1500 positions:
+    #   mel bank 2*80*201*3000 = 96,480,000; conv1 2*3000*384*80*3 = 552,960,000;
+    #   conv2 2*1500*384*384*3 = 1,327,104,000;
+    #   blocks 4*(8*1500*384^2 + 4*1500^2*384 + 4*1500*384*1536) = 35,057,664,000
+    per_clip = 96_480_000 + 552_960_000 + 1_327_104_000 + 35_057_664_000
+    assert per_clip == 37_034_208_000
+    plan = plan_bench(grid_options(tmp_path / "b", roots, upstreams=("whisper_tiny_en",),
+                                   corpora=("tones",), dry_run=True))
+    (ext,) = plan.extractions
+    assert ext.flops_source == "plugin" and ext.flops == pytest.approx(36 * per_clip)
+    # trimmed: 0.3 s = 4800 samples, 30 mel frames, 15 positions
+    trimmed = (2 * 80 * 201 * 30 + 2 * 30 * 384 * 80 * 3 + 2 * 15 * 384 * 384 * 3
+               + 4 * (8 * 15 * 384 ** 2 + 4 * 15 ** 2 * 384 + 4 * 15 * 384 * 1536))
+    plan = plan_bench(grid_options(tmp_path / "b", roots, upstreams=("whisper_tiny_en",),
+                                   corpora=("tones",), dry_run=True,
+                                   upstream_options={"whisper_tiny_en": {"mode": "trimmed"}}))
+    assert plan.extractions[0].flops == pytest.approx(36 * trimmed)
