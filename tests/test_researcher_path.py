@@ -219,3 +219,40 @@ def test_dry_run_counts_whisper_padding_to_30_seconds(tmp_path):
                                    corpora=("tones",), dry_run=True,
                                    upstream_options={"whisper_tiny_en": {"mode": "trimmed"}}))
     assert plan.extractions[0].flops == pytest.approx(36 * trimmed)
+
+
+# -- epochs are counted from 1 everywhere ------------------------------------------------------
+
+def test_rows_of_earlier_releases_are_read_with_epochs_counted_from_1():
+    old = check_row(_row(best_epoch=0, schema_version=1))  # the first epoch, as written before
+    assert (old["best_epoch"], old["schema_version"]) == (1, 2)
+    assert check_row(_row(best_epoch=0))["best_epoch"] == 1  # no version: an early release
+    assert check_row(_row(best_epoch=4, schema_version=2))["best_epoch"] == 4
+    failed = _row(best_epoch=-1, schema_version=1, selected=False, failed="diverged", ua=None,
+                  wa=None, f1=None, valid_ua=None, valid_loss=None)
+    assert check_row(failed)["best_epoch"] == -1
+
+
+def test_summary_and_results_rows_count_epochs_from_1(tmp_path):
+    import json
+    import re
+
+    from bench_support import make_registry, make_tones
+
+    from emobox.io import read_jsonl
+    from emobox.plugin.registry import set_registry
+    from emobox.tracks.runner import RunOptions, run
+
+    registry = make_registry()
+    set_registry(registry)
+    out = tmp_path / "run"
+    run(RunOptions(upstream="fbank", corpus="tones", downstream="linear_probe",
+                   root=str(make_tones(tmp_path / "tones")), out=str(out), folds=(1,),
+                   grid={"lr": [1e-2], "hidden": [8]}, epochs=3, warmup_epochs=0,
+                   features_dir=str(tmp_path / "features")), registry=registry)
+    (row,) = read_jsonl(out / "results.jsonl")
+    assert json.loads((out / "results.jsonl").read_text())["schema_version"] == 2
+    assert 1 <= row["best_epoch"] <= 3
+    summary = (out / "summary.md").read_text()
+    fold1 = next(ln for ln in summary.splitlines() if ln.startswith("| 1 |"))
+    assert re.split(r"\s*\|\s*", fold1)[6] == str(row["best_epoch"])

@@ -940,7 +940,7 @@ def summary_markdown(result: RunResult) -> str:
               "|---|---|---|---|---|---|---|"]
     for f in result.folds:
         lines.append(f"| {f.fold} | {100 * f.ua:.2f} | {100 * f.wa:.2f} | {100 * f.f1:.2f} | "
-                     f"{md(f.config_id)} | {f.best_epoch + 1} | {100 * f.valid_ua:.2f} |")
+                     f"{md(f.config_id)} | {f.best_epoch} | {100 * f.valid_ua:.2f} |")
     if result.folds:
         cells = []
         for m in ("ua", "wa", "f1"):

@@ -148,12 +148,13 @@ class Split:
 class ConfigResult:
     hp: dict
     config_id: str
-    best_epoch: int  # 0-based epoch whose model is kept
+    best_epoch: int  # the epoch whose model is kept, counted from 1 (-1: failed)
     valid_ua: float
     valid_loss: float
     test: dict  # scores() of the kept model on test
     test_pred: np.ndarray
-    history: list[dict] = field(default_factory=list)  # per epoch: lr, train_loss, valid_ua...
+    # per epoch: epoch (counted from 1), lr, train_loss, valid_ua...
+    history: list[dict] = field(default_factory=list)
     # why training failed (non-finite loss or outputs): the configuration is never selected and
     # its scores are None
     failed: str = ""
@@ -568,7 +569,7 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
                                  f"{'training' if not math.isfinite(loss_k) else 'validation'} "
                                  f"loss in epoch {epoch + 1}")
                     continue
-                entry = {"epoch": epoch, "lr": lrs[k], "train_loss": loss_k,
+                entry = {"epoch": epoch + 1, "lr": lrs[k], "train_loss": loss_k,
                          "valid_ua": v_ua[k], "valid_loss": v_loss[k],
                          "clipped_steps": clipped_steps[k]}
                 if cfg.select == "test":
@@ -578,7 +579,7 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
                     crit = (v_ua[k], v_loss[k])
                 history[k].append(entry)
                 if crit[0] > best[k][0] or (crit[0] == best[k][0] and crit[1] < best[k][1]):
-                    best[k] = (crit[0], crit[1], epoch)
+                    best[k] = (crit[0], crit[1], epoch + 1)  # counted from 1
                     best_valid[k] = (v_ua[k], v_loss[k])
                     best_state[k] = [p.detach().clone() for p in heads[k].parameters()]
             task.advance(1)
