@@ -256,3 +256,31 @@ def test_summary_and_results_rows_count_epochs_from_1(tmp_path):
     summary = (out / "summary.md").read_text()
     fold1 = next(ln for ln in summary.splitlines() if ln.startswith("| 1 |"))
     assert re.split(r"\s*\|\s*", fold1)[6] == str(row["best_epoch"])
+
+
+# -- a grid that leaves a hyper-parameter out records the value used ----------------------------
+
+def test_a_grid_without_a_hyper_parameter_records_the_value_used(tmp_path):
+    import json
+
+    from bench_support import make_registry, make_tones
+
+    from emobox.io import read_jsonl
+    from emobox.plugin.registry import set_registry
+    from emobox.tracks.runner import RunOptions, run
+
+    registry = make_registry()
+    set_registry(registry)
+    out = tmp_path / "run"
+    # linear_probe's build takes hidden=256; the trainer's learning rate defaults to 1e-3
+    run(RunOptions(upstream="fbank", corpus="tones", downstream="linear_probe",
+                   root=str(make_tones(tmp_path / "tones")), out=str(out), folds=(1,),
+                   grid={"weight_decay": [0.0, 0.01]}, epochs=1, warmup_epochs=0,
+                   features_dir=str(tmp_path / "features")), registry=registry)
+    rows = read_jsonl(out / "results.jsonl")
+    assert sorted(r["config_id"] for r in rows) == ["weight_decay=0.0", "weight_decay=0.01"]
+    assert sorted((r["config"]["weight_decay"], r["config"]["lr"], r["config"]["hidden"])
+                  for r in rows) == [(0.0, 1e-3, 256), (0.01, 1e-3, 256)]
+    config = json.loads((out / "config.json").read_text())
+    assert config["grid_defaults"] == {"lr": 1e-3, "hidden": 256}
+    assert "(not in the grid: hidden=256,lr=0.001)" in (out / "summary.md").read_text()
