@@ -213,7 +213,9 @@ def to_latex(table: Table) -> str:
         n = len(table.columns)
         out += [r"\begin{table}[t]", r"\centering",
                 rf"\caption{{{NAMES[m]} (\%) per corpus{where}: mean $\pm$ std over folds; "
-                rf"corpora grouped by language, with averages; best per column in bold.}}",
+                rf"corpora grouped by language"
+                + (", with averages" if any(c.average for c in table.columns) else "")
+                + ("; best per column in bold" if table.best[m] else "") + ".}",
                 rf"\label{{tab:emobox-{m}}}",
                 r"\begin{tabular}{ll" + "c" * n + "}", r"\toprule"]
         spans, col = [], 3
