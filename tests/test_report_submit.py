@@ -61,16 +61,30 @@ def test_report_tables_match_results(grid, tmp_path, cli):
                 assert r[f"{corpus} {name} std"] == f"{std:.2f}"
     md = (rep / "table.md").read_text()
     tex = (rep / "table.tex").read_text()
-    # columns grouped by language, in the Markdown header and as LaTeX multicolumns
-    assert "| upstream | demo (English) | emodb (German) | tones (Tonal) |" in md
+    # one table per metric: the head as row group, columns grouped by language, then Avg
+    assert md.count("| head | upstream | demo (English) | emodb (German) | tones (Tonal) | Avg |"
+                    ) == 3
     assert r"\multicolumn{1}{c}{English} & \multicolumn{1}{c}{German}" in tex
+    for rule in (r"\toprule", r"\midrule", r"\bottomrule"):
+        assert tex.count(rule) == 3
+    assert r"\label{tab:emobox-ua}" in tex and r"\caption{UA (\%) per corpus" in tex
+    ua = {u: {c: _expected(grid["dir"] / "runs" / f"{u}__{c}__linear_probe", "ua")
+              for c in ("demo", "emodb", "tones")} for u in ("fbank", "mfcc")}
     for corpus in ("demo", "tones"):
-        ua = {u: round(_expected(grid["dir"] / "runs" / f"{u}__{corpus}__linear_probe",
-                                 "ua")[0], 2) for u in ("fbank", "mfcc")}
-        best = max(ua, key=ua.get)
-        mean, std = _expected(grid["dir"] / "runs" / f"{best}__{corpus}__linear_probe", "ua")
-        assert f"**{mean:.2f} ± {std:.2f}**" in md
+        best = max(ua, key=lambda u: round(ua[u][corpus][0], 2))
+        mean, std = ua[best][corpus]
+        assert f"**{mean:.2f}** ± {std:.2f}" in md
         assert rf"\textbf{{{mean:.2f}}}$\pm${std:.2f}" in tex
+    # Avg: the unweighted mean of the three corpus means, on each row, in every format
+    tsv = [line.split("\t") for line in (rep / "table_ua.tsv").read_text().splitlines()]
+    assert tsv[0] == ["head", "upstream", "demo (English)", "emodb (German)", "tones (Tonal)",
+                      "Avg"]
+    for line in tsv[1:]:
+        u = line[1]
+        avg = statistics.fmean(ua[u][c][0] for c in ("demo", "emodb", "tones"))
+        assert line[0] == "linear_probe" and line[-1] == f"{avg:.2f}"
+        assert line[2] == "{:.2f} ± {:.2f}".format(*ua[u]["demo"])
+        assert f"| {u} |" in md and f"{avg:.2f}" in md
     cells = list(csv.DictReader(io.StringIO((rep / "cells.csv").read_text())))
     assert len(cells) == 6 and {c["language"] for c in cells} == {"English", "German", "Tonal"}
     assert "published intra-corpus numbers (its Table 4) are not shipped with emobox" in md
@@ -84,10 +98,16 @@ def test_report_marks_test_selection_contamination_and_partial_folds(grid, seen_
 
     report = write_report([grid["dir"], seen_run], tmp_path / "rep", plots=False)
     md = report.files["table.md"].read_text()
-    line = next(ln for ln in md.splitlines() if ln.startswith("| fbank_seen |"))
+    line = next(ln for ln in md.splitlines() if ln.startswith("|  | fbank_seen |"))
     assert "†§*(1/3)" in line  # selected by test, contaminated, 1 of 3 folds
     assert "selected by TEST" in md and "contaminated: the upstream was trained" in md
-    assert r"$^\dagger$$^\S$$^*$" in report.files["table.tex"].read_text()
+    tex = report.files["table.tex"].read_text()
+    assert r"$^\dagger$$^\S$$^*$" in tex
+    # the legend says what each mark means, under every table that uses them
+    assert tex.count(r"{\footnotesize $^\dagger$ selected by test (optimistic); $^\S$ "
+                     r"contaminated") == 3
+    tsv = report.files["table_ua.tsv"].read_text()
+    assert "\tfbank_seen\t–\t–\t" in tsv and "†§*(1/3)" in tsv
     cell = next(c for c in csv.DictReader(io.StringIO(report.files["cells.csv"].read_text()))
                 if c["upstream"] == "fbank_seen")
     assert (cell["selected_by_test"], cell["contaminated"], cell["folds"]) == ("1", "1", "1")
@@ -101,8 +121,8 @@ def test_report_puts_published_numbers_beside_where_shipped(grid, tmp_path, monk
     tables["table4"]["results"] = {"fbank": {"demo": {"UA": 61.5, "WA": 62.25, "F1": 60.0}}}
     monkeypatch.setattr(paper, "paper_tables", lambda: tables)
     md = write_report([grid["dir"]], tmp_path / "rep", plots=False).files["table.md"].read_text()
-    assert "| fbank (paper) | _61.50_ |  |  |" in md
-    assert "| fbank (paper) | _62.25_ |  |  |" in md
+    assert "| | fbank (paper) | _61.50_ |  |  |  |" in md
+    assert "| | fbank (paper) | _62.25_ |  |  |  |" in md
     assert "are not shipped with emobox" not in md
 
 

@@ -41,7 +41,7 @@ def test_variants_become_labelled_rows(norm_runs, tmp_path):
     from emobox.reporting.report import write_report
 
     report = write_report(norm_runs, tmp_path / "rep", plots=False)
-    (table,) = report.tables
+    table = report.table
     assert table.upstreams == ["fbank_seen (norm frame)", "fbank_seen (norm utterance)"]
     md = report.files["table.md"].read_text()
     assert "fbank_seen (norm frame)" in md and "fbank_seen (norm utterance)" in md

@@ -187,7 +187,9 @@ def test_sweep_learns_selects_on_valid_and_is_deterministic():
     sel = res.configs[res.selected]
     assert sel.test["ua"] > 0.9
     assert sel.valid_ua == max(h["valid_ua"] for h in sel.history)
-    assert len(sel.history) == 15 and sel.history[sel.best_epoch]["valid_ua"] == sel.valid_ua
+    # epochs are counted from 1: the kept epoch is the history entry with that number
+    assert [h["epoch"] for h in sel.history] == list(range(1, 16))
+    assert sel.history[sel.best_epoch - 1]["valid_ua"] == sel.valid_ua
     again = train_sweep(spec, configs, 6, 3, train, valid, test, cfg)
     assert [c.test for c in again.configs] == [c.test for c in res.configs]
     assert [c.history for c in again.configs] == [c.history for c in res.configs]

@@ -163,7 +163,7 @@ def results_table(result) -> Table:
         table.add_column(col, justify="right" if col != "selected config" else "left")
     for f in result.folds:
         table.add_row(str(f.fold), f"{100 * f.ua:.2f}", f"{100 * f.wa:.2f}", f"{100 * f.f1:.2f}",
-                      escape(f.config_id), str(f.best_epoch + 1), f"{100 * f.valid_ua:.2f}")
+                      escape(f.config_id), str(f.best_epoch), f"{100 * f.valid_ua:.2f}")
     if result.folds:
         cells = [f"{100 * m:.2f} ± {100 * s:.2f}" for m, s in
                  (result.mean("ua"), result.mean("wa"), result.mean("f1"))]

@@ -19,7 +19,8 @@ app.add_typer(upstreams_app, name="upstreams")
 def list_command(pattern: Optional[str] = typer.Argument(None, help="Glob or part of a name, e.g. 'whisper*' or 'tiny'."),
                  ) -> None:
     """Every upstream with its size and whether its weights are on this machine."""
-    from emobox.extraction.upstream_catalog import list_upstreams, weights_status
+    from emobox.extraction.upstream_catalog import (list_upstreams, parameter_count,
+                                                  weights_status)
 
     table = Table(title="upstreams", title_justify="left")
     for col in ("name", "family", "layers", "hidden", "frames/s", "params", "checkpoint",
@@ -33,7 +34,8 @@ def list_command(pattern: Optional[str] = typer.Argument(None, help="Glob or par
         return
     for spec in specs:
         status = weights_status(spec)
-        params = f"{spec.parameters / 1e6:.1f}M" if spec.parameters else "-"
+        count = parameter_count(spec)
+        params = f"{count / 1e6:.1f}M" if count else "-"
         table.add_row(escape(spec.name), escape(spec.family or "-"), str(spec.num_layers),
                       str(spec.hidden_size), f"{spec.frame_rate:g}", params,
                       escape(spec.checkpoint or "-"), escape(status.state))

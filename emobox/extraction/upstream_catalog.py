@@ -35,6 +35,21 @@ class UpstreamInfo:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+def parameter_count(spec: Any, upstream: Any = None) -> int | None:
+    """The parameter count of an upstream, the one number every output shows (``upstreams
+    list``/``info``, a run's ``config.json``, submissions and so the leaderboard): the count the
+    spec declares (``UpstreamSpec.parameters``, e.g. Whisper's learnable encoder parameters,
+    its fixed position table left out); else, given the built ``upstream``, the number of
+    elements of its parameters; else None."""
+    declared = getattr(spec, "parameters", None)
+    if isinstance(declared, int) and not isinstance(declared, bool) and declared > 0:
+        return declared
+    if upstream is not None and hasattr(upstream, "parameters"):
+        counted = sum(int(p.numel()) for p in upstream.parameters())
+        return counted or None
+    return None
+
+
 def list_upstreams(pattern: str | None = None, registry: Registry | None = None
                    ) -> list[UpstreamSpec]:
     specs = (registry or get_registry()).specs("upstream")
@@ -68,7 +83,7 @@ def upstream_info(name: str, ckpt: str | None = None, registry: Registry | None 
                    f"numbering: README 'Upstreams')" if spec.num_layers else "0 (the only one)"),
         "hidden size": spec.hidden_size, "frame rate": f"{spec.frame_rate:g} Hz",
         "sample rate": f"{spec.sample_rate} Hz",
-        "parameters": f"{spec.parameters:,}" if spec.parameters else "-",
+        "parameters": f"{parameter_count(spec):,}" if parameter_count(spec) else "-",
         "paper": spec.paper or "-", "license": spec.license or "-",
         "checkpoint": (spec.checkpoint + (f"@{spec.revision}" if spec.revision else "")
                        ) or "none needed",

@@ -36,9 +36,11 @@ class UpstreamSpec:
     trained_on: tuple[str, ...] = ()  # corpora seen in (pre-)training: results on them are contaminated
     family: str = ""
     requires: str = ""  # pip requirement hint shown when an optional dependency is missing
-    # flops(num_samples) -> forward FLOPs for one utterance, analytic, without building the model
-    # (plans and dry runs); None: emobox estimates from num_layers, hidden_size and frame_rate
-    flops: Callable[[int], float] | None = None
+    # flops(num_samples[, **options]) -> forward FLOPs for one utterance, analytic, without
+    # building the model (plans and dry runs), counting any padding the model adds (Whisper's
+    # 30-s windows); given the run's upstream options when it takes keywords. None: emobox
+    # estimates from num_layers, hidden_size and frame_rate
+    flops: Callable[..., float] | None = None
     options: Mapping[str, str] = field(default_factory=dict)  # build option -> what it does
     # locate(ckpt=None) -> Path of the weights on this machine, without loading them; raises
     # CheckpointNotFoundError (None: the upstream needs no weights, or cannot say cheaply)

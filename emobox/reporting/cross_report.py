@@ -246,7 +246,7 @@ def summary_markdown(result: Any, plan: Any, published: list[list[float | None]]
         cell = result.cells.get((s, s)) or next(
             (v for (src, _), v in result.cells.items() if src == s), None)
         if cell:
-            lines.append(f"| {md(s)} | {md(cell['config_id'])} | {cell['best_epoch'] + 1} | "
+            lines.append(f"| {md(s)} | {md(cell['config_id'])} | {cell['best_epoch']} | "
                          f"{100 * cell['valid_ua']:.2f} | {cell['n_train']} | {cell['n_valid']} |")
     lines += ["", "Files: `matrix.tsv`, `matrix.json`, `results.jsonl` (every configuration), "
               "`predictions/<source>__<target>.tsv`, `test_sets/<corpus>.tsv`, `heatmap.png`."]

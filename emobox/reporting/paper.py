@@ -72,6 +72,16 @@ def corpus_language(corpus: str) -> str | None:
     return None
 
 
+def language_counts() -> dict[str, int]:
+    """Language -> how many of EmoBox's corpora are in it (Table 1), e.g. English 12."""
+    out: dict[str, int] = {}
+    for row in paper_tables().get("table1") or []:
+        lang = row.get("lang")
+        if isinstance(lang, str):
+            out[lang] = out.get(lang, 0) + 1
+    return out
+
+
 def cross_corpus_average(matrix: Any) -> float | None:
     """``1/(n^2-n) * sum_{i != j} Acc_ij`` (EmoBox Eq. 1) over the defined off-diagonal cells."""
     values = [v for i, row in enumerate(matrix) for j, v in enumerate(row)

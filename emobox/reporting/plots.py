@@ -81,6 +81,56 @@ def _save(fig, path: Path) -> Path:
     return path
 
 
+LEGIBLE_BARS = 16  # at most this many bars get their value printed on them
+
+
+def bar_figure(scores: Mapping[str, Mapping[str, tuple[float, float] | None]],
+               metric: str = "UA", title: str = "",
+               marks: Mapping[tuple[str, str], str] | None = None):
+    """The figure of :func:`bar_chart`, not yet saved: ``(figure, axes)``.
+
+    The y-axis spans every bar's mean ± std (and 0); the legend sits outside the axes, right
+    of the bars; with few bars (:data:`LEGIBLE_BARS`) each shows its mean above its error bar.
+    """
+    from matplotlib import colormaps
+
+    corpora = list(scores)
+    upstreams = list(dict.fromkeys(u for c in corpora for u in scores[c]))
+    n_up = max(1, len(upstreams))
+    width = 0.8 / n_up
+    bars = sum(1 for c in corpora for u in scores[c] if scores[c][u] is not None)
+    fig = _figure(min(max(6.0, 0.5 + len(corpora) * (0.3 + 0.22 * n_up)), 60.0), 4.2)
+    ax = fig.add_subplot()
+    cmap = colormaps["tab10" if n_up <= 10 else "tab20"]
+    low, high = 0.0, 0.0
+    labelled = bars <= LEGIBLE_BARS
+    for i, up in enumerate(upstreams):
+        present = [(j, c) for j, c in enumerate(corpora) if scores[c].get(up) is not None]
+        xs = [j - 0.4 + width * (i + 0.5) for j, _ in present]
+        ys = [float(scores[c][up][0]) for _, c in present]
+        errs = [float(scores[c][up][1] or 0.0) for _, c in present]
+        ax.bar(xs, ys, width, yerr=errs, capsize=2, label=_text(up), color=cmap(i % cmap.N))
+        for x, y, e, (_, c) in zip(xs, ys, errs, present):
+            low, high = min(low, y - e), max(high, y + e)
+            mark = (marks or {}).get((up, c), "")
+            text = f"{y:.1f}{mark}" if labelled else mark
+            if text:
+                ax.text(x, y + e, text, ha="center", va="bottom", fontsize=7,
+                        rotation=90 if labelled and n_up > 2 else 0)
+    rotate = len(corpora) > 6
+    ax.set_xticks(range(len(corpora)), labels=[_text(c) for c in corpora],
+                  rotation=45 if rotate else 0,
+                  ha="right" if rotate else "center")
+    ax.set_ylabel(f"{metric} (%)")
+    span = max(high - low, 1.0)
+    # room above the tallest error bar for its value (or mark)
+    ax.set_ylim(low - (0.03 * span if low < 0 else 0.0), high + (0.12 if labelled else 0.06) * span)
+    ax.set_title(_text(title or f"{metric} per corpus (mean ± std over folds)"), fontsize=10)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
+    ax.grid(axis="y", alpha=0.3)
+    return fig, ax
+
+
 def bar_chart(scores: Mapping[str, Mapping[str, tuple[float, float] | None]], path: Path,
               metric: str = "UA", title: str = "",
               marks: Mapping[tuple[str, str], str] | None = None) -> Path:
@@ -89,34 +139,7 @@ def bar_chart(scores: Mapping[str, Mapping[str, tuple[float, float] | None]], pa
     ``scores[corpus][upstream] = (mean, std)`` in percent (absent or None: no result);
     ``marks[(upstream, corpus)]`` puts a symbol above a bar (e.g. † for selection by test).
     """
-    from matplotlib import colormaps
-
-    corpora = list(scores)
-    upstreams = list(dict.fromkeys(u for c in corpora for u in scores[c]))
-    n_up = max(1, len(upstreams))
-    width = 0.8 / n_up
-    fig = _figure(min(max(6.0, 0.5 + len(corpora) * (0.3 + 0.22 * n_up)), 60.0), 4.2)
-    ax = fig.add_subplot()
-    cmap = colormaps["tab10" if n_up <= 10 else "tab20"]
-    for i, up in enumerate(upstreams):
-        present = [(j, c) for j, c in enumerate(corpora) if scores[c].get(up) is not None]
-        xs = [j - 0.4 + width * (i + 0.5) for j, _ in present]
-        ys = [scores[c][up][0] for _, c in present]
-        errs = [scores[c][up][1] for _, c in present]
-        ax.bar(xs, ys, width, yerr=errs, capsize=2, label=_text(up), color=cmap(i % cmap.N))
-        for x, y, (_, c) in zip(xs, ys, present):
-            mark = (marks or {}).get((up, c))
-            if mark:
-                ax.text(x, y + 1, mark, ha="center", va="bottom", fontsize=8)
-    rotate = len(corpora) > 6
-    ax.set_xticks(range(len(corpora)), labels=[_text(c) for c in corpora],
-                  rotation=45 if rotate else 0,
-                  ha="right" if rotate else "center")
-    ax.set_ylabel(f"{metric} (%)")
-    ax.set_ylim(0, 100)
-    ax.set_title(_text(title or f"{metric} per corpus (mean ± std over folds)"), fontsize=10)
-    ax.legend(fontsize=8, ncol=min(n_up, 5), loc="upper right")
-    ax.grid(axis="y", alpha=0.3)
+    fig, _ = bar_figure(scores, metric, title, marks)
     return _save(fig, path)
 
 

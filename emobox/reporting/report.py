@@ -1,17 +1,20 @@
-"""``emobox report RUN_DIR...``: the EmoBox paper's Table 4 layout from finished runs.
+"""``emobox report RUN_DIR...``: paper-ready tables and plots of finished runs.
 
-Rows are upstreams, columns are corpora grouped by language; each cell is the mean ± std over
-folds (UA, WA, F1 in percent) of the configuration selected in each fold; the best mean per
-column is bold. Written as Markdown (``table.md``), CSV (``table.csv``, one column per corpus
-and metric with its std beside it; ``cells.csv``, one line per cell with every flag) and LaTeX
-(``table.tex``, booktabs), plus PNG plots (``plots/``). Marks:
+One combined table per metric (UA, WA, F1; :mod:`emobox.reporting.tables`): heads as row
+groups, each upstream (or variant) a row, corpora as columns grouped by language with per-group
+averages and the average over every corpus. Each cell is the mean ± std over folds (percent) of
+the configuration selected in each fold; the best of a column is bold where the column has two
+or more rows. Written as Markdown (``table.md``), tab-separated text (``table_<metric>.tsv``,
+the same cells) and LaTeX (``table.tex``: booktabs, a caption and a label per table), plus
+numbers for machines (``table.csv``: one column per corpus and metric with its std beside it;
+``cells.csv``: one line per cell with every flag) and PNG plots (``plots/``). Marks:
 
 - ``†`` the run selected models by TEST (``--select test``, EmoBox's recipe): optimistic;
 - ``§`` contaminated: the upstream was trained on this corpus;
-- ``*`` partial: fewer folds finished than the corpus has.
+- ``*`` partial: fewer folds finished than the corpus has (``*(k/n)`` in Markdown and TSV).
 
-Where the paper's published numbers are shipped, each upstream the paper evaluated gets a
-``(paper)`` row beneath its own. One table per (downstream, partition scheme).
+Where the published intra-corpus numbers are shipped, each upstream the paper evaluated gets a
+``(paper)`` row beneath its own.
 """
 
 from __future__ import annotations
@@ -25,138 +28,38 @@ from typing import Iterable, Sequence
 from emobox import escape
 from emobox.errors import EmoboxUsageError
 from emobox.io import atomic_write_text
-from emobox.plugin.registry import Registry, get_registry
-from emobox.reporting import paper, variants
+from emobox.plugin.registry import Registry
+from emobox.reporting import paper
 from emobox.reporting.layers import write as write_layers
-from emobox.tracks.rundirs import METRICS, RunDir, collect_runs
 from emobox.reporting.plots import bar_chart, cross_corpus_heatmap
+from emobox.reporting.tables import (MARK_CONTAMINATED, MARK_PARTIAL, MARK_TEST, NAMES, Cell,
+                                     Column, Row, Table, Value, build_table, columns_for,
+                                     corpus_language)
+from emobox.tracks.rundirs import METRICS, collect_runs
 
-MARK_TEST, MARK_CONTAMINATED, MARK_PARTIAL = "†", "§", "*"
-NAMES = {"ua": "UA", "wa": "WA", "f1": "F1"}
-
-
-@dataclass
-class Cell:
-    upstream: str
-    corpus: str
-    run: RunDir
-    scores: dict[str, tuple[float, float]]  # metric -> (mean, std), fractions
-    folds: int
-    n_folds: int
-    best: set[str] = field(default_factory=set)
-    paper: dict[str, float] | None = None
-
-    @property
-    def marks(self) -> str:
-        out = ""
-        if self.run.select_test:
-            out += MARK_TEST
-        if self.run.contaminated:
-            out += MARK_CONTAMINATED
-        if self.folds < self.n_folds:
-            out += MARK_PARTIAL
-        return out
-
-
-@dataclass
-class Table:
-    downstream: str
-    scheme: str
-    upstreams: list[str]
-    groups: list[tuple[str, list[str]]]  # (language, corpora)
-    cells: dict[tuple[str, str], Cell]
-
-    @property
-    def corpora(self) -> list[str]:
-        return [c for _, cs in self.groups for c in cs]
-
-    @property
-    def title(self) -> str:
-        return f"{self.downstream}, {self.scheme} folds"
+__all__ = ["Cell", "Column", "Report", "Row", "Table", "build_table", "cells_csv",
+           "columns_for", "corpus_language", "plot_table", "to_csv", "to_latex", "to_markdown", "to_tsv",
+           "write_report"]
 
 
 @dataclass
 class Report:
-    tables: list[Table]
+    table: Table
     notes: list[str]
     files: dict[str, Path] = field(default_factory=dict)
-
-
-def corpus_language(name: str, registry: Registry) -> str:
-    try:
-        langs = tuple(registry.corpus(name).languages)
-    except Exception:
-        langs = ()
-    if len(langs) == 1:
-        return langs[0]
-    if len(langs) > 1:
-        return "Mix"
-    return paper.corpus_language(name) or "Other"
-
-
-def build_tables(runs: Sequence[RunDir], registry: Registry | None = None) -> list[Table]:
-    registry = registry or get_registry()
-    groups: dict[tuple[str, str], dict[tuple[str, str], RunDir]] = {}
-    by_upstream: dict[tuple[str, str, str], list[RunDir]] = {}
-    for run in runs:
-        u, c, d = run.triple
-        by_upstream.setdefault((d, run.config.get("scheme", "emobox"), u), []).append(run)
-    row_of: dict[int, str] = {}
-    for (_, _, u), rs in by_upstream.items():
-        for run, label in zip(rs, variants.labels(u, [r.config for r in rs])):
-            row_of[id(run)] = label
-    for run in runs:
-        u, c, d = run.triple
-        by_cell = groups.setdefault((d, run.config.get("scheme", "emobox")), {})
-        row = row_of[id(run)]
-        if (row, c) in by_cell:
-            other = by_cell[(row, c)]
-            diff = variants.differences(other.config, run.config)
-            how = ("they differ only in " + "; ".join(diff)) if diff else \
-                "their configurations do not differ"
-            raise EmoboxUsageError(f"two runs of {u} x {c} x {d} ({run.config.get('scheme')} "
-                                   f"folds): {other.path} and {run.path}; {how}; pass only "
-                                   f"one of them")
-        by_cell[(row, c)] = run
-    tables = []
-    for (d, scheme), by_cell in sorted(groups.items()):
-        upstreams = list(dict.fromkeys(u for u, _ in by_cell))
-        corpora = sorted({c for _, c in by_cell})
-        langs: dict[str, list[str]] = {}
-        for c in corpora:
-            langs.setdefault(corpus_language(c, registry), []).append(c)
-        ordered = sorted(langs.items(), key=lambda kv: (kv[0] in ("Mix", "Other"), kv[0]))
-        cells = {}
-        for (u, c), run in by_cell.items():
-            scores = {m: run.mean_std(m) for m in METRICS}
-            if scores["ua"] is None:
-                continue
-            cells[(u, c)] = Cell(u, c, run, scores, len(run.selected), run.n_folds,
-                                 paper=paper.table4_cell(run.triple[0], c) if scheme == "emobox" else None)
-        for c in corpora:
-            for m in METRICS:
-                values = {k: round(100 * cell.scores[m][0], 2) for k, cell in cells.items()
-                          if k[1] == c}
-                if values:
-                    top = max(values.values())
-                    for k, v in values.items():
-                        if v == top:
-                            cells[k].best.add(m)
-        tables.append(Table(d, scheme, sorted(upstreams), ordered, cells))
-    return tables
 
 
 def _fmt(score: tuple[float, float]) -> tuple[str, str]:
     return f"{100 * score[0]:.2f}", f"{100 * score[1]:.2f}"
 
 
-def _legend(tables: Sequence[Table]) -> list[str]:
-    used = {m for t in tables for cell in t.cells.values() for m in cell.marks}
+def legend(table: Table) -> list[str]:
+    """One line per mark used in ``table``."""
+    used = {m for cell in table.cells for m in cell.marks}
     out = []
     if MARK_TEST in used:
         out.append(f"{MARK_TEST} selected by TEST (`--select test`, or `--recipe paper`: EmoBox's "
-                   f"code): optimistic, "
-                   f"only for comparing with the published tables")
+                   f"code): optimistic, only for comparing with the published tables")
     if MARK_CONTAMINATED in used:
         out.append(f"{MARK_CONTAMINATED} contaminated: the upstream was trained on this corpus")
     if MARK_PARTIAL in used:
@@ -164,66 +67,100 @@ def _legend(tables: Sequence[Table]) -> list[str]:
     return out
 
 
-def to_markdown(tables: Sequence[Table], notes: Sequence[str] = ()) -> str:
+LAYOUT = ("Mean ± std over folds (%) of the configuration selected in each fold. Rows are "
+          "grouped by head; columns are corpora grouped by language, a language with two or "
+          "more corpora followed by its average, and Avg, the mean over every corpus (an "
+          "average is the unweighted mean of the corpus means, shown where the row has every "
+          "corpus it averages). The best value of a column with two or more rows is bold.")
+
+
+def _text(v: Value | None) -> str:
+    """A cell as plain text: ``61.50 ± 2.10 †*(1/3)``."""
+    if v is None:
+        return "–"
+    text = f"{v.mean:.2f}" if v.std is None else f"{v.mean:.2f} ± {v.std:.2f}"
+    marks = v.marks.replace(MARK_PARTIAL, f"{MARK_PARTIAL}({v.folds})") if v.folds else v.marks
+    return text + (f" {marks}" if marks else "")
+
+
+def _paper_row(table: Table, row: Row, metric: str) -> list[str] | None:
+    """The published numbers under ``row`` (percent), or None where none is shipped."""
+    out = []
+    for col in table.columns:
+        cell = None if col.average else row.cells.get(col.corpora[0])
+        pub = (cell.paper or {}).get(metric) if cell is not None else None
+        out.append(f"{100 * pub:.2f}" if pub is not None else "")
+    return out if any(out) else None
+
+
+def to_markdown(table: Table, notes: Sequence[str] = ()) -> str:
     md = escape.markdown  # names come from run directories: never Markdown or HTML
-    lines = ["# emobox report", "",
-             "Mean ± std over folds (%) of the configuration selected in each fold; the best "
-             "mean of each column is **bold**. Columns are grouped by language.", ""]
-    for t in tables:
-        for m in METRICS:
-            lines += [f"## {NAMES[m]} — {md(t.title)}", ""]
-            header = ["upstream"] + [f"{md(c)} ({md(lang)})" for lang, cs in t.groups for c in cs]
-            lines.append("| " + " | ".join(header) + " |")
-            lines.append("|---" + "|---:" * (len(header) - 1) + "|")
-            for u in t.upstreams:
-                row = [md(u)]
-                paper_row = [f"{md(u)} (paper)"]
-                for c in t.corpora:
-                    cell = t.cells.get((u, c))
-                    if cell is None:
-                        row.append("–")
-                    else:
-                        mean, std = _fmt(cell.scores[m])
-                        text = f"{mean} ± {std}"
-                        if m in cell.best:
-                            text = f"**{text}**"
-                        marks = cell.marks
-                        if MARK_PARTIAL in marks:
-                            marks = marks.replace(MARK_PARTIAL, f"{MARK_PARTIAL}"
-                                                  f"({cell.folds}/{cell.n_folds})")
-                        row.append(text + (f" {marks}" if marks else ""))
-                    pub = cell.paper.get(m) if cell is not None and cell.paper else None
-                    paper_row.append(f"_{100 * pub:.2f}_" if pub is not None else "")
-                lines.append("| " + " | ".join(row) + " |")
-                if any(paper_row[1:]):
-                    lines.append("| " + " | ".join(paper_row) + " |")
-            lines.append("")
-    legend = _legend(tables)
-    if legend or notes:
-        lines += ["Notes:", ""] + [f"- {n}" for n in legend] + [f"- {md(n)}" for n in notes] + [""]
+    lines = ["# emobox report", "", LAYOUT, ""]
+    head = ["head", "upstream"] + [md(c.label) if c.average else f"{md(c.label)} ({md(c.language)})"
+                                   for c in table.columns]
+    for m in METRICS:
+        lines += [f"## {NAMES[m]} (%)", "", "| " + " | ".join(head) + " |",
+                  "|---|---" + "|---:" * len(table.columns) + "|"]
+        shown = None
+        for i, row in enumerate(table.rows):
+            label = table.head_label(row)
+            cells = [md(label) if label != shown else "", md(row.label)]
+            shown = label
+            for j, col in enumerate(table.columns):
+                v = table.value(row, col, m)
+                text = _text(v)  # numbers and marks only: nothing to escape
+                if v is not None and (i, j) in table.best[m]:
+                    mean, _, rest = text.partition(" ")
+                    text = f"**{mean}**" + (f" {rest}" if rest else "")
+                cells.append(text)
+            lines.append("| " + " | ".join(cells) + " |")
+            pub = _paper_row(table, row, m)
+            if pub:
+                lines.append("| | " + f"{md(row.upstream)} (paper) | "
+                             + " | ".join(f"_{p}_" if p else "" for p in pub) + " |")
+        lines.append("")
+    marks = legend(table)
+    if marks or notes:
+        lines += ["Notes:", ""] + [f"- {n}" for n in marks] + [f"- {md(n)}" for n in notes] + [""]
     return "\n".join(lines)
 
 
-def to_csv(tables: Sequence[Table]) -> str:
+def to_tsv(table: Table, metric: str) -> str:
+    """The Markdown table of ``metric`` as tab-separated text (no bold), to paste into a
+    spreadsheet or a document."""
+    one = escape.one_line
+    lines = ["\t".join(["head", "upstream"] + [
+        one(c.label) if c.average else f"{one(c.label)} ({one(c.language)})"
+        for c in table.columns])]
+    for row in table.rows:
+        lines.append("\t".join([one(table.head_label(row)), one(row.label)] + [
+            _text(table.value(row, col, metric)) for col in table.columns]))
+        pub = _paper_row(table, row, metric)
+        if pub:
+            lines.append("\t".join([one(table.head_label(row)), f"{one(row.upstream)} (paper)"]
+                                   + pub))
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table) -> str:
     """Wide layout: one row per (downstream, scheme, upstream); per corpus and metric the mean
     and its std (percent); empty where there is no result."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    corpora = list(dict.fromkeys(c for t in tables for c in t.corpora))
     writer.writerow(["downstream", "scheme", "upstream"] + [
-        f"{c} {NAMES[m]}{suffix}" for c in corpora for m in METRICS for suffix in ("", " std")])
-    for t in tables:
-        for u in t.upstreams:
-            row = [t.downstream, t.scheme, u]
-            for c in corpora:
-                cell = t.cells.get((u, c))
-                for m in METRICS:
-                    row += list(_fmt(cell.scores[m])) if cell else ["", ""]
-            writer.writerow(row)
+        f"{c} {NAMES[m]}{suffix}" for c in table.corpora for m in METRICS
+        for suffix in ("", " std")])
+    for row in table.rows:
+        out = [row.head, row.scheme, row.label]
+        for c in table.corpora:
+            cell = row.cells.get(c)
+            for m in METRICS:
+                out += list(_fmt(cell.scores[m])) if cell else ["", ""]
+        writer.writerow(out)
     return buf.getvalue()
 
 
-def cells_csv(tables: Sequence[Table]) -> str:
+def cells_csv(table: Table) -> str:
     """Long layout: one row per cell with its folds, flags and the paper's numbers."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -232,85 +169,108 @@ def cells_csv(tables: Sequence[Table]) -> str:
         head += [NAMES[m], f"{NAMES[m]} std", f"best {NAMES[m]}", f"paper {NAMES[m]}"]
     head += ["selected_by_test", "contaminated", "checkpoint_id", "run_dir"]
     writer.writerow(head)
-    for t in tables:
-        for lang, cs in t.groups:
-            for c in cs:
-                for u in t.upstreams:
-                    cell = t.cells.get((u, c))
-                    if cell is None:
-                        continue
-                    row = [t.downstream, t.scheme, u, c, lang, cell.folds, cell.n_folds]
-                    for m in METRICS:
-                        pub = (cell.paper or {}).get(m)
-                        row += [*_fmt(cell.scores[m]), int(m in cell.best),
-                                f"{100 * pub:.2f}" if pub is not None else ""]
-                    row += [int(cell.run.select_test), int(cell.run.contaminated),
-                            cell.run.config.get("checkpoint_id", ""), str(cell.run.path)]
-                    writer.writerow(row)
+    column = {col.corpora[0]: j for j, col in enumerate(table.columns) if not col.average}
+    for lang, cs in table.groups:
+        for c in cs:
+            for i, row in enumerate(table.rows):
+                cell = row.cells.get(c)
+                if cell is None:
+                    continue
+                out = [row.head, row.scheme, row.label, c, lang, cell.folds, cell.n_folds]
+                for m in METRICS:
+                    pub = (cell.paper or {}).get(m)
+                    out += [*_fmt(cell.scores[m]), int((i, column[c]) in table.best[m]),
+                            f"{100 * pub:.2f}" if pub is not None else ""]
+                out += [int(cell.run.select_test), int(cell.run.contaminated),
+                        cell.run.config.get("checkpoint_id", ""), str(cell.run.path)]
+                writer.writerow(out)
     return buf.getvalue()
 
 
 _tex = escape.latex
+MARKS_TEX = {MARK_TEST: r"$^\dagger$", MARK_CONTAMINATED: r"$^\S$", MARK_PARTIAL: r"$^*$"}
+LEGEND_TEX = {MARK_TEST: r"$^\dagger$ selected by test (optimistic)",
+              MARK_CONTAMINATED: r"$^\S$ contaminated (the upstream was trained on the corpus)",
+              MARK_PARTIAL: r"$^*$ partial (not every fold finished)"}
 
 
-def to_latex(tables: Sequence[Table]) -> str:
-    marks_tex = {MARK_TEST: r"$^\dagger$", MARK_CONTAMINATED: r"$^\S$", MARK_PARTIAL: r"$^*$"}
-    out = ["% emobox report: mean $\\pm$ std over folds (%); best per column in bold.",
-           "% requires \\usepackage{booktabs}", ""]
-    for t in tables:
-        for m in METRICS:
-            n = len(t.corpora)
-            out.append(r"\begin{table}[t]")
-            out.append(r"\centering")
-            out.append(rf"\caption{{{NAMES[m]} (\%), {_tex(t.title)}}}")
-            out.append(r"\begin{tabular}{l" + "c" * n + "}")
-            out.append(r"\toprule")
-            out.append(" & " + " & ".join(rf"\multicolumn{{{len(cs)}}}{{c}}{{{_tex(lang)}}}"
-                                          for lang, cs in t.groups) + r" \\")
-            rules, col = [], 2
-            for _, cs in t.groups:
-                rules.append(rf"\cmidrule(lr){{{col}-{col + len(cs) - 1}}}")
-                col += len(cs)
-            out.append(" ".join(rules))
-            out.append("Upstream & " + " & ".join(_tex(c) for c in t.corpora) + r" \\")
-            out.append(r"\midrule")
-            for u in t.upstreams:
-                row, paper_row = [_tex(u)], [r"\quad \textit{paper}"]
-                for c in t.corpora:
-                    cell = t.cells.get((u, c))
-                    if cell is None:
-                        row.append("--")
-                        paper_row.append("")
-                        continue
-                    mean, std = _fmt(cell.scores[m])
-                    text = rf"{mean}$\pm${std}"
-                    if m in cell.best:
-                        text = rf"\textbf{{{mean}}}$\pm${std}"
-                    row.append(text + "".join(marks_tex[k] for k in cell.marks))
-                    pub = (cell.paper or {}).get(m)
-                    paper_row.append(rf"\textit{{{100 * pub:.2f}}}" if pub is not None else "")
-                out.append(" & ".join(row) + r" \\")
-                if any(paper_row[1:]):
-                    out.append(" & ".join(paper_row) + r" \\")
-            out.append(r"\bottomrule")
-            out.append(r"\end{tabular}")
-            out.append(r"\end{table}")
-            out.append("")
+def _tex_cell(v: Value | None, bold: bool) -> str:
+    if v is None:
+        return "--"
+    mean = rf"\textbf{{{v.mean:.2f}}}" if bold else f"{v.mean:.2f}"
+    text = mean if v.std is None else rf"{mean}$\pm${v.std:.2f}"
+    return text + "".join(MARKS_TEX[k] for k in v.marks)
+
+
+def to_latex(table: Table) -> str:
+    out = ["% emobox report: mean $\\pm$ std over folds (%); requires \\usepackage{booktabs}",
+           ""]
+    schemes = table.schemes
+    where = f", {_tex(schemes[0])} folds" if len(schemes) == 1 else ""
+    used = [k for k in (MARK_TEST, MARK_CONTAMINATED, MARK_PARTIAL)
+            if any(k in cell.marks for cell in table.cells)]
+    for m in METRICS:
+        n = len(table.columns)
+        out += [r"\begin{table}[t]", r"\centering",
+                rf"\caption{{{NAMES[m]} (\%) per corpus{where}: mean $\pm$ std over folds; "
+                rf"corpora grouped by language"
+                + (", with averages" if any(c.average for c in table.columns) else "")
+                + ("; best per column in bold" if table.best[m] else "") + ".}",
+                rf"\label{{tab:emobox-{m}}}",
+                r"\begin{tabular}{ll" + "c" * n + "}", r"\toprule"]
+        spans, col = [], 3
+        top = ["", ""]
+        for lang, cs in table.groups:
+            width = len(cs) + (1 if len(cs) > 1 else 0)
+            top.append(rf"\multicolumn{{{width}}}{{c}}{{{_tex(lang)}}}")
+            spans.append(rf"\cmidrule(lr){{{col}-{col + width - 1}}}")
+            col += width
+        if any(c.average and not c.language for c in table.columns):
+            top.append("")
+        out.append(" & ".join(top) + r" \\")
+        out.append(" ".join(spans))
+        out.append("Head & Upstream & " + " & ".join(
+            r"\textit{avg}" if c.average and c.language else _tex(c.label)
+            for c in table.columns) + r" \\")
+        out.append(r"\midrule")
+        shown = None
+        for i, row in enumerate(table.rows):
+            label = table.head_label(row)
+            if shown is not None and label != shown:
+                out.append(r"\midrule")
+            cells = [_tex(label) if label != shown else "", _tex(row.label)]
+            shown = label
+            cells += [_tex_cell(table.value(row, col, m), (i, j) in table.best[m])
+                      for j, col in enumerate(table.columns)]
+            out.append(" & ".join(cells) + r" \\")
+            pub = _paper_row(table, row, m)
+            if pub:
+                out.append(" & ".join(["", r"\quad\textit{paper}"] + [
+                    rf"\textit{{{p}}}" if p else "" for p in pub]) + r" \\")
+        out += [r"\bottomrule", r"\end{tabular}"]
+        if used:
+            out += [r"\par\smallskip{\footnotesize " + "; ".join(LEGEND_TEX[k] for k in used)
+                    + ".}"]
+        out += [r"\end{table}", ""]
     return "\n".join(out)
 
 
-def plot_tables(tables: Sequence[Table], out: Path) -> list[Path]:
+def plot_table(table: Table, out: Path) -> list[Path]:
+    """Bars per corpus (one chart per head and metric) and, for upstreams of the paper, the
+    published cross-corpus matrix."""
     files = []
-    for t in tables:
-        stem = f"{t.downstream}_{t.scheme}".replace("-", "_")
+    for head, scheme in table.heads:
+        rows = [r for r in table.rows if (r.head, r.scheme) == (head, scheme)]
+        stem = f"{head}_{scheme}".replace("-", "_")
+        title = head if len(table.schemes) == 1 else f"{head}, {scheme} folds"
         for m in METRICS:
-            scores = {c: {u: tuple(100 * x for x in t.cells[(u, c)].scores[m])
-                          for u in t.upstreams if (u, c) in t.cells} for c in t.corpora}
-            marks = {k: cell.marks for k, cell in t.cells.items() if cell.marks}
+            scores = {c: {r.label: tuple(100 * x for x in r.cells[c].scores[m])
+                          for r in rows if c in r.cells} for c in table.corpora}
+            marks = {(r.label, c): cell.marks for r in rows for c, cell in r.cells.items()
+                     if cell.marks}
             files.append(bar_chart(scores, out / "plots" / f"{m}_by_corpus_{stem}.png",
-                                   NAMES[m], f"{NAMES[m]} per corpus — {t.title}", marks))
-    published = sorted({u for t in tables for u in t.upstreams}
-                       & set(paper.paper_models()))
+                                   NAMES[m], f"{NAMES[m]} per corpus — {title}", marks))
+    published = sorted({r.upstream for r in table.rows} & set(paper.paper_models()))
     letters = [c.upper()[0] + c[1:] for c in paper.CROSS_CORPORA]
     for u in published:
         matrix = paper.cross_corpus_matrix(u)
@@ -327,13 +287,13 @@ def write_report(run_paths: Iterable[str | Path], out: str | Path,
                  registry: Registry | None = None, plots: bool = True) -> Report:
     """Build the tables from run or bench directories and write every format to ``out``."""
     runs = collect_runs(run_paths)
-    tables = build_tables(runs, registry)
-    if not any(t.cells for t in tables):
+    table = build_table(runs, registry)
+    if not table.rows:
         raise EmoboxUsageError("no finished fold in the given runs: nothing to report")
     notes = []
     status = paper.table4_status()
-    if status and any(t.scheme == "emobox" and paper.corpus_language(c) for t in tables
-                      for c in t.corpora):
+    if status and "emobox" in table.schemes and any(
+            paper.corpus_language(c) for c in table.corpora):
         notes.append(status)
     for run in runs:  # a diverged configuration is never selected; the table says it failed
         for cid, folds in run.failed.items():
@@ -342,13 +302,15 @@ def write_report(run_paths: Iterable[str | Path], out: str | Path,
                          f"{'s' if len(folds) > 1 else ''} {', '.join(map(str, folds))} "
                          f"(training diverged); it was never selected")
     out = Path(out)
-    report = Report(tables, notes)
-    for name, text in (("table.md", to_markdown(tables, notes)), ("table.csv", to_csv(tables)),
-                       ("cells.csv", cells_csv(tables)), ("table.tex", to_latex(tables))):
+    report = Report(table, notes)
+    texts = [("table.md", to_markdown(table, notes)), ("table.tex", to_latex(table))]
+    texts += [(f"table_{m}.tsv", to_tsv(table, m)) for m in METRICS]
+    texts += [("table.csv", to_csv(table)), ("cells.csv", cells_csv(table))]
+    for name, text in texts:
         atomic_write_text(out / name, text)
         report.files[name] = out / name
     if plots:
-        for path in plot_tables(tables, out):
+        for path in plot_table(table, out):
             report.files[str(path.relative_to(out))] = path
     report.files.update(write_layers(runs, out, plots))
     return report

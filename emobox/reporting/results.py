@@ -11,7 +11,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-SCHEMA_VERSION = 1
+# 2: ``best_epoch`` counts from 1, as every output does (rows of version 1 counted from 0 and
+# are read as version 2: see :func:`epochs_from_one`)
+SCHEMA_VERSION = 2
 KIND = "emobox.result"
 
 
@@ -31,7 +33,7 @@ class ResultRow:
     config: dict
     selected: bool
     selection: str  # "valid" or "test" (EmoBox recipe, flagged)
-    best_epoch: int  # -1 for a failed configuration
+    best_epoch: int  # the epoch whose model is kept, counted from 1; -1 for a failed configuration
     epochs: int
     valid_ua: float | None  # None for a failed configuration (and the scores below)
     valid_loss: float | None
@@ -65,6 +67,18 @@ class ResultRow:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def epochs_from_one(row: dict) -> dict:
+    """``row`` with ``best_epoch`` counted from 1: a row written before schema version 2
+    counted from 0 and is returned as a version-2 row (a failed row's -1 stays)."""
+    version = row.get("schema_version", 1)
+    if isinstance(version, int) and version < 2:
+        best = row.get("best_epoch")
+        row = dict(row, schema_version=2)
+        if isinstance(best, int) and not isinstance(best, bool) and best >= 0:
+            row["best_epoch"] = best + 1
+    return row
 
 
 def row_key(row: dict) -> tuple:
@@ -170,6 +184,7 @@ def check_row(row: Any) -> dict:
         raise RowError(f"field 'fold' is {row['fold']}, not a fold number (1, 2, ...)")
     if failed and row["selected"]:
         raise RowError("a failed configuration is marked selected")
+    row = epochs_from_one(row)
     labels = row["labels"]
     n = len(labels)
     if n > MAX_CLASSES or not all(isinstance(x, str) for x in labels):

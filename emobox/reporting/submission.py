@@ -34,6 +34,7 @@ from typing import Any, Iterable, Mapping
 
 from emobox import __version__, escape, paths
 from emobox.errors import DataError, EmoboxError, EmoboxUsageError
+from emobox.extraction.upstream_catalog import parameter_count
 from emobox.io import naming
 from emobox.training.metrics import mean_std, scores
 from emobox.plugin.registry import Registry, get_registry
@@ -87,12 +88,12 @@ def pack(run_paths: Iterable[str | Path], out: str | Path, upstream: str | None 
 def _pack(runs: list, out: str | Path, registry: Registry) -> PackResult:
     by_corpus: dict[str, Any] = {r.triple[1]: r for r in runs}
     first = runs[0].config
-    parameters = first.get("upstream_parameters")
+    try:  # the count `upstreams info` shows; else what the run recorded
+        parameters = parameter_count(registry.upstream(first["upstream"]))
+    except EmoboxError:
+        parameters = None
     if parameters is None:
-        try:
-            parameters = registry.upstream(first["upstream"]).parameters
-        except EmoboxError:
-            parameters = None
+        parameters = first.get("upstream_parameters")
     meta = {
         "kind": KIND, "schema_version": SCHEMA_VERSION, "emobox_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),

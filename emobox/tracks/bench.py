@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import inspect
 import socket
 import time
 import warnings
@@ -262,7 +263,8 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
             pair_done = True
             extraction = ExtractTask(f"extract:{up.name}:{corpus_name}", up.name, corpus_name,
                                      len(manifest), seconds / 3600 if seconds is not None else None,
-                                     *estimate_flops(up, manifest, reference))
+                                     *estimate_flops(up, manifest, reference,
+                                                     opts.upstream_options.get(up.name)))
             for d in opts.downstreams:
                 run_out = out / "runs" / f"{up.name}__{corpus_name}__{d}"
                 ropts = opts.run_options(up.name, corpus_name, d, root, run_out, features_dir)
@@ -339,18 +341,23 @@ def audio_seconds(manifest: Any, reference: Any = None) -> float | None:
     return total
 
 
-def estimate_flops(spec: Any, manifest: Any, reference: Any = None) -> tuple[float | None, str]:
+def estimate_flops(spec: Any, manifest: Any, reference: Any = None,
+                   options: Mapping[str, Any] | None = None) -> tuple[float | None, str]:
     """Encoder FLOPs of one pass over the corpus, without loading weights where possible:
-    the plugin's analytic ``spec.flops``; else, for upstreams without weights, the model's own
-    ``flops``; else a transformer estimate from the spec's layers, width and frame rate."""
+    the plugin's analytic ``spec.flops`` (given the upstream's ``options`` where it takes
+    keywords, e.g. Whisper's ``mode``, which decides whether every clip is padded to 30 s);
+    else, for upstreams without weights, the model's own ``flops``; else a transformer
+    estimate from the spec's layers, width and frame rate."""
     lengths = _lengths(manifest, reference, spec.sample_rate)
     if lengths is None:
         return None, ""
+    options = dict(options or {})
     if spec.flops is not None:
-        return float(sum(spec.flops(n) for n in lengths)), "plugin"
+        kw = options if _takes_keywords(spec.flops) else {}
+        return float(sum(spec.flops(n, **kw) for n in lengths)), "plugin"
     if not spec.checkpoint:
         try:
-            model = spec.build(device="cpu")
+            model = spec.build(device="cpu", **options)
             per = [model.flops(n) for n in lengths]
             if all(p is not None for p in per):
                 return float(sum(per)), "model"
@@ -359,6 +366,15 @@ def estimate_flops(spec: Any, manifest: Any, reference: Any = None) -> tuple[flo
     if spec.num_layers > 0 and spec.hidden_size > 0:
         return float(sum(transformer_flops(n, spec) for n in lengths)), "estimate from spec"
     return None, ""
+
+
+def _takes_keywords(fn: Any) -> bool:
+    try:
+        return any(p.kind is p.VAR_KEYWORD or p.kind is p.KEYWORD_ONLY
+                   or (p.kind is p.POSITIONAL_OR_KEYWORD and i > 0)
+                   for i, p in enumerate(inspect.signature(fn).parameters.values()))
+    except (TypeError, ValueError):
+        return False
 
 
 def transformer_flops(num_samples: int, spec: Any) -> float:

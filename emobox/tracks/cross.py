@@ -46,6 +46,7 @@ from emobox.datasets.labels import CROSS_CORPUS_CLASSES, canonical_classes
 from emobox.reporting.cross_report import (CrossResult, column_averages, cross_average, finish_cross,
                                            row_averages)
 from emobox.reporting.paper import CROSS_CORPORA
+from emobox.reporting.results import epochs_from_one
 from emobox.plugin.registry import Registry, distributions_of, get_registry
 from emobox.progress import Reporter
 from emobox.datasets.splits import VALID_FRACTION, random_split, stratified_split
@@ -408,7 +409,7 @@ def _check_cross_row(row: dict) -> dict:
                              f"{row.get(name)!r:.40})")
     if not isinstance(row.get("selected"), bool):
         raise ValueError("not a cross-corpus result row (no selected flag)")
-    return row
+    return epochs_from_one(row)  # best_epoch counted from 1 (version 1 rows counted from 0)
 
 
 class ConcatSource:
@@ -499,7 +500,7 @@ def train_source(plan: CrossPlan, tc: TrackCorpus, feats: Mapping[str, Any], con
                         description=f"{opts.downstream} trained on {tc.name}",
                         build_options={"n_layers": len(first.layers)} if every else None)
     trained_on = set(plan.up_spec.trained_on)
-    meta = dict(kind=KIND, schema_version=1, run_id=config["fingerprint"],
+    meta = dict(kind=KIND, schema_version=2, run_id=config["fingerprint"],
                 upstream=opts.upstream, checkpoint_id=first.checkpoint_id, layer=first.layer,
                 layer_norm=opts.layer_norm, feature_norm=opts.feature_norm,
                 grad_clip=opts.grad_clip, recipe=opts.recipe, schedule=opts.schedule,

@@ -43,8 +43,10 @@ from emobox.reporting.results import NORM_WORDS, ResultRow, RowError, check_row,
 from emobox.tracks.rundirs import RESUME_HINT, check_run_dir, read_rows, read_run_config, run_lock
 from emobox.datasets.splits import class_warnings, leakage, select_folds, with_random_valid
 from emobox.extraction.store import FeatureStore
+from emobox.extraction.upstream_catalog import parameter_count
 from emobox.training.sweep import (DEFAULT_GRAD_CLIP, PRECISIONS, SCHEDULES, SELECT_MODES, Split, TrainConfig,
-                    check_grid, config_id, expand_grid, resolve_protocol, train_sweep)
+                    check_grid, config_id, expand_grid, resolve_protocol, train_sweep,
+                    used_hparams)
 
 
 PAPER_RECIPE_NOTE = ("EMOBOX'S CODE, BUGS INCLUDED (--recipe paper): epochs and configurations "
@@ -487,9 +489,8 @@ def extract_features(up_spec: Any, manifest: Any, opts: RunOptions, device: str,
                     store_dir=Path(opts.features_dir) if opts.features_dir else None,
                     on_bad_audio=opts.on_bad_audio, reporter=reporter,
                     batch_seconds=opts.batch_seconds, options=dict(opts.upstream_options))
-    parameters = sum(int(p.numel()) for p in upstream.parameters())
     return Features(str(store.path), layer, list(layers), upstream.checkpoint_id,
-                    store.skipped(), parameters or up_spec.parameters,
+                    store.skipped(), parameter_count(up_spec, upstream),
                     dict(getattr(upstream, "store_options", {}) or {}),
                     store.meta["audio"]["sha256"])
 
@@ -524,7 +525,10 @@ def run_config(plan: TriplePlan, feats: Features) -> tuple[dict, dict]:
                        device=plan.device, root=str(plan.corpus.root), features=feats.store_path,
                        notes=plan.notes, request=request_fingerprint(plan),
                        options=plan_options(plan),
-                       upstream_parameters=feats.parameters)
+                       upstream_parameters=feats.parameters,
+                       # what the grid leaves out, with the value every configuration uses
+                       grid_defaults={k: v for k, v in used_hparams(plan.down_spec, {}).items()
+                                      if k not in plan.grid})
     return config, full_config
 
 
@@ -865,7 +869,7 @@ def _options_diff(theirs: Mapping[str, Any], ours: Mapping[str, Any], keys: Sequ
 def _config_diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) -> str:
     """What differs between two run configs, in words (the options that change results)."""
     skip = {"fingerprint", "versions", "notes", "features", "request", "device", "root",
-            "upstream_parameters", "options"}
+            "upstream_parameters", "options", "grid_defaults"}
     keys = [k for k in sorted(set(old) | set(new))
             if k not in skip and old.get(k) != new.get(k)]
     if not keys:
@@ -909,6 +913,14 @@ SCHEDULE_WORDS = {"linear": "linear decay", "constant": "constant",
                            "and linear decay"}
 
 
+def _not_in_grid(config: Mapping[str, Any]) -> str:
+    """`` (not in the grid: hidden=256,lr=0.001)``: the values used for what the grid omits."""
+    fixed = config.get("grid_defaults")
+    if not isinstance(fixed, dict) or not fixed:
+        return ""
+    return f" (not in the grid: {escape.markdown(config_id(fixed))})"
+
+
 def summary_markdown(result: RunResult) -> str:
     c = result.config
     md = escape.markdown  # names, paths and labels come from files: never Markdown or HTML
@@ -927,8 +939,8 @@ def summary_markdown(result: RunResult) -> str:
               f"{c['seed']}",
               f"- layer {md(c['layer'])} ({NORM_WORDS[feature_norm_of(c)]}), "
               f"features {md(c['precision'])}, checkpoint {md(c['checkpoint_id'])}",
-              f"- grid {md(json.dumps(c['grid']))}, Adam, batch {c['batch_size']}, {c['epochs']} "
-              f"epochs ({c['warmup_epochs']} warm-up, then "
+              f"- grid {md(json.dumps(c['grid']))}{_not_in_grid(c)}, Adam, batch "
+              f"{c['batch_size']}, {c['epochs']} epochs ({c['warmup_epochs']} warm-up, then "
               f"{SCHEDULE_WORDS.get(c.get('schedule', 'linear'), c.get('schedule'))}), "
               f"gradient norm {f'clipped at {clip:g}' if clip else 'not clipped'}, "
               f"class weights {'on' if c['class_weights'] else 'off'}",
@@ -940,7 +952,7 @@ def summary_markdown(result: RunResult) -> str:
               "|---|---|---|---|---|---|---|"]
     for f in result.folds:
         lines.append(f"| {f.fold} | {100 * f.ua:.2f} | {100 * f.wa:.2f} | {100 * f.f1:.2f} | "
-                     f"{md(f.config_id)} | {f.best_epoch + 1} | {100 * f.valid_ua:.2f} |")
+                     f"{md(f.config_id)} | {f.best_epoch} | {100 * f.valid_ua:.2f} |")
     if result.folds:
         cells = []
         for m in ("ua", "wa", "f1"):

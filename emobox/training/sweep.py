@@ -49,7 +49,8 @@ from emobox.plugin.specs import HParam
 
 TRAINER_HPARAMS = ("lr", "weight_decay")
 # the trainer's own hyper-parameters, the same for every head (Adam's peak learning rate and
-# weight decay)
+# weight decay); a grid without them trains with these
+TRAINER_DEFAULTS = {"lr": 1e-3, "weight_decay": 0.0}
 TRAINER_HPARAM_SPECS = {
     "lr": HParam(float, 0.0, 10.0, low_open=True, description="peak learning rate of Adam"),
     "weight_decay": HParam(float, 0.0, 1.0, description="Adam's weight decay"),
@@ -148,12 +149,13 @@ class Split:
 class ConfigResult:
     hp: dict
     config_id: str
-    best_epoch: int  # 0-based epoch whose model is kept
+    best_epoch: int  # the epoch whose model is kept, counted from 1 (-1: failed)
     valid_ua: float
     valid_loss: float
     test: dict  # scores() of the kept model on test
     test_pred: np.ndarray
-    history: list[dict] = field(default_factory=list)  # per epoch: lr, train_loss, valid_ua...
+    # per epoch: epoch (counted from 1), lr, train_loss, valid_ua...
+    history: list[dict] = field(default_factory=list)
     # why training failed (non-finite loss or outputs): the configuration is never selected and
     # its scores are None
     failed: str = ""
@@ -197,6 +199,17 @@ def _build_keywords(spec: Any) -> tuple[dict[str, Any], bool]:
                 i < 2 and p.kind is p.POSITIONAL_OR_KEYWORD) and p.name != "n_layers":
             names[p.name] = p.default
     return names, anything
+
+
+def used_hparams(spec: Any, hp: Mapping[str, Any]) -> dict:
+    """Every hyper-parameter configuration ``hp`` trains with: the grid's values and, for those
+    the grid leaves out, the trainer's defaults (:data:`TRAINER_DEFAULTS`) and the defaults of
+    the head's ``build`` keywords. Result rows record it as ``config``."""
+    keywords, _ = _build_keywords(spec)
+    out: dict[str, Any] = dict(TRAINER_DEFAULTS)
+    out.update({k: v for k, v in keywords.items() if v is not inspect.Parameter.empty})
+    out.update(hp)
+    return out
 
 
 def hparam_specs(spec: Any) -> tuple[dict[str, HParam | None], bool]:
@@ -482,9 +495,10 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
                                        f"configuration {config_id(hp)} "
                                        f"({type(exc).__name__}: {first})")
         heads.append(head.to(device))
-        peak = float(hp.get("lr", 1e-3))
+        used = used_hparams(spec, hp)
+        peak = float(used["lr"])
         groups.append({"params": list(head.parameters()), "lr": peak, "peak_lr": peak,
-                       "weight_decay": float(hp.get("weight_decay", 0.0))})
+                       "weight_decay": float(used["weight_decay"])})
     model = fuse_heads(heads)  # after moving: fused heads may share storage
     head_params = [[p for p in head.parameters() if p.requires_grad] for head in heads]
     optimizer = _adam(groups, device)
@@ -568,7 +582,7 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
                                  f"{'training' if not math.isfinite(loss_k) else 'validation'} "
                                  f"loss in epoch {epoch + 1}")
                     continue
-                entry = {"epoch": epoch, "lr": lrs[k], "train_loss": loss_k,
+                entry = {"epoch": epoch + 1, "lr": lrs[k], "train_loss": loss_k,
                          "valid_ua": v_ua[k], "valid_loss": v_loss[k],
                          "clipped_steps": clipped_steps[k]}
                 if cfg.select == "test":
@@ -578,7 +592,7 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
                     crit = (v_ua[k], v_loss[k])
                 history[k].append(entry)
                 if crit[0] > best[k][0] or (crit[0] == best[k][0] and crit[1] < best[k][1]):
-                    best[k] = (crit[0], crit[1], epoch)
+                    best[k] = (crit[0], crit[1], epoch + 1)  # counted from 1
                     best_valid[k] = (v_ua[k], v_loss[k])
                     best_state[k] = [p.detach().clone() for p in heads[k].parameters()]
             task.advance(1)
@@ -608,12 +622,13 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
         pred = t_logits[k].nan_to_num(0.0).argmax(-1).numpy()
         if failed[k]:
             results.append(ConfigResult(
-                hp=dict(hp), config_id=config_id(hp), best_epoch=-1, valid_ua=None,
+                hp=used_hparams(spec, hp), config_id=config_id(hp), best_epoch=-1,
+                valid_ua=None,
                 valid_loss=None, test=dict(FAILED_SCORES), test_pred=pred, history=history[k],
                 failed=failed[k]))
             continue
         results.append(ConfigResult(
-            hp=dict(hp), config_id=config_id(hp), best_epoch=best[k][2],
+            hp=used_hparams(spec, hp), config_id=config_id(hp), best_epoch=best[k][2],
             valid_ua=best_valid[k][0], valid_loss=best_valid[k][1],
             test=scores(y_test, pred, n_classes), test_pred=pred, history=history[k]))
     selected = max((k for k in range(K) if not failed[k]),

@@ -742,22 +742,26 @@ def test_hostile_class_names_are_escaped_in_summary_and_plots(tmp_path, cli):
 def test_report_tables_escape_names_per_format(tmp_path):
     """Markdown: cells stay cells and nothing renders; LaTeX: the ten special characters;
     CSV: the csv module quotes, so the name reads back whole."""
-    from emobox.reporting.report import Cell, Table, to_csv, to_latex, to_markdown
+    from emobox.reporting.report import (Cell, Row, Table, columns_for, to_csv, to_latex,
+                                         to_markdown, to_tsv)
     from emobox.tracks.rundirs import RunDir
 
     up, corpus = "u|p <b>x</b> _y_", "c$&%#{}~^\\_"
     run = RunDir(tmp_path, {"select": "valid", "n_folds": 1}, [])
     cell = Cell(up, corpus, run, {"ua": (0.5, 0.0), "wa": (0.5, 0.0), "f1": (0.5, 0.0)}, 1, 1)
-    table = Table("linear_probe", "emobox", [up], [("Other", [corpus])], {(up, corpus): cell})
-    md = to_markdown([table])
-    row = next(ln for ln in md.splitlines() if ln.startswith("| u\\|"))
-    assert re.split(r"(?<!\\)\|", row)[1].strip() == r"u\|p \<b\>x\</b\> \_y\_"
+    groups = [("Other", [corpus])]
+    table = Table([Row("linear_probe", "emobox", up, up, {corpus: cell})], groups,
+                  columns_for(groups), {"ua": set(), "wa": set(), "f1": set()})
+    md = to_markdown(table)
+    row = next(ln for ln in md.splitlines() if ln.startswith("| linear_probe | u\\|"))
+    assert re.split(r"(?<!\\)\|", row)[2].strip() == r"u\|p \<b\>x\</b\> \_y\_"
     assert not re.search(r"(?<!\\)<", md)
-    tex = to_latex([table])
+    tex = to_latex(table)
     assert r"c\$\&\%\#\{\}\textasciitilde{}\^{}\textbackslash{}\_" in tex
     assert r"u\textbar{}p \textless{}b\textgreater{}x\textless{}/b\textgreater{} \_y\_" in tex
-    rows = list(csv.reader(io.StringIO(to_csv([table]))))
+    rows = list(csv.reader(io.StringIO(to_csv(table))))
     assert rows[1][2] == up and rows[0][3] == f"{corpus} UA"
+    assert to_tsv(table, "ua").splitlines()[1].split("\t")[1] == up
 
 
 def test_cross_outputs_escape_corpus_and_class_names():

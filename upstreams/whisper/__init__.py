@@ -96,8 +96,18 @@ def _spec(v: WhisperVariant) -> UpstreamSpec:
         parameters=v.parameters, paper=PAPER, license="MIT", num_layers=v.num_layers,
         hidden_size=v.hidden_size, frame_rate=50.0, family="whisper", options=OPTIONS)
     return replace(base, build=functools.partial(_build, v, base),
+                   flops=functools.partial(_flops, v),
                    locate=functools.partial(_locate, v, base),
                    convert=functools.partial(convert, v, base))
+
+
+def _flops(v: WhisperVariant, num_samples: int, mode: str = "faithful", **options) -> float:
+    """Encoder FLOPs of one input, without the weights: in ``faithful`` mode every 30-s window
+    is padded to 30 s, so a 2-s clip costs what 30 s cost."""
+    from .frames import encoder_flops
+
+    return encoder_flops(num_samples, v.n_mels, v.hidden_size, 4 * v.hidden_size,
+                         v.num_layers, mode)
 
 
 def _unset(*args, **kwargs):  # replaced right away by the real builder

@@ -38,14 +38,11 @@ import torch
 
 from emobox.extraction.upstream import Upstream, UpstreamOutput, Windows
 
-from ..common import ceil_div, conv1d_flops, stack_padded, transformer_flops
+from ..common import stack_padded
+from .frames import (FEATURE_VERSION, HOP, MODES, N_FFT, SAMPLE_RATE,  # noqa: F401  (public here)
+                     SAMPLES_PER_FRAME, WINDOW_SAMPLES, WINDOW_SECONDS, encoder_flops,
+                     whisper_frames, windows)
 
-SAMPLE_RATE = 16000
-N_FFT = 400
-HOP = 160
-WINDOW_SECONDS = 30
-WINDOW_SAMPLES = WINDOW_SECONDS * SAMPLE_RATE  # 480000
-MODES = ("faithful", "trimmed")
 
 
 def mel_filters(n_mels: int, n_fft: int = N_FFT, sample_rate: int = SAMPLE_RATE) -> torch.Tensor:
@@ -91,30 +88,6 @@ def log_mel(audio: torch.Tensor, filters: torch.Tensor, window: torch.Tensor) ->
     return (logspec + 4.0) / 4.0
 
 
-SAMPLES_PER_FRAME = 2 * HOP  # 320: the encoder's stride in samples
-# what ``feature_version`` says: 2 = ``n // 320`` frames kept per input (EmoBox's count), not
-# ``ceil((n // 160) / 2)``
-FEATURE_VERSION = "2"
-
-
-def whisper_frames(num_samples: int) -> int:
-    """Frames kept of an input of ``num_samples`` samples: ``n // 320``, at least one."""
-    return max(1, int(num_samples) // SAMPLES_PER_FRAME)
-
-
-def windows(num_samples: int) -> list[tuple[int, int]]:
-    """``(start, frames)`` of each 30-s window encoded for an input of ``num_samples`` samples;
-    a last window too short for a frame (under 320 samples) is left out, unless it is the only
-    one (which then keeps one frame)."""
-    n = max(int(num_samples), 0)
-    out = [(0, whisper_frames(min(n, WINDOW_SAMPLES)))]
-    for start in range(WINDOW_SAMPLES, n, WINDOW_SAMPLES):
-        frames = min(n - start, WINDOW_SAMPLES) // SAMPLES_PER_FRAME
-        if frames:
-            out.append((start, frames))
-    return out
-
-
 class WhisperUpstream(Upstream):
     """An :class:`emobox.Upstream` over a transformers ``WhisperEncoder``."""
 
@@ -154,17 +127,9 @@ class WhisperUpstream(Upstream):
         return Windows(step=WINDOW_SAMPLES, exact=True)
 
     def flops(self, num_samples: int, layer: int | None = None) -> float:
-        blocks = self.num_layers if layer is None else int(layer)
-        d, ffn = self.hidden_size, int(self.encoder.config.encoder_ffn_dim)
-        total, size = 0.0, max(int(num_samples), 1)
-        for start, _ in windows(size):
-            n = min(size - start, WINDOW_SAMPLES)
-            mel = WINDOW_SAMPLES // HOP if self.mode == "faithful" else max(n, N_FFT) // HOP
-            t = ceil_div(mel, 2)
-            total += 2.0 * self.n_mels * (N_FFT // 2 + 1) * mel  # mel filter bank
-            total += conv1d_flops(self.n_mels, d, 3, mel) + conv1d_flops(d, d, 3, t)
-            total += transformer_flops(t, d, ffn, blocks)
-        return total
+        return encoder_flops(num_samples, self.n_mels, self.hidden_size,
+                             int(self.encoder.config.encoder_ffn_dim),
+                             self.num_layers if layer is None else int(layer), self.mode)
 
     # -- forward ---------------------------------------------------------------------------
     def forward(self, wavs: Sequence[torch.Tensor], layers: Sequence[int] | None = None
