@@ -69,10 +69,12 @@ def _report_folder(folder):
                           config={"checkpoint_id": "openai/whisper-tiny"})
     scores = {"ua": (0.9, 0.01), "wa": (0.91, 0.01), "f1": (0.89, 0.02)}
     cell = report_mod.Cell("whisper_tiny", "emodb", run, scores, 5, 5)
-    table = report_mod.Table("mlp", "emobox", ["whisper_tiny"], [("German", ["emodb"])],
-                             {("whisper_tiny", "emodb"): cell})
+    groups = [("German", ["emodb"])]
+    table = report_mod.Table([report_mod.Row("mlp", "emobox", "whisper_tiny", "whisper_tiny",
+                                             {"emodb": cell})],
+                             groups, report_mod.columns_for(groups))
     folder.mkdir(parents=True)
-    (folder / "cells.csv").write_text(report_mod.cells_csv([table]))
+    (folder / "cells.csv").write_text(report_mod.cells_csv(table))
     return folder
 
 

@@ -179,7 +179,7 @@ def cells_csv(table: Table) -> str:
                 out = [row.head, row.scheme, row.label, c, lang, cell.folds, cell.n_folds]
                 for m in METRICS:
                     pub = (cell.paper or {}).get(m)
-                    out += [*_fmt(cell.scores[m]), int((i, column[c]) in table.best[m]),
+                    out += [*_fmt(cell.scores[m]), int((i, column[c]) in table.best.get(m, ())),
                             f"{100 * pub:.2f}" if pub is not None else ""]
                 out += [int(cell.run.select_test), int(cell.run.contaminated),
                         cell.run.config.get("checkpoint_id", ""), str(cell.run.path)]
