@@ -38,8 +38,7 @@ from typing import Any, Mapping, Sequence
 from emobox import __version__, paths
 from emobox.datasets.balanced import BalancedSet
 from emobox.errors import DataError, EmoboxUsageError
-from emobox.io import (append_jsonl, atomic_write_json, atomic_write_text, file_lock, jsonl_text,
-                       read_json_file, read_jsonl)
+from emobox.io import atomic_write_text, file_lock, jsonl_text, read_jsonl
 from emobox.datasets.labels import CROSS_CORPUS_CLASSES, canonical_classes
 from emobox.reporting.cross_report import (CrossResult, column_averages, cross_average, finish_cross,
                                            row_averages)
@@ -52,7 +51,8 @@ from emobox.tracks.options import (SharedOptions, check_corpus_options, check_ow
                                    check_upstream_options, fingerprint, head_grid,
                                    warmup_warning)
 from emobox.tracks.runner import RunOptions, extract_features
-from emobox.tracks.rundirs import RESUME_HINT, check_entry
+from emobox.tracks.rundirs import (RESUME_HINT, check_cross_dir, check_resumable,
+                                   read_cross_config, start_run_dir, write_results)
 from emobox.extraction.extract import FrameSource, resolve_device
 from emobox.training.metrics import scores
 from emobox.extraction.store import FeatureStore
@@ -300,9 +300,8 @@ def _run_sources(plan: CrossPlan, feats: dict, config: dict, out: Path,
         if tc.name in done:
             continue
         rows, predictions = train_source(plan, tc, feats, config, reporter)
-        for target, text in predictions.items():
-            atomic_write_text(out / "predictions" / f"{tc.name}__{target}.tsv", text)
-        append_jsonl(out / "results.jsonl", rows)
+        write_results(out, {f"{tc.name}__{target}.tsv": text
+                            for target, text in predictions.items()}, rows, check_cross_dir)
         done[tc.name] = rows
     return finish_cross(out, plan, done, config, notes)
 
@@ -348,25 +347,11 @@ def cross_config(plan: CrossPlan, feats: Mapping[str, Any]) -> dict:
 
 def _prepare_out(out: Path, config: dict, plan: CrossPlan) -> dict[str, list[dict]]:
     """Create or resume a run directory; returns the rows of the sources already finished."""
-    cfg_path = out / "config.json"
-    for name in ("config.json", "results.jsonl", ".lock"):
-        check_entry(out / name)
-    check_entry(out / "predictions", folder=True)
-    if cfg_path.exists():
-        try:
-            old = read_json_file(cfg_path, what="in run directories")
-        except DataError as exc:
-            raise DataError(f"{exc}; {RESUME_HINT}", path=str(cfg_path))
-        if not isinstance(old, dict) or not isinstance(old.get("fingerprint"), str):
-            raise DataError(f"{cfg_path}: not an emobox cross-corpus configuration (no "
-                            f"fingerprint); {RESUME_HINT}", path=str(cfg_path))
-        if old.get("fingerprint") != config["fingerprint"]:
-            raise EmoboxUsageError(
-                f"{out} holds a cross-corpus run made with other options (fingerprint "
-                f"{old.get('fingerprint')} vs {config['fingerprint']}); choose another --out or "
-                f"delete that folder")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(cfg_path, config)
+    if out.exists() and not out.is_dir():
+        raise EmoboxUsageError(f"run directory {out} is a file; give --out a folder")
+    check_cross_dir(out)
+    check_resumable(out, config, read_cross_config, "cross-corpus run")
+    start_run_dir(out, config)
     for tc in plan.corpora:
         tc.test_set.to_tsv(out / "test_sets" / f"{tc.name}.tsv")
     rows = read_jsonl(out / "results.jsonl", repair=True, what="in run directories",

@@ -32,13 +32,13 @@ import torch
 from emobox import __version__, escape, paths
 from emobox.errors import DataError, EmoboxUsageError
 from emobox.extraction.extract import FrameSource, extract, resolve_device
-from emobox.io import (append_jsonl, atomic_write_json, atomic_write_text, dumps_json, jsonl_text,
-                 remove_temporaries)
+from emobox.io import append_jsonl, atomic_write_text, dumps_json, jsonl_text
 from emobox.training.metrics import mean_std
 from emobox.plugin.registry import Registry, distributions_of, get_registry
 from emobox.progress import Reporter
 from emobox.reporting.results import NORM_WORDS, ResultRow, RowError, check_row, feature_norm_of
-from emobox.tracks.rundirs import RESUME_HINT, check_run_dir, read_rows, read_run_config, run_lock
+from emobox.tracks.rundirs import (RESUME_HINT, check_resumable, check_run_dir, read_rows,
+                                   read_run_config, run_lock, start_run_dir, write_results)
 from emobox.datasets.splits import class_warnings, leakage, select_folds, with_random_valid
 from emobox.extraction.store import FeatureStore
 from emobox.training.sweep import Split, TrainConfig, config_id, expand_grid, train_sweep
@@ -507,9 +507,8 @@ def write_fold(out: Path, output: FoldOutput) -> None:
         except RowError as exc:
             raise RuntimeError(f"fold {output.fold}: emobox made a result row it cannot read "
                                f"back ({exc})") from exc
-    check_run_dir(out)
-    atomic_write_text(out / "predictions" / f"fold{output.fold}.tsv", output.predictions)
-    append_jsonl(out / "results.jsonl", output.rows)
+    write_results(out, {f"fold{output.fold}.tsv": output.predictions}, output.rows,
+                  check_run_dir)
 
 
 def write_skipped(out: Path, skipped: Mapping[str, str],
@@ -687,16 +686,10 @@ def _prepare_out(out: Path, config: dict, n_configs: int,
     ``results.jsonl`` (those of other code kept in ``results.superseded.jsonl``) and those
     folds redone.
     """
-    cfg_path = out / "config.json"
     if out.exists() and not out.is_dir():
         raise EmoboxUsageError(f"run directory {out} is a file; give --out a folder")
     check_run_dir(out)
-    if cfg_path.exists():
-        old = read_run_config(out, RESUME_HINT)
-        if old.get("fingerprint") != config["fingerprint"]:
-            raise EmoboxUsageError(
-                f"{out} holds a run made with other options ({_config_diff(old, config)}); "
-                f"choose another --out or delete that folder")
+    check_resumable(out, config, read_run_config, "run")
     rows = read_rows(out, repair=True, hint=RESUME_HINT)
     options = config["options"]
     unmarked = 0
@@ -709,10 +702,7 @@ def _prepare_out(out: Path, config: dict, n_configs: int,
                 f"{out} holds results made with other options "
                 f"({_options_diff(r['options'], options, differ)}); choose another --out or "
                 f"delete that folder")
-    out.mkdir(parents=True, exist_ok=True)
-    for folder in (out, out / "predictions"):  # writes a crash cut short
-        remove_temporaries(folder)
-    atomic_write_json(cfg_path, config)
+    start_run_dir(out, config)
     config_ids = {config_id(hp) for hp in expand_grid(config["grid"])}
     done = finished_folds(out, rows, config_ids, options, config["versions"])
     kept = [r for r in rows if int(r["fold"]) in done]
@@ -738,20 +728,6 @@ def _options_diff(theirs: Mapping[str, Any], ours: Mapping[str, Any], keys: Sequ
     parts = [f"{k}: {dumps_json(theirs.get(k, defaults.get(k)), default=str)[:40]} there, "
              f"{dumps_json(ours.get(k, defaults.get(k)), default=str)[:40]} now"
              for k in keys[:limit]]
-    more = f", and {len(keys) - limit} more" if len(keys) > limit else ""
-    return "; ".join(parts) + more
-
-
-def _config_diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) -> str:
-    """What differs between two run configs, in words (the options that change results)."""
-    skip = {"fingerprint", "versions", "notes", "features", "request", "device", "root",
-            "upstream_parameters", "options"}
-    keys = [k for k in sorted(set(old) | set(new))
-            if k not in skip and old.get(k) != new.get(k)]
-    if not keys:
-        return f"fingerprint {old.get('fingerprint')} vs {new.get('fingerprint')}"
-    parts = [f"{k}: {json.dumps(old.get(k), default=str)[:40]} there, "
-             f"{json.dumps(new.get(k), default=str)[:40]} now" for k in keys[:limit]]
     more = f", and {len(keys) - limit} more" if len(keys) > limit else ""
     return "; ".join(parts) + more
 
