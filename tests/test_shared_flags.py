@@ -60,22 +60,36 @@ def test_fold_flags_are_the_same_in_run_and_bench_and_absent_from_cross():
 
 
 def test_flag_defaults_are_the_options_model_s():
-    """What a library user gets from RunOptions is what the command line gives."""
-    import dataclasses
+    """What a library user gets from the options model is what the command line gives."""
+    from emobox.cli.options import DEFAULT
+    from emobox.tracks.options import FoldOptions
 
-    from emobox.tracks.runner import RunOptions
-
-    model = {f.name: f.default for f in dataclasses.fields(RunOptions)
-             if f.default is not dataclasses.MISSING}
+    model = FoldOptions()
+    assert {k: getattr(model, k) for k in vars(DEFAULT)} == vars(DEFAULT)
     flags = _tracks()["run"]
     for flag, name in (("--seed", "seed"), ("--device", "device"), ("--epochs", "epochs"),
                        ("--warmup", "warmup_epochs"), ("--batch-size", "batch_size"),
                        ("--select", "select"), ("--schedule", "schedule"),
                        ("--feature-norm", "feature_norm"), ("--grad-clip", "grad_clip"),
                        ("--recipe", "recipe"), ("--precision", "precision"),
-                       ("--train-precision", "train_precision"),
-                       ("--on-bad-audio", "on_bad_audio"), ("--scheme", "scheme")):
-        assert flags[flag][1] == model[name], flag
+                       ("--train-precision", "train_precision"), ("--layer", "layer"),
+                       ("--on-bad-audio", "on_bad_audio"), ("--scheme", "scheme"),
+                       ("--upstream-ckpt", "upstream_ckpt"), ("--class-weights",
+                                                             "class_weights"),
+                       ("--batch-seconds", "batch_seconds"), ("--features-dir",
+                                                              "features_dir")):
+        assert flags[flag][1] == getattr(model, name), flag
+    assert flags["--no-layer-norm"][1] is (not model.layer_norm)
+
+
+def test_the_command_line_starts_without_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, emobox.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_run_takes_bench_s_upstream_option_syntax(cli, tmp_path):

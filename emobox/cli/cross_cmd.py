@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import EmoboxUsageError
-from . import options as opt
+import emobox.cli.options as opt
 from .base import app, console, err_console
 from .bench_cmd import parse_keyed_options, parse_root_map, split_names
 from .options import DEFAULT

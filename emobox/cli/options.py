@@ -1,20 +1,26 @@
 """The flags ``emobox run``, ``emobox bench`` and ``emobox cross run`` share, declared once.
 
 Each is an ``Annotated`` type: a command takes it as ``epochs: Epochs = DEFAULT.epochs``, so
-every track spells it the same way, with the same help, and defaults to the value of the
-options model (:class:`emobox.tracks.options.FoldOptions`).
+every track spells it the same way, with the same help and the same default.
 """
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Annotated, Any, List, Optional
 
 import typer
 
 from ..errors import EmoboxUsageError
-from emobox.tracks.options import FoldOptions
 
-DEFAULT = FoldOptions()  # the defaults of every shared option
+# The defaults of the options model (emobox.tracks.options.FoldOptions), written out so that the
+# command line starts without loading torch; tests/test_shared_flags.py checks that they agree.
+DEFAULT = SimpleNamespace(
+    seed=0, device="auto", layer=None, layer_norm=True, feature_norm="utterance", grad_clip=5.0,
+    recipe="emobox", epochs=100, warmup_epochs=10, batch_size=32, select="valid",
+    class_weights=False, precision="fp32", train_precision="fp32", schedule="linear",
+    upstream_ckpt=None, on_bad_audio="fail", features_dir=None, batch_seconds=None,
+    scheme="emobox")
 
 Seed = Annotated[int, typer.Option("--seed", help="Seed of splits, initialisation and "
                                    "batches.")]

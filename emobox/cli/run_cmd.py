@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import EmoboxUsageError
-from . import options as opt
+import emobox.cli.options as opt
 from .base import app, console, err_console
 from .options import DEFAULT
 
