@@ -183,3 +183,55 @@ def test_extract_refuses_unknown_options_before_scanning(cli, _isolated_home):
     assert ("error: --corpus-option foo: corpus 'demo' has no option 'foo'; it takes no "
             "options") in res.err
     assert _written(_isolated_home, _isolated_home / "none") == []
+
+
+TRACKS = {"run": ("run", "-u", "fbank", "-c", "demo"),
+          "bench": ("bench", "-u", "fbank", "-c", "demo"),
+          "cross run": ("cross", "run", "-u", "fbank", "-c", "ravdess,savee")}
+REFUSED = [(("--select", "tset"), "error: --select must be one of valid, test (got 'tset')"),
+           (("--precision", "fp8"), "error: --precision must be one of fp32, bf16, fp16 "
+                                    "(got 'fp8')"),
+           (("--on-bad-audio", "ignore"), "error: --on-bad-audio must be one of fail, skip "
+                                          "(got 'ignore')"),
+           (("--epochs", "0"), "error: --epochs must be at least 1, got 0"),
+           (("-U", "foo=bar"), "error: --upstream-option foo: upstream 'fbank' has no option "
+                               "'foo'; its options: frame_length_ms, frame_shift_ms, "
+                               "high_freq, low_freq, num_mel_bins, preemph"),
+           (("--grid", "hiden=64"), "error: --grid hiden: linear_probe has no hyper-parameter "
+                                    "'hiden'; its hyper-parameters: hidden (")]
+
+
+@pytest.mark.parametrize("track", sorted(TRACKS))
+@pytest.mark.parametrize("extra, message", REFUSED, ids=[r[0][0] for r in REFUSED])
+def test_every_track_refuses_the_same_bad_option_before_any_work(cli, _isolated_home, tmp_path,
+                                                                 track, extra, message):
+    out = tmp_path / "out"
+    res = cli(*TRACKS[track], "--epochs", "1", "-q", "-o", out, *extra)
+    assert res.code == 2, res
+    errors = [line for line in res.err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and errors[0].startswith(message), res
+    assert "Traceback" not in res.err + res.out
+    assert _written(_isolated_home, out) == []
+
+
+def test_cross_corpus_options_are_checked_against_each_corpus(cli, _isolated_home, tmp_path):
+    out = tmp_path / "cross"
+    res = cli("cross", "run", "-u", "fbank", "-c", "ravdess,savee", "-C", "savee:foo=1", "-q",
+              "-o", out)
+    assert res.code == 2, res
+    assert "error: --corpus-option foo: corpus 'savee' has no option 'foo'" in res.err
+    stray = cli("cross", "run", "-u", "fbank", "-c", "ravdess,savee", "-C", "meld:foo=1", "-q",
+                "-o", out)
+    assert stray.code == 2, stray
+    assert ("error: --corpus-option for meld, which is not among the track's corpora "
+            "(ravdess, savee)") in stray.err
+    assert _written(_isolated_home, out) == []
+
+
+def test_cross_corpus_options_reach_each_corpus_s_run_options():
+    from emobox.tracks.cross import CrossOptions
+
+    opts = CrossOptions(upstream="fbank", corpora=("ravdess", "savee"),
+                        corpus_options={"savee": {"x": 1}})
+    assert opts.run_options("savee").corpus_options == {"x": 1}
+    assert opts.run_options("ravdess").corpus_options == {}

@@ -8,11 +8,14 @@ import typer.main
 from emobox.cli import app
 
 # flags every track has: what is extracted, how heads are trained, where things go
-SHARED = ("--upstream", "--downstream", "--out", "--seed", "--layer", "--no-layer-norm",
-          "--feature-norm", "--grad-clip", "--recipe", "--grid", "--epochs", "--warmup",
-          "--batch-size", "--select", "--class-weights", "--train-precision", "--schedule",
-          "--upstream-ckpt", "--upstream-option", "--on-bad-audio", "--precision",
-          "--batch-seconds", "--features-dir", "--quiet")
+SHARED = ("--upstream", "--downstream", "--out", "--seed", "--device", "--layer",
+          "--no-layer-norm", "--feature-norm", "--grad-clip", "--recipe", "--grid", "--epochs",
+          "--warmup", "--batch-size", "--select", "--class-weights", "--train-precision",
+          "--schedule", "--upstream-ckpt", "--upstream-option", "--corpus-option",
+          "--on-bad-audio", "--precision", "--batch-seconds", "--features-dir", "--quiet")
+# the partition of a corpus into folds: the cross-corpus track has none (each source trains on
+# its whole training side and is tested on every corpus's balanced set)
+FOLD_TRACKS_ONLY = ("--scheme", "--fold")
 
 
 def _flags(command) -> dict[str, tuple[tuple[str, ...], object]]:
@@ -41,6 +44,68 @@ def test_shared_flags_have_the_same_spellings_and_defaults():
     for flag in SHARED:
         seen = {name: flags[flag] for name, flags in tracks.items()}
         assert len(set(map(repr, seen.values()))) == 1, (flag, seen)
+    run = tracks["run"]
+    assert run["--device"] == (("--device",), "auto")
+    assert run["--epochs"] == (("--epochs",), 100) and run["--warmup"] == (("--warmup",), 10)
+    assert run["--upstream-option"] == (("--upstream-option", "-U"), [])
+    assert run["--corpus-option"] == (("--corpus-option", "-C"), [])
+
+
+def test_fold_flags_are_the_same_in_run_and_bench_and_absent_from_cross():
+    tracks = _tracks()
+    for flag in FOLD_TRACKS_ONLY:
+        assert tracks["run"][flag] == tracks["bench"][flag], flag
+        assert flag not in tracks["cross run"], flag
+    assert tracks["run"]["--scheme"][1] == "emobox"
+
+
+def test_flag_defaults_are_the_options_model_s():
+    """What a library user gets from the options model is what the command line gives."""
+    from emobox.cli.options import DEFAULT
+    from emobox.tracks.options import FoldOptions
+
+    model = FoldOptions()
+    assert {k: getattr(model, k) for k in vars(DEFAULT)} == vars(DEFAULT)
+    flags = _tracks()["run"]
+    for flag, name in (("--seed", "seed"), ("--device", "device"), ("--epochs", "epochs"),
+                       ("--warmup", "warmup_epochs"), ("--batch-size", "batch_size"),
+                       ("--select", "select"), ("--schedule", "schedule"),
+                       ("--feature-norm", "feature_norm"), ("--grad-clip", "grad_clip"),
+                       ("--recipe", "recipe"), ("--precision", "precision"),
+                       ("--train-precision", "train_precision"), ("--layer", "layer"),
+                       ("--on-bad-audio", "on_bad_audio"), ("--scheme", "scheme"),
+                       ("--upstream-ckpt", "upstream_ckpt"), ("--class-weights",
+                                                             "class_weights"),
+                       ("--batch-seconds", "batch_seconds"), ("--features-dir",
+                                                              "features_dir")):
+        assert flags[flag][1] == getattr(model, name), flag
+    assert flags["--no-layer-norm"][1] is (not model.layer_norm)
+
+
+def test_the_command_line_starts_without_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, emobox.cli; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_run_takes_bench_s_upstream_option_syntax(cli, tmp_path):
+    ok = cli("run", "-u", "fbank", "-c", "demo", "-f", "1", "--epochs", "1", "-q", "-U",
+             "fbank:num_mel_bins=40", "-o", tmp_path / "r")
+    assert ok.code == 0, ok
+    import json
+
+    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert config["upstream_options"] == {"num_mel_bins": 40}
+    bad = cli("run", "-u", "fbank", "-c", "demo", "-q", "-U", "mfcc:num_ceps=20",
+              "-o", tmp_path / "s")
+    assert bad.code == 2, bad
+    assert ("error: --upstream-option mfcc:num_ceps=...: the upstream of this run is fbank; "
+            "give name=value or fbank:name=value") in bad.err
+    assert not (tmp_path / "s").exists()
 
 
 def test_bench_takes_run_s_upstream_option_syntax():

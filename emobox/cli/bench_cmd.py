@@ -10,7 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import EmoboxUsageError
+import emobox.cli.options as opt
 from .base import app, console, err_console
+from .options import DEFAULT
 from .run_cmd import parse_grid, parse_options
 
 
@@ -98,59 +100,36 @@ def bench_command(
                                       "$EMOBOX_HOME/bench/<downstreams>-<options hash>)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (audio hours, "
                                  "estimated encoder FLOPs, what is finished) and stop."),
-    fold: List[int] = typer.Option([], "--fold", "-f", help="Fold(s) to run (repeatable)."),
-    scheme: str = typer.Option("emobox", "--scheme", help="emobox | speaker-independent."),
-    seed: int = typer.Option(0, "--seed"),
-    device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (local executor); "
-                               "on Ray, tasks use the GPU they are given."),
-    layer: Optional[str] = typer.Option(None, "--layer", help="Upstream layer (default last)."),
-    grid: List[str] = typer.Option([], "--grid", help="Sweep, e.g. 'lr=1e-3,1e-4 "
-                                   "hidden=128,256', or a .json/.yaml file."),
-    epochs: int = typer.Option(100, "--epochs"),
-    warmup: int = typer.Option(10, "--warmup"),
-    batch_size: int = typer.Option(32, "--batch-size"),
-    select: str = typer.Option("valid", "--select", help="valid | test (EmoBox recipe; marked)."),
-    class_weights: bool = typer.Option(False, "--class-weights", help="Weight the loss by "
-                                       "inverse class frequency."),
-    upstream_ckpt: Optional[str] = typer.Option(None, "--upstream-ckpt", help="Local "
-                                                "checkpoint of the upstream (one -u only)."),
-    corpus_option: List[str] = typer.Option([], "--corpus-option", "-C", help="Option of "
-                                            "one corpus, CORPUS:name=value, or name=value for "
-                                            "every corpus (repeatable)."),
-    upstream_option: List[str] = typer.Option([], "--upstream-option", "-U", help="Option of "
-                                              "one upstream, UPSTREAM:name=value (e.g. "
-                                              "whisper_large_v3:mode=trimmed), or name=value "
-                                              "for every upstream (repeatable)."),
-    precision: str = typer.Option("fp32", "--precision", help="Feature extraction: fp32 "
-                                  "(exact) | bf16 | fp16 (fast modes, labelled in every output)."),
-    batch_seconds: Optional[float] = typer.Option(None, "--batch-seconds", help="Extraction "
-                                                  "batch budget in padded audio seconds."),
-    train_precision: str = typer.Option("fp32", "--train-precision", help="fp32 (exact) | "
-                                        "bf16."),
-    schedule: str = typer.Option("linear", "--schedule", help="After warm-up: linear | "
-                                 "constant | paper."),
-    features_dir: Optional[str] = typer.Option(None, "--features-dir", help="Feature stores "
-                                               "(default $EMOBOX_HOME/features; shared by "
-                                               "every node on a cluster)."),
+    fold: opt.Fold = [],
+    scheme: opt.Scheme = DEFAULT.scheme,
+    seed: opt.Seed = DEFAULT.seed,
+    device: opt.Device = DEFAULT.device,
+    layer: opt.Layer = DEFAULT.layer,
+    grid: opt.Grid = [],
+    epochs: opt.Epochs = DEFAULT.epochs,
+    warmup: opt.Warmup = DEFAULT.warmup_epochs,
+    batch_size: opt.BatchSize = DEFAULT.batch_size,
+    select: opt.Select = DEFAULT.select,
+    class_weights: opt.ClassWeights = DEFAULT.class_weights,
+    upstream_ckpt: opt.UpstreamCkpt = DEFAULT.upstream_ckpt,
+    corpus_option: opt.CorpusOption = [],
+    upstream_option: opt.UpstreamOption = [],
+    precision: opt.Precision = DEFAULT.precision,
+    batch_seconds: opt.BatchSeconds = DEFAULT.batch_seconds,
+    train_precision: opt.TrainPrecision = DEFAULT.train_precision,
+    schedule: opt.Schedule = DEFAULT.schedule,
+    features_dir: opt.FeaturesDir = DEFAULT.features_dir,
     extract_gpus: float = typer.Option(1.0, "--extract-gpus", help="GPUs per extraction task "
                                        "(Ray, where GPUs exist)."),
     train_cpus: float = typer.Option(1.0, "--train-cpus", help="CPUs per training task (Ray)."),
     train_gpus: float = typer.Option(0.25, "--train-gpus", help="GPUs per training task (Ray, "
                                      "where GPUs exist)."),
-    on_bad_audio: str = typer.Option("fail", "--on-bad-audio", help="fail | skip."),
-    no_layer_norm: bool = typer.Option(False, "--no-layer-norm", help="The same as "
-                                       "--feature-norm none."),
-    feature_norm: str = typer.Option("utterance", "--feature-norm", help="utterance (one mean "
-                                     "and variance per utterance, EmoBox's) | frame (each frame "
-                                     "over its dimensions) | none."),
-    grad_clip: float = typer.Option(5.0, "--grad-clip", help="Clip each configuration's "
-                                    "gradient to this L2 norm (SpeechBrain's default, which "
-                                    "EmoBox ran); 0: no clipping."),
-    recipe: str = typer.Option("emobox", "--recipe", help="emobox (EmoBox's protocol, its bugs "
-                               "fixed) | paper (EmoBox's code, bugs included: selects by test, "
-                               "its schedule, drops utterances over 30 s, random 20% "
-                               "validation; outputs are marked)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    on_bad_audio: opt.OnBadAudio = DEFAULT.on_bad_audio,
+    no_layer_norm: opt.NoLayerNorm = not DEFAULT.layer_norm,
+    feature_norm: opt.FeatureNorm = DEFAULT.feature_norm,
+    grad_clip: opt.GradClip = DEFAULT.grad_clip,
+    recipe: opt.Recipe = DEFAULT.recipe,
+    quiet: opt.Quiet = False,
 ) -> None:
     """Run UPSTREAMS x CORPORA x DOWNSTREAMS, fold by fold, skipping finished tasks."""
     from emobox.tracks.bench import BenchOptions, bench

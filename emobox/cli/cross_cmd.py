@@ -10,8 +10,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import EmoboxUsageError
+import emobox.cli.options as opt
 from .base import app, console, err_console
-from .bench_cmd import parse_root_map, split_names
+from .bench_cmd import parse_keyed_options, parse_root_map, split_names
+from .options import DEFAULT
 from .run_cmd import parse_grid, parse_options
 
 cross_app = typer.Typer(no_args_is_help=True, help="The cross-corpus track: train on one "
@@ -67,44 +69,29 @@ def cross_run_command(
                               "one)."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Run directory (default "
                                       "$EMOBOX_HOME/cross/<upstream>__<downstream>__<fp>)."),
-    seed: int = typer.Option(0, "--seed", help="Seed of splits, initialisation and batches."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
-    layer: Optional[str] = typer.Option(None, "--layer", help="Upstream layer (default: last)."),
-    no_layer_norm: bool = typer.Option(False, "--no-layer-norm", help="The same as "
-                                       "--feature-norm none."),
-    feature_norm: str = typer.Option("utterance", "--feature-norm", help="utterance (one mean "
-                                     "and variance per utterance, EmoBox's) | frame (each frame "
-                                     "over its dimensions) | none."),
-    grad_clip: float = typer.Option(5.0, "--grad-clip", help="Clip each configuration's "
-                                    "gradient to this L2 norm (SpeechBrain's default, which "
-                                    "EmoBox ran); 0: no clipping."),
-    recipe: str = typer.Option("emobox", "--recipe", help="emobox (EmoBox's protocol, its bugs "
-                               "fixed) | paper (EmoBox's code, bugs included: selects by test, "
-                               "its schedule, drops utterances over 30 s, random 20% "
-                               "validation; outputs are marked)."),
-    grid: List[str] = typer.Option([], "--grid", help="Sweep, e.g. 'lr=1e-3,1e-4 "
-                                   "hidden=128,256', or a .json/.yaml file."),
-    epochs: int = typer.Option(100, "--epochs"),
-    warmup: int = typer.Option(10, "--warmup"),
-    batch_size: int = typer.Option(32, "--batch-size"),
-    select: str = typer.Option("valid", "--select", help="valid (default) | test: EmoBox's "
-                               "recipe, only to compare with its tables; outputs are marked."),
-    class_weights: bool = typer.Option(False, "--class-weights", help="Weight the loss by "
-                                       "inverse class frequency."),
-    train_precision: str = typer.Option("fp32", "--train-precision", help="fp32 | bf16."),
-    schedule: str = typer.Option("linear", "--schedule", help="linear | constant | paper."),
-    upstream_ckpt: Optional[str] = typer.Option(None, "--upstream-ckpt", help="Local "
-                                                "checkpoint of the upstream."),
-    upstream_option: List[str] = typer.Option([], "--upstream-option", "-U", help="Upstream "
-                                              "option name=value (repeatable)."),
-    on_bad_audio: str = typer.Option("fail", "--on-bad-audio", help="fail | skip."),
-    precision: str = typer.Option("fp32", "--precision", help="Feature extraction: fp32 "
-                                  "(exact) | bf16 | fp16 (fast modes, labelled in every output)."),
-    batch_seconds: Optional[float] = typer.Option(None, "--batch-seconds", help="Extraction "
-                                                  "batch budget in padded audio seconds."),
-    features_dir: Optional[str] = typer.Option(None, "--features-dir", help="Feature stores "
-                                               "(default $EMOBOX_HOME/features)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    seed: opt.Seed = DEFAULT.seed,
+    device: opt.Device = DEFAULT.device,
+    layer: opt.Layer = DEFAULT.layer,
+    no_layer_norm: opt.NoLayerNorm = not DEFAULT.layer_norm,
+    feature_norm: opt.FeatureNorm = DEFAULT.feature_norm,
+    grad_clip: opt.GradClip = DEFAULT.grad_clip,
+    recipe: opt.Recipe = DEFAULT.recipe,
+    grid: opt.Grid = [],
+    epochs: opt.Epochs = DEFAULT.epochs,
+    warmup: opt.Warmup = DEFAULT.warmup_epochs,
+    batch_size: opt.BatchSize = DEFAULT.batch_size,
+    select: opt.Select = DEFAULT.select,
+    class_weights: opt.ClassWeights = DEFAULT.class_weights,
+    train_precision: opt.TrainPrecision = DEFAULT.train_precision,
+    schedule: opt.Schedule = DEFAULT.schedule,
+    upstream_ckpt: opt.UpstreamCkpt = DEFAULT.upstream_ckpt,
+    upstream_option: opt.UpstreamOption = [],
+    corpus_option: opt.CorpusOption = [],
+    on_bad_audio: opt.OnBadAudio = DEFAULT.on_bad_audio,
+    precision: opt.Precision = DEFAULT.precision,
+    batch_seconds: opt.BatchSeconds = DEFAULT.batch_seconds,
+    features_dir: opt.FeaturesDir = DEFAULT.features_dir,
+    quiet: opt.Quiet = False,
 ) -> None:
     """Train on each corpus, test on every corpus's balanced set: the n x n matrix."""
     from emobox.tracks.cross import CrossOptions, cross_run
@@ -122,7 +109,10 @@ def cross_run_command(
         epochs=epochs, warmup_epochs=warmup, batch_size=batch_size, select=select,
         class_weights=class_weights, train_precision=train_precision, schedule=schedule,
         upstream_ckpt=upstream_ckpt,
-        upstream_options=parse_options(upstream_option, "--upstream-option"),
+        upstream_options=opt.options_of(parse_options(upstream_option, "--upstream-option"),
+                                        upstream, "--upstream-option", "upstream"),
+        corpus_options=parse_keyed_options(corpus_option, split_names(corpora, "-c"),
+                                           "--corpus-option", "CORPUS"),
         on_bad_audio=on_bad_audio, precision=precision, batch_seconds=batch_seconds,
         features_dir=features_dir)
     reporter = Reporter() if quiet else RichReporter(err_console)

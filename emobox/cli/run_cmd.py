@@ -11,7 +11,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import EmoboxUsageError
+import emobox.cli.options as opt
 from .base import app, console, err_console
+from .options import DEFAULT
 
 
 def parse_grid(items: List[str]) -> dict[str, list[Any]] | None:
@@ -70,55 +72,31 @@ def run_command(
                                        "(default $EMOBOX_DATA/<corpus>)."),
     out: Optional[str] = typer.Option(None, "--out", "-o", help="Run directory "
                                       "(default $EMOBOX_HOME/runs/<triple>__<fingerprint>)."),
-    fold: List[int] = typer.Option([], "--fold", "-f", help="Fold(s) to run (repeatable); "
-                                   "default all."),
-    scheme: str = typer.Option("emobox", "--scheme", help="Partition: emobox | "
-                               "speaker-independent."),
-    seed: int = typer.Option(0, "--seed", help="Seed of splits, initialisation and batches."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
-    layer: Optional[str] = typer.Option(None, "--layer", help="Upstream layer (default: last)."),
-    no_layer_norm: bool = typer.Option(False, "--no-layer-norm", help="The same as "
-                                       "--feature-norm none."),
-    feature_norm: str = typer.Option("utterance", "--feature-norm", help="utterance (one mean "
-                                     "and variance per utterance, EmoBox's) | frame (each frame "
-                                     "over its dimensions) | none."),
-    grad_clip: float = typer.Option(5.0, "--grad-clip", help="Clip each configuration's "
-                                    "gradient to this L2 norm (SpeechBrain's default, which "
-                                    "EmoBox ran); 0: no clipping."),
-    recipe: str = typer.Option("emobox", "--recipe", help="emobox (EmoBox's protocol, its bugs "
-                               "fixed) | paper (EmoBox's code, bugs included: selects by test, "
-                               "its schedule, drops utterances over 30 s, random 20% "
-                               "validation; outputs are marked)."),
-    grid: List[str] = typer.Option([], "--grid", help="Sweep, e.g. 'lr=1e-3,1e-4 "
-                                   "hidden=128,256', or a .json/.yaml file."),
-    epochs: int = typer.Option(100, "--epochs", help="Training epochs."),
-    warmup: int = typer.Option(10, "--warmup", help="Warm-up epochs to the peak learning rate."),
-    batch_size: int = typer.Option(32, "--batch-size", help="Utterances per batch."),
-    select: str = typer.Option("valid", "--select", help="valid (default) | test: EmoBox's "
-                               "recipe, only to compare with its tables; outputs are marked."),
-    class_weights: bool = typer.Option(False, "--class-weights", help="Weight the loss by "
-                                       "inverse class frequency."),
-    train_precision: str = typer.Option("fp32", "--train-precision", help="fp32 (exact) | "
-                                        "bf16 (bfloat16 frame-level matmuls; labelled in the "
-                                        "results)."),
-    schedule: str = typer.Option("linear", "--schedule", help="Learning rate after the "
-                                 "warm-up: linear (decay towards 0) | constant | paper (EmoBox's "
-                                 "script: epoch 2 at 0)."),
-    upstream_ckpt: Optional[str] = typer.Option(None, "--upstream-ckpt", help="Local "
-                                                "checkpoint of the upstream."),
-    upstream_option: List[str] = typer.Option([], "--upstream-option", "-U", help="Upstream "
-                                              "option name=value (repeatable)."),
-    corpus_option: List[str] = typer.Option([], "--corpus-option", "-C", help="Corpus option "
-                                            "name=value (repeatable)."),
-    on_bad_audio: str = typer.Option("fail", "--on-bad-audio", help="fail | skip (skipped "
-                                     "files are listed in the run directory)."),
-    precision: str = typer.Option("fp32", "--precision", help="Feature extraction: fp32 "
-                                  "(exact) | bf16 | fp16 (fast modes, labelled in every output)."),
-    batch_seconds: Optional[float] = typer.Option(None, "--batch-seconds", help="Extraction "
-                                                  "batch budget in padded audio seconds."),
-    features_dir: Optional[str] = typer.Option(None, "--features-dir", help="Feature stores "
-                                               "folder (default $EMOBOX_HOME/features)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    fold: opt.Fold = [],
+    scheme: opt.Scheme = DEFAULT.scheme,
+    seed: opt.Seed = DEFAULT.seed,
+    device: opt.Device = DEFAULT.device,
+    layer: opt.Layer = DEFAULT.layer,
+    no_layer_norm: opt.NoLayerNorm = not DEFAULT.layer_norm,
+    feature_norm: opt.FeatureNorm = DEFAULT.feature_norm,
+    grad_clip: opt.GradClip = DEFAULT.grad_clip,
+    recipe: opt.Recipe = DEFAULT.recipe,
+    grid: opt.Grid = [],
+    epochs: opt.Epochs = DEFAULT.epochs,
+    warmup: opt.Warmup = DEFAULT.warmup_epochs,
+    batch_size: opt.BatchSize = DEFAULT.batch_size,
+    select: opt.Select = DEFAULT.select,
+    class_weights: opt.ClassWeights = DEFAULT.class_weights,
+    train_precision: opt.TrainPrecision = DEFAULT.train_precision,
+    schedule: opt.Schedule = DEFAULT.schedule,
+    upstream_ckpt: opt.UpstreamCkpt = DEFAULT.upstream_ckpt,
+    upstream_option: opt.UpstreamOption = [],
+    corpus_option: opt.CorpusOption = [],
+    on_bad_audio: opt.OnBadAudio = DEFAULT.on_bad_audio,
+    precision: opt.Precision = DEFAULT.precision,
+    batch_seconds: opt.BatchSeconds = DEFAULT.batch_seconds,
+    features_dir: opt.FeaturesDir = DEFAULT.features_dir,
+    quiet: opt.Quiet = False,
 ) -> None:
     """Evaluate UPSTREAM on CORPUS with the DOWNSTREAM head, fold by fold."""
     from ..progress import Reporter, RichReporter
@@ -135,8 +113,10 @@ def run_command(
         warmup_epochs=warmup, batch_size=batch_size, select=select,
         class_weights=class_weights, train_precision=train_precision, schedule=schedule,
         upstream_ckpt=upstream_ckpt,
-        upstream_options=parse_options(upstream_option, "--upstream-option"),
-        corpus_options=parse_options(corpus_option, "--corpus-option"), on_bad_audio=on_bad_audio,
+        upstream_options=opt.options_of(parse_options(upstream_option, "--upstream-option"),
+                                        upstream, "--upstream-option", "upstream"),
+        corpus_options=opt.options_of(parse_options(corpus_option, "--corpus-option"), corpus,
+                                      "--corpus-option", "corpus"), on_bad_audio=on_bad_audio,
         precision=precision, batch_seconds=batch_seconds, features_dir=features_dir)
     reporter = Reporter() if quiet else RichReporter(err_console)
     result = run(opts, reporter=reporter)

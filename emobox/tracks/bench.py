@@ -23,7 +23,6 @@ waits for its lock, then plans again and runs only what is left.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import inspect
 import socket
@@ -40,12 +39,13 @@ from emobox.io import (MAX_CONFIG_BYTES, append_jsonl, atomic_write_json, atomic
 from emobox.plugin.registry import Registry, get_registry
 from emobox.progress import Reporter
 from emobox.tracks.rundirs import check_bench_dir, check_run_dir, read_rows, run_lock
-from emobox.training.sweep import DEFAULT_GRAD_CLIP, check_grid, config_id, resolve_protocol
-from emobox.tracks.runner import (CORPUS_BUILD_ARGS, UPSTREAM_BUILD_ARGS, RunOptions,
-                                  _prepare_out, check_options, check_out, check_plugin_options,
-                                  check_positive, code_versions, finished_folds, fold_jobs,
-                                  plan_options, plan_triple, recipe_dropped, run_config, write_fold,
-                                  write_skipped)
+from emobox.training.sweep import config_id
+from emobox.tracks.options import (FoldOptions, check_corpus_options, check_heads_grid,
+                                   check_owners, check_positive, check_upstream_options,
+                                   fingerprint)
+from emobox.tracks.runner import (RunOptions, _prepare_out, check_out, code_versions,
+                                  finished_folds, fold_jobs, plan_options, plan_triple,
+                                  recipe_dropped, run_config, write_fold, write_skipped)
 from emobox.tracks.executors import make_executor
 from emobox.datasets.splits import leakage
 from emobox.training.metrics import mean_std
@@ -54,46 +54,56 @@ EXECUTORS = ("local", "ray")
 
 
 @dataclass(frozen=True)
-class BenchOptions:
+class BenchOptions(FoldOptions):
+    """The grid: the shared options (:class:`emobox.tracks.options.FoldOptions`; its
+    ``upstream_options`` are by upstream, its ``corpus_options`` by corpus) and what the bench
+    runs where."""
+
     upstreams: tuple[str, ...]
     corpora: tuple[str, ...] = ("all",)  # "all": every registered corpus but embedded demos
     # and readers of user-described data (the imported corpus)
     downstreams: tuple[str, ...] = ("linear_probe",)
-    out: str | None = None  # default $EMOBOX_HOME/bench/<downstreams>-<options hash>
     root_map: Mapping[str, str] = field(default_factory=dict)  # corpus -> root folder
     executor: str = "local"
     address: str | None = None  # Ray cluster address (None: a running or a new local instance)
     dry_run: bool = False
-    folds: tuple[int, ...] = ()
-    scheme: str = "emobox"
-    seed: int = 0
-    device: str = "auto"
-    layer: int | str | None = None
-    layer_norm: bool = True  # False: the older spelling of feature_norm="none"
-    grid: Mapping[str, Sequence[Any]] | None = None
-    epochs: int = 100
-    warmup_epochs: int = 10
-    batch_size: int = 32
-    select: str = "valid"
-    class_weights: bool = False
-    precision: str = "fp32"
-    train_precision: str = "fp32"
-    schedule: str = "linear"
-    on_bad_audio: str = "fail"
-    features_dir: str | None = None
-    batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
-    upstream_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by upstream
-    upstream_ckpt: str | None = None  # local checkpoint of the bench's one upstream
-    corpus_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # by corpus
     extract_gpus: float = 1.0  # per extraction task, where the cluster has GPUs
     train_cpus: float = 1.0  # per training task
     train_gpus: float = 0.25  # per training task, where the cluster has GPUs
-    feature_norm: str = "utterance"  # utterance (EmoBox's) | frame | none
-    grad_clip: float = DEFAULT_GRAD_CLIP  # each configuration's gradient norm; 0: no clipping
-    recipe: str = "emobox"  # emobox | paper (EmoBox's code, bugs included; selects by test)
 
-    def __post_init__(self) -> None:
-        resolve_protocol(self)
+    def check(self) -> None:
+        super().check()
+        if self.executor not in EXECUTORS:
+            raise EmoboxUsageError(f"--executor must be one of {', '.join(EXECUTORS)}")
+        if not self.upstreams:
+            raise EmoboxUsageError("no upstream given (-u U1,U2)")
+        for value, flag in ((self.extract_gpus, "--extract-gpus"),
+                            (self.train_cpus, "--train-cpus"), (self.train_gpus, "--train-gpus")):
+            check_positive(value, flag)
+        if self.upstream_ckpt and len(self.upstreams) != 1:
+            raise EmoboxUsageError(f"--upstream-ckpt is the checkpoint of one upstream; this "
+                                   f"bench has {len(self.upstreams)} "
+                                   f"({', '.join(self.upstreams)}): run one bench per "
+                                   f"checkpoint")
+
+    def check_plugins(self, registry: Registry) -> tuple[list[Any], list[str]]:
+        """The upstream specs and the corpus names, with ``-U``/``-C`` options checked against
+        what each plugin declares, for plugins of this bench only, and the grid against every
+        head's hyper-parameters (before anything is scanned or extracted)."""
+        up_specs = [registry.upstream(u) for u in self.upstreams]
+        for up in up_specs:
+            check_upstream_options(up, self.upstream_options.get(up.name, {}))
+        check_owners(self.upstream_options, self.upstreams, "--upstream-option",
+                     "upstreams of this bench")
+        check_heads_grid(self, [registry.downstream(d) for d in self.downstreams])
+        names = corpus_names(self.corpora, registry)
+        check_owners(self.corpus_options, names, "--corpus-option", "corpora of this bench")
+        for name in names:
+            check_corpus_options(registry.corpus(name), self.corpus_options.get(name, {}))
+        unknown_roots = sorted(set(self.root_map) - set(registry.names("corpus")))
+        if unknown_roots:
+            registry.corpus(unknown_roots[0])  # raises, naming close names
+        return up_specs, names
 
     def training_options(self) -> dict:
         """What changes the numbers (the bench directory is tied to it)."""
@@ -199,49 +209,14 @@ def corpus_names(requested: Sequence[str], registry: Registry) -> list[str]:
 def bench_dir(opts: BenchOptions) -> Path:
     if opts.out:
         return Path(opts.out)
-    blob = json.dumps(opts.training_options(), sort_keys=True, default=str).encode()
-    return paths.home() / "bench" / f"{'+'.join(opts.downstreams)}-{hashlib.sha256(blob).hexdigest()[:8]}"
+    return (paths.home() / "bench"
+            / f"{'+'.join(opts.downstreams)}-{fingerprint(opts.training_options(), 8)}")
 
 
 def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPlan:
     """Scan the corpora, build the triples' folds and mark the tasks already finished."""
     registry = registry or get_registry()
-    if opts.executor not in EXECUTORS:
-        raise EmoboxUsageError(f"--executor must be one of {', '.join(EXECUTORS)}")
-    if not opts.upstreams:
-        raise EmoboxUsageError("no upstream given (-u U1,U2)")
-    check_options(RunOptions.from_shared(opts, upstream=opts.upstreams[0], corpus="",
-                                         downstream="", upstream_options={}))
-    for value, flag in ((opts.extract_gpus, "--extract-gpus"), (opts.train_cpus, "--train-cpus"),
-                        (opts.train_gpus, "--train-gpus")):
-        check_positive(value, flag)
-    if opts.upstream_ckpt and len(opts.upstreams) != 1:
-        raise EmoboxUsageError(f"--upstream-ckpt is the checkpoint of one upstream; this bench "
-                               f"has {len(opts.upstreams)} ({', '.join(opts.upstreams)}): run "
-                               f"one bench per checkpoint")
-    up_specs = [registry.upstream(u) for u in opts.upstreams]
-    for up in up_specs:
-        check_plugin_options(up, opts.upstream_options.get(up.name, {}), "upstream",
-                             "--upstream-option", UPSTREAM_BUILD_ARGS)
-    stray = sorted(set(opts.upstream_options) - set(opts.upstreams))
-    if stray:
-        raise EmoboxUsageError(f"--upstream-option for {', '.join(stray)}, which is not among "
-                               f"the upstreams of this bench ({', '.join(opts.upstreams)})")
-    for d in opts.downstreams:
-        spec = registry.downstream(d)
-        if opts.grid is not None:  # every head gets the grid: each must take it
-            check_grid(spec, opts.grid)
-    names = corpus_names(opts.corpora, registry)
-    stray = sorted(set(opts.corpus_options) - set(names))
-    if stray:
-        raise EmoboxUsageError(f"--corpus-option for {', '.join(stray)}, which is not among "
-                               f"the corpora of this bench ({', '.join(names)})")
-    for name in names:
-        check_plugin_options(registry.corpus(name), opts.corpus_options.get(name, {}), "corpus",
-                             "--corpus-option", CORPUS_BUILD_ARGS)
-    unknown_roots = sorted(set(opts.root_map) - set(registry.names("corpus")))
-    if unknown_roots:
-        registry.corpus(unknown_roots[0])  # raises, naming close names
+    up_specs, names = opts.check_plugins(registry)
     out = bench_dir(opts)
     features_dir = opts.features_dir or str(paths.features_dir())
     plan = BenchPlan(out, opts, [], [], [])

@@ -31,8 +31,6 @@ same command resumes: sources already trained are kept.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -40,8 +38,7 @@ from typing import Any, Mapping, Sequence
 from emobox import __version__, paths
 from emobox.datasets.balanced import BalancedSet
 from emobox.errors import DataError, EmoboxUsageError
-from emobox.io import (append_jsonl, atomic_write_json, atomic_write_text, file_lock, jsonl_text,
-                       read_json_file, read_jsonl)
+from emobox.io import atomic_write_text, file_lock, jsonl_text, read_jsonl
 from emobox.datasets.labels import CROSS_CORPUS_CLASSES, canonical_classes
 from emobox.reporting.cross_report import (CrossResult, column_averages, cross_average, finish_cross,
                                            row_averages)
@@ -50,11 +47,13 @@ from emobox.reporting.results import epochs_from_one
 from emobox.plugin.registry import Registry, distributions_of, get_registry
 from emobox.progress import Reporter
 from emobox.datasets.splits import VALID_FRACTION, random_split, stratified_split
-from emobox.training.sweep import (DEFAULT_GRAD_CLIP, check_grid, config_id, expand_grid,
-                                   resolve_protocol)
-from emobox.tracks.runner import (UPSTREAM_BUILD_ARGS, RunOptions, check_options,
-                                  check_plugin_options, extract_features, warmup_warning)
-from emobox.tracks.rundirs import RESUME_HINT, check_entry
+from emobox.training.sweep import config_id, expand_grid
+from emobox.tracks.options import (SharedOptions, check_corpus_options, check_owners,
+                                   check_upstream_options, fingerprint, head_grid,
+                                   warmup_warning)
+from emobox.tracks.runner import RunOptions, extract_features
+from emobox.tracks.rundirs import (RESUME_HINT, check_cross_dir, check_resumable,
+                                   read_cross_config, start_run_dir, write_results)
 from emobox.extraction.extract import FrameSource, resolve_device
 from emobox.training.metrics import scores
 from emobox.extraction.store import FeatureStore
@@ -64,7 +63,10 @@ KIND = "emobox.cross_result"
 
 
 @dataclass(frozen=True)
-class CrossOptions:
+class CrossOptions(SharedOptions):
+    """The cross-corpus track: the shared options (:class:`emobox.tracks.options.SharedOptions`;
+    its ``corpus_options`` are by corpus) and the track's corpora, classes and sets."""
+
     upstream: str
     downstream: str = "linear_probe"
     corpora: tuple[str, ...] = CROSS_CORPORA
@@ -72,36 +74,31 @@ class CrossOptions:
     sets: str | None = None  # folder of <corpus>.tsv balanced sets; others: the published ones
     classes: tuple[str, ...] = CROSS_CORPUS_CLASSES
     valid: str = "stratified"  # stratified | official
-    out: str | None = None
-    seed: int = 0
-    device: str = "cpu"
-    layer: int | str | None = None
-    layer_norm: bool = True  # False: the older spelling of feature_norm="none"
-    grid: Mapping[str, Sequence[Any]] | None = None
-    epochs: int = 100
-    warmup_epochs: int = 10
-    batch_size: int = 32
-    select: str = "valid"
-    class_weights: bool = False
-    precision: str = "fp32"
-    train_precision: str = "fp32"
-    schedule: str = "linear"
-    upstream_ckpt: str | None = None
-    upstream_options: Mapping[str, Any] = field(default_factory=dict)
-    on_bad_audio: str = "fail"
-    features_dir: str | None = None
-    batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
-    feature_norm: str = "utterance"  # utterance (EmoBox's) | frame | none
-    grad_clip: float = DEFAULT_GRAD_CLIP  # each configuration's gradient norm; 0: no clipping
-    recipe: str = "emobox"  # emobox | paper (EmoBox's code, bugs included; selects by test)
 
-    def __post_init__(self) -> None:
-        resolve_protocol(self)
+    def check(self) -> None:
+        super().check()
+        if self.valid not in VALID_RULES:
+            raise EmoboxUsageError(f"--valid must be one of {', '.join(VALID_RULES)}")
+
+    def check_plugins(self, registry: Registry) -> tuple[Any, Any, dict]:
+        """The upstream and downstream specs and the grid, with ``-U``/``-C`` options checked
+        against what the plugins declare and the grid against the head's hyper-parameters
+        (before anything is scanned or extracted)."""
+        up_spec = registry.upstream(self.upstream)
+        down_spec = registry.downstream(self.downstream)
+        check_upstream_options(up_spec, self.upstream_options)
+        names = list(dict.fromkeys(self.corpora))
+        check_owners(self.corpus_options, names, "--corpus-option", "track's corpora")
+        for name in names:
+            if name in self.corpus_options:
+                check_corpus_options(registry.corpus(name), self.corpus_options[name])
+        return up_spec, down_spec, head_grid(self, down_spec)
 
     def run_options(self, corpus: str) -> Any:
         """The ``emobox run`` options of one corpus (its extraction shares their store)."""
         return RunOptions.from_shared(self, corpus=corpus, root=self.root_map.get(corpus),
-                                      out=None)
+                                      out=None,
+                                      corpus_options=dict(self.corpus_options.get(corpus, {})))
 
 
 @dataclass
@@ -143,14 +140,7 @@ def plan_cross(opts: CrossOptions, registry: Registry | None = None,
     built), resolve its balanced set and build its training side (nothing heavy: no upstream
     is built)."""
     registry = registry or get_registry()
-    check_options(opts.run_options(opts.corpora[0] if opts.corpora else ""))
-    up_spec = registry.upstream(opts.upstream)
-    down_spec = registry.downstream(opts.downstream)
-    check_plugin_options(up_spec, opts.upstream_options, "upstream", "--upstream-option",
-                         UPSTREAM_BUILD_ARGS)
-    grid = (check_grid(down_spec, opts.grid) if opts.grid is not None else
-            check_grid(down_spec, down_spec.grid, f"the default grid of downstream "
-                                                  f"{down_spec.name!r}"))
+    up_spec, down_spec, grid = opts.check_plugins(registry)
     device = resolve_device(opts.device)
     classes = canonical_classes(opts.classes)
     names = list(dict.fromkeys(opts.corpora))
@@ -161,8 +151,6 @@ def plan_cross(opts: CrossOptions, registry: Registry | None = None,
             registry.corpus(name)  # an unknown name fails here, with suggestions
             raise EmoboxUsageError(f"--root-map {name}=...: {name} is not among the track's "
                                    f"corpora ({', '.join(names)})")
-    if opts.valid not in VALID_RULES:
-        raise EmoboxUsageError(f"--valid must be one of {', '.join(VALID_RULES)}")
     sets_dir = Path(opts.sets).expanduser() if opts.sets else None
     if sets_dir is not None and not sets_dir.is_dir():
         raise EmoboxUsageError(f"--sets {sets_dir}: not a folder (expected <corpus>.tsv files "
@@ -208,7 +196,8 @@ def _track_corpus(spec: Any, opts: CrossOptions, classes: tuple[str, ...],
     if corpus is None:
         root = opts.root_map.get(spec.name)
         corpus = spec.build(None if spec.embedded and not root
-                            else paths.corpus_root(spec.name, root))
+                            else paths.corpus_root(spec.name, root),
+                            **dict(opts.corpus_options.get(spec.name, {})))
     manifest = corpus.manifest_for("emobox")  # EmoBox's track: the channels EmoBox read
     unused = corpus.out_of_scheme()  # files EmoBox's table does not list: in no split
     if unused:
@@ -312,9 +301,8 @@ def _run_sources(plan: CrossPlan, feats: dict, config: dict, out: Path,
         if tc.name in done:
             continue
         rows, predictions = train_source(plan, tc, feats, config, reporter)
-        for target, text in predictions.items():
-            atomic_write_text(out / "predictions" / f"{tc.name}__{target}.tsv", text)
-        append_jsonl(out / "results.jsonl", rows)
+        write_results(out, {f"{tc.name}__{target}.tsv": text
+                            for target, text in predictions.items()}, rows, check_cross_dir)
         done[tc.name] = rows
     return finish_cross(out, plan, done, config, notes)
 
@@ -345,10 +333,10 @@ def cross_config(plan: CrossPlan, feats: Mapping[str, Any]) -> dict:
                                 "utterances": len(tc.test_set)} for tc in plan.corpora},
         "manifest_hashes": {tc.name: tc.manifest.content_hash() for tc in plan.corpora},
     }
-    fingerprint = hashlib.sha256(json.dumps(config, sort_keys=True, default=str)
-                                 .encode()).hexdigest()[:12]
+    if opts.corpus_options:  # only when given: the fingerprints of earlier runs stay the same
+        config["corpus_options"] = {c: dict(o) for c, o in sorted(opts.corpus_options.items())}
     specs = [plan.up_spec, plan.down_spec] + [tc.spec for tc in plan.corpora]
-    return dict(config, fingerprint=fingerprint, device=plan.device,
+    return dict(config, fingerprint=fingerprint(config, 12), device=plan.device,
                 versions={"emobox": __version__, "plugins": distributions_of(specs)},
                 roots={tc.name: str(tc.corpus.root) for tc in plan.corpora},
                 features={k: f.store_path for k, f in feats.items()},
@@ -360,25 +348,11 @@ def cross_config(plan: CrossPlan, feats: Mapping[str, Any]) -> dict:
 
 def _prepare_out(out: Path, config: dict, plan: CrossPlan) -> dict[str, list[dict]]:
     """Create or resume a run directory; returns the rows of the sources already finished."""
-    cfg_path = out / "config.json"
-    for name in ("config.json", "results.jsonl", ".lock"):
-        check_entry(out / name)
-    check_entry(out / "predictions", folder=True)
-    if cfg_path.exists():
-        try:
-            old = read_json_file(cfg_path, what="in run directories")
-        except DataError as exc:
-            raise DataError(f"{exc}; {RESUME_HINT}", path=str(cfg_path))
-        if not isinstance(old, dict) or not isinstance(old.get("fingerprint"), str):
-            raise DataError(f"{cfg_path}: not an emobox cross-corpus configuration (no "
-                            f"fingerprint); {RESUME_HINT}", path=str(cfg_path))
-        if old.get("fingerprint") != config["fingerprint"]:
-            raise EmoboxUsageError(
-                f"{out} holds a cross-corpus run made with other options (fingerprint "
-                f"{old.get('fingerprint')} vs {config['fingerprint']}); choose another --out or "
-                f"delete that folder")
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(cfg_path, config)
+    if out.exists() and not out.is_dir():
+        raise EmoboxUsageError(f"run directory {out} is a file; give --out a folder")
+    check_cross_dir(out)
+    check_resumable(out, config, read_cross_config, "cross-corpus run")
+    start_run_dir(out, config)
     for tc in plan.corpora:
         tc.test_set.to_tsv(out / "test_sets" / f"{tc.name}.tsv")
     rows = read_jsonl(out / "results.jsonl", repair=True, what="in run directories",

@@ -13,6 +13,7 @@ rely on. A problem is one :class:`emobox.DataError` naming the file and what is 
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 from emobox.errors import DataError, EmoboxUsageError
-from emobox.io import MAX_CONFIG_BYTES, file_lock, read_json_file, read_jsonl, read_text_capped
+from emobox.io import (MAX_CONFIG_BYTES, append_jsonl, atomic_write_json, atomic_write_text,
+                       file_lock, read_json_file, read_jsonl, read_text_capped,
+                       remove_temporaries)
 from emobox.training.metrics import mean_std
 from emobox.reporting.results import RowError, check_row
 
@@ -30,6 +33,10 @@ METRICS = ("ua", "wa", "f1")
 RUN_FILES = ("config.json", "results.jsonl", "results.superseded.jsonl", "summary.md",
              "confusion.png", "skipped.tsv", ".lock")
 RUN_FOLDERS = ("predictions",)
+# a cross-corpus run directory (``emobox cross run``)
+CROSS_FILES = ("config.json", "results.jsonl", "summary.md", "matrix.tsv", "matrix.json",
+               "heatmap.png", "heatmap_paper.png", ".lock")
+CROSS_FOLDERS = ("predictions", "test_sets")
 BENCH_FILES = ("bench.json", "tasks.jsonl", "summary.md", ".lock")
 BENCH_FOLDERS = ("runs",)
 MAX_PREDICTIONS_BYTES = 256 << 20
@@ -124,6 +131,19 @@ def check_run_dir(out: Path) -> None:
                 check_entry(predictions / child)
 
 
+def check_cross_dir(out: Path) -> None:
+    """Every file and folder emobox keeps in cross-corpus run directory ``out`` is what it
+    should be."""
+    for name in CROSS_FILES:
+        check_entry(out / name)
+    for name in CROSS_FOLDERS:
+        check_entry(out / name, folder=True)
+        if (out / name).is_dir():
+            for child in _listdir(out / name):
+                if child.endswith((".tsv", ".tmp")):
+                    check_entry(out / name / child)
+
+
 def check_bench_dir(out: Path) -> None:
     for name in BENCH_FILES:
         check_entry(out / name)
@@ -166,6 +186,74 @@ def read_run_config(out: Path, hint: str = DAMAGED) -> dict:
     if problem:
         raise DataError(f"{path}: {problem}; {hint}", path=str(path))
     return config
+
+
+def read_cross_config(out: Path, hint: str = DAMAGED) -> dict:
+    """``config.json`` of cross-corpus run directory ``out``, checked (kind, fingerprint)."""
+    path = out / "config.json"
+    try:
+        config = read_json_file(path, MAX_CONFIG_BYTES, "in run directories")
+    except DataError as exc:
+        raise DataError(f"{exc}; {hint}", path=str(path))
+    problem = ""
+    if not isinstance(config, dict):
+        problem = "not a JSON object"
+    elif config.get("kind") != "emobox.cross":
+        problem = f"kind {config.get('kind')!r:.40}"
+    elif not isinstance(config.get("fingerprint"), str):
+        problem = "no fingerprint"
+    if problem:
+        raise DataError(f"{path}: not an emobox cross-corpus configuration ({problem}); {hint}",
+                        path=str(path))
+    return config
+
+
+def config_diff(old: dict, new: dict, limit: int = 4) -> str:
+    """What differs between two run configs, in words (the options that change results)."""
+    skip = {"fingerprint", "versions", "notes", "features", "request", "device", "root",
+            "roots", "upstream_parameters", "options", "grid_defaults"}
+    keys = [k for k in sorted(set(old) | set(new))
+            if k not in skip and old.get(k) != new.get(k)]
+    if not keys:
+        return f"fingerprint {old.get('fingerprint')} vs {new.get('fingerprint')}"
+    parts = [f"{k}: {json.dumps(old.get(k), default=str)[:40]} there, "
+             f"{json.dumps(new.get(k), default=str)[:40]} now" for k in keys[:limit]]
+    more = f", and {len(keys) - limit} more" if len(keys) > limit else ""
+    return "; ".join(parts) + more
+
+
+def check_resumable(out: Path, config: dict, read_config: Callable[[Path, str], dict] = None,
+                 what: str = "run") -> None:
+    """Create or resume a run directory (its lock held) for ``config``: a ``config.json``
+    already there is read with ``read_config`` (a damaged one is a :class:`DataError` naming
+    the file, never overwritten) and must carry the same fingerprint (else a usage error
+    naming what differs); then the temporary files of writes a crash cut short are removed
+    and ``config.json`` is written."""
+    read_config = read_config or read_run_config
+    if (out / "config.json").exists():
+        old = read_config(out, RESUME_HINT)
+        if old.get("fingerprint") != config["fingerprint"]:
+            raise EmoboxUsageError(
+                f"{out} holds a {what} made with other options ({config_diff(old, config)}); "
+                f"choose another --out or delete that folder")
+
+
+def start_run_dir(out: Path, config: dict) -> None:
+    """Write ``config.json`` of a run directory checked by :func:`check_resumable`."""
+    out.mkdir(parents=True, exist_ok=True)
+    for folder in (out, out / "predictions"):  # writes a crash cut short
+        remove_temporaries(folder)
+    atomic_write_json(out / "config.json", config)
+
+
+def write_results(out: Path, predictions: dict[str, str], rows: list[dict],
+                  check_dir: Callable[[Path], None] = None) -> None:
+    """Record finished results in a run directory: predictions first (``predictions/<name>``),
+    then their rows, so that rows never point at predictions not written."""
+    (check_dir or check_run_dir)(out)
+    for name, text in predictions.items():
+        atomic_write_text(out / "predictions" / name, text)
+    append_jsonl(out / "results.jsonl", rows)
 
 
 def config_problem(config: Any) -> str:

@@ -20,9 +20,7 @@ directory at a time (a second one waits for the lock, then resumes).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import math
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -34,19 +32,24 @@ import torch
 from emobox import __version__, escape, paths
 from emobox.errors import DataError, EmoboxUsageError
 from emobox.extraction.extract import FrameSource, extract, resolve_device
-from emobox.io import (append_jsonl, atomic_write_json, atomic_write_text, dumps_json, jsonl_text,
-                 remove_temporaries)
+from emobox.io import append_jsonl, atomic_write_text, dumps_json, jsonl_text
 from emobox.training.metrics import mean_std
 from emobox.plugin.registry import Registry, distributions_of, get_registry
 from emobox.progress import Reporter
 from emobox.reporting.results import NORM_WORDS, ResultRow, RowError, check_row, feature_norm_of
-from emobox.tracks.rundirs import RESUME_HINT, check_run_dir, read_rows, read_run_config, run_lock
+from emobox.tracks.rundirs import (RESUME_HINT, check_resumable, check_run_dir, read_rows,
+                                   read_run_config, run_lock, start_run_dir, write_results)
 from emobox.datasets.splits import class_warnings, leakage, select_folds, with_random_valid
 from emobox.extraction.store import FeatureStore
 from emobox.extraction.upstream_catalog import parameter_count
-from emobox.training.sweep import (DEFAULT_GRAD_CLIP, PRECISIONS, SCHEDULES, SELECT_MODES, Split, TrainConfig,
-                    check_grid, config_id, expand_grid, resolve_protocol, train_sweep,
-                    used_hparams)
+from emobox.training.sweep import (Split, TrainConfig, config_id, expand_grid, train_sweep,
+                                   used_hparams)
+from emobox.tracks.options import (CORPUS_BUILD_ARGS, ON_BAD_AUDIO, UPSTREAM_BUILD_ARGS,  # noqa: F401
+                                   FoldOptions, check_corpus_options, check_options,
+                                   check_plugin_options, check_positive, check_upstream_options,
+                                   declared_options, fingerprint, hash_options, head_grid,
+                                   warmup_warning)
+from emobox.tracks.options import plain as _plain
 
 
 PAPER_RECIPE_NOTE = ("EMOBOX'S CODE, BUGS INCLUDED (--recipe paper): epochs and configurations "
@@ -58,45 +61,17 @@ PAPER_RECIPE_NOTE = ("EMOBOX'S CODE, BUGS INCLUDED (--recipe paper): epochs and 
 # the run this invocation does): left out of the options fingerprint. Every other field of
 # RunOptions, present and future, is in it.
 NOT_FINGERPRINTED = ("out", "folds", "device", "root", "features_dir", "batch_seconds")
-ON_BAD_AUDIO = ("fail", "skip")
-UPSTREAM_BUILD_ARGS = ("ckpt", "device")  # what emobox passes to UpstreamSpec.build itself
-CORPUS_BUILD_ARGS = ("root",)  # and to CorpusSpec.build
 
 
 @dataclass(frozen=True)
-class RunOptions:
+class RunOptions(FoldOptions):
+    """One triple: the shared options (:class:`emobox.tracks.options.FoldOptions`) and what
+    the triple is."""
+
     upstream: str
     corpus: str
     downstream: str
     root: str | None = None
-    out: str | None = None
-    folds: tuple[int, ...] = ()
-    scheme: str = "emobox"
-    seed: int = 0
-    device: str = "cpu"
-    layer: int | str | None = None  # None = last layer
-    layer_norm: bool = True  # False: the older spelling of feature_norm="none"
-    grid: Mapping[str, Sequence[Any]] | None = None  # None = the head's own grid
-    epochs: int = 100
-    warmup_epochs: int = 10
-    batch_size: int = 32
-    select: str = "valid"
-    class_weights: bool = False
-    precision: str = "fp32"  # of the extracted features
-    train_precision: str = "fp32"  # of the head's training: fp32 (exact) | bf16
-    schedule: str = "linear"  # learning rate after warm-up: linear decay | constant
-    upstream_ckpt: str | None = None
-    upstream_options: Mapping[str, Any] = field(default_factory=dict)
-    corpus_options: Mapping[str, Any] = field(default_factory=dict)
-    on_bad_audio: str = "fail"
-    features_dir: str | None = None
-    batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
-    feature_norm: str = "utterance"  # utterance (EmoBox's) | frame | none
-    grad_clip: float = DEFAULT_GRAD_CLIP  # each configuration's gradient norm; 0: no clipping
-    recipe: str = "emobox"  # emobox | paper (EmoBox's code, bugs included; selects by test)
-
-    def __post_init__(self) -> None:
-        resolve_protocol(self)
 
     @classmethod
     def from_shared(cls, options: Any, **overrides: Any) -> "RunOptions":
@@ -108,95 +83,17 @@ class RunOptions:
                   if f.name in names}
         return cls(**{**shared, **overrides})
 
-
-def check_options(opts: RunOptions) -> None:
-    """Refuse option values that cannot run, before anything is done (one line naming the
-    option)."""
-    for value, flag, low in ((opts.epochs, "--epochs", 1), (opts.warmup_epochs, "--warmup", 0),
-                             (opts.batch_size, "--batch-size", 1), (opts.seed, "--seed", None)):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise EmoboxUsageError(f"{flag} must be a whole number, got {value!r}")
-        if low is not None and value < low:
-            raise EmoboxUsageError(f"{flag} must be at least {low}, got {value}")
-    check_positive(opts.batch_seconds, "--batch-seconds")
-    for value, flag, allowed in ((opts.select, "--select", SELECT_MODES),
-                                 (opts.train_precision, "--train-precision", PRECISIONS),
-                                 (opts.schedule, "--schedule", SCHEDULES),
-                                 (opts.on_bad_audio, "--on-bad-audio", ON_BAD_AUDIO)):
-        if value not in allowed:
-            raise EmoboxUsageError(f"{flag} must be one of {', '.join(allowed)} "
-                                   f"(got {value!r})")
-    for f in opts.folds:
-        if isinstance(f, bool) or not isinstance(f, int) or f < 1:
-            raise EmoboxUsageError(f"--fold must be a fold number (1, 2, ...), got {f!r}")
-
-
-def declared_options(spec: Any, skip: Sequence[str] = ()) -> dict[str, str] | None:
-    """The build options a plugin declares, name -> what it does: its spec's ``options`` when
-    it lists them, else the keywords its ``build`` accepts when that takes no ``**options``
-    (less ``skip``, the arguments emobox itself passes). None: the plugin does not say, so
-    its options can only be checked when it is built."""
-    import inspect
-
-    listed = getattr(spec, "options", None)
-    if listed:
-        return dict(listed)
-    try:
-        params = inspect.signature(spec.build).parameters.values()
-    except (TypeError, ValueError):
-        return None
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    return {p.name: "" for p in params
-            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in skip}
-
-
-def check_plugin_options(spec: Any, options: Mapping[str, Any], kind: str, flag: str,
-                         skip: Sequence[str] = ()) -> None:
-    """Refuse an option ``spec`` (an upstream or corpus) does not declare, naming the ones it
-    takes, before anything is scanned or extracted."""
-    if not options:
-        return
-    known = declared_options(spec, skip)
-    if known is None:
-        return
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        takes = (f"its options: {', '.join(sorted(known))}" if known
-                 else "it takes no options")
-        raise EmoboxUsageError(f"{flag} {unknown[0]}: {kind} {spec.name!r} has no option "
-                               f"{unknown[0]!r}; {takes}")
-
-
-def warmup_warning(epochs: int, warmup: int) -> str | None:
-    """The note to print when ``--epochs`` is smaller than ``--warmup``: training ends while
-    the learning rate is still warming up, below its peak."""
-    if epochs < warmup:
-        return (f"--epochs {epochs} is smaller than --warmup {warmup}: the {warmup} warm-up "
-                f"epochs are used as given, so training ends at {epochs}/{warmup} of the peak "
-                f"learning rate (pass a --warmup below --epochs to reach it)")
-    return None
-
-
-def check_positive(value: Any, flag: str) -> None:
-    """``value`` is None or a finite number > 0, else one line naming ``flag``."""
-    if value is None:
-        return
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or not math.isfinite(value) or value <= 0):
-        raise EmoboxUsageError(f"{flag} must be positive (a finite number greater than 0), "
-                               f"got {value!r}")
-
-
-def _plain(value: Any) -> Any:
-    """Options as JSON values (mappings sorted, tuples as lists)."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
+    def check_plugins(self, registry: Registry | None = None) -> tuple[Any, Any, Any, dict]:
+        """The upstream, corpus and downstream specs and the grid, with ``-U``/``-C`` options
+        checked against what the plugins declare and the grid against the head's
+        hyper-parameters (before anything is scanned or extracted)."""
+        registry = registry or get_registry()
+        up_spec = registry.upstream(self.upstream)
+        corpus_spec = registry.corpus(self.corpus)
+        down_spec = registry.downstream(self.downstream)
+        check_upstream_options(up_spec, self.upstream_options)
+        check_corpus_options(corpus_spec, self.corpus_options)
+        return up_spec, corpus_spec, down_spec, head_grid(self, down_spec)
 
 
 def fingerprinted_options(opts: RunOptions, grid: Mapping[str, Any],
@@ -209,11 +106,6 @@ def fingerprinted_options(opts: RunOptions, grid: Mapping[str, Any],
     values["grid"] = _plain(grid)
     values["manifest_hash"] = manifest_hash
     return values
-
-
-def hash_options(options: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(options, sort_keys=True, default=str)
-                          .encode()).hexdigest()[:16]
 
 
 def _option_defaults() -> dict:
@@ -330,17 +222,7 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
     """Resolve the specs, scan the corpus (unless ``corpus`` is given, already built) and build
     its folds (cheap; no upstream is built)."""
     registry = registry or get_registry()
-    check_options(opts)
-    up_spec = registry.upstream(opts.upstream)
-    corpus_spec = registry.corpus(opts.corpus)
-    down_spec = registry.downstream(opts.downstream)
-    check_plugin_options(up_spec, opts.upstream_options, "upstream", "--upstream-option",
-                         UPSTREAM_BUILD_ARGS)
-    check_plugin_options(corpus_spec, opts.corpus_options, "corpus", "--corpus-option",
-                         CORPUS_BUILD_ARGS)
-    grid = (check_grid(down_spec, opts.grid) if opts.grid is not None else
-            check_grid(down_spec, down_spec.grid, f"the default grid of downstream "
-                                                  f"{down_spec.name!r}"))
+    up_spec, corpus_spec, down_spec, grid = opts.check_plugins(registry)
     device = resolve_device(opts.device)
     notes: list[str] = []
     for problem in registry.all_problems():  # broken plugins are left out, never silently
@@ -519,9 +401,7 @@ def run_config(plan: TriplePlan, feats: Features) -> tuple[dict, dict]:
         # a run made from other audio under the same names is another run (its folds redone)
         "audio_sha256": feats.audio_sha256,
     }
-    fingerprint = hashlib.sha256(json.dumps(config, sort_keys=True, default=str)
-                                 .encode()).hexdigest()[:12]
-    full_config = dict(config, fingerprint=fingerprint, versions=code_versions(plan),
+    full_config = dict(config, fingerprint=fingerprint(config, 12), versions=code_versions(plan),
                        device=plan.device, root=str(plan.corpus.root), features=feats.store_path,
                        notes=plan.notes, request=request_fingerprint(plan),
                        options=plan_options(plan),
@@ -631,9 +511,8 @@ def write_fold(out: Path, output: FoldOutput) -> None:
         except RowError as exc:
             raise RuntimeError(f"fold {output.fold}: emobox made a result row it cannot read "
                                f"back ({exc})") from exc
-    check_run_dir(out)
-    atomic_write_text(out / "predictions" / f"fold{output.fold}.tsv", output.predictions)
-    append_jsonl(out / "results.jsonl", output.rows)
+    write_results(out, {f"fold{output.fold}.tsv": output.predictions}, output.rows,
+                  check_run_dir)
 
 
 def write_skipped(out: Path, skipped: Mapping[str, str],
@@ -811,16 +690,10 @@ def _prepare_out(out: Path, config: dict, n_configs: int,
     ``results.jsonl`` (those of other code kept in ``results.superseded.jsonl``) and those
     folds redone.
     """
-    cfg_path = out / "config.json"
     if out.exists() and not out.is_dir():
         raise EmoboxUsageError(f"run directory {out} is a file; give --out a folder")
     check_run_dir(out)
-    if cfg_path.exists():
-        old = read_run_config(out, RESUME_HINT)
-        if old.get("fingerprint") != config["fingerprint"]:
-            raise EmoboxUsageError(
-                f"{out} holds a run made with other options ({_config_diff(old, config)}); "
-                f"choose another --out or delete that folder")
+    check_resumable(out, config, read_run_config, "run")
     rows = read_rows(out, repair=True, hint=RESUME_HINT)
     options = config["options"]
     unmarked = 0
@@ -833,10 +706,7 @@ def _prepare_out(out: Path, config: dict, n_configs: int,
                 f"{out} holds results made with other options "
                 f"({_options_diff(r['options'], options, differ)}); choose another --out or "
                 f"delete that folder")
-    out.mkdir(parents=True, exist_ok=True)
-    for folder in (out, out / "predictions"):  # writes a crash cut short
-        remove_temporaries(folder)
-    atomic_write_json(cfg_path, config)
+    start_run_dir(out, config)
     config_ids = {config_id(hp) for hp in expand_grid(config["grid"])}
     done = finished_folds(out, rows, config_ids, options, config["versions"])
     kept = [r for r in rows if int(r["fold"]) in done]
@@ -862,20 +732,6 @@ def _options_diff(theirs: Mapping[str, Any], ours: Mapping[str, Any], keys: Sequ
     parts = [f"{k}: {dumps_json(theirs.get(k, defaults.get(k)), default=str)[:40]} there, "
              f"{dumps_json(ours.get(k, defaults.get(k)), default=str)[:40]} now"
              for k in keys[:limit]]
-    more = f", and {len(keys) - limit} more" if len(keys) > limit else ""
-    return "; ".join(parts) + more
-
-
-def _config_diff(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 4) -> str:
-    """What differs between two run configs, in words (the options that change results)."""
-    skip = {"fingerprint", "versions", "notes", "features", "request", "device", "root",
-            "upstream_parameters", "options", "grid_defaults"}
-    keys = [k for k in sorted(set(old) | set(new))
-            if k not in skip and old.get(k) != new.get(k)]
-    if not keys:
-        return f"fingerprint {old.get('fingerprint')} vs {new.get('fingerprint')}"
-    parts = [f"{k}: {json.dumps(old.get(k), default=str)[:40]} there, "
-             f"{json.dumps(new.get(k), default=str)[:40]} now" for k in keys[:limit]]
     more = f", and {len(keys) - limit} more" if len(keys) > limit else ""
     return "; ".join(parts) + more
 
