@@ -11,6 +11,7 @@ from rich.table import Table
 
 from ..errors import EmoboxUsageError
 from .base import app, console, err_console
+from .layers import parse_layer_arg
 from .run_cmd import parse_grid, parse_options
 
 
@@ -103,7 +104,9 @@ def bench_command(
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto | cpu | cuda (local executor); "
                                "on Ray, tasks use the GPU they are given."),
-    layer: Optional[str] = typer.Option(None, "--layer", help="Upstream layer (default last)."),
+    layer: Optional[str] = typer.Option(None, "--layer", help="Upstream layer (default last), "
+                                        "or several (4,8,12 / 0-12 / 0-3,8 / all): each layer "
+                                        "is a variant of every triple, from one extraction."),
     grid: List[str] = typer.Option([], "--grid", help="Sweep, e.g. 'lr=1e-3,1e-4 "
                                    "hidden=128,256', or a .json/.yaml file."),
     epochs: int = typer.Option(100, "--epochs"),
@@ -156,9 +159,7 @@ def bench_command(
     from emobox.tracks.bench import BenchOptions, bench
     from ..progress import Reporter, RichReporter
 
-    layer_value: Any = None
-    if layer is not None:
-        layer_value = int(layer) if layer.lstrip("-").isdigit() else layer
+    layer_value = parse_layer_arg(layer)
     opts = BenchOptions(
         upstreams=split_names(upstreams, "-u"), corpora=split_names(corpora, "-c"),
         downstreams=split_names(downstreams, "-d"), out=out, root_map=parse_root_map(root_map),
