@@ -28,6 +28,22 @@ class Reporter:
         pass
 
 
+class Prefixed(Reporter):
+    """Another reporter's tasks, their descriptions prefixed (``"wavlm_base x iemocap: "``) so a
+    log names what each bar belongs to."""
+
+    def __init__(self, inner: Reporter, prefix: str):
+        self.inner, self.prefix = inner, prefix
+
+    @contextmanager
+    def task(self, description: str, total: float | None, unit: str = "") -> Iterator[Task]:
+        with self.inner.task(self.prefix + description, total, unit) as task:
+            yield task
+
+    def log(self, message: str) -> None:
+        self.inner.log(message)
+
+
 class _RichTask(Task):
     def __init__(self, progress, task_id, unit: str):
         self.progress, self.task_id, self.unit = progress, task_id, unit

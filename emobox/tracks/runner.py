@@ -39,7 +39,7 @@ from emobox.io import (append_jsonl, atomic_write_json, atomic_write_text, dumps
                  remove_temporaries)
 from emobox.training.metrics import mean_std
 from emobox.plugin.registry import Registry, distributions_of, get_registry
-from emobox.progress import Reporter
+from emobox.progress import Prefixed, Reporter
 from emobox.reporting.results import NORM_WORDS, ResultRow, RowError, check_row, feature_norm_of
 from emobox.tracks.rundirs import RESUME_HINT, check_run_dir, read_rows, read_run_config, run_lock
 from emobox.datasets.splits import class_warnings, leakage, select_folds, with_random_valid
@@ -604,11 +604,11 @@ def train_fold(job: FoldJob, down_spec: Any, reporter: Reporter | None = None) -
                           torch.tensor(job.targets[role], dtype=torch.long), ks)
               for role, ks in job.keys.items()}
     sweep = train_sweep(down_spec, job.configs, store.dim(job.layers[0]), len(job.labels),
-                        splits["train"], splits["valid"], splits["test"], job.train, reporter,
-                        description=f"{job.row_meta.get('upstream')} x "
-                                    f"{job.row_meta.get('corpus')} "
-                                    f"({'every layer' if every else f'layer {job.layer}'}): "
-                                    f"{job.downstream} fold {job.fold}/{job.n_folds}",
+                        splits["train"], splits["valid"], splits["test"], job.train,
+                        Prefixed(reporter or Reporter(), f"{job.row_meta.get('upstream')} x "
+                                 f"{job.row_meta.get('corpus')} "
+                                 f"({'every layer' if every else f'layer {job.layer}'}): "),
+                        description=f"{job.downstream} fold {job.fold}/{job.n_folds}",
                         build_options={"n_layers": len(job.layers)} if every else None)
     sel = sweep.configs[sweep.selected]
     labels = job.labels
@@ -623,7 +623,8 @@ def train_fold(job: FoldJob, down_spec: Any, reporter: Reporter | None = None) -
             ua=res.test["ua"], wa=res.test["wa"], f1=res.test["f1"],
             confusion=res.test["confusion"], per_class_recall=res.test["per_class_recall"],
             labels=labels, n_train=len(job.keys["train"]), n_valid=len(job.keys["valid"]),
-            n_test=len(job.keys["test"]), valid_rule=job.valid_rule).to_dict())
+            n_test=len(job.keys["test"]), valid_rule=job.valid_rule,
+            layer_weights=res.layer_weights).to_dict())
     return FoldOutput(job.fold, rows, "key\tgold\tpredicted\n" + pred_lines)
 
 
@@ -707,7 +708,26 @@ def finish_run(out: Path, done_rows: dict[int, list[dict]], full_config: dict,
         if c["select"] == "test":
             title += "\nSELECTED BY TEST (EmoBox recipe)"
         confusion_png(out / "confusion.png", _summed_confusion(selected), c["labels"], title)
+        weights = mean_layer_weights(c, selected)
+        if weights:
+            from emobox.reporting.layers import weights_png
+
+            weights_png(out / "layer_weights.png", {(c["upstream"], c["corpus"]): weights},
+                        f"{c['downstream']}: learned layer weights (softmax), "
+                        f"{len(selected)} fold{'s' if len(selected) != 1 else ''}")
     return result
+
+
+def mean_layer_weights(config: Mapping[str, Any], selected: Sequence[dict]
+                       ) -> list[tuple[int, float, float]]:
+    """(layer, mean, std over folds) of the learned layer weights of the selected rows of a run
+    whose head learns them (weighted_sum); empty otherwise."""
+    layers = config.get("layers") or []
+    found = [r["layer_weights"] for r in selected if isinstance(r.get("layer_weights"), list)
+             and len(r["layer_weights"]) == len(layers)]
+    if not found or not layers:
+        return []
+    return [(layer, *mean_std([w[i] for w in found])) for i, layer in enumerate(layers)]
 
 
 def failure_notes(rows: Sequence[dict]) -> list[str]:
@@ -1075,6 +1095,12 @@ def summary_markdown(result: RunResult) -> str:
                 lines.append(f"| {md(lab)} | {cell} |")
             lines += ["", "Confusion matrix of the selected configurations, summed over folds: "
                       "`confusion.png`."]
+        weights = mean_layer_weights(result.config, selected)
+        if weights:
+            lines += ["", "Learned layer weights (softmax) of the selected configurations, mean "
+                      "± std over folds (`layer_weights.png`):", "", "| layer | weight |",
+                      "|---:|---:|"]
+            lines += [f"| {layer} | {m:.4f} ± {sd:.4f} |" for layer, m, sd in weights]
     if result.notes:
         lines += ["", "Notes:", ""] + [f"- {md(n)}" for n in result.notes]
     return "\n".join(lines) + "\n"
