@@ -557,6 +557,7 @@ class _Driver:
             while self.executor.pending():
                 task_id, meta, result, error, info = self.executor.next_done()
                 bar.advance(1)
+                bar.note(f"last: {task_id}")  # names the upstream and corpus
                 if error is not None:
                     self._failed(task_id, error, info)
                     continue
