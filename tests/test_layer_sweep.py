@@ -64,11 +64,13 @@ def test_extract_layers_takes_ranges():
 
 @pytest.mark.parametrize("command", ["run", "bench"])
 @pytest.mark.parametrize("layer, down, message", [
-    ("0-7", "linear_probe", "error: --layer 0,1,2,3,4,5,6,7: tiny_layers has layers 0..2; "
-                            "layer 3 does not exist"),
+    ("0-7", "linear_probe", "error: --layer 0-7: tiny_layers has layers 0..2; layer 3 does "
+                            "not exist"),
+    ("0,1,5", "linear_probe", "error: --layer 0,1,5: tiny_layers has layers 0..2; layer 5 does "
+                              "not exist"),
     ("2-1", "linear_probe", "error: --layer 2-1: the range runs backwards; write 1-2"),
     ("0,2", "weighted_sum", "error: downstream 'weighted_sum' learns a weighting of every "
-                            "layer of the upstream; a list of layers (0, 2) trains one head "
+                            "layer of the upstream; a list of layers (0,2) trains one head "
                             "per layer"),
 ])
 def test_bad_layers_stop_before_any_extraction(tiny, cli, tmp_path, command, layer, down,
@@ -226,3 +228,17 @@ def test_progress_off_a_terminal_prints_whole_lines():
     assert lines[-1].startswith("whisper_tiny_en x demo (layer 3): linear_probe fold 1/5: "
                                 "finished, 4/4 epoch, ")
     assert lines[-1].endswith("best valid UA 0.500")
+
+
+def test_library_run_refuses_a_sweep_and_run_layers_runs_it(tiny, tmp_path):
+    from emobox.tracks.runner import RunOptions, run, run_layers
+
+    opts = RunOptions(upstream="tiny_layers", corpus="demo", downstream="linear_probe",
+                      layer=(0, 1), folds=(1,), epochs=2, warmup_epochs=1,
+                      grid={"lr": [1e-2], "hidden": [16]}, out=str(tmp_path / "sweep"))
+    with pytest.raises(EmoboxUsageError, match="several layers .* run them with run_layers"):
+        run(opts)
+    results = run_layers(opts)
+    assert [(r.config["layer"], r.out) for r in results] == [
+        (0, tmp_path / "sweep" / "layer0"), (1, tmp_path / "sweep" / "layer1")]
+    assert all(len(r.folds) == 1 and not r.already_complete for r in results)

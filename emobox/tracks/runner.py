@@ -761,10 +761,10 @@ def default_out(opts: RunOptions, fingerprint: str, corpus: str | None = None) -
 def run(opts: RunOptions, reporter: Reporter | None = None,
         registry: Registry | None = None) -> RunResult:
     reporter = reporter or Reporter()
-    if is_sweep(opts.layer):
+    plan = plan_triple(opts, registry)
+    if is_sweep(opts.layer) and plan.down_spec.layers != "all":
         raise EmoboxUsageError(f"layer {opts.layer!r} asks for several layers (a layer sweep): "
                                f"run them with run_layers")
-    plan = plan_triple(opts, registry)
     if opts.out:
         check_out(Path(opts.out), opts.features_dir)
     feats = extract_features(plan.up_spec, plan.manifest, opts, plan.device, reporter,
@@ -787,7 +787,7 @@ def sweep_layers(layer: Any, up_spec: Any, down_spec: Any) -> list[int] | None:
         if isinstance(layer, (list, tuple)):
             raise EmoboxUsageError(
                 f"downstream {down_spec.name!r} learns a weighting of every layer of the "
-                f"upstream; a list of layers ({', '.join(map(str, layer))}) trains one head "
+                f"upstream; a list of layers ({layer_text(layer)}) trains one head "
                 f"per layer: use a one-layer head (e.g. -d linear_probe) or drop --layer")
         return None
     if layer == "all":
@@ -796,8 +796,23 @@ def sweep_layers(layer: Any, up_spec: Any, down_spec: Any) -> list[int] | None:
         try:
             return resolve_layers(list(layer), int(up_spec.num_layers), up_spec.name)
         except EmoboxUsageError as exc:
-            raise EmoboxUsageError(f"--layer {','.join(map(str, layer))}: {exc}") from None
+            raise EmoboxUsageError(f"--layer {layer_text(layer)}: {exc}") from None
     return None
+
+
+def layer_text(layers: Sequence[int]) -> str:
+    """``[0, 1, 2, 3, 8]`` -> ``"0-3,8"``: a layer list as ``--layer`` spells it."""
+    parts: list[str] = []
+    values = sorted(set(int(x) for x in layers))
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[j] + 1:
+            j += 1
+        parts.append(str(values[i]) if j == i else
+                     f"{values[i]},{values[j]}" if j == i + 1 else f"{values[i]}-{values[j]}")
+        i = j + 1
+    return ",".join(parts)
 
 
 def features_for(feats: Features, opts: RunOptions, down_layers: str = "last") -> Features:
