@@ -242,3 +242,11 @@ def test_library_run_refuses_a_sweep_and_run_layers_runs_it(tiny, tmp_path):
     assert [(r.config["layer"], r.out) for r in results] == [
         (0, tmp_path / "sweep" / "layer0"), (1, tmp_path / "sweep" / "layer1")]
     assert all(len(r.folds) == 1 and not r.already_complete for r in results)
+
+
+def test_all_layers_of_an_upstream_with_one_output_is_that_layer_run(cli, tmp_path):
+    res = cli("run", "-u", "fbank", "-c", "demo", "--layer", "all", "--out", tmp_path / "f",
+              *FAST)
+    assert res.code == 0, res
+    assert "by layer" not in res.out and f"run directory: {tmp_path / 'f'}" in res.out
+    assert json.loads((tmp_path / "f" / "config.json").read_text())["layer"] == 0

@@ -126,8 +126,9 @@ def plot(sweeps: Mapping[Key, list[tuple[int, float, float]]], path: Path) -> Pa
         ss = [p[2] for p in points]
         label = f"{u} x {c}" + (f" ({d})" if len(heads) > 1 else "")
         line, = ax.plot(xs, ms, marker="o", label=label)
-        ax.fill_between(xs, [m - s for m, s in zip(ms, ss)], [m + s for m, s in zip(ms, ss)],
-                        alpha=0.2, color=line.get_color())
+        ax.fill_between(xs, [max(m - s, 0.0) for m, s in zip(ms, ss)],  # a score is 0..100
+                        [min(m + s, 100.0) for m, s in zip(ms, ss)], alpha=0.2,
+                        color=line.get_color())
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("layer")
     ax.set_ylabel("UA (%)")

@@ -842,6 +842,8 @@ def run_layers(opts: RunOptions, reporter: Reporter | None = None,
         if opts.layer == "all":  # a head that reads every layer: what it does without --layer
             opts = dataclasses.replace(opts, layer=None)
         return [run(opts, reporter, registry)]
+    if len(layers) == 1:  # e.g. "all" of an upstream with one output: that layer's run
+        return [run(dataclasses.replace(opts, layer=layers[0]), reporter, registry)]
     outs = {n: str(Path(opts.out) / f"layer{n}") if opts.out else None for n in layers}
     if opts.out:
         check_out(Path(opts.out), opts.features_dir)
