@@ -142,7 +142,7 @@ def plot(sweeps: Mapping[Key, list[tuple[int, float, float]]], path: Path) -> Pa
 
 
 def weights_png(path: Path, weights: Mapping[Any, list[tuple[int, float, float]]],
-                title: str = "learned layer weights (softmax)") -> Path:
+                title: str = "learned layer weights (softmax), mean over folds ± std") -> Path:
     """Bars of learned layer weights by layer (error bars: std over folds), one group of bars
     per key (e.g. upstream x corpus)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg

@@ -713,8 +713,8 @@ def finish_run(out: Path, done_rows: dict[int, list[dict]], full_config: dict,
             from emobox.reporting.layers import weights_png
 
             weights_png(out / "layer_weights.png", {(c["upstream"], c["corpus"]): weights},
-                        f"{c['downstream']}: learned layer weights (softmax), "
-                        f"{len(selected)} fold{'s' if len(selected) != 1 else ''}")
+                        f"{c['downstream']}: learned layer weights (softmax), mean over "
+                        f"{len(selected)} fold{'s' if len(selected) != 1 else ''} ± std")
     return result
 
 
