@@ -250,3 +250,17 @@ def test_all_layers_of_an_upstream_with_one_output_is_that_layer_run(cli, tmp_pa
     assert res.code == 0, res
     assert "by layer" not in res.out and f"run directory: {tmp_path / 'f'}" in res.out
     assert json.loads((tmp_path / "f" / "config.json").read_text())["layer"] == 0
+
+
+def test_bench_gives_each_head_the_layers_it_reads(tiny, cli, tmp_path):
+    # one extraction for both heads: linear_probe reads the last layer, weighted_sum all three
+    res = cli("bench", "-u", "tiny_layers", "-c", "demo", "-d", "linear_probe,weighted_sum",
+              "--out", tmp_path / "bench", "--device", "cpu", *FAST)
+    assert res.code == 0, res
+    runs = tmp_path / "bench" / "runs"
+    configs = {p.name: json.loads((p / "config.json").read_text()) for p in runs.iterdir()}
+    assert {k: (c["layer"], c["layers"]) for k, c in configs.items()} == {
+        "tiny_layers__demo__linear_probe": (2, [2]),
+        "tiny_layers__demo__weighted_sum": ("all", [0, 1, 2])}
+    ws = read_jsonl(runs / "tiny_layers__demo__weighted_sum" / "results.jsonl")
+    assert all(len(r["layer_weights"]) == 3 for r in ws)

@@ -44,8 +44,9 @@ from emobox.training.sweep import DEFAULT_GRAD_CLIP, check_grid, config_id, reso
 from emobox.tracks.runner import (CORPUS_BUILD_ARGS, UPSTREAM_BUILD_ARGS, RunOptions,
                                   _prepare_out, check_options, check_out, check_plugin_options,
                                   check_positive, code_versions, features_for, finished_folds,
-                                  fold_jobs, plan_options, plan_triple, recipe_dropped,
-                                  run_config, sweep_layers, write_fold, write_skipped)
+                                  fold_jobs, is_sweep, plan_options, plan_triple,
+                                  recipe_dropped, run_config, sweep_layers, write_fold,
+                                  write_skipped)
 from emobox.extraction.upstream import resolve_layers
 from emobox.tracks.executors import make_executor
 from emobox.datasets.splits import leakage
@@ -275,7 +276,7 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
                 key = (up.name, corpus_name, d, layer)
                 run_out = out / "runs" / run_dir_name(key)
                 ropts = opts.run_options(up.name, corpus_name, d, root, run_out, features_dir)
-                if layer is not None or is_sweep_request(opts.layer):
+                if layer is not None or is_sweep(opts.layer):
                     ropts = dataclasses.replace(ropts, layer=layer)  # None: a head of all layers
                 try:
                     tp = plan_triple(ropts, registry, corpus=corpus)
@@ -295,10 +296,6 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
             extraction.status = "done" if pair_done else "todo"
             plan.extractions.append(extraction)
     return plan
-
-
-def is_sweep_request(layer: Any) -> bool:
-    return isinstance(layer, (list, tuple)) or layer == "all"
 
 
 def run_dir_name(key: tuple) -> str:

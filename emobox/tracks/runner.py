@@ -762,9 +762,10 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
         registry: Registry | None = None) -> RunResult:
     reporter = reporter or Reporter()
     plan = plan_triple(opts, registry)
-    if is_sweep(opts.layer) and plan.down_spec.layers != "all":
-        raise EmoboxUsageError(f"layer {opts.layer!r} asks for several layers (a layer sweep): "
-                               f"run them with run_layers")
+    if is_sweep(opts.layer):  # a list for a head of every layer is refused here
+        if sweep_layers(opts.layer, plan.up_spec, plan.down_spec) is not None:
+            raise EmoboxUsageError(f"layer {opts.layer!r} asks for several layers (a layer "
+                                   f"sweep): run them with run_layers")
     if opts.out:
         check_out(Path(opts.out), opts.features_dir)
     feats = extract_features(plan.up_spec, plan.manifest, opts, plan.device, reporter,
@@ -773,8 +774,7 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
 
 
 def is_sweep(layer: Any) -> bool:
-    """Whether a ``layer`` option names several layers: a list, or ``"all"`` for a head that
-    reads one layer."""
+    """Whether a ``layer`` option may name several layers: a list, or ``"all"``."""
     return isinstance(layer, (list, tuple)) or layer == "all"
 
 
