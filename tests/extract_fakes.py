@@ -8,6 +8,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+import emobox
 from emobox.datasets.manifest import Manifest, Utterance
 from emobox.extraction.upstream import Upstream, UpstreamOutput, pad_batch
 
@@ -121,3 +122,45 @@ def store_files(path: Path) -> dict[str, bytes]:
     """Every content file of a store (the session history excluded), by name."""
     return {p.name: p.read_bytes() for p in sorted(Path(path).iterdir())
             if p.is_file() and p.name not in ("sessions.jsonl", ".lock")}
+
+
+class TinyLayersPlugin:
+    """A fake three-layer upstream (layers 0..2) registered in-process."""
+
+    @emobox.hookimpl
+    def emobox_upstreams(self):
+        return [emobox.UpstreamSpec(name="tiny_layers", build=build_tiny_layers, num_layers=2,
+                                    hidden_size=6, frame_rate=50.0,
+                                    description="test: frame statistics and two tanh layers")]
+
+
+def build_tiny_layers(ckpt=None, device="cpu", **options):
+    import torch
+
+    from emobox.extraction.upstream import Upstream, UpstreamOutput
+
+    class TinyLayers(Upstream):
+        name, num_layers, hidden_size, frame_rate = "tiny_layers", 2, 6, 50.0
+        checkpoint_id = "tiny-layers-v1"
+
+        def __init__(self):
+            super().__init__()
+            g = torch.Generator().manual_seed(0)
+            self.mixes = [torch.randn(6, 6, generator=g) / 2 for _ in range(2)]
+
+        def forward(self, wavs, layers):
+            feats = []
+            for w in wavs:
+                fr = w[: len(w) // 320 * 320].reshape(-1, 320)
+                d1, d2 = fr.diff(dim=1), fr.diff(n=2, dim=1)
+                feats.append(torch.stack([
+                    fr.pow(2).mean(1).add(1e-8).log(), d1.pow(2).mean(1).add(1e-8).log(),
+                    d2.pow(2).mean(1).add(1e-8).log(), fr.abs().max(1).values,
+                    (fr[:, 1:] * fr[:, :-1] < 0).float().mean(1), fr.mean(1)], dim=1))
+            lengths = torch.tensor([len(f) for f in feats])
+            hidden = {0: torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)}
+            for layer in range(1, max(layers) + 1):
+                hidden[layer] = torch.tanh(hidden[layer - 1] @ self.mixes[layer - 1])
+            return UpstreamOutput({L: hidden[L] for L in layers}, lengths)
+
+    return TinyLayers()

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-import emobox
-
 from emobox.io import read_jsonl
 from emobox.plugin.registry import get_registry
+from extract_fakes import TinyLayersPlugin
 
 
 @pytest.fixture(scope="module")
@@ -138,53 +137,11 @@ def test_missing_corpus_root_says_where_and_what(tmp_path, cli):
     assert "Traceback" not in res.err
 
 
-class _TinyLayers:
-    """A fake three-layer upstream (layers 0..2) registered in-process."""
-
-    @emobox.hookimpl
-    def emobox_upstreams(self):
-        return [emobox.UpstreamSpec(name="tiny_layers", build=_build_tiny_layers, num_layers=2,
-                                    hidden_size=6, frame_rate=50.0,
-                                    description="test: frame statistics and two tanh layers")]
-
-
-def _build_tiny_layers(ckpt=None, device="cpu", **options):
-    import torch
-
-    from emobox.extraction.upstream import Upstream, UpstreamOutput
-
-    class TinyLayers(Upstream):
-        name, num_layers, hidden_size, frame_rate = "tiny_layers", 2, 6, 50.0
-        checkpoint_id = "tiny-layers-v1"
-
-        def __init__(self):
-            super().__init__()
-            g = torch.Generator().manual_seed(0)
-            self.mixes = [torch.randn(6, 6, generator=g) / 2 for _ in range(2)]
-
-        def forward(self, wavs, layers):
-            feats = []
-            for w in wavs:
-                fr = w[: len(w) // 320 * 320].reshape(-1, 320)
-                d1, d2 = fr.diff(dim=1), fr.diff(n=2, dim=1)
-                feats.append(torch.stack([
-                    fr.pow(2).mean(1).add(1e-8).log(), d1.pow(2).mean(1).add(1e-8).log(),
-                    d2.pow(2).mean(1).add(1e-8).log(), fr.abs().max(1).values,
-                    (fr[:, 1:] * fr[:, :-1] < 0).float().mean(1), fr.mean(1)], dim=1))
-            lengths = torch.tensor([len(f) for f in feats])
-            hidden = {0: torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)}
-            for layer in range(1, max(layers) + 1):
-                hidden[layer] = torch.tanh(hidden[layer - 1] @ self.mixes[layer - 1])
-            return UpstreamOutput({L: hidden[L] for L in layers}, lengths)
-
-    return TinyLayers()
-
-
 def test_weighted_sum_reads_every_layer_end_to_end_in_bf16(tmp_path, cli):
     from emobox.plugin.registry import Registry, set_registry
 
     reg = Registry()
-    reg.register(_TinyLayers(), name="tiny_layers_plugin")
+    reg.register(TinyLayersPlugin(), name="tiny_layers_plugin")
     set_registry(reg)
     out = tmp_path / "ws"
     res = cli("run", "-u", "tiny_layers", "-c", "demo", "-d", "weighted_sum", "-q", "--fold", "1",

@@ -12,6 +12,7 @@ from rich.table import Table
 from ..errors import EmoboxUsageError
 import emobox.cli.options as opt
 from .base import app, console, err_console
+from .layers import parse_layer_arg
 from .options import DEFAULT
 from .run_cmd import parse_grid, parse_options
 
@@ -135,9 +136,7 @@ def bench_command(
     from emobox.tracks.bench import BenchOptions, bench
     from ..progress import Reporter, RichReporter
 
-    layer_value: Any = None
-    if layer is not None:
-        layer_value = int(layer) if layer.lstrip("-").isdigit() else layer
+    layer_value = parse_layer_arg(layer)
     opts = BenchOptions(
         upstreams=split_names(upstreams, "-u"), corpora=split_names(corpora, "-c"),
         downstreams=split_names(downstreams, "-d"), out=out, root_map=parse_root_map(root_map),

@@ -11,27 +11,22 @@ from rich.table import Table
 
 from ..errors import EmoboxUsageError, ExitCode
 from .base import app, console, err_console
+from .layers import layer_tokens
 from .run_cmd import parse_options
 
 
 def parse_layers(items: List[str]) -> Any:
-    """``["1,2", "12"]`` -> ``[1, 2, 12]``; ``all`` / ``last`` pass through; none -> None (last)."""
-    out: list[Any] = []
-    for item in items:
-        for part in item.replace(" ", ",").split(","):
-            if not part:
-                continue
-            if part in ("all", "last"):
-                if len(items) == 1 and part == item:
-                    return part
-                out.append(part)
-                continue
-            try:
-                out.append(int(part))
-            except ValueError:
-                raise EmoboxUsageError(f"--layers {part!r}: use layer numbers (e.g. 6,12), "
-                                       f"'last' or 'all'")
-    return out or None
+    """``["1,2", "12"]`` -> ``[1, 2, 12]``; ranges (``0-4``) expanded; ``all`` / ``last`` alone
+    pass through; none -> None (last)."""
+    tokens = [t for item in items for t in layer_tokens(item, "--layers")]
+    if not tokens:
+        return None
+    if len(tokens) == 1 and isinstance(tokens[0], str):
+        return tokens[0]
+    if "all" in tokens:
+        raise EmoboxUsageError("--layers 'all' stands alone; with other layers give numbers "
+                               "(e.g. 0-3,8)")
+    return tokens
 
 
 @app.command("extract")
@@ -39,7 +34,7 @@ def extract_command(
     upstream: str = typer.Option(..., "-u", "--upstream", help="Upstream encoder name."),
     corpus: str = typer.Option(..., "-c", "--corpus", help="Corpus name."),
     layers: List[str] = typer.Option([], "--layers", "--layer", "-l", help="Layers to store: "
-                                     "numbers (6,12), 'last' (default) or 'all'."),
+                                     "numbers (6,12), ranges (0-4), 'last' (default) or 'all'."),
     root: Optional[str] = typer.Option(None, "--root", help="Corpus root folder "
                                        "(default $EMOBOX_DATA/<corpus>)."),
     scheme: str = typer.Option("emobox", "--scheme", help="Partition scheme of the runs these "

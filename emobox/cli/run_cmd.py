@@ -14,6 +14,7 @@ from ..errors import EmoboxUsageError
 import emobox.cli.options as opt
 from .base import app, console, err_console
 from .options import DEFAULT
+from .layers import parse_layer_arg
 
 
 def parse_grid(items: List[str]) -> dict[str, list[Any]] | None:
@@ -100,11 +101,9 @@ def run_command(
 ) -> None:
     """Evaluate UPSTREAM on CORPUS with the DOWNSTREAM head, fold by fold."""
     from ..progress import Reporter, RichReporter
-    from emobox.tracks.runner import RunOptions, run
+    from emobox.tracks.runner import RunOptions, run_layers
 
-    layer_value: Any = None
-    if layer is not None:
-        layer_value = int(layer) if layer.lstrip("-").isdigit() else layer
+    layer_value = parse_layer_arg(layer)
     opts = RunOptions(
         upstream=upstream, corpus=corpus, downstream=downstream, root=root, out=out,
         folds=tuple(fold), scheme=scheme, seed=seed, device=device, layer=layer_value,
@@ -119,12 +118,54 @@ def run_command(
                                       "--corpus-option", "corpus"), on_bad_audio=on_bad_audio,
         precision=precision, batch_seconds=batch_seconds, features_dir=features_dir)
     reporter = Reporter() if quiet else RichReporter(err_console)
-    result = run(opts, reporter=reporter)
-    console.print(results_table(result))
-    for note in result.notes:
+    results = run_layers(opts, reporter=reporter)
+    if len(results) == 1:
+        result = results[0]
+        console.print(results_table(result))
+        print_notes(result.notes)
+        if result.already_complete:
+            console.print(f"already complete: every fold was finished before, nothing was "
+                          f"trained; results reprinted from {result.out}", highlight=False,
+                          soft_wrap=True, markup=False)
+        console.print(f"run directory: {result.out}", highlight=False, soft_wrap=True,
+                      markup=False)
+        return
+    console.print(layers_table(results))
+    print_notes(list(dict.fromkeys(n for r in results for n in r.notes)))
+    complete = [str(r.config["layer"]) for r in results if r.already_complete]
+    if complete:
+        console.print(f"already complete (results reprinted, nothing trained): layer"
+                      f"{'s' if len(complete) > 1 else ''} {', '.join(complete)}",
+                      highlight=False, soft_wrap=True, markup=False)
+    for r in results:
+        console.print(f"layer {r.config['layer']}: run directory {r.out}", highlight=False,
+                      soft_wrap=True, markup=False)
+
+
+def print_notes(notes: List[str]) -> None:
+    for note in notes:
         err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False,
                           soft_wrap=True)
-    console.print(f"run directory: {result.out}", highlight=False, soft_wrap=True, markup=False)
+
+
+def layers_table(results) -> Table:
+    """One row per layer of a layer sweep: UA, WA and F1 (mean ± std over folds)."""
+    c = results[0].config
+    title = escape(f"{c['upstream']} x {c['corpus']} x {c['downstream']} by layer "
+                   f"({c['scheme']} folds)")
+    if c["select"] == "test":
+        title += "  [SELECTED BY TEST]"
+    table = Table(title=title)
+    for col in ("layer", "UA %", "WA %", "F1 %", "folds"):
+        table.add_column(col, justify="right")
+    best = max((r.mean("ua")[0] for r in results if r.folds), default=None)
+    for r in results:
+        cells = [f"{100 * m:.2f} ± {100 * sd:.2f}" for m, sd in
+                 (r.mean("ua"), r.mean("wa"), r.mean("f1"))] if r.folds else ["-"] * 3
+        style = "bold" if r.folds and r.mean("ua")[0] == best else None
+        table.add_row(str(r.config["layer"]), *cells, f"{len(r.folds)}/{r.config['n_folds']}",
+                      style=style)
+    return table
 
 
 def results_table(result) -> Table:

@@ -62,11 +62,15 @@ class ResultRow:
     options: dict = field(default_factory=dict)  # the options it hashes
     # why the configuration failed (training gave non-finite numbers); it is never selected
     failed: str = ""
+    layer_weights: list | None = None  # learned softmax layer weights (weighted_sum), else None
     kind: str = KIND
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        out = asdict(self)
+        if out["layer_weights"] is None:  # only heads that learn layer weights record them
+            del out["layer_weights"]
+        return out
 
 
 def epochs_from_one(row: dict) -> dict:

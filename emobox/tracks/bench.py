@@ -23,6 +23,7 @@ waits for its lock, then plans again and runs only what is left.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import inspect
 import socket
@@ -44,8 +45,10 @@ from emobox.tracks.options import (FoldOptions, check_corpus_options, check_head
                                    check_owners, check_positive, check_upstream_options,
                                    fingerprint)
 from emobox.tracks.runner import (RunOptions, _prepare_out, check_out, code_versions,
-                                  finished_folds, fold_jobs, plan_options, plan_triple,
-                                  recipe_dropped, run_config, write_fold, write_skipped)
+                                  features_for, finished_folds, fold_jobs, is_sweep,
+                                  plan_options, plan_triple, recipe_dropped, run_config,
+                                  sweep_layers, write_fold, write_skipped)
+from emobox.extraction.upstream import resolve_layers
 from emobox.tracks.executors import make_executor
 from emobox.datasets.splits import leakage
 from emobox.training.metrics import mean_std
@@ -156,6 +159,7 @@ class TrainTask:
     n_test: int
     configs: int
     status: str = "todo"  # todo | done
+    layer: int | None = None  # the variant's layer in a layer sweep (--layer 0-4, all, ...)
 
 
 @dataclass
@@ -173,8 +177,9 @@ class BenchPlan:
     extractions: list[ExtractTask]
     trainings: list[TrainTask]
     missing: list[MissingCorpus]
-    triples: dict[tuple[str, str, str], Any] = field(default_factory=dict)  # -> TriplePlan
-    run_dirs: dict[tuple[str, str, str], Path] = field(default_factory=dict)
+    # (upstream, corpus, downstream, layer of a layer sweep or None) -> TriplePlan, run dir
+    triples: dict[tuple[str, str, str, int | None], Any] = field(default_factory=dict)
+    run_dirs: dict[tuple[str, str, str, int | None], Path] = field(default_factory=dict)
 
     @property
     def todo(self) -> list[Any]:
@@ -217,6 +222,8 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
     """Scan the corpora, build the triples' folds and mark the tasks already finished."""
     registry = registry or get_registry()
     up_specs, names = opts.check_plugins(registry)
+    sweeps = {(u.name, d): sweep_layers(opts.layer, u, registry.downstream(d))
+              for u in up_specs for d in opts.downstreams}  # a layer list refused here
     out = bench_dir(opts)
     features_dir = opts.features_dir or str(paths.features_dir())
     plan = BenchPlan(out, opts, [], [], [])
@@ -240,15 +247,19 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
                                      len(manifest), seconds / 3600 if seconds is not None else None,
                                      *estimate_flops(up, manifest, reference,
                                                      opts.upstream_options.get(up.name)))
-            for d in opts.downstreams:
-                run_out = out / "runs" / f"{up.name}__{corpus_name}__{d}"
+            variants = [(d, layer) for d in opts.downstreams
+                        for layer in (sweeps[(up.name, d)] or [None])]
+            for d, layer in variants:
+                key = (up.name, corpus_name, d, layer)
+                run_out = out / "runs" / run_dir_name(key)
                 ropts = opts.run_options(up.name, corpus_name, d, root, run_out, features_dir)
+                if layer is not None or is_sweep(opts.layer):
+                    ropts = dataclasses.replace(ropts, layer=layer)  # None: a head of all layers
                 try:
                     tp = plan_triple(ropts, registry, corpus=corpus)
                 except EmoboxError as exc:
                     plan.missing.append(MissingCorpus(corpus_name, f"{up.name} x {d}: {exc}"))
                     continue
-                key = (up.name, corpus_name, d)
                 plan.triples[key] = tp
                 plan.run_dirs[key] = run_out
                 done = _finished(run_out, tp, code_versions(tp))
@@ -256,12 +267,38 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
                     status = "done" if fold.index in done else "todo"
                     pair_done = pair_done and status == "done"
                     plan.trainings.append(TrainTask(
-                        f"train:{up.name}:{corpus_name}:{d}:fold{fold.index}", up.name,
+                        f"{train_prefix(key)}:fold{fold.index}", up.name,
                         corpus_name, d, fold.index, len(fold.train), len(fold.valid),
-                        len(fold.test), len(tp.configs), status))
+                        len(fold.test), len(tp.configs), status, layer))
             extraction.status = "done" if pair_done else "todo"
             plan.extractions.append(extraction)
     return plan
+
+
+def run_dir_name(key: tuple) -> str:
+    """``<upstream>__<corpus>__<downstream>``, and ``__layer<N>`` for a layer sweep's variant."""
+    u, c, d, layer = key
+    return f"{u}__{c}__{d}" + (f"__layer{layer}" if layer is not None else "")
+
+
+def train_prefix(key: tuple) -> str:
+    u, c, d, layer = key
+    return f"train:{u}:{c}:{d}" + (f":layer{layer}" if layer is not None else "")
+
+
+def extraction_plan(tps: Sequence[Any]) -> Any:
+    """The plan whose extraction serves every triple of one (upstream, corpus): a head that
+    reads every layer, else one request for every layer the triples read (a layer sweep's)."""
+    for tp in tps:
+        if tp.down_spec.layers == "all":
+            return tp
+    first = tps[0]
+    n = int(first.up_spec.num_layers)
+    layers = sorted({L for tp in tps
+                     for L in resolve_layers(tp.opts.layer, n, first.up_spec.name)})
+    if len(layers) == 1:
+        return first
+    return dataclasses.replace(first, opts=dataclasses.replace(first.opts, layer=tuple(layers)))
 
 
 def _finished(run_out: Path, tp: Any, versions: dict) -> set[int]:
@@ -493,13 +530,13 @@ class _Driver:
         self.locks = contextlib.ExitStack()  # of the run directories being written
 
     def run(self) -> None:
-        todo_trainings = {(t.upstream, t.corpus, t.downstream, t.fold)
+        todo_trainings = {(t.upstream, t.corpus, t.downstream, t.layer, t.fold)
                           for t in self.plan.trainings if t.status == "todo"}
         for ext in self.plan.extractions:
             if ext.status != "todo":
                 continue
             triples = [k for k in self.plan.triples if k[:2] == (ext.upstream, ext.corpus)]
-            tp = self.plan.triples[triples[0]]
+            tp = extraction_plan([self.plan.triples[k] for k in triples])
             self.executor.submit_extract(ext.id, tp, {"triples": triples,
                                                       "todo": todo_trainings})
         # the local executor shows each task's own progress bar (one live display at a time)
@@ -508,6 +545,7 @@ class _Driver:
             while self.executor.pending():
                 task_id, meta, result, error, info = self.executor.next_done()
                 bar.advance(1)
+                bar.note(f"last: {task_id}")  # names the upstream and corpus
                 if error is not None:
                     self._failed(task_id, error, info)
                     continue
@@ -518,12 +556,13 @@ class _Driver:
                 else:
                     self._trained(result, meta)
 
-    def _extracted(self, feats: Any, meta: dict) -> None:
+    def _extracted(self, stored: Any, meta: dict) -> None:
         for key in meta["triples"]:
             tp = self.plan.triples[key]
             run_out = self.plan.run_dirs[key]
+            feats = features_for(stored, tp.opts, tp.down_spec.layers)
             _, full_config = run_config(tp, feats)
-            task_prefix = f"train:{key[0]}:{key[1]}:{key[2]}"
+            task_prefix = train_prefix(key)
             try:
                 self.locks.enter_context(run_lock(run_out))
                 done = _prepare_out(run_out, full_config, len(tp.configs))
@@ -597,9 +636,14 @@ def _write_summary(plan: BenchPlan) -> None:
              f"gradient norm {f'clipped at {o.grad_clip:g}' if o.grad_clip else 'not clipped'}, "
              f"selection "
              f"{'TEST (EmoBox recipe; optimistic)' if o.select == 'test' else 'validation UA'}",
-             "", "| upstream | corpus | downstream | folds | UA % | WA % | F1 % |",
-             "|---|---|---|---|---|---|---|"]
-    for (u, c, d), run_out in sorted(plan.run_dirs.items()):
+             ""]
+    swept = any(k[3] is not None for k in plan.run_dirs)
+    lines += (["| upstream | corpus | downstream | layer | folds | UA % | WA % | F1 % |",
+               "|---|---|---|---|---|---|---|---|"] if swept else
+              ["| upstream | corpus | downstream | folds | UA % | WA % | F1 % |",
+               "|---|---|---|---|---|---|---|"])
+    for (u, c, d, layer), run_out in sorted(plan.run_dirs.items(),
+                                            key=lambda kv: (kv[0][:3], kv[0][3] or 0)):
         try:
             check_run_dir(run_out)
             by_fold = {r["fold"]: r for r in read_rows(run_out)
@@ -607,7 +651,7 @@ def _write_summary(plan: BenchPlan) -> None:
             rows = [by_fold[f] for f in sorted(by_fold)]
         except EmoboxError:
             rows = []
-        n = len(plan.triples[(u, c, d)].folds)
+        n = len(plan.triples[(u, c, d, layer)].folds)
         cells = []
         for m in ("ua", "wa", "f1"):
             if rows:
@@ -616,7 +660,9 @@ def _write_summary(plan: BenchPlan) -> None:
             else:
                 cells.append("–")
         md = escape.markdown  # names and reasons hold paths: never Markdown or HTML
-        lines.append(f"| {md(u)} | {md(c)} | {md(d)} | {len(rows)}/{n} | {' | '.join(cells)} |")
+        variant = (f"{'all' if layer is None else layer} | " if swept else "")
+        lines.append(f"| {md(u)} | {md(c)} | {md(d)} | {variant}{len(rows)}/{n} | "
+                     f"{' | '.join(cells)} |")
     if plan.missing:
         lines += ["", "Not run:", ""] + [f"- {escape.markdown(m.corpus)}: "
                                          f"{escape.markdown(m.reason)}" for m in plan.missing]

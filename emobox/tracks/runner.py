@@ -32,10 +32,11 @@ import torch
 from emobox import __version__, escape, paths
 from emobox.errors import DataError, EmoboxUsageError
 from emobox.extraction.extract import FrameSource, extract, resolve_device
+from emobox.extraction.upstream import resolve_layers
 from emobox.io import append_jsonl, atomic_write_text, dumps_json, jsonl_text
 from emobox.training.metrics import mean_std
 from emobox.plugin.registry import Registry, distributions_of, get_registry
-from emobox.progress import Reporter
+from emobox.progress import Prefixed, Reporter
 from emobox.reporting.results import NORM_WORDS, ResultRow, RowError, check_row, feature_norm_of
 from emobox.tracks.rundirs import (RESUME_HINT, check_resumable, check_run_dir, read_rows,
                                    read_run_config, run_lock, start_run_dir, write_results)
@@ -150,6 +151,7 @@ class RunResult:
     rows: list[dict]
     config: dict
     notes: list[str]
+    already_complete: bool = False  # every fold was finished before: nothing was trained
 
     def mean(self, metric: str) -> tuple[float, float]:
         return mean_std([getattr(f, metric) for f in self.folds])
@@ -188,6 +190,7 @@ class Features:
     parameters: int | None = None
     store_options: dict = field(default_factory=dict)  # the upstream's feature-changing options
     audio_sha256: str = ""  # digest of the audio content the features were extracted from
+    upstream_layers: int = 0  # the upstream's num_layers (resolves each variant's layer)
 
 
 @dataclass
@@ -359,11 +362,14 @@ def extract_features(up_spec: Any, manifest: Any, opts: RunOptions, device: str,
     upstream = up_spec.build(ckpt=opts.upstream_ckpt, device=device,
                              **dict(opts.upstream_options))
     if down_layers == "all":
-        if opts.layer is not None:
+        if opts.layer is not None and not isinstance(opts.layer, (list, tuple)):
             raise EmoboxUsageError(f"downstream {opts.downstream!r} reads every layer of the "
                                    f"upstream; drop --layer")
-        layers = upstream.resolve_layers("all")
+        layers = upstream.resolve_layers("all")  # with a sweep (several heads): all it needs
         layer: Any = "all"
+    elif isinstance(opts.layer, (list, tuple)):  # a layer sweep: every layer in one store
+        layers = upstream.resolve_layers(list(opts.layer))
+        layer = tuple(layers)
     else:
         layers = upstream.resolve_layers(opts.layer)[:1]
         layer = layers[0]
@@ -374,7 +380,7 @@ def extract_features(up_spec: Any, manifest: Any, opts: RunOptions, device: str,
     return Features(str(store.path), layer, list(layers), upstream.checkpoint_id,
                     store.skipped(), parameter_count(up_spec, upstream),
                     dict(getattr(upstream, "store_options", {}) or {}),
-                    store.meta["audio"]["sha256"])
+                    store.meta["audio"]["sha256"], int(upstream.num_layers))
 
 
 def run_config(plan: TriplePlan, feats: Features) -> tuple[dict, dict]:
@@ -482,7 +488,10 @@ def train_fold(job: FoldJob, down_spec: Any, reporter: Reporter | None = None) -
                           torch.tensor(job.targets[role], dtype=torch.long), ks)
               for role, ks in job.keys.items()}
     sweep = train_sweep(down_spec, job.configs, store.dim(job.layers[0]), len(job.labels),
-                        splits["train"], splits["valid"], splits["test"], job.train, reporter,
+                        splits["train"], splits["valid"], splits["test"], job.train,
+                        Prefixed(reporter or Reporter(), f"{job.row_meta.get('upstream')} x "
+                                 f"{job.row_meta.get('corpus')} "
+                                 f"({'every layer' if every else f'layer {job.layer}'}): "),
                         description=f"{job.downstream} fold {job.fold}/{job.n_folds}",
                         build_options={"n_layers": len(job.layers)} if every else None)
     sel = sweep.configs[sweep.selected]
@@ -498,7 +507,8 @@ def train_fold(job: FoldJob, down_spec: Any, reporter: Reporter | None = None) -
             ua=res.test["ua"], wa=res.test["wa"], f1=res.test["f1"],
             confusion=res.test["confusion"], per_class_recall=res.test["per_class_recall"],
             labels=labels, n_train=len(job.keys["train"]), n_valid=len(job.keys["valid"]),
-            n_test=len(job.keys["test"]), valid_rule=job.valid_rule).to_dict())
+            n_test=len(job.keys["test"]), valid_rule=job.valid_rule,
+            layer_weights=res.layer_weights).to_dict())
     return FoldOutput(job.fold, rows, "key\tgold\tpredicted\n" + pred_lines)
 
 
@@ -581,7 +591,26 @@ def finish_run(out: Path, done_rows: dict[int, list[dict]], full_config: dict,
         if c["select"] == "test":
             title += "\nSELECTED BY TEST (EmoBox recipe)"
         confusion_png(out / "confusion.png", _summed_confusion(selected), c["labels"], title)
+        weights = mean_layer_weights(c, selected)
+        if weights:
+            from emobox.reporting.layers import weights_png
+
+            weights_png(out / "layer_weights.png", {(c["upstream"], c["corpus"]): weights},
+                        f"{c['downstream']}: learned layer weights (softmax), mean over "
+                        f"{len(selected)} fold{'s' if len(selected) != 1 else ''} ± std")
     return result
+
+
+def mean_layer_weights(config: Mapping[str, Any], selected: Sequence[dict]
+                       ) -> list[tuple[int, float, float]]:
+    """(layer, mean, std over folds) of the learned layer weights of the selected rows of a run
+    whose head learns them (weighted_sum); empty otherwise."""
+    layers = config.get("layers") or []
+    found = [r["layer_weights"] for r in selected if isinstance(r.get("layer_weights"), list)
+             and len(r["layer_weights"]) == len(layers)]
+    if not found or not layers:
+        return []
+    return [(layer, *mean_std([w[i] for w in found])) for i, layer in enumerate(layers)]
 
 
 def failure_notes(rows: Sequence[dict]) -> list[str]:
@@ -616,11 +645,111 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
         registry: Registry | None = None) -> RunResult:
     reporter = reporter or Reporter()
     plan = plan_triple(opts, registry)
-    notes = plan.notes
+    if is_sweep(opts.layer):  # a list for a head of every layer is refused here
+        if sweep_layers(opts.layer, plan.up_spec, plan.down_spec) is not None:
+            raise EmoboxUsageError(f"layer {opts.layer!r} asks for several layers (a layer "
+                                   f"sweep): run them with run_layers")
     if opts.out:
         check_out(Path(opts.out), opts.features_dir)
     feats = extract_features(plan.up_spec, plan.manifest, opts, plan.device, reporter,
                              plan.down_spec.layers)
+    return run_planned(plan, feats, reporter)
+
+
+def is_sweep(layer: Any) -> bool:
+    """Whether a ``layer`` option may name several layers: a list, or ``"all"``."""
+    return isinstance(layer, (list, tuple)) or layer == "all"
+
+
+def sweep_layers(layer: Any, up_spec: Any, down_spec: Any) -> list[int] | None:
+    """The layers of a layer sweep (``layer`` a list, or ``"all"``: every layer of the
+    upstream), resolved against the upstream's layers; None when ``layer`` names one layer, or
+    the head reads every layer itself (``weighted_sum``: ``"all"`` is what it does anyway; a
+    list is refused)."""
+    if getattr(down_spec, "layers", "last") == "all":
+        if isinstance(layer, (list, tuple)):
+            raise EmoboxUsageError(
+                f"downstream {down_spec.name!r} learns a weighting of every layer of the "
+                f"upstream; a list of layers ({layer_text(layer)}) trains one head "
+                f"per layer: use a one-layer head (e.g. -d linear_probe) or drop --layer")
+        return None
+    if layer == "all":
+        return list(range(int(up_spec.num_layers) + 1))
+    if isinstance(layer, (list, tuple)):
+        try:
+            return resolve_layers(list(layer), int(up_spec.num_layers), up_spec.name)
+        except EmoboxUsageError as exc:
+            raise EmoboxUsageError(f"--layer {layer_text(layer)}: {exc}") from None
+    return None
+
+
+def layer_text(layers: Sequence[int]) -> str:
+    """``[0, 1, 2, 3, 8]`` -> ``"0-3,8"``: a layer list as ``--layer`` spells it."""
+    parts: list[str] = []
+    values = sorted(set(int(x) for x in layers))
+    i = 0
+    while i < len(values):
+        j = i
+        while j + 1 < len(values) and values[j + 1] == values[j] + 1:
+            j += 1
+        parts.append(str(values[i]) if j == i else
+                     f"{values[i]},{values[j]}" if j == i + 1 else f"{values[i]}-{values[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def features_for(feats: Features, opts: RunOptions, down_layers: str = "last") -> Features:
+    """The features of one triple (one variant of a layer sweep) out of an extraction that
+    stored more layers: what :func:`extract_features` returns for ``opts`` alone."""
+    if down_layers == "all":
+        every = list(range(feats.upstream_layers + 1))
+        return dataclasses.replace(feats, layer="all", layers=every)
+    layer = resolve_layers(opts.layer, feats.upstream_layers, opts.upstream)[0]
+    if layer not in feats.layers:
+        raise RuntimeError(f"layer {layer} of {opts.upstream} was not extracted "
+                           f"(stored: {feats.layers})")
+    return dataclasses.replace(feats, layer=layer, layers=[layer])
+
+
+def run_layers(opts: RunOptions, reporter: Reporter | None = None,
+               registry: Registry | None = None) -> list[RunResult]:
+    """:func:`run` over every layer ``opts.layer`` names (one layer, a list, or ``"all"``):
+    one scan and one extraction storing every layer, then one run per layer, each exactly the
+    run ``layer=N`` alone would make (its fingerprint, its run directory, resumed the same way).
+    With ``out`` set, layer N goes to ``out/layerN``."""
+    reporter = reporter or Reporter()
+    registry = registry or get_registry()
+    up_spec, down_spec = registry.upstream(opts.upstream), registry.downstream(opts.downstream)
+    layers = sweep_layers(opts.layer, up_spec, down_spec)
+    if layers is None:
+        if opts.layer == "all":  # a head that reads every layer: what it does without --layer
+            opts = dataclasses.replace(opts, layer=None)
+        return [run(opts, reporter, registry)]
+    if len(layers) == 1:  # e.g. "all" of an upstream with one output: that layer's run
+        return [run(dataclasses.replace(opts, layer=layers[0]), reporter, registry)]
+    outs = {n: str(Path(opts.out) / f"layer{n}") if opts.out else None for n in layers}
+    if opts.out:
+        check_out(Path(opts.out), opts.features_dir)
+        if (Path(opts.out) / "config.json").exists():
+            raise EmoboxUsageError(f"--out {opts.out}: a run directory; a layer sweep writes "
+                                   f"one folder per layer inside --out: give a new folder")
+    base = plan_triple(dataclasses.replace(opts, layer=layers[0], out=outs[layers[0]]),
+                       registry)
+    feats = extract_features(base.up_spec, base.manifest,
+                             dataclasses.replace(opts, layer=tuple(layers)), base.device,
+                             reporter, base.down_spec.layers)
+    results = []
+    for n in layers:
+        lopts = dataclasses.replace(opts, layer=n, out=outs[n])
+        plan = dataclasses.replace(base, opts=lopts, notes=list(base.notes), dropped=None)
+        results.append(run_planned(plan, features_for(feats, lopts), reporter))
+    return results
+
+
+def run_planned(plan: TriplePlan, feats: Features, reporter: Reporter) -> RunResult:
+    """Train and record the folds of a planned triple whose features are extracted."""
+    opts = plan.opts
+    notes = plan.notes
     skipped = feats.skipped
     config, full_config = run_config(plan, feats)
     out = (Path(opts.out) if opts.out
@@ -640,7 +769,9 @@ def run(opts: RunOptions, reporter: Reporter | None = None,
             if leaks.get(job.fold):
                 notes.append(f"fold {job.fold}: {len(leaks[job.fold])} speakers are in both "
                              f"train and test (speaker-dependent fold)")
-        return finish_run(out, done_rows, full_config, notes)
+        result = finish_run(out, done_rows, full_config, notes)
+        result.already_complete = not todo
+        return result
 
 
 def check_out(out: Path, features_dir: str | None = None, kind: str = "run") -> None:
@@ -849,6 +980,12 @@ def summary_markdown(result: RunResult) -> str:
                 lines.append(f"| {md(lab)} | {cell} |")
             lines += ["", "Confusion matrix of the selected configurations, summed over folds: "
                       "`confusion.png`."]
+        weights = mean_layer_weights(result.config, selected)
+        if weights:
+            lines += ["", "Learned layer weights (softmax) of the selected configurations, mean "
+                      "± std over folds (`layer_weights.png`):", "", "| layer | weight |",
+                      "|---:|---:|"]
+            lines += [f"| {layer} | {m:.4f} ± {sd:.4f} |" for layer, m, sd in weights]
     if result.notes:
         lines += ["", "Notes:", ""] + [f"- {md(n)}" for n in result.notes]
     return "\n".join(lines) + "\n"

@@ -159,6 +159,9 @@ class ConfigResult:
     # why training failed (non-finite loss or outputs): the configuration is never selected and
     # its scores are None
     failed: str = ""
+    # a head that learns a weighting of the layers (``layer_weights``, e.g. weighted_sum): the
+    # softmax of its kept model's weights, one per layer
+    layer_weights: list[float] | None = None
 
 
 @dataclass
@@ -170,6 +173,16 @@ class SweepResult:
     seconds: float = 0.0  # wall time of the training epochs (validation included)
     cpu_seconds: float = 0.0  # CPU time of this process (all threads) over the same epochs
     valid_seconds: float = 0.0  # wall time of the per-epoch validation passes
+
+
+def learned_layer_weights(head: Any) -> list[float] | None:
+    """The softmax of a head's ``layer_weights`` parameter (one weight per layer, summing to 1),
+    or None for a head without one."""
+    weights = getattr(head, "layer_weights", None)
+    if not isinstance(weights, torch.Tensor) or weights.dim() != 1:
+        return None
+    with torch.no_grad():
+        return [round(float(w), 6) for w in torch.softmax(weights.detach().float(), 0).cpu()]
 
 
 def expand_grid(grid: Mapping[str, Sequence[Any]]) -> list[dict]:
@@ -630,7 +643,8 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
         results.append(ConfigResult(
             hp=used_hparams(spec, hp), config_id=config_id(hp), best_epoch=best[k][2],
             valid_ua=best_valid[k][0], valid_loss=best_valid[k][1],
-            test=scores(y_test, pred, n_classes), test_pred=pred, history=history[k]))
+            test=scores(y_test, pred, n_classes), test_pred=pred, history=history[k],
+            layer_weights=learned_layer_weights(heads[k])))
     selected = max((k for k in range(K) if not failed[k]),
                    key=lambda k: (best[k][0], -best[k][1], -k))
     return SweepResult(results, selected, cfg.select, cfg.precision, seconds, cpu_seconds,
