@@ -132,6 +132,13 @@ def test_bad_hear_module_is_one_error_line(cli, tmp_path, option, message):
     assert "Traceback" not in res.err
 
 
+def test_emobox_hear_extra_is_declared():
+    import importlib.metadata
+
+    # pip install "emobox[hear]" installs without "emobox does not provide the extra 'hear'"
+    assert "hear" in importlib.metadata.metadata("emobox").get_all("Provides-Extra")
+
+
 # -- emobox upstreams out, as HEAR modules ---------------------------------------------------------
 def test_emobox_upstream_is_a_hear_module():
     import importlib

@@ -66,10 +66,10 @@ def _pip_install_or_skip(python: Path, *args: str) -> None:
         pytest.fail(f"{' '.join(cmd)}\n{output}")
 
 
-def _run(python: Path, *args, cwd: Path, timeout: int = 600) -> SimpleNamespace:
+def _run(program: Path, *args, cwd: Path, timeout: int = 600) -> SimpleNamespace:
     environ = dict(os.environ, COLUMNS="200", OMP_NUM_THREADS="1", TF_CPP_MIN_LOG_LEVEL="2")
     environ.pop("PYTHONPATH", None)
-    proc = subprocess.run([str(python), *map(str, args)], cwd=cwd, capture_output=True,
+    proc = subprocess.run([str(program), *map(str, args)], cwd=cwd, capture_output=True,
                           text=True, env=environ, timeout=timeout)
     return SimpleNamespace(code=proc.returncode, out=proc.stdout, err=proc.stderr)
 
@@ -124,8 +124,8 @@ def test_demo_run_through_hearbaseline_naive_prints_a_results_table(hearbaseline
 ])
 def test_hear_validator_passes_on_emobox_upstreams(hearvalidator_env, tmp_path, name, frames,
                                                    size, hop):
-    res = _run(hearvalidator_env, "-m", "hearvalidator.validate", f"emobox.hear.{name}",
-               "--device", "cpu", cwd=tmp_path)
+    validator = hearvalidator_env.parent / "hear-validator"
+    res = _run(validator, f"emobox.hear.{name}", "--device", "cpu", cwd=tmp_path)
     assert res.code == 0, res.out[-3000:] + res.err[-3000:]
     assert res.out.rstrip().endswith("Looks good!"), res.out
     # the validator's batch: 16 sounds of 2 s of 16 kHz audio; 8 scene sounds
