@@ -40,6 +40,14 @@ def test_demo_export_loads_and_validates_with_lhotse(cli, tmp_path):
     assert one.load_audio().shape[-1] == one.num_samples
 
 
+def test_emobox_lhotse_extra_installs_lhotse():
+    import importlib.metadata
+
+    assert "lhotse" in importlib.metadata.metadata("emobox").get_all("Provides-Extra")
+    assert any(r.startswith("lhotse") and 'extra == "lhotse"' in r
+               for r in importlib.metadata.requires("emobox"))
+
+
 def test_unknown_format_is_a_usage_error(cli, tmp_path):
     res = cli("corpora", "manifest", "-c", "demo", "--format", "kaldi", "-o", tmp_path / "x")
     assert res.code == 2 and "error: --format 'kaldi': use tsv or lhotse" in res.err
