@@ -8,20 +8,21 @@ import textwrap
 
 import pytest
 
-# A HEAR module as published ones are written: 22.05 kHz input (so emobox resamples), frames of
-# 1024 samples every 512 centred on their timestamps, 8 log band energies per frame.
+# A HEAR module as published ones are written: the model load_model returns carries sample_rate
+# and the embedding sizes; 22.05 kHz input (so emobox resamples), frames of 1024 samples every 512
+# centred on their timestamps, 8 log band energies per frame.
 TOY = '''
 import math
 import torch
 
 sample_rate = 22050
-timestamp_embedding_size = 8
-scene_embedding_size = 8
 HOP = 512
 
 def load_model(model_file_path=""):
     m = torch.nn.Module()
     m.loaded_from = model_file_path
+    m.sample_rate = sample_rate
+    m.timestamp_embedding_size = m.scene_embedding_size = 8
     return m
 
 def get_timestamp_embeddings(audio, model):
@@ -54,6 +55,33 @@ def test_hear_module_frame_rate_and_sizes_come_from_the_module(toy_hear):
     assert up.frame_rate == pytest.approx(22050 / 512)
     assert up.padding_sensitive
     assert up.store_options == {"module": "toyhear"}
+
+
+def test_hear_attributes_on_the_module_are_read_when_the_model_lacks_them(toy_hear, tmp_path):
+    from emobox.upstreams.hear_upstream import HearUpstream
+
+    (tmp_path / "toyhear_module_attrs.py").write_text(
+        "from toyhear import get_timestamp_embeddings, get_scene_embeddings\n"
+        "sample_rate = 22050\ntimestamp_embedding_size = scene_embedding_size = 8\n"
+        "def load_model(model_file_path=''):\n    return object()\n")
+    up = HearUpstream("toyhear_module_attrs")
+    assert (up.sample_rate, up.hidden_size) == (22050, 8)
+    assert up.frame_rate == pytest.approx(22050 / 512)
+    sys.modules.pop("toyhear_module_attrs", None)
+
+
+def test_a_model_without_sample_rate_is_one_error_line(cli, toy_hear, tmp_path):
+    (tmp_path / "toyhear_no_rate.py").write_text(
+        "from toyhear import get_timestamp_embeddings\n"
+        "def load_model(model_file_path=''):\n    return object()\n")
+    res = cli("run", "-u", "hear", "-U", "module=toyhear_no_rate", "-c", "demo",
+              "-o", tmp_path / "run", "--features-dir", tmp_path / "store")
+    sys.modules.pop("toyhear_no_rate", None)
+    assert res.code == 2, res.out + res.err
+    assert res.err.strip().splitlines()[-1] == (
+        "error: 'toyhear_no_rate' is not a HEAR module: its model has no sample_rate "
+        "(a positive integer; got None)"), res.err
+    assert "Traceback" not in res.err
 
 
 def test_hear_valid_frames_are_those_centred_inside_the_item(toy_hear):
@@ -102,6 +130,13 @@ def test_bad_hear_module_is_one_error_line(cli, tmp_path, option, message):
     errors = [ln for ln in res.err.splitlines() if ln.startswith("error:")]
     assert len(errors) == 1 and message in errors[0], res.err
     assert "Traceback" not in res.err
+
+
+def test_emobox_hear_extra_is_declared():
+    import importlib.metadata
+
+    # pip install "emobox[hear]" installs without "emobox does not provide the extra 'hear'"
+    assert "hear" in importlib.metadata.metadata("emobox").get_all("Provides-Extra")
 
 
 # -- emobox upstreams out, as HEAR modules ---------------------------------------------------------

@@ -40,6 +40,14 @@ def test_demo_export_loads_and_validates_with_lhotse(cli, tmp_path):
     assert one.load_audio().shape[-1] == one.num_samples
 
 
+def test_emobox_lhotse_extra_installs_lhotse():
+    import importlib.metadata
+
+    assert "lhotse" in importlib.metadata.metadata("emobox").get_all("Provides-Extra")
+    assert any(r.startswith("lhotse") and 'extra == "lhotse"' in r
+               for r in importlib.metadata.requires("emobox"))
+
+
 def test_unknown_format_is_a_usage_error(cli, tmp_path):
     res = cli("corpora", "manifest", "-c", "demo", "--format", "kaldi", "-o", tmp_path / "x")
     assert res.code == 2 and "error: --format 'kaldi': use tsv or lhotse" in res.err
@@ -152,3 +160,67 @@ def test_lhotse_gzip_bomb_is_refused(cli, tmp_path):
             fh.write(b" " * (1 << 20) + b"\n")
     res = cli("corpora", "check", "-c", "lhotse", "--root", bomb, "--no-audio", "-C", "max_mb=2")
     assert res.code == 3 and "larger than 2 MiB decompressed" in res.err
+
+
+# -- a segmented corpus: every utterance a span of a long recording ------------------------------
+@pytest.fixture(scope="module")
+def pavoque(tmp_path_factory):
+    """PAVOQUE's fixture tree (7334 segments of 6 long recordings) and its Lhotse export."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "corpora"))
+    try:
+        from corpus_fixtures import build_fixture
+    finally:
+        sys.path.pop(0)
+    from emobox.datasets.lhotse_io import export_lhotse
+
+    root = tmp_path_factory.mktemp("pavoque")
+    corpus, _ = build_fixture("pavoque", root / "tree")
+    export = export_lhotse("pavoque", str(root / "tree"), root / "lx")
+    return corpus, root / "tree", export
+
+
+def test_segmented_corpus_export_has_segment_times_and_validates(pavoque):
+    import soundfile as sf
+
+    corpus, tree, export = pavoque
+    manifest = corpus.manifest_for("emobox")
+    recs = lhotse.load_manifest(export.recordings)
+    sups = lhotse.load_manifest(export.supervisions)
+    lhotse.validate_recordings_and_supervisions(recs, sups)
+    recs2, sups2 = lhotse.fix_manifests(recs, sups)
+    assert len(recs2) == len(recs) == 6  # one recording per long file, not per segment
+    assert len(sups2) == len(sups) == len(manifest) == 7334
+    by_id = {s.id: s for s in sups}
+    for u in manifest:
+        s = by_id[u.key]
+        assert s.recording_id == u.path
+        assert s.start == pytest.approx(u.start, abs=1e-6)
+        assert s.end == pytest.approx(u.end, abs=1e-6)
+        assert (s.speaker, s.language, s.custom["emotion"]) == (u.speaker, "German", u.label)
+    # a cut's audio is its span of the long recording
+    cuts = lhotse.CutSet.from_file(export.cuts)
+    cut = next(c for c in cuts if c.supervisions[0].id == manifest.keys[100])
+    u = manifest[manifest.keys[100]]
+    audio, sr = sf.read(tree / u.path, dtype="float32")
+    span = audio[round(u.start * sr):round(u.end * sr)]
+    got = cut.load_audio()[0]
+    assert got.shape == span.shape and abs(got - span).max() < 1e-4
+
+
+def test_segmented_corpus_round_trips_through_lhotse(pavoque):
+    from emobox.datasets.corpus_tools import open_corpus
+
+    corpus, _, export = pavoque
+    back = open_corpus("lhotse", str(export.cuts), {}, None)
+    a, b = corpus.manifest_for("emobox"), back.manifest_for("emobox")
+    assert a.keys == b.keys
+    assert [(u.speaker, u.label, u.raw_label) for u in a] == [(u.speaker, u.label, u.raw_label)
+                                                             for u in b]
+    assert [u.start for u in b] == pytest.approx([u.start for u in a], abs=1e-6)
+    assert [u.end for u in b] == pytest.approx([u.end for u in a], abs=1e-6)
+    fa, fb = corpus.folds("emobox", 0), back.folds("emobox", 0)
+    assert [(sorted(f.train), sorted(f.valid), sorted(f.test)) for f in fa] == \
+        [(sorted(f.train), sorted(f.valid), sorted(f.test)) for f in fb]

@@ -2,9 +2,10 @@
 
 ``emobox run -u hear -U module=hearbaseline.naive [-U model_file=PATH] -c demo``
 
-A HEAR module is an installed Python module with ``load_model(model_file_path)``,
-``get_timestamp_embeddings(audio, model) -> (embeddings [B, T, D], timestamps [B, T] in ms)`` and
-the attributes ``sample_rate`` and ``timestamp_embedding_size``. emobox feeds it audio at the
+A HEAR module is an installed Python module with ``load_model(model_file_path)`` and
+``get_timestamp_embeddings(audio, model) -> (embeddings [B, T, D], timestamps [B, T] in ms)``; the
+model ``load_model`` returns has the attributes ``sample_rate`` and ``timestamp_embedding_size``
+(read from the module where the model lacks them). emobox feeds it audio at the
 module's ``sample_rate`` (the extraction engine resamples), reads the frame rate from the
 timestamps it returns, and keys the feature store by the module's name and the model file's
 content hash. HEAR modules pad a batch to its longest item, which can change an item's last
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import numbers
 import re
 from pathlib import Path
 
@@ -23,7 +25,8 @@ from emobox.extraction.checkpoints import checkpoint_id as hash_checkpoint
 from emobox.extraction.upstream import Upstream, UpstreamOutput, pad_batch
 
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
-_REQUIRED = ("load_model", "get_timestamp_embeddings", "sample_rate", "timestamp_embedding_size")
+_REQUIRED = ("load_model", "get_timestamp_embeddings")
+_MODEL_ATTRIBUTES = ("sample_rate", "timestamp_embedding_size")
 
 
 def load_hear_module(name: str):
@@ -66,9 +69,18 @@ class HearUpstream(Upstream):
             weights = "none"
         if hasattr(self.model, "eval"):
             self.model.eval()
+        attributes = {}
+        for attr in _MODEL_ATTRIBUTES:
+            value = getattr(self.model, attr, getattr(self.module, attr, None))
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or value <= 0 \
+                    or value != int(value):
+                raise EmoboxUsageError(
+                    f"{module_name!r} is not a HEAR module: its model has no {attr} "
+                    f"(a positive integer; got {value!r})")
+            attributes[attr] = int(value)
         self.name = "hear"
-        self.sample_rate = int(self.module.sample_rate)
-        self.hidden_size = int(self.module.timestamp_embedding_size)
+        self.sample_rate = attributes["sample_rate"]
+        self.hidden_size = attributes["timestamp_embedding_size"]
         self.num_layers = 0
         self.checkpoint_id = hashlib.sha256(f"{module_name}\0{weights}".encode()).hexdigest()[:16]
         self.store_options = {"module": module_name}

@@ -21,33 +21,32 @@ import importlib.machinery
 import sys
 import types
 
+import torch
+
 from emobox.errors import EmoboxUsageError
 from emobox.plugin.registry import get_registry
 
 __all__ = ["hear_module"]
 
 
-class HearModel:
-    """What ``load_model`` returns: the upstream and the three attributes HEAR requires."""
+class HearModel(torch.nn.Module):
+    """What ``load_model`` returns: a ``torch.nn.Module`` (as HEAR requires of PyTorch models)
+    holding the upstream, with the attributes ``sample_rate``, ``timestamp_embedding_size`` and
+    ``scene_embedding_size``."""
 
     def __init__(self, upstream) -> None:
+        super().__init__()
         self.upstream = upstream.eval()
         self.sample_rate = int(upstream.sample_rate)
         self.timestamp_embedding_size = int(upstream.hidden_size)
         self.scene_embedding_size = int(upstream.hidden_size)
         self.layer = upstream.resolve_layers(None)[-1]
 
-    def to(self, device):
-        self.upstream.to(device)
-        return self
-
-    def eval(self):
-        return self
+    def forward(self, audio):
+        return _timestamp_embeddings(audio, self)
 
 
 def _timestamp_embeddings(audio, model: HearModel):
-    import torch
-
     if not isinstance(model, HearModel):
         raise TypeError("model must come from this module's load_model()")
     audio = torch.as_tensor(audio)
