@@ -1,7 +1,10 @@
 """emobox: speech emotion recognition benchmarking, upstream x corpus x downstream.
 
-The public surface for plugin authors and scripts. Torch-dependent names (``Upstream``,
-``Downstream``, ``run``...) are imported on first use so that listing plugins stays fast.
+The public surface for plugin authors and scripts: plugins, benchmarks and the README import
+from ``emobox`` itself, from ``emobox.plugin`` (hook specifications, spec types, the registry)
+and from ``emobox.testing`` (test helpers); every other module is internal and may move.
+Torch-dependent names (``Upstream``, ``Downstream``, ``run``...) are imported on first use so
+that listing plugins stays fast.
 """
 
 from __future__ import annotations
@@ -33,6 +36,25 @@ _LAZY = {
     "extract_corpus": ("emobox.extraction.extract", "extract_corpus"),
     "load_audio": ("emobox.datasets.audio", "load_audio"),
     "get_registry": ("emobox.plugin.registry", "get_registry"),
+    # helpers for upstream and downstream plugins
+    "find_checkpoint": ("emobox.extraction.checkpoints", "find_checkpoint"),
+    "checkpoint_id": ("emobox.extraction.checkpoints", "checkpoint_id"),
+    "pad_batch": ("emobox.extraction.upstream", "pad_batch"),
+    "segment_ids": ("emobox.training.downstream", "segment_ids"),
+    # the extraction and training engine, for scripts and benchmarks
+    "extract": ("emobox.extraction.extract", "extract"),
+    "extract_stats": ("emobox.extraction.extract", "extract_stats"),
+    "FrameSource": ("emobox.extraction.extract", "FrameSource"),
+    "Split": ("emobox.training.sweep", "Split"),
+    "TrainConfig": ("emobox.training.sweep", "TrainConfig"),
+    "train_sweep": ("emobox.training.sweep", "train_sweep"),
+    "expand_grid": ("emobox.training.sweep", "expand_grid"),
+    "config_id": ("emobox.training.sweep", "config_id"),
+    "seed_for": ("emobox.training.sweep", "seed_for"),
+    "lr_at": ("emobox.training.sweep", "lr_at"),
+    "DEFAULT_GRAD_CLIP": ("emobox.training.sweep", "DEFAULT_GRAD_CLIP"),
+    "scores": ("emobox.training.metrics", "scores"),
+    "stratified_split": ("emobox.datasets.splits", "stratified_split"),
 }
 
 

@@ -731,6 +731,8 @@ def default_out(opts: RunOptions, fingerprint: str, corpus: str | None = None) -
 
 def run(opts: RunOptions, reporter: Reporter | None = None,
         registry: Registry | None = None) -> RunResult:
+    """``emobox run``: extract (or reuse) the features, train every fold and write the run
+    folder; returns the per-fold results."""
     reporter = reporter or Reporter()
     plan = plan_triple(opts, registry)
     notes = plan.notes
