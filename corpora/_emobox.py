@@ -1,4 +1,4 @@
-"""Shared machinery of the EmoBox corpus adapters: the published reference tables and fixtures.
+"""Shared machinery of the EmoBox corpus adapters: the published reference tables.
 
 ``reference/<corpus>.tsv.gz`` (package data built by ``scripts/build_reference_data.py``) holds
 every utterance EmoBox listed: key, path relative to the corpus root, channel, segment, speaker,
@@ -21,16 +21,15 @@ Conventions every EmoBox adapter follows (the reference test harness,
 - ``Utterance.channel`` is None (mix down) unless the corpus needs one channel in every scheme
   (MELD's recorded dialogue channel); scheme ``emobox`` reads the first channel of the others,
   as EmoBox's extraction did (:meth:`emobox.Corpus.manifest_for`);
-- ``make_fixture(root, rows, clutter=False)`` writes the corpus's native layout (audio and
-  native metadata files) from reference rows, so that the harness can scan it; it returns the
-  fold rows of utterances it adds beyond ``rows`` (``{}`` for most corpora).
+- the test suite holds, for every adapter, a writer of a tiny copy of the corpus in its native
+  layout (audio and native metadata files) made from reference rows, so that the harness can
+  scan it (``tests/corpus_writers.py``).
 """
 
 from __future__ import annotations
 
 import functools
-from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping
 
 from emobox import Corpus, CorpusSpec, FoldTableRow, ReferenceTable, Utterance
 
@@ -91,40 +90,6 @@ class EmoboxCorpus(Corpus):
     def reference_label(cls, row: Mapping[str, str]) -> str:
         """The class a reference row stands for (its ``emotion``, after ``reference_label_fixes``)."""
         return cls.reference_label_fixes.get(row["emotion"], row["emotion"])
-
-    @classmethod
-    def make_fixture(cls, root: str | Path, rows: Sequence[Mapping[str, str]],
-                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        """Write a tiny copy of the corpus in its native layout under ``root`` (for tests).
-
-        ``rows`` are reference rows (dicts of the table's columns); every one becomes an
-        utterance: a short audio file (hard links to one encoded file per format) at its path,
-        and its entry in the corpus's own metadata files (:meth:`write_native_metadata`).
-        ``clutter`` puts the corpus inside one extra top folder and adds what real downloads
-        carry (:func:`emobox.testing.add_clutter`: ``__MACOSX``, ``.DS_Store``, stray files,
-        upper-case extensions, a read-only folder, links leading outside the root). Returns the
-        fold rows of utterances the fixture adds beyond ``rows`` (e.g. MSP-Podcast's Train
-        part, which the reference lacks); ``{}`` for most corpora.
-        """
-        from emobox.testing import CLUTTER_TOP, add_clutter, populate_tree
-
-        root = Path(root)
-        base = root / CLUTTER_TOP if clutter else root
-        audio = cls.fixture_audio_paths(rows)
-        populate_tree(base, audio)
-        cls.write_native_metadata(base, rows)
-        if clutter:
-            add_clutter(root, base, audio)
-        return {}
-
-    @classmethod
-    def fixture_audio_paths(cls, rows: Sequence[Mapping[str, str]]) -> list[str]:
-        """The audio files a fixture holds (each distinct ``path`` of the rows by default)."""
-        return list(dict.fromkeys(r["path"] for r in rows))
-
-    @classmethod
-    def write_native_metadata(cls, base: Path, rows: Sequence[Mapping[str, str]]) -> None:
-        """Write the corpus's own metadata files for ``rows`` (none for file-name corpora)."""
 
 
 def emobox_speaker(utt: Utterance) -> str | None:
