@@ -29,6 +29,8 @@ Conventions every EmoBox adapter follows (the reference test harness,
 from __future__ import annotations
 
 import functools
+import sys
+import textwrap
 from typing import Any, ClassVar, Mapping
 
 from emobox import Corpus, CorpusSpec, FoldTableRow, ReferenceTable, Utterance
@@ -38,12 +40,17 @@ from ._reference import REFERENCE, has_reference, reference_info, reference_rows
 
 
 @functools.lru_cache(maxsize=None)
-def reference_summary(name: str) -> dict[str, Any]:
-    """What the shipped table holds: utterances, speakers, classes and counts, folds, hours."""
+def reference_summary(name: str, fixes: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+    """What the shipped table holds: utterances, speakers, classes and counts, folds, hours.
+    ``fixes`` are the adapter's ``reference_label_fixes``: classes are counted as it yields them."""
     info = reference_info(name)
     hours = sum(float(r["end"] or 0) - float(r["start"] or 0) for r in reference_rows(name))
+    fix = dict(fixes)
+    labels: dict[str, int] = {}
+    for label, n in info["labels"].items():
+        labels[fix.get(label, label)] = labels.get(fix.get(label, label), 0) + n
     return {"utterances": info["utterances"], "speakers": info["speakers"],
-            "labels": dict(info["labels"]), "folds": info["folds"],
+            "labels": dict(sorted(labels.items())), "folds": info["folds"],
             "official_valid": info["official_valid"], "hours": round(hours / 3600, 4),
             "train_lists_complete": info["train_lists_complete"],
             "problems": list(info["problems"]),
@@ -109,14 +116,42 @@ def reference_table(cls: type[EmoboxCorpus]) -> ReferenceTable:
         duration={r["key"]: float(r["duration"]) for r in rows if r.get("duration")})
 
 
+def card_layout(doc: str | None) -> str:
+    """The "Layout" section of a corpus card (an adapter's module docstring), dedented: either
+    a ``Layout expected`` heading over an indented paragraph, or a ``Layout (...)::`` line over
+    an indented literal block."""
+    lines = (doc or "").splitlines()
+    for i, line in enumerate(lines):
+        if not line.startswith("Layout"):
+            continue
+        head = line.rstrip(":").strip()
+        body: list[str] = []
+        for nxt in lines[i + 1:]:
+            if nxt.strip() and not nxt.startswith(" "):
+                break
+            body.append(nxt)
+        text = textwrap.dedent("\n".join(body)).strip("\n")
+        if head == "Layout expected":
+            return text
+        head = head[len("Layout"):].strip()  # "(48 kHz WAV)", "(WAV), flat or nested"
+        if head.startswith("(") and head.endswith(")"):
+            head = head[1:-1]
+        return f"{head}:\n" + textwrap.indent(text, "    ") if head else text
+    return ""
+
+
 def corpus_spec(cls: type[EmoboxCorpus]) -> CorpusSpec:
-    """The plugin spec of an adapter class, from its class attributes."""
+    """The plugin spec of an adapter class, from its class attributes (and the layout from its
+    corpus card)."""
     name = cls.table_name()
-    reference = functools.partial(reference_summary, name) if has_reference(name) else None
+    reference = (functools.partial(reference_summary, name,
+                                   tuple(sorted(cls.reference_label_fixes.items())))
+                 if has_reference(name) else None)
     return CorpusSpec(name=cls.name, build=cls, description=cls.description,
                       languages=tuple(cls.languages), license=cls.license,
                       homepage=cls.homepage, citation=cls.citation,
                       expected_top_level=cls.expected_top_level, reference=reference,
+                      layout=card_layout(getattr(sys.modules.get(cls.__module__), "__doc__", "")),
                       reference_table=(functools.partial(reference_table, cls)
                                        if has_reference(name) else None),
                       balanced_test_set=(functools.partial(emobox_balanced_set, cls)

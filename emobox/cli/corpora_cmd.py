@@ -1,4 +1,4 @@
-"""``emobox corpora``: list, manifest, check, stats, import-emobox."""
+"""``emobox corpora``: list, info, manifest, check, stats, import-emobox."""
 
 from __future__ import annotations
 
@@ -39,6 +39,64 @@ def list_command() -> None:
     console.print(table)
     console.print("counts are those of the published reference (EmoBox's tables); "
                   "`emobox corpora check -c NAME --root DIR` counts a local copy", style="dim")
+
+
+@corpora_app.command("info")
+def info_command(
+    name: str = typer.Argument(..., help="Corpus name (`emobox corpora list`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the card as JSON."),
+) -> None:
+    """Where to get a corpus, its licence, the layout emobox expects, where emobox looks for it
+    and the counts of its published reference (nothing is scanned)."""
+    import json
+
+    from emobox.datasets.corpus_tools import corpus_info
+
+    info = corpus_info(name)
+    if as_json:
+        console.print_json(json.dumps(info.to_dict()))
+        return
+    for line in info_lines(info):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+def info_lines(info) -> list[str]:
+    """The card of :func:`emobox.datasets.corpus_tools.corpus_info` as plain text lines."""
+    lines = [f"{info.name}: {info.description}" if info.description else info.name]
+    lines.append(f"languages: {', '.join(info.languages) or '-'}")
+    lines.append(f"homepage (download): {info.homepage or '- (not stated by the plugin)'}")
+    lines.append(f"license: {info.license or '- (not stated by the plugin)'}")
+    if info.citation:
+        lines.append(f"citation: {info.citation}")
+    if info.embedded:
+        lines.append("data: ships with the plugin (no --root needed)")
+    else:
+        where = "present" if info.root_exists else "not there"
+        lines.append(f"root: {info.root} ($EMOBOX_DATA/{info.name}; {where}), or --root DIR")
+    if info.layout:
+        lines.append("expected layout:")
+        lines += ["    " + line for line in info.layout.splitlines()]
+    ref = info.reference
+    if ref:
+        labels = ref.get("labels") or {}
+        counts = [f"{_n(ref.get('utterances'))} utterances", f"{_n(ref.get('speakers'))} speakers",
+                  f"{len(labels)} labels"]
+        if ref.get("folds") is not None:
+            counts.append(f"{_n(ref['folds'])} folds")
+        if ref.get("hours") is not None:
+            counts.append(f"{float(ref['hours']):.2f} h")
+        lines.append("reference: " + ", ".join(counts))
+        if labels:
+            lines.append("  labels: " + ", ".join(f"{k} {_n(v)}" for k, v in labels.items()))
+        if ref.get("source"):
+            lines.append(f"  source: {ref['source']}")
+    else:
+        lines.append("reference: none published (`emobox corpora check` counts a local copy)")
+    for option, what in info.options.items():
+        lines.append(f"option -C {option}=...: {what}")
+    if not info.embedded:
+        lines.append(f"check a local copy: emobox corpora check -c {info.name} --root DIR")
+    return lines
 
 
 @corpora_app.command("manifest")

@@ -265,5 +265,6 @@ def _missing_root_message(cls: type[Corpus], root: Path, what: str) -> str:
     msg = f"corpus {cls.name!r}: root {root} {what}"
     if cls.expected_top_level:
         msg += f"; its top level should contain {cls.expected_top_level}"
-    msg += (f". Pass --root DIR or put the corpus at $EMOBOX_DATA/{cls.name}")
+    msg += (f". Pass --root DIR or put the corpus at $EMOBOX_DATA/{cls.name} (where to get it "
+            f"and its layout, see: emobox corpora info {cls.name})")
     return msg

@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from emobox.errors import CheckpointNotFoundError
+
 
 @dataclass(frozen=True)
 class UpstreamSpec:
@@ -53,6 +55,18 @@ class UpstreamSpec:
     distribution: str = ""
     version: str = ""
 
+    def missing_checkpoint(self, ckpt: Any = None) -> CheckpointNotFoundError | None:
+        """The :class:`emobox.CheckpointNotFoundError` saying where ``locate`` looked, when
+        the weights are not on this machine; None when they are, when the upstream needs none
+        or when the spec cannot tell without loading them (no ``locate``)."""
+        if self.locate is None:
+            return None
+        try:
+            self.locate(ckpt=ckpt)
+        except CheckpointNotFoundError as exc:
+            return exc
+        return None
+
 
 @dataclass(frozen=True)
 class CorpusSpec:
@@ -70,6 +84,9 @@ class CorpusSpec:
     reader: bool = False  # reads data described by files the user names (--root), e.g. EmoBox
     # imports: not a corpus of its own, so "every corpus" (bench -c all) leaves it out
     expected_top_level: str = ""  # what the root folder should contain, shown when it is missing
+    # the native layout the adapter reads, in full (several lines; the corpus card's "Layout"
+    # section), shown by ``emobox corpora info``; "" = only ``expected_top_level``
+    layout: str = ""
     # the published reference the default partition follows, when there is one: a callable
     # returning {"utterances", "speakers", "labels": {class: count}, "folds", "hours",
     # "official_valid", "source"}; called only by commands that show it (cheap to list)

@@ -345,9 +345,15 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
         warnings.warn(f"{problem.line()}; it is left out (`emobox plugins` shows the details)")
 
     if corpus is None:
-        corpus = corpus_spec.build(None if corpus_spec.embedded and not opts.root
-                                   else paths.corpus_root(opts.corpus, opts.root),
-                                   **dict(opts.corpus_options))
+        try:
+            corpus = corpus_spec.build(None if corpus_spec.embedded and not opts.root
+                                       else paths.corpus_root(opts.corpus, opts.root),
+                                       **dict(opts.corpus_options))
+        except EmoboxUsageError as exc:  # a missing checkpoint too: say both at once
+            also = up_spec.missing_checkpoint(opts.upstream_ckpt)
+            if also is None:
+                raise
+            raise EmoboxUsageError(f"{exc}\nerror: {also}") from exc
     all_folds = corpus.folds(scheme=opts.scheme, seed=opts.seed)
     if opts.recipe == "paper":  # EmoBox's dataset_prepare: a random, not stratified, 20%
         position = {u.key: i for i, u in enumerate(corpus.manifest)}
