@@ -8,6 +8,7 @@ from pathlib import Path
 
 from emobox.reporting import variants
 from emobox.io import atomic_write_text
+from emobox.reporting.markdown import table
 from emobox.tracks.rundirs import RunDir
 
 
@@ -41,8 +42,9 @@ def to_markdown(sweeps) -> str:
     lines = ["# UA by layer", "", ("Mean ± std over folds (%) of the configuration selected in "
                                    "each fold; layers counted as the upstream counts them."), ""]
     for (u, c, d), points in sweeps.items():
-        lines += [f"## {u} x {c} ({d})", "", "| layer | UA |", "|---:|---:|"]
-        lines += [f"| {layer} | {m:.2f} ± {s:.2f} |" for layer, m, s in points] + [""]
+        lines += [f"## {u} x {c} ({d})", ""]
+        lines += table(["layer", "UA"], [(layer, f"{m:.2f} ± {s:.2f}") for layer, m, s in points],
+                       "r") + [""]
     return "\n".join(lines)
 
 

@@ -28,6 +28,7 @@ from emobox.io import atomic_write_text
 from emobox.plugin.registry import Registry, get_registry
 from emobox.reporting import paper, variants
 from emobox.reporting.layers import write as write_layers
+from emobox.reporting.markdown import table
 from emobox.tracks.rundirs import METRICS, RunDir, collect_runs
 from emobox.reporting.plots import bar_chart, cross_corpus_heatmap
 
@@ -173,8 +174,7 @@ def to_markdown(tables: Sequence[Table], notes: Sequence[str] = ()) -> str:
         for m in METRICS:
             lines += [f"## {NAMES[m]} — {md(t.title)}", ""]
             header = ["upstream"] + [f"{md(c)} ({md(lang)})" for lang, cs in t.groups for c in cs]
-            lines.append("| " + " | ".join(header) + " |")
-            lines.append("|---" + "|---:" * (len(header) - 1) + "|")
+            rows = []
             for u in t.upstreams:
                 row = [md(u)]
                 paper_row = [f"{md(u)} (paper)"]
@@ -194,9 +194,10 @@ def to_markdown(tables: Sequence[Table], notes: Sequence[str] = ()) -> str:
                         row.append(text + (f" {marks}" if marks else ""))
                     pub = cell.paper.get(m) if cell is not None and cell.paper else None
                     paper_row.append(f"_{100 * pub:.2f}_" if pub is not None else "")
-                lines.append("| " + " | ".join(row) + " |")
+                rows.append(row)
                 if any(paper_row[1:]):
-                    lines.append("| " + " | ".join(paper_row) + " |")
+                    rows.append(paper_row)
+            lines += table(header, rows, "lr", escape=False)
             lines.append("")
     legend = _legend(tables)
     if legend or notes:

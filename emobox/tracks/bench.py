@@ -48,6 +48,7 @@ from emobox.tracks.runner import (CORPUS_BUILD_ARGS, UPSTREAM_BUILD_ARGS, RunOpt
 from emobox.tracks.executors import make_executor
 from emobox.datasets.splits import leakage
 from emobox.training.metrics import mean_std
+from emobox.reporting.markdown import table
 
 EXECUTORS = ("local", "ray")
 
@@ -350,7 +351,7 @@ def estimate_flops(spec: Any, manifest: Any, reference: Any = None) -> tuple[flo
         return float(sum(spec.flops(n) for n in lengths)), "plugin"
     if not spec.checkpoint:
         try:
-            model = spec.build(device="cpu")
+            model = spec.load(device="cpu")
             per = [model.flops(n) for n in lengths]
             if all(p is not None for p in per):
                 return float(sum(per)), "model"
@@ -606,8 +607,8 @@ def _write_summary(plan: BenchPlan) -> None:
              f"gradient norm {f'clipped at {o.grad_clip:g}' if o.grad_clip else 'not clipped'}, "
              f"selection "
              f"{'TEST (EmoBox recipe; optimistic)' if o.select == 'test' else 'validation UA'}",
-             "", "| upstream | corpus | downstream | folds | UA % | WA % | F1 % |",
-             "|---|---|---|---|---|---|---|"]
+             ""]
+    results = []
     for (u, c, d), run_out in sorted(plan.run_dirs.items()):
         try:
             check_run_dir(run_out)
@@ -624,8 +625,8 @@ def _write_summary(plan: BenchPlan) -> None:
                 cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
             else:
                 cells.append("–")
-        md = escape.markdown  # names and reasons hold paths: never Markdown or HTML
-        lines.append(f"| {md(u)} | {md(c)} | {md(d)} | {len(rows)}/{n} | {' | '.join(cells)} |")
+        results.append([u, c, d, f"{len(rows)}/{n}", *cells])
+    lines += table(["upstream", "corpus", "downstream", "folds", "UA %", "WA %", "F1 %"], results)
     if plan.missing:
         lines += ["", "Not run:", ""] + [f"- {escape.markdown(m.corpus)}: "
                                          f"{escape.markdown(m.reason)}" for m in plan.missing]
