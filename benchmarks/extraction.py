@@ -221,7 +221,7 @@ def build_encoders(device: str) -> list[tuple[Upstream, str]]:
     try:
         from emobox import get_registry
 
-        whisper = get_registry().upstream("whisper_tiny_en").build(device=device)
+        whisper = get_registry().upstream("whisper_tiny_en").load(device=device)
         note = "whisper_tiny_en, real weights"
     except Exception as exc:  # not installed with its weights: a same-sized stand-in
         print(f"whisper_tiny_en not available ({type(exc).__name__}: {str(exc)[:120]}); "

@@ -39,6 +39,7 @@ from emobox.io import (append_jsonl, atomic_write_json, atomic_write_text, dumps
 from emobox.training.metrics import mean_std
 from emobox.plugin.registry import Registry, distributions_of, get_registry
 from emobox.progress import Reporter
+from emobox.reporting.markdown import Markdown, table
 from emobox.reporting.results import NORM_WORDS, ResultRow, RowError, check_row, feature_norm_of
 from emobox.tracks.rundirs import RESUME_HINT, check_run_dir, read_rows, read_run_config, run_lock
 from emobox.datasets.splits import class_warnings, leakage, select_folds, with_random_valid
@@ -478,7 +479,7 @@ def in_folds(corpus: Any, folds: Sequence[Any], scheme: str) -> tuple[Any, dict[
 def extract_features(up_spec: Any, manifest: Any, opts: RunOptions, device: str,
                      reporter: Reporter | None = None, down_layers: str = "last") -> Features:
     """The extraction task: build the upstream, extract (or reuse) its store for ``manifest``."""
-    upstream = up_spec.build(ckpt=opts.upstream_ckpt, device=device,
+    upstream = up_spec.load(ckpt=opts.upstream_ckpt, device=device,
                              **dict(opts.upstream_options))
     if down_layers == "all":
         if opts.layer is not None:
@@ -944,20 +945,16 @@ def summary_markdown(result: RunResult) -> str:
               f"{' (exact)' if train_prec == 'fp32' else ' (bfloat16 frame-level matmuls)'}",
               f"- selection: {'TEST (EmoBox recipe; optimistic)' if by_test else 'validation UA'}",
               ""]
-    lines += ["| fold | UA | WA | F1 | selected config | epoch | valid UA |",
-              "|---|---|---|---|---|---|---|"]
-    for f in result.folds:
-        lines.append(f"| {f.fold} | {100 * f.ua:.2f} | {100 * f.wa:.2f} | {100 * f.f1:.2f} | "
-                     f"{md(f.config_id)} | {f.best_epoch + 1} | {100 * f.valid_ua:.2f} |")
+    per_fold = [[f.fold, f"{100 * f.ua:.2f}", f"{100 * f.wa:.2f}", f"{100 * f.f1:.2f}", f.config_id,
+              f.best_epoch + 1, f"{100 * f.valid_ua:.2f}"] for f in result.folds]
     if result.folds:
-        cells = []
-        for m in ("ua", "wa", "f1"):
-            mu, sd = result.mean(m)
-            cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
-        lines.append(f"| **mean** | {' | '.join(cells)} | | | |")
+        per_fold.append([Markdown("**mean**"), *(f"{100 * mu:.2f} ± {100 * sd:.2f}"
+                                             for mu, sd in map(result.mean, ("ua", "wa", "f1")))])
+    lines += table(["fold", "UA", "WA", "F1", "selected config", "epoch", "valid UA"], per_fold)
+    if result.folds:
         lines += ["", "Every configuration (test scores of its best epoch; mean ± std over folds):",
-                  "", "| config | UA | WA | F1 | valid UA | selected in folds |",
-                  "|---|---|---|---|---|---|"]
+                  ""]
+        configs = []
         by_config: dict[str, list[dict]] = {}
         for r in result.rows:
             by_config.setdefault(r["config_id"], []).append(r)
@@ -976,17 +973,19 @@ def summary_markdown(result: RunResult) -> str:
             if bad:
                 folds = ", ".join(str(r["fold"]) for r in bad)
                 chosen_text += f" (FAILED in fold{'s' if len(bad) > 1 else ''} {folds})"
-            lines.append(f"| {md(cid)} | {' | '.join(cells)} | {chosen_text} |")
+            configs.append([cid, *cells, chosen_text])
+        lines += table(["config", "UA", "WA", "F1", "valid UA", "selected in folds"], configs)
         selected = [r for r in result.rows if r["selected"]]
         labels = selected[0].get("labels") or []
         if labels:
             lines += ["", "Per-class test recall of the selected configurations (mean over folds "
-                      "with that class):", "", "| class | recall |", "|---|---|"]
+                      "with that class):", ""]
+            recall = []
             for i, lab in enumerate(labels):
                 vals = [r["per_class_recall"][i] for r in selected
                         if r["per_class_recall"][i] is not None]
-                cell = f"{100 * sum(vals) / len(vals):.2f}" if vals else "-"
-                lines.append(f"| {md(lab)} | {cell} |")
+                recall.append([lab, f"{100 * sum(vals) / len(vals):.2f}" if vals else "-"])
+            lines += table(["class", "recall"], recall)
             lines += ["", "Confusion matrix of the selected configurations, summed over folds: "
                       "`confusion.png`."]
     if result.notes:
