@@ -41,6 +41,7 @@ _LAZY = {
     "checkpoint_id": ("emobox.extraction.checkpoints", "checkpoint_id"),
     "pad_batch": ("emobox.extraction.upstream", "pad_batch"),
     "segment_ids": ("emobox.training.downstream", "segment_ids"),
+    "BalancedSet": ("emobox.datasets.balanced", "BalancedSet"),
     # the extraction and training engine, for scripts and benchmarks
     "extract": ("emobox.extraction.extract", "extract"),
     "extract_stats": ("emobox.extraction.extract", "extract_stats"),
