@@ -67,3 +67,9 @@ def test_plugins_doctor_root_is_one_error_line(cli):
     res = cli("plugins", "doctor", "--root", "emodb", "--build", "none", "-q")
     assert res.code == 2
     assert res.err.strip() == "error: --root 'emodb': expected NAME=DIR"
+
+
+def test_corpora_commands_take_corpus_options_through_the_type(cli, tmp_path):
+    res = cli("corpora", "check", "-c", "demo", "-C", "folds")
+    assert res.code == 2
+    assert res.err.strip() == "error: --corpus-option 'folds': expected name=value"

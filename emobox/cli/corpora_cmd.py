@@ -11,12 +11,13 @@ from rich.table import Table
 
 from ..errors import ExitCode
 from .base import app, console, err_console
-from .run_cmd import parse_options
+from .params import KeyValue
 
 corpora_app = typer.Typer(help="Corpora: list them, write manifests, check local copies.",
                           no_args_is_help=True)
 app.add_typer(corpora_app, name="corpora")
 
+CORPUS_OPTION = KeyValue(literal=True, flag="--corpus-option")
 SCHEME_HELP = "Partition: emobox (EmoBox's published folds) | speaker-independent."
 
 
@@ -38,6 +39,7 @@ def list_command() -> None:
                       _n(c.labels), _n(c.folds), escape(c.license or "-"))
     console.print(table)
     console.print("counts are those of the published reference (EmoBox's tables); "
+                  "`emobox corpora info NAME` says where to get a corpus and its layout, "
                   "`emobox corpora check -c NAME --root DIR` counts a local copy", style="dim")
 
 
@@ -109,7 +111,8 @@ def manifest_command(
     scheme: str = typer.Option("emobox", "--scheme", help=SCHEME_HELP),
     seed: int = typer.Option(0, "--seed", help="Seed of the validation split and of the "
                              "speaker-independent folds."),
-    corpus_option: List[str] = typer.Option([], "--corpus-option", "-C",
+    corpus_option: List[str] = typer.Option([], "--corpus-option", "-C", metavar="NAME=VALUE",
+                                            parser=CORPUS_OPTION,
                                             help="Corpus option name=value (repeatable)."),
     fmt: str = typer.Option("tsv", "--format", help="tsv (emobox's manifest) | lhotse "
                             "(RecordingSet, SupervisionSet and CutSet as jsonl.gz)."),
@@ -122,7 +125,7 @@ def manifest_command(
         from ..datasets.lhotse_io import export_lhotse
 
         lx = export_lhotse(corpus, root, out, scheme=scheme, seed=seed,
-                           options=parse_options(corpus_option, "--corpus-option"))
+                           options=dict(corpus_option))
         console.print(f"{lx.utterances} utterances, {lx.folds} folds ({scheme}) -> {lx.recordings}, "
                       f"{lx.supervisions}, {lx.cuts}", highlight=False, soft_wrap=True, markup=False)
         return
@@ -133,7 +136,7 @@ def manifest_command(
     # -- end Lhotse --
 
     res = write_manifest(corpus, root, out, scheme=scheme, seed=seed,
-                         options=parse_options(corpus_option, "--corpus-option"))
+                         options=dict(corpus_option))
     console.print(f"{res.utterances} utterances, {res.folds} folds ({res.scheme}) -> {res.path}",
                   highlight=False, soft_wrap=True, markup=False)
     for note in res.notes:
@@ -151,7 +154,8 @@ def check_command(
     no_audio: bool = typer.Option(False, "--no-audio", help="Do not read audio headers."),
     show: int = typer.Option(10, "--show", help="How many missing/unlisted/unreadable/skipped "
                              "files to list (0: all)."),
-    corpus_option: List[str] = typer.Option([], "--corpus-option", "-C",
+    corpus_option: List[str] = typer.Option([], "--corpus-option", "-C", metavar="NAME=VALUE",
+                                            parser=CORPUS_OPTION,
                                             help="Corpus option name=value (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -161,7 +165,7 @@ def check_command(
     from ..progress import Reporter, RichReporter
 
     rep = check_corpus(corpus, root, scheme=scheme, seed=seed, audio=not no_audio,
-                       options=parse_options(corpus_option, "--corpus-option"),
+                       options=dict(corpus_option),
                        reporter=Reporter() if quiet else RichReporter(err_console))
     print_check(rep, show)
     if not rep.ok:
