@@ -122,3 +122,14 @@ def test_the_readme_names_the_public_modules():
     text = (REPO / "README.md").read_text(encoding="utf-8")
     for module in PUBLIC_MODULES:
         assert f"`{module}`" in text
+
+
+def test_the_readme_names_only_public_emobox_attributes():
+    # `emobox.<name>` in the prose, the commands and the code; the built-in plugin packages
+    # and HEAR modules are named as modules; the note on old import paths names old modules
+    allowed = set(emobox.__all__) | {"testing", "plugin", "corpora", "upstreams", "downstreams",
+                                     "hear", "__all__"}
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    named = {m.group(1) for para in text.split("\n\n") if "DeprecationWarning" not in para
+             for m in re.finditer(r"(?<![\w/.-])emobox\.([A-Za-z_]\w*)", para)}
+    assert sorted(named - allowed) == []
