@@ -39,9 +39,9 @@ def parse_keyed_options(items: List[str], owners: tuple[str, ...], flag: str, ow
     """``OWNER:name=value`` -> ``{OWNER: {name: value}}``; a plain ``name=value`` goes to every
     one of ``owners``."""
     out: dict[str, dict[str, Any]] = {}
+    parser = KeyValue(f"name=value or {owner}:name=value", literal=True)
     for item in items:
         name, colon, option = item.partition(":")
-        parser = KeyValue(f"name=value or {owner}:name=value", literal=True)
         if "=" in name or not colon:  # name=value, for every owner
             key, value = parser.parse(item, flag)
             for each in owners:
