@@ -48,10 +48,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from emobox.datasets.audio import load_audio
-from emobox.extraction.extract import extract_stats
-from emobox.datasets.manifest import Manifest, Utterance
-from emobox.extraction.upstream import Upstream, UpstreamOutput, pad_batch
+from emobox import Manifest, Upstream, UpstreamOutput, Utterance, extract_stats, load_audio, pad_batch
 
 ACTED = [
     "Kids are talking by the door.", "Dogs are sitting by the door.",
@@ -222,9 +219,9 @@ def build_encoders(device: str) -> list[tuple[Upstream, str]]:
     wavlm = WavLMLN().to(device)
     whisper, note = None, "Whisper-tiny-sized config, random weights"
     try:
-        from emobox.plugin.registry import get_registry
+        from emobox import get_registry
 
-        whisper = get_registry().upstream("whisper_tiny_en").build(device=device)
+        whisper = get_registry().upstream("whisper_tiny_en").load(device=device)
         note = "whisper_tiny_en, real weights"
     except Exception as exc:  # not installed with its weights: a same-sized stand-in
         print(f"whisper_tiny_en not available ({type(exc).__name__}: {str(exc)[:120]}); "
@@ -354,9 +351,7 @@ def gpu_speedup(cpu_up: Upstream, corpora: dict, repeats: int = 3) -> dict:
 # -- demo UA ------------------------------------------------------------------------------------
 def demo_ua(up: Upstream, precision: str, home: Path) -> float:
     """Mean UA over the demo's folds with the protocol's sweep on ``up``'s last layer."""
-    from emobox.extraction.extract import FrameSource, extract
-    from emobox.plugin.registry import get_registry
-    from emobox.training.sweep import Split, TrainConfig, expand_grid, train_sweep
+    from emobox import FrameSource, Split, TrainConfig, expand_grid, extract, get_registry, train_sweep
 
     registry = get_registry()
     corpus = registry.corpus("demo").build(None)

@@ -42,9 +42,7 @@ CHILD = textwrap.dedent("""
     from pathlib import Path
     sys.path.insert(0, {here!r})
     name, root, minutes, gb = sys.argv[1], Path(sys.argv[2]), sys.argv[3], float(sys.argv[4])
-    from emobox.extraction.extract import extract_stats
-    from emobox.datasets.manifest import Manifest, Utterance
-    from emobox.plugin.registry import get_registry
+    from emobox import Manifest, Utterance, extract_stats, get_registry
 
     def build(name):
         try:

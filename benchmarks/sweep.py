@@ -11,7 +11,7 @@ repeated:
   reference  four separate runs, each a standard PyTorch loop: a DataLoader of padded sequences
              (pad_sequence collate), the head's padded forward (masked mean),
              clip_grad_norm_, torch.optim.Adam, a padded validation loop every epoch. Float32.
-  exact      emobox.sweep.train_sweep, float32: all four configs fused, packed frames, one read
+  exact      emobox.train_sweep, float32: all four configs fused, packed frames, one read
              of each frame per step for every config, vectorised validation.
   bf16       the same with --train-precision bf16 (bfloat16 frames and frame-level matmuls).
 
@@ -45,12 +45,8 @@ import torch.nn.functional as F  # noqa: E402
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import DataLoader, Dataset
 
-from emobox.extraction.extract import FrameSource
-from emobox.training.metrics import scores
-from emobox.plugin.registry import get_registry
-from emobox.datasets.splits import stratified_split
-from emobox.training.sweep import (DEFAULT_GRAD_CLIP, Split, TrainConfig, _seed_for, config_id, expand_grid,
-                          lr_at, train_sweep)
+from emobox import (DEFAULT_GRAD_CLIP, FrameSource, Split, TrainConfig, config_id,  # noqa: E402
+                    expand_grid, get_registry, lr_at, scores, seed_for, stratified_split, train_sweep)
 
 GRID = {"lr": [1e-3, 1e-4], "hidden": [128, 256]}
 DESCRIPTION = "bench fold 1"
@@ -131,7 +127,7 @@ class SameBatches:
 
     def __init__(self, n, batch_size, epochs, seed):
         self.n, self.batch_size, self.epochs, self.seed = n, batch_size, epochs, seed
-        self.gen = torch.Generator().manual_seed(_seed_for(seed, DESCRIPTION, "batches"))
+        self.gen = torch.Generator().manual_seed(seed_for(seed, DESCRIPTION, "batches"))
 
     def epoch(self):
         perm = torch.randperm(self.n, generator=self.gen)
@@ -166,7 +162,7 @@ def reference(spec, data, in_dim, n_classes, epochs, warmup, seed, batch_size=32
     train_set = Utterances(tr_items, tr_y)
     seconds, cpu, results = 0.0, 0.0, []
     for hp in expand_grid(GRID):
-        torch.manual_seed(_seed_for(seed, DESCRIPTION, config_id(hp)))
+        torch.manual_seed(seed_for(seed, DESCRIPTION, config_id(hp)))
         model = spec.build(in_dim, n_classes, hidden=hp["hidden"])
         optimizer = torch.optim.Adam(model.parameters(), lr=hp["lr"])
         order = SameBatches(len(train_set), batch_size, epochs, seed)

@@ -1,4 +1,4 @@
-"""Shared machinery of the EmoBox corpus adapters: the published reference tables and fixtures.
+"""Shared machinery of the EmoBox corpus adapters: the published reference tables.
 
 ``reference/<corpus>.tsv.gz`` (package data built by ``scripts/build_reference_data.py``) holds
 every utterance EmoBox listed: key, path relative to the corpus root, channel, segment, speaker,
@@ -21,16 +21,17 @@ Conventions every EmoBox adapter follows (the reference test harness,
 - ``Utterance.channel`` is None (mix down) unless the corpus needs one channel in every scheme
   (MELD's recorded dialogue channel); scheme ``emobox`` reads the first channel of the others,
   as EmoBox's extraction did (:meth:`emobox.Corpus.manifest_for`);
-- ``make_fixture(root, rows, clutter=False)`` writes the corpus's native layout (audio and
-  native metadata files) from reference rows, so that the harness can scan it; it returns the
-  fold rows of utterances it adds beyond ``rows`` (``{}`` for most corpora).
+- the test suite holds, for every adapter, a writer of a tiny copy of the corpus in its native
+  layout (audio and native metadata files) made from reference rows, so that the harness can
+  scan it (``tests/corpus_writers.py``).
 """
 
 from __future__ import annotations
 
 import functools
-from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence
+import sys
+import textwrap
+from typing import Any, ClassVar, Mapping
 
 from emobox import Corpus, CorpusSpec, FoldTableRow, ReferenceTable, Utterance
 
@@ -39,12 +40,17 @@ from ._reference import REFERENCE, has_reference, reference_info, reference_rows
 
 
 @functools.lru_cache(maxsize=None)
-def reference_summary(name: str) -> dict[str, Any]:
-    """What the shipped table holds: utterances, speakers, classes and counts, folds, hours."""
+def reference_summary(name: str, fixes: tuple[tuple[str, str], ...] = ()) -> dict[str, Any]:
+    """What the shipped table holds: utterances, speakers, classes and counts, folds, hours.
+    ``fixes`` are the adapter's ``reference_label_fixes``: classes are counted as it yields them."""
     info = reference_info(name)
     hours = sum(float(r["end"] or 0) - float(r["start"] or 0) for r in reference_rows(name))
+    fix = dict(fixes)
+    labels: dict[str, int] = {}
+    for label, n in info["labels"].items():
+        labels[fix.get(label, label)] = labels.get(fix.get(label, label), 0) + n
     return {"utterances": info["utterances"], "speakers": info["speakers"],
-            "labels": dict(info["labels"]), "folds": info["folds"],
+            "labels": dict(sorted(labels.items())), "folds": info["folds"],
             "official_valid": info["official_valid"], "hours": round(hours / 3600, 4),
             "train_lists_complete": info["train_lists_complete"],
             "problems": list(info["problems"]),
@@ -92,40 +98,6 @@ class EmoboxCorpus(Corpus):
         """The class a reference row stands for (its ``emotion``, after ``reference_label_fixes``)."""
         return cls.reference_label_fixes.get(row["emotion"], row["emotion"])
 
-    @classmethod
-    def make_fixture(cls, root: str | Path, rows: Sequence[Mapping[str, str]],
-                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        """Write a tiny copy of the corpus in its native layout under ``root`` (for tests).
-
-        ``rows`` are reference rows (dicts of the table's columns); every one becomes an
-        utterance: a short audio file (hard links to one encoded file per format) at its path,
-        and its entry in the corpus's own metadata files (:meth:`write_native_metadata`).
-        ``clutter`` puts the corpus inside one extra top folder and adds what real downloads
-        carry (:func:`emobox.testing.add_clutter`: ``__MACOSX``, ``.DS_Store``, stray files,
-        upper-case extensions, a read-only folder, links leading outside the root). Returns the
-        fold rows of utterances the fixture adds beyond ``rows`` (e.g. MSP-Podcast's Train
-        part, which the reference lacks); ``{}`` for most corpora.
-        """
-        from emobox.testing import CLUTTER_TOP, add_clutter, populate_tree
-
-        root = Path(root)
-        base = root / CLUTTER_TOP if clutter else root
-        audio = cls.fixture_audio_paths(rows)
-        populate_tree(base, audio)
-        cls.write_native_metadata(base, rows)
-        if clutter:
-            add_clutter(root, base, audio)
-        return {}
-
-    @classmethod
-    def fixture_audio_paths(cls, rows: Sequence[Mapping[str, str]]) -> list[str]:
-        """The audio files a fixture holds (each distinct ``path`` of the rows by default)."""
-        return list(dict.fromkeys(r["path"] for r in rows))
-
-    @classmethod
-    def write_native_metadata(cls, base: Path, rows: Sequence[Mapping[str, str]]) -> None:
-        """Write the corpus's own metadata files for ``rows`` (none for file-name corpora)."""
-
 
 def emobox_speaker(utt: Utterance) -> str | None:
     """The speaker EmoBox recorded for ``utt`` (differs from ``utt.speaker`` where EmoBox's was
@@ -144,14 +116,42 @@ def reference_table(cls: type[EmoboxCorpus]) -> ReferenceTable:
         duration={r["key"]: float(r["duration"]) for r in rows if r.get("duration")})
 
 
+def card_layout(doc: str | None) -> str:
+    """The "Layout" section of a corpus card (an adapter's module docstring), dedented: either
+    a ``Layout expected`` heading over an indented paragraph, or a ``Layout (...)::`` line over
+    an indented literal block."""
+    lines = (doc or "").splitlines()
+    for i, line in enumerate(lines):
+        if not line.startswith("Layout"):
+            continue
+        head = line.rstrip(":").strip()
+        body: list[str] = []
+        for nxt in lines[i + 1:]:
+            if nxt.strip() and not nxt.startswith(" "):
+                break
+            body.append(nxt)
+        text = textwrap.dedent("\n".join(body)).strip("\n")
+        if head == "Layout expected":
+            return text
+        head = head[len("Layout"):].strip()  # "(48 kHz WAV)", "(WAV), flat or nested"
+        if head.startswith("(") and head.endswith(")"):
+            head = head[1:-1]
+        return f"{head}:\n" + textwrap.indent(text, "    ") if head else text
+    return ""
+
+
 def corpus_spec(cls: type[EmoboxCorpus]) -> CorpusSpec:
-    """The plugin spec of an adapter class, from its class attributes."""
+    """The plugin spec of an adapter class, from its class attributes (and the layout from its
+    corpus card)."""
     name = cls.table_name()
-    reference = functools.partial(reference_summary, name) if has_reference(name) else None
+    reference = (functools.partial(reference_summary, name,
+                                   tuple(sorted(cls.reference_label_fixes.items())))
+                 if has_reference(name) else None)
     return CorpusSpec(name=cls.name, build=cls, description=cls.description,
                       languages=tuple(cls.languages), license=cls.license,
                       homepage=cls.homepage, citation=cls.citation,
                       expected_top_level=cls.expected_top_level, reference=reference,
+                      layout=card_layout(getattr(sys.modules.get(cls.__module__), "__doc__", "")),
                       reference_table=(functools.partial(reference_table, cls)
                                        if has_reference(name) else None),
                       balanced_test_set=(functools.partial(emobox_balanced_set, cls)

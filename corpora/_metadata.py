@@ -178,32 +178,3 @@ class MetadataCorpus(EmoboxCorpus):
         test set.
         """
         return None
-
-
-# -- fixtures ----------------------------------------------------------------------------------
-def fixture_base(root: Path, clutter: bool) -> Path:
-    """Where a fixture writes the corpus: ``root``, or the extra top folder inside it."""
-    from emobox.testing import CLUTTER_TOP
-
-    base = Path(root) / CLUTTER_TOP if clutter else Path(root)
-    base.mkdir(parents=True, exist_ok=True)
-    return base
-
-
-def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]],
-              delimiter: str = ",", encoding: str = "utf-8") -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding=encoding) as fh:
-        writer = csv.writer(fh, delimiter=delimiter, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
-
-
-def finish_fixture(root: Path, base: Path, audio: Sequence[str], clutter: bool,
-                   seconds: float = 0.1) -> None:
-    """Create the audio files, then (with ``clutter``) make the tree look downloaded."""
-    from emobox.testing import add_clutter, populate_tree
-
-    populate_tree(base, audio, seconds=seconds)
-    if clutter:
-        add_clutter(root, base, audio)

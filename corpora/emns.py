@@ -26,12 +26,11 @@ How EmoBox split it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
 
-from emobox import FoldTableRow, Utterance, hookimpl
+from emobox import Utterance, hookimpl
 
 from ._emobox import corpus_spec
-from ._metadata import MetadataCorpus, finish_fixture, fixture_base, write_csv
+from ._metadata import MetadataCorpus
 
 HEADER = ("id", "utterance", "description", "emotion", "date_created", "status", "gender", "age",
           "level", "audio_recording")
@@ -81,21 +80,6 @@ class EMNS(MetadataCorpus):
                 self.report_missing(f"cleaned_webm/{name}", f"{source}:{lineno}")
         self.report_unused(index, source)
         return self.make_manifest(utts)
-
-    @classmethod
-    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
-                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter)
-        out, audio = [], []
-        for i, r in enumerate(rows):
-            name = r["path"].split("/")[-1]
-            raw = "Surprised" if r["emotion_raw"] == "Surprise" else r["emotion_raw"]
-            out.append((i, "The old man, tired, sat down.", "narrator", raw,
-                        "2023-01-15 10:00:00", "done", "Female", 25, 3, f"wavs/{name}"))
-            audio.append(r["path"])
-        write_csv(base / "metadata.csv", HEADER, out, delimiter="|")
-        finish_fixture(Path(root), base, audio, clutter)
-        return {}
 
 
 @hookimpl

@@ -33,14 +33,12 @@ How EmoBox split it
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
-from typing import Mapping, Sequence
 
-from emobox import DataError, FoldTableRow, Utterance, hookimpl
+from emobox import DataError, Utterance, hookimpl
 
 from ._emobox import corpus_spec
-from ._metadata import MetadataCorpus, finish_fixture, fixture_base
+from ._metadata import MetadataCorpus
 
 EMOTION_LISTS = ("anger", "boredem", "disgust", "fear", "happy", "neutral", "sad")
 LETTER_TO_LIST = {"W": "anger", "L": "boredem", "E": "disgust", "A": "fear", "F": "happy",
@@ -132,33 +130,6 @@ class EmoDB(MetadataCorpus):
                 continue
             labels[f"{stem}.wav"] = (LETTER_TO_LIST[letter], rel)
         return labels
-
-    @classmethod
-    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
-                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter)
-        by_emotion, by_speaker, by_fold = defaultdict(list), defaultdict(list), defaultdict(list)
-        audio = []
-        for r in rows:
-            name = r["path"].split("/")[-1]
-            audio.append(r["path"])
-            by_emotion[r["emotion_raw"]].append(name)
-            by_speaker[r["speaker"]].append(name)
-            if int(r["test_fold"]) > 0:
-                by_fold[int(r["test_fold"])].append(name)
-        lists = base / "lists"
-        for sub, groups, suffix in (("emotions", by_emotion, ".txt"),
-                                    ("speakers", by_speaker, ".txt")):
-            (lists / sub).mkdir(parents=True, exist_ok=True)
-            for group in (EMOTION_LISTS if sub == "emotions" else sorted(groups)):
-                (lists / sub / f"{group}{suffix}").write_text(
-                    "".join(f"{n}\n" for n in groups.get(group, [])))
-        for fold in range(1, 6):
-            (lists / f"cv_k_fold{fold}").write_text("".join(f"{n}\n" for n in by_fold[fold]))
-        (base / "erklaerung.txt").write_text("EmoDB: Erklaerung der Dateinamen\n",
-                                             encoding="utf-8")
-        finish_fixture(Path(root), base, audio, clutter)
-        return {}
 
 
 @hookimpl

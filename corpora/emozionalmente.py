@@ -30,12 +30,11 @@ How EmoBox split it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Mapping, Sequence
 
-from emobox import FoldTableRow, Utterance, hookimpl
+from emobox import Utterance, hookimpl
 
 from ._emobox import corpus_spec
-from ._metadata import MetadataCorpus, finish_fixture, fixture_base, write_csv
+from ._metadata import MetadataCorpus
 
 
 class Emozionalmente(MetadataCorpus):
@@ -83,23 +82,6 @@ class Emozionalmente(MetadataCorpus):
                 self.report_missing(f"audio/{row['file_name']}", f"{source}:{lineno}")
         self.report_unused(index, source)
         return self.make_manifest(utts)
-
-    @classmethod
-    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
-                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter)
-        samples, audio, actors = [], [], {}
-        for r in rows:
-            samples.append((r["path"].split("/")[-1], r["speaker"], "Ciao, come stai?",
-                            r["emotion_raw"]))
-            actors.setdefault(r["speaker"], len(actors))
-            audio.append(r["path"])
-        write_csv(base / "metadata" / "samples.csv",
-                  ("file_name", "actor", "sentence", "emotion_expressed"), samples)
-        write_csv(base / "metadata" / "users.csv", ("username", "gender", "age"),
-                  [(a, "female" if i % 2 else "male", 20 + i % 40) for a, i in actors.items()])
-        finish_fixture(Path(root), base, audio, clutter)
-        return {}
 
 
 @hookimpl

@@ -30,19 +30,13 @@ How EmoBox split it
 from __future__ import annotations
 
 import re
-from collections import defaultdict
-from pathlib import Path
-from typing import Mapping, Sequence
 
-from emobox import FoldTableRow, Utterance, hookimpl
+from emobox import Utterance, hookimpl
 
 from ._emobox import corpus_spec
-from ._metadata import MetadataCorpus, finish_fixture, fixture_base
+from ._metadata import MetadataCorpus
 
 CHINESE = {"中立": "Neutral", "快乐": "Happy", "伤心": "Sad", "生气": "Angry", "惊喜": "Surprise"}
-ENGLISH_TO_CHINESE = {v: k for k, v in CHINESE.items()}
-
-
 class ESD(MetadataCorpus):
     name = "esd"
     description = "ESD: 10 Mandarin + 10 English speakers, 5 emotions, parallel (35000 utterances)"
@@ -98,25 +92,6 @@ class ESD(MetadataCorpus):
                 index.mark_used(rel)
                 return rel
         return None
-
-    @classmethod
-    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
-                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter)
-        lines = defaultdict(list)
-        audio = []
-        for r in rows:
-            spk, emo = r["speaker"], r["emotion_raw"]
-            uid = r["path"].split("/")[-1][:-4]
-            written = ENGLISH_TO_CHINESE[emo] if int(spk) <= 10 else emo
-            text = "打远一看，它们的确很是美丽，" if int(spk) <= 10 else "The nine the eggs, I keep."
-            lines[spk].append(f"{uid}\t{text}\t{written}")
-            audio.append(r["path"])
-        for spk, spk_lines in lines.items():
-            (base / spk).mkdir(parents=True, exist_ok=True)
-            (base / spk / f"{spk}.txt").write_text("\n".join(spk_lines) + "\n", encoding="utf-8")
-        finish_fixture(Path(root), base, audio, clutter)
-        return {}
 
 
 @hookimpl

@@ -35,14 +35,12 @@ How EmoBox split it
 from __future__ import annotations
 
 import re
-from collections import defaultdict
 from pathlib import Path
-from typing import Mapping, Sequence
 
-from emobox import DataError, FoldTableRow, Utterance, hookimpl
+from emobox import DataError, Utterance, hookimpl
 
 from ._emobox import corpus_spec
-from ._metadata import MetadataCorpus, finish_fixture, fixture_base
+from ._metadata import MetadataCorpus
 
 LINE_RE = re.compile(r"^\[\s*([\d.]+)\s*-\s*([\d.]+)\s*\]\s+(\S+)\s+(\S+)\s+\[([^\]]*)\]")
 UTT_RE = re.compile(r"^(Ses(\d\d)[FM])_\w+_([FM])\d+$", re.IGNORECASE)
@@ -113,47 +111,6 @@ class IEMOCAP(MetadataCorpus):
                 key=key, path=rel, label=label, raw_label=raw,
                 speaker=f"Ses{ids[2]}{ids[3].upper()}",
                 custom={"emobox_speaker": ids[1]})
-
-    @classmethod
-    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
-                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter)
-        dialogs: dict[tuple[str, str], list[tuple[str, str]]] = defaultdict(list)
-        audio = []
-        for r in rows:
-            uid = r["key"][len("iemocap-"):]
-            session = r["path"].split("/")[0]
-            dialogs[(session, uid[:-5])].append((uid, r["emotion_raw"]))
-            audio.append(r["path"])
-        for (session, dialog), entries in sorted(dialogs.items()):
-            # utterances EmoBox excluded by label have audio and evaluation lines too
-            for n, raw in enumerate(("fru", "xxx")):
-                uid = f"{dialog}_{dialog[5]}9{n}{len(entries) % 10}"
-                entries.append((uid, raw))
-                audio.append(f"{session}/sentences/wav/{dialog}/{uid}.wav")
-            _write_evaluation(base / session / "dialog" / "EmoEvaluation" / f"{dialog}.txt",
-                              entries)
-            # per-annotator ratings in subfolders are never read as consensus labels
-            cat = base / session / "dialog" / "EmoEvaluation" / "Categorical"
-            cat.mkdir(exist_ok=True)
-            (cat / f"{dialog}_e1_cat.txt").write_text(
-                "".join(f"[0.0 - 1.0]\t{uid}\tzzz\t[1.0, 1.0, 1.0]\n" for uid, _ in entries))
-        if clutter:  # whole-dialog recordings live elsewhere and are not utterances
-            for session, dialog in list(dialogs)[:2]:
-                audio.append(f"{session}/dialog/wav/{dialog}.wav")
-        finish_fixture(Path(root), base, audio, clutter)
-        return {}
-
-
-def _write_evaluation(path: Path, entries: Sequence[tuple[str, str]]) -> None:
-    lines = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
-    for i, (uid, raw) in enumerate(entries):
-        start = 2.5 * i + 0.3125
-        lines += [f"[{start:.4f} - {start + 2.0:.4f}]\t{uid}\t{raw}\t[2.5000, 3.0000, 2.5000]",
-                  "C-E1:\tNeutral;\t()", "C-E3:\tNeutral;\t(calm)",
-                  "A-E1:\tval 3; act 2; dom  2;\t()", ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
 
 
 @hookimpl

@@ -28,15 +28,11 @@ How EmoBox split it
 
 from __future__ import annotations
 
-import json
-from collections import defaultdict
-from pathlib import Path
-from typing import Mapping, Sequence
 
-from emobox import DataError, FoldTableRow, Utterance, hookimpl
+from emobox import DataError, Utterance, hookimpl
 
 from ._emobox import corpus_spec
-from ._metadata import MetadataCorpus, finish_fixture, fixture_base
+from ._metadata import MetadataCorpus
 
 SPLIT_LISTS = (("train", "train"), ("valid", "val"), ("test", "test"))
 
@@ -106,47 +102,6 @@ class M3ED(MetadataCorpus):
                 if movie:
                     split_of.setdefault(movie, split)
         return split_of
-
-    @classmethod
-    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
-                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter)
-        annotation: dict = defaultdict(dict)
-        movies: dict[str, set] = defaultdict(set)
-        audio = []
-        for r in rows:
-            uid = r["key"][len("m3ed-"):]
-            letter = r["path"].split("/")[-1].split("_", 1)[0]
-            movie = uid.split("_", 1)[0]
-            clip_id = uid.rsplit("_", 1)[0]
-            clip = annotation[movie].setdefault(clip_id, {"SpeakerInfo": {}, "Dialog": {}})
-            clip["SpeakerInfo"][letter] = {"Name": r["speaker"][len(movie) + 1:],
-                                           "Gender": "unknown", "Age": "unknown"}
-            clip["Dialog"][uid] = {
-                "Speaker": letter, "Text": "好的。", "StartTime": "00:00:01.000",
-                "EndTime": "00:00:02.000",
-                "EmoAnnotation": {"EmoAnnotator1": [r["emotion_raw"]],
-                                  "EmoAnnotator2": [r["emotion_raw"]],
-                                  "EmoAnnotator3": ["Neutral"],
-                                  "final_main_emo": r["emotion_raw"], "final_sub_emo": []}}
-            split = "test" if r["test_fold"] == "1" else "val" if r["valid"] == "1" else "train"
-            movies[split].add(movie)
-            audio.append(r["path"])
-        if clutter and annotation:  # annotated utterances without audio, as in the release
-            movie = next(iter(annotation))
-            clip = next(iter(annotation[movie].values()))
-            letter = next(iter(clip["SpeakerInfo"]))
-            for n in (901, 902):
-                clip["Dialog"][f"{movie}_999_{n}"] = {
-                    "Speaker": letter, "EmoAnnotation": {"final_main_emo": "Neutral"}}
-        base.joinpath("annotation.json").write_text(
-            json.dumps(annotation, ensure_ascii=False, indent=1), encoding="utf-8")
-        (base / "splitInfo").mkdir(exist_ok=True)
-        for split in ("train", "val", "test"):
-            (base / "splitInfo" / f"movie_list_{split}.txt").write_text(
-                "".join(f"{m}\n" for m in sorted(movies[split])))
-        finish_fixture(Path(root), base, audio, clutter)
-        return {}
 
 
 @hookimpl

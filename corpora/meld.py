@@ -39,14 +39,11 @@ How EmoBox split it
 
 from __future__ import annotations
 
-from collections import defaultdict
-from pathlib import Path
-from typing import Mapping, Sequence
 
-from emobox import FoldTableRow, Utterance, hookimpl
+from emobox import Utterance, hookimpl
 
 from ._emobox import corpus_spec, reference_rows
-from ._metadata import MetadataCorpus, finish_fixture, fixture_base, write_csv
+from ._metadata import MetadataCorpus
 
 SPLITS = (  # split, CSV candidates, clip folder candidates (EmoBox's first)
     ("train", ("train/train_sent_emo.csv", "train_sent_emo.csv"),
@@ -58,8 +55,6 @@ SPLITS = (  # split, CSV candidates, clip folder candidates (EmoBox's first)
 )
 CSV_HEADER = ("Sr No.", "Utterance", "Speaker", "Emotion", "Sentiment", "Dialogue_ID",
               "Utterance_ID", "Season", "Episode", "StartTime", "EndTime")
-SENTIMENT = {"anger": "negative", "disgust": "negative", "fear": "negative", "joy": "positive",
-             "neutral": "neutral", "sadness": "negative", "surprise": "positive"}
 
 
 class MELD(MetadataCorpus):
@@ -112,35 +107,6 @@ class MELD(MetadataCorpus):
                     custom={"split": split}))
             self.report_unused(index, source)
         return self.make_manifest(utts)
-
-    @classmethod
-    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
-                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter)
-        by_split = defaultdict(list)
-        audio = []
-        for r in rows:
-            clip, split = r["key"][len("meld-"):].rsplit("-", 1)
-            by_split[split].append((clip, r))
-            audio.append(r["path"])
-        for split, csv_candidates, _ in SPLITS:
-            out = []
-            for n, (clip, r) in enumerate(sorted(by_split[split], key=lambda e: _clip_order(e[0]))):
-                dia, utt = _clip_order(clip)
-                out.append((n, f"Well, that’s \"{split}\" line {n}, isn't it?",
-                            r["speaker"].replace("-", " "), r["emotion_raw"],
-                            SENTIMENT.get(r["emotion_raw"], "neutral"), dia, utt, 3, 14,
-                            "00:16:16,059", "00:16:21,731"))
-            write_csv(base / csv_candidates[0], CSV_HEADER, out)
-        if clutter:  # clips the sheets do not list are reported, not scanned
-            audio.append("dev_splits_complete/final_videos_testdia0_utt0.mp4")
-        finish_fixture(Path(root), base, audio, clutter)
-        return {}
-
-
-def _clip_order(clip: str) -> tuple[int, int]:
-    dia, utt = clip.split("_")
-    return int(dia[3:]), int(utt[3:])
 
 
 @hookimpl

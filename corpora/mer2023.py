@@ -31,14 +31,12 @@ How EmoBox split it
 
 from __future__ import annotations
 
-from collections import defaultdict
-from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 from emobox import FoldTableRow, Utterance, hookimpl
 
 from ._emobox import corpus_spec
-from ._metadata import MetadataCorpus, finish_fixture, fixture_base, write_csv
+from ._metadata import MetadataCorpus
 
 PARTS = (  # split, label sheet, clip folder, required
     ("train", "mer2023train/train-label.csv", "mer2023train/train", True),
@@ -102,22 +100,6 @@ class MER2023(MetadataCorpus):
                                       raw_label=raw, speaker=clip, custom={"split": split}))
             self.report_unused(index, source)
         return self.make_manifest(utts)
-
-    @classmethod
-    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
-                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter)
-        sheets = defaultdict(list)
-        audio = []
-        for r in rows:
-            folder, file = r["path"].rsplit("/", 1)
-            split = next(s for s, _, f, _ in PARTS if f == folder)
-            sheets[split].append((file.rsplit(".", 1)[0], r["emotion_raw"], 0.0))
-            audio.append(r["path"])
-        for split, sheet, _, _ in PARTS:
-            write_csv(base / sheet, ("name", "discrete", "valence"), sheets[split])
-        finish_fixture(Path(root), base, audio, clutter)
-        return {}
 
 
 @hookimpl

@@ -34,14 +34,13 @@ How EmoBox split it
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 from emobox import DataError, FoldTableRow, Utterance, hookimpl
 
 from ._emobox import corpus_spec
-from ._metadata import MetadataCorpus, finish_fixture, fixture_base
+from ._metadata import MetadataCorpus
 
 LABEL_FILES = ("label/labels_concensus.json", "Labels/labels_consensus.json",
                "Labels/labels_consensus.csv", "label/labels_consensus.json",
@@ -107,38 +106,6 @@ class MSPPodcast(MetadataCorpus):
             raise DataError(f"{self.name}: {path} should map each file name to its fields "
                             f"(EmoClass, SpkrID, Split_Set)", path=str(path))
         return list(data.items())
-
-    @classmethod
-    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
-                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter)
-        labels, audio = {}, []
-        for r in rows:
-            name = r["path"].split("/")[-1]
-            split = "Test1" if r["test_fold"] == "1" else "Validation"
-            labels[name] = _fields(name, r["emotion_raw"], split)
-            audio.append(r["path"])
-        # the Train part (absent from EmoBox's lists) and Test2 (in no split)
-        extras = {}
-        n_extra = max(6, len(rows) // 200)
-        for i in range(n_extra):
-            split = "Train" if i % 3 else "Test2"
-            name = f"MSP-PODCAST_{9000 + i // 4:04d}_{i:04d}.wav"
-            labels[name] = _fields(name, "NHSAX"[i % 5], split)
-            audio.append(f"Audio/{name}")
-            extras[f"msppodcast-{name[:-4]}"] = FoldTableRow(0 if split == "Train" else -1,
-                                                             False)
-        (base / "label").mkdir(exist_ok=True)
-        (base / "label" / "labels_concensus.json").write_text(json.dumps(labels, indent=1))
-        finish_fixture(Path(root), base, audio, clutter)
-        return extras
-
-
-def _fields(name: str, emo: str, split: str) -> dict:
-    podcast, turn = int(name.split("_")[1]), int(name.split("_")[2].split(".")[0])
-    speaker = "Unknown" if turn % 11 == 0 else str(podcast % 300 + 1)
-    return {"EmoClass": emo, "EmoAct": 3.8, "EmoVal": 4.2, "EmoDom": 4.0, "SpkrID": speaker,
-            "Gender": "Female" if podcast % 2 else "Male", "Split_Set": split}
 
 
 @hookimpl

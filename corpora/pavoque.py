@@ -31,14 +31,12 @@ How EmoBox split it
 
 from __future__ import annotations
 
-from collections import defaultdict
 from pathlib import Path
-from typing import Mapping, Sequence
 
-from emobox import DataError, FoldTableRow, Utterance, hookimpl
+from emobox import DataError, Utterance, hookimpl
 
 from ._emobox import corpus_spec
-from ._metadata import MetadataCorpus, fixture_base
+from ._metadata import MetadataCorpus
 
 SPEAKER = "STEFAN-RÖTTIG"
 FIELDS = ("prompt", "style", "start", "end")
@@ -119,44 +117,6 @@ class PAVOQUE(MetadataCorpus):
         from emobox.datasets.audio import audio_info
 
         return audio_info(self.root / rel).duration
-
-    @classmethod
-    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
-                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        import yaml
-
-        base = fixture_base(root, clutter)
-        tables = defaultdict(list)
-        for r in rows:
-            prompt, style = r["key"][len("pavoque-"):].rsplit("-", 1)
-            tables[r["path"]].append({"prompt": prompt, "style": style, "start": float(r["start"]),
-                                      "end": float(r["end"]), "text": "Guten Tag."})
-        for flac, segments in sorted(tables.items()):
-            (base / f"{flac[:-len('.flac')]}.yaml").write_text(
-                yaml.safe_dump(segments, allow_unicode=True, sort_keys=False), encoding="utf-8")
-            write_long_flac(base / flac, max(s["end"] for s in segments) + 0.5)
-        if clutter:
-            from emobox.testing import add_clutter
-
-            (base / "doc").mkdir()
-            (base / "doc" / "README.md").write_text("# PAVOQUE\n")
-            add_clutter(root, base, sorted(tables), every=2)
-        return {}
-
-
-def write_long_flac(path: Path, seconds: float, sample_rate: int = 1000) -> None:
-    """A long, near-silent FLAC recording that costs a few kilobytes (fixtures)."""
-    import numpy as np
-    import soundfile as sf
-
-    frames = int(np.ceil(seconds * sample_rate))
-    block = np.zeros(sample_rate * 600, dtype=np.int16)
-    with sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=1, format="FLAC",
-                      subtype="PCM_16") as fh:
-        while frames > 0:
-            n = min(frames, len(block))
-            fh.write(block[:n])
-            frames -= n
 
 
 @hookimpl

@@ -29,14 +29,11 @@ How EmoBox split it
 
 from __future__ import annotations
 
-from collections import defaultdict
-from pathlib import Path
-from typing import Mapping, Sequence
 
-from emobox import FoldTableRow, Utterance, hookimpl
+from emobox import Utterance, hookimpl
 
 from ._emobox import corpus_spec
-from ._metadata import MetadataCorpus, finish_fixture, fixture_base, write_csv
+from ._metadata import MetadataCorpus
 
 
 class RESD(MetadataCorpus):
@@ -75,21 +72,6 @@ class RESD(MetadataCorpus):
                                       speaker=name, custom={"split": split}))
             self.report_unused(index, source)
         return self.make_manifest(utts)
-
-    @classmethod
-    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
-                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter)
-        sheets = defaultdict(list)
-        audio = []
-        for r in rows:
-            split, rel = r["path"].split("/", 1)
-            sheets[split].append((Path(rel).stem, rel, r["emotion_raw"]))
-            audio.append(r["path"])
-        for split in ("train", "test"):
-            write_csv(base / f"{split}.csv", ("name", "path", "emotion"), sheets[split])
-        finish_fixture(Path(root), base, audio, clutter)
-        return {}
 
 
 @hookimpl

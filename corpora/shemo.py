@@ -29,14 +29,13 @@ How EmoBox split it
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
-from emobox import DataError, FoldTableRow, Utterance, hookimpl
+from emobox import DataError, Utterance, hookimpl
 
 from ._emobox import corpus_spec
-from ._metadata import MetadataCorpus, finish_fixture, fixture_base
+from ._metadata import MetadataCorpus
 
 
 class ShEMO(MetadataCorpus):
@@ -83,23 +82,6 @@ class ShEMO(MetadataCorpus):
             return [(str(e["id"]), e) for e in data]
         raise DataError(f"{self.name}: {path} should map file stems to their fields (or list "
                         f"entries with an 'id')", path=str(path))
-
-    @classmethod
-    def make_fixture(cls, root: Path, rows: Sequence[Mapping[str, str]],
-                     clutter: bool = False) -> Mapping[str, FoldTableRow]:
-        base = fixture_base(root, clutter)
-        data, audio = {}, []
-        for r in rows:
-            gender, name = r["path"].split("/")
-            data[name[:-4]] = {"speaker_id": r["speaker"], "gender": gender,
-                               "emotion": r["emotion_raw"], "transcript": "سلام",
-                               "ipa": "sælɒm"}
-            audio.append(r["path"])
-        (base / "shemo.json").write_text(json.dumps(data, indent=4), encoding="utf-8")
-        if clutter:  # recordings the JSON does not describe, as in the release
-            audio += ["female/F99N01.wav", "male/M99S01.wav"]
-        finish_fixture(Path(root), base, audio, clutter)
-        return {}
 
 
 @hookimpl

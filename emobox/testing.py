@@ -407,7 +407,7 @@ def assert_upstream(upstream: Any, spec: UpstreamSpec | None = None, **build_opt
     if isinstance(upstream, UpstreamSpec):
         spec = upstream
         _raise(f"upstream spec {spec.name!r}", contracts.check_upstream_spec(spec))
-        upstream = spec.build(ckpt=None, device="cpu", **build_options)
+        upstream = spec.load(ckpt=None, device="cpu", **build_options)
     name = getattr(upstream, "name", type(upstream).__name__)
     _raise(f"upstream {name!r}", contracts.check_upstream(
         upstream, spec if not build_options else None))

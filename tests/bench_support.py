@@ -11,6 +11,7 @@ from emobox import Corpus, CorpusSpec, FoldTableRow, ReferenceTable, Utterance, 
 from emobox.io import read_jsonl
 from emobox.plugin.registry import Registry
 from emobox.testing import write_audio
+from corpus_writers import write_fixture
 
 TONE_LABELS = ("high", "low", "mid")
 TONE_FREQ = {"low": 180.0, "mid": 420.0, "high": 900.0}
@@ -95,7 +96,7 @@ def make_emodb(root: Path) -> Path:
     from emobox.corpora.emodb import EmoDB
 
     rows = [r for r in reference_rows("emodb") if r["speaker"] in ("male_03", "female_16")]
-    EmoDB.make_fixture(root, rows[::2])
+    write_fixture(EmoDB, root, rows[::2])
     return root
 
 

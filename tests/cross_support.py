@@ -11,6 +11,7 @@ from emobox.corpora._emobox import reference_rows
 from emobox.plugin.registry import Registry
 from emobox.datasets.splits import seeded_order
 from emobox.testing import write_audio
+from corpus_writers import write_fixture
 
 TONES = {"Angry": 300.0, "Happy": 600.0, "Neutral": 1200.0, "Sad": 2400.0}
 
@@ -29,7 +30,7 @@ def write_tree(root: Path, name: str, extra: int, keep: Iterable[str] = (),
     others = seeded_order([r["key"] for r in rows if r["key"] not in need], 0, name)[:extra]
     chosen = (need | set(others)) - set(drop)
     tree = root / name
-    cls.make_fixture(tree, [r for r in rows if r["key"] in chosen])
+    write_fixture(cls, tree, [r for r in rows if r["key"] in chosen])
     if tones:
         class_tones(tree, name)
     return tree

@@ -20,6 +20,7 @@ from emobox.tracks.runner import RunOptions, extract_features, plan_triple
 from emobox.extraction.store import SCHEMA_VERSION, FeatureStore, StoreRequest
 
 from extract_fakes import FrameUpstream, tone_corpus
+from corpus_writers import write_fixture
 
 STEREO_KEY, STEREO_FILE = "emodb-03a01Fa", "wav/03a01Fa.wav"
 
@@ -38,7 +39,7 @@ def stereo_emodb(tmp_path):
             if r["speaker"] in ("male_03", "female_08", "male_10", "female_09")][::3]
     assert any(r["key"] == STEREO_KEY for r in rows)
     root = tmp_path / "emodb"
-    EmoDB.make_fixture(root, rows)
+    write_fixture(EmoDB, root, rows)
     path = root / STEREO_FILE
     path.unlink()  # a hard link to the fixture's one audio file: replace, never write through
     t = np.arange(16000) / 16000

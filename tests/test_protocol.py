@@ -18,6 +18,7 @@ from emobox.plugin.registry import get_registry
 from emobox.reporting.results import feature_norm_of
 from emobox.tracks.runner import RunOptions
 from emobox.training.sweep import Split, TrainConfig, clip_per_config, expand_grid, lr_at, train_sweep
+from corpus_writers import write_fixture
 
 
 # -- feature normalisation ------------------------------------------------------------------------
@@ -361,7 +362,7 @@ def test_paper_recipe_on_emobox_folds_validates_on_a_random_20_percent(tmp_path)
     from emobox.corpora.emodb import EmoDB
     from emobox.tracks.runner import plan_triple
 
-    EmoDB.make_fixture(tmp_path, reference_rows("emodb"))
+    write_fixture(EmoDB, tmp_path, reference_rows("emodb"))
     base = dict(upstream="fbank", corpus="emodb", downstream="linear_probe", root=str(tmp_path))
     ours = plan_triple(RunOptions(**base)).all_folds
     paper = plan_triple(RunOptions(**base, recipe="paper")).all_folds

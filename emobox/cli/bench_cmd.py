@@ -14,7 +14,8 @@ import emobox.cli.options as opt
 from .base import app, console, err_console
 from .layers import parse_layer_arg
 from .options import DEFAULT
-from .run_cmd import parse_grid, parse_options
+from .params import ROOT_MAP, KeyValue
+from .run_cmd import parse_grid
 
 
 def split_names(value: str, flag: str) -> tuple[str, ...]:
@@ -25,15 +26,7 @@ def split_names(value: str, flag: str) -> tuple[str, ...]:
 
 
 def parse_root_map(items: List[str]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for item in items:
-        if "=" not in item:
-            raise EmoboxUsageError(f"--root-map {item!r}: expected corpus=DIR")
-        name, path = item.split("=", 1)
-        if not name.strip() or not path.strip():
-            raise EmoboxUsageError(f"--root-map {item!r}: expected corpus=DIR")
-        out[name.strip()] = path.strip()
-    return out
+    return dict(ROOT_MAP.parse(item, "--root-map") for item in items)
 
 
 def parse_upstream_options(items: List[str], upstreams: tuple[str, ...] = ()
@@ -49,19 +42,19 @@ def parse_keyed_options(items: List[str], owners: tuple[str, ...], flag: str, ow
     """``OWNER:name=value`` -> ``{OWNER: {name: value}}``; a plain ``name=value`` goes to every
     one of ``owners``."""
     out: dict[str, dict[str, Any]] = {}
+    parser = KeyValue(f"name=value or {owner}:name=value", literal=True)
     for item in items:
         name, colon, option = item.partition(":")
         if "=" in name or not colon:  # name=value, for every owner
-            if "=" not in item:
-                raise EmoboxUsageError(f"{flag} {item!r}: expected name=value or "
-                                       f"{owner}:name=value")
+            key, value = parser.parse(item, flag)
             for each in owners:
-                out.setdefault(each, {}).update(parse_options([item], flag))
+                out.setdefault(each, {})[key] = value
             continue
-        if not name.strip() or "=" not in option:
+        if not name.strip():
             raise EmoboxUsageError(f"{flag} {item!r}: expected name=value or "
                                    f"{owner}:name=value")
-        out.setdefault(name.strip(), {}).update(parse_options([option], flag))
+        key, value = parser.parse(option, flag)
+        out.setdefault(name.strip(), {})[key] = value
     return out
 
 

@@ -1,4 +1,4 @@
-"""``emobox corpora``: list, manifest, check, stats, import-emobox."""
+"""``emobox corpora``: list, info, manifest, check, stats, import-emobox."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from rich.table import Table
 
 from ..errors import ExitCode
 from .base import app, console, err_console
-from .run_cmd import parse_options
+from .params import KeyValue
 
 corpora_app = typer.Typer(help="Corpora: list them, write manifests, check local copies.",
                           no_args_is_help=True)
 app.add_typer(corpora_app, name="corpora")
 
+CORPUS_OPTION = KeyValue(literal=True, flag="--corpus-option")
 SCHEME_HELP = "Partition: emobox (EmoBox's published folds) | speaker-independent."
 
 
@@ -38,7 +39,66 @@ def list_command() -> None:
                       _n(c.labels), _n(c.folds), escape(c.license or "-"))
     console.print(table)
     console.print("counts are those of the published reference (EmoBox's tables); "
+                  "`emobox corpora info NAME` says where to get a corpus and its layout, "
                   "`emobox corpora check -c NAME --root DIR` counts a local copy", style="dim")
+
+
+@corpora_app.command("info")
+def info_command(
+    name: str = typer.Argument(..., help="Corpus name (`emobox corpora list`)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the card as JSON."),
+) -> None:
+    """Where to get a corpus, its licence, the layout emobox expects, where emobox looks for it
+    and the counts of its published reference (nothing is scanned)."""
+    import json
+
+    from emobox.datasets.corpus_tools import corpus_info
+
+    info = corpus_info(name)
+    if as_json:
+        console.print_json(json.dumps(info.to_dict()))
+        return
+    for line in info_lines(info):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+
+
+def info_lines(info) -> list[str]:
+    """The card of :func:`emobox.datasets.corpus_tools.corpus_info` as plain text lines."""
+    lines = [f"{info.name}: {info.description}" if info.description else info.name]
+    lines.append(f"languages: {', '.join(info.languages) or '-'}")
+    lines.append(f"homepage (download): {info.homepage or '- (not stated by the plugin)'}")
+    lines.append(f"license: {info.license or '- (not stated by the plugin)'}")
+    if info.citation:
+        lines.append(f"citation: {info.citation}")
+    if info.embedded:
+        lines.append("data: ships with the plugin (no --root needed)")
+    else:
+        where = "present" if info.root_exists else "not there"
+        lines.append(f"root: {info.root} ($EMOBOX_DATA/{info.name}; {where}), or --root DIR")
+    if info.layout:
+        lines.append("expected layout:")
+        lines += ["    " + line for line in info.layout.splitlines()]
+    ref = info.reference
+    if ref:
+        labels = ref.get("labels") or {}
+        counts = [f"{_n(ref.get('utterances'))} utterances", f"{_n(ref.get('speakers'))} speakers",
+                  f"{len(labels)} labels"]
+        if ref.get("folds") is not None:
+            counts.append(f"{_n(ref['folds'])} folds")
+        if ref.get("hours") is not None:
+            counts.append(f"{float(ref['hours']):.2f} h")
+        lines.append("reference: " + ", ".join(counts))
+        if labels:
+            lines.append("  labels: " + ", ".join(f"{k} {_n(v)}" for k, v in labels.items()))
+        if ref.get("source"):
+            lines.append(f"  source: {ref['source']}")
+    else:
+        lines.append("reference: none published (`emobox corpora check` counts a local copy)")
+    for option, what in info.options.items():
+        lines.append(f"option -C {option}=...: {what}")
+    if not info.embedded:
+        lines.append(f"check a local copy: emobox corpora check -c {info.name} --root DIR")
+    return lines
 
 
 @corpora_app.command("manifest")
@@ -51,7 +111,8 @@ def manifest_command(
     scheme: str = typer.Option("emobox", "--scheme", help=SCHEME_HELP),
     seed: int = typer.Option(0, "--seed", help="Seed of the validation split and of the "
                              "speaker-independent folds."),
-    corpus_option: List[str] = typer.Option([], "--corpus-option", "-C",
+    corpus_option: List[str] = typer.Option([], "--corpus-option", "-C", metavar="NAME=VALUE",
+                                            parser=CORPUS_OPTION,
                                             help="Corpus option name=value (repeatable)."),
     fmt: str = typer.Option("tsv", "--format", help="tsv (emobox's manifest) | lhotse "
                             "(RecordingSet, SupervisionSet and CutSet as jsonl.gz)."),
@@ -64,7 +125,7 @@ def manifest_command(
         from ..datasets.lhotse_io import export_lhotse
 
         lx = export_lhotse(corpus, root, out, scheme=scheme, seed=seed,
-                           options=parse_options(corpus_option, "--corpus-option"))
+                           options=dict(corpus_option))
         console.print(f"{lx.utterances} utterances, {lx.folds} folds ({scheme}) -> {lx.recordings}, "
                       f"{lx.supervisions}, {lx.cuts}", highlight=False, soft_wrap=True, markup=False)
         return
@@ -75,7 +136,7 @@ def manifest_command(
     # -- end Lhotse --
 
     res = write_manifest(corpus, root, out, scheme=scheme, seed=seed,
-                         options=parse_options(corpus_option, "--corpus-option"))
+                         options=dict(corpus_option))
     console.print(f"{res.utterances} utterances, {res.folds} folds ({res.scheme}) -> {res.path}",
                   highlight=False, soft_wrap=True, markup=False)
     for note in res.notes:
@@ -93,7 +154,8 @@ def check_command(
     no_audio: bool = typer.Option(False, "--no-audio", help="Do not read audio headers."),
     show: int = typer.Option(10, "--show", help="How many missing/unlisted/unreadable/skipped "
                              "files to list (0: all)."),
-    corpus_option: List[str] = typer.Option([], "--corpus-option", "-C",
+    corpus_option: List[str] = typer.Option([], "--corpus-option", "-C", metavar="NAME=VALUE",
+                                            parser=CORPUS_OPTION,
                                             help="Corpus option name=value (repeatable)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -103,7 +165,7 @@ def check_command(
     from ..progress import Reporter, RichReporter
 
     rep = check_corpus(corpus, root, scheme=scheme, seed=seed, audio=not no_audio,
-                       options=parse_options(corpus_option, "--corpus-option"),
+                       options=dict(corpus_option),
                        reporter=Reporter() if quiet else RichReporter(err_console))
     print_check(rep, show)
     if not rep.ok:

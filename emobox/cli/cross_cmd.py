@@ -14,6 +14,7 @@ import emobox.cli.options as opt
 from .base import app, console, err_console
 from .bench_cmd import parse_keyed_options, parse_root_map, split_names
 from .options import DEFAULT
+from .params import KeyValue
 from .run_cmd import parse_grid, parse_options
 
 cross_app = typer.Typer(no_args_is_help=True, help="The cross-corpus track: train on one "
@@ -22,6 +23,7 @@ app.add_typer(cross_app, name="cross")
 
 DEFAULT_CORPORA = "iemocap,meld,ravdess,savee"
 DEFAULT_CLASSES = "angry,happy,neutral,sad"
+_CORPUS_VALUE = KeyValue("corpus=VALUE", strip=True)
 
 
 def _per_corpus(items: List[str], flag: str, corpora: tuple[str, ...]) -> dict[str, str]:
@@ -29,8 +31,8 @@ def _per_corpus(items: List[str], flag: str, corpora: tuple[str, ...]) -> dict[s
     out: dict[str, str] = {}
     for item in items:
         if "=" in item and not Path(item).exists():
-            name, value = item.split("=", 1)
-            out[name.strip()] = value.strip()
+            name, value = _CORPUS_VALUE.parse(item, flag)
+            out[name] = value
         elif len(corpora) == 1:
             out[corpora[0]] = item
         else:
@@ -44,8 +46,8 @@ def _quota(items: List[str]) -> Any:
     out: dict[str, str] = {}
     for item in items:
         if "=" in item:
-            name, value = item.split("=", 1)
-            out[name.strip()] = value.strip()
+            name, value = _CORPUS_VALUE.parse(item, "--quota")
+            out[name] = value
         else:
             out["default"] = item.strip()
     return out

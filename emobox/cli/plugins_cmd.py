@@ -9,8 +9,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ..errors import EmoboxUsageError, ExitCode, plural
+from ..errors import ExitCode, plural
 from .base import app, console, err_console
+from .params import KeyValue
 
 plugins_app = typer.Typer(help="Registered plugins.", no_args_is_help=False)
 app.add_typer(plugins_app, name="plugins")
@@ -58,8 +59,9 @@ def plugins_doctor(
     build: str = typer.Option("cheap", "--build", help="none: check the specs only; cheap: also "
                               "build every head, every upstream needing no checkpoint and every "
                               "embedded corpus; all: also upstreams with local checkpoints."),
-    root: List[str] = typer.Option([], "--root", help="NAME=DIR: also scan corpus NAME at DIR "
-                                   "(repeatable)."),
+    root: List[str] = typer.Option([], "--root", metavar="NAME=DIR",
+                                   parser=KeyValue("NAME=DIR", strip=True, flag="--root"),
+                                   help="NAME=DIR: also scan corpus NAME at DIR (repeatable)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
@@ -67,12 +69,7 @@ def plugins_doctor(
     from emobox.validate.plugins_doctor import doctor
     from ..progress import Reporter, RichReporter
 
-    roots = {}
-    for item in root:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise EmoboxUsageError(f"--root {item!r}: expected NAME=DIR")
-        roots[name] = path
+    roots = dict(root)
     reporter = Reporter() if quiet or as_json else RichReporter(err_console)
     report = doctor(build=build, roots=roots, reporter=reporter)
     if as_json:

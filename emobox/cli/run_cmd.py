@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -15,6 +14,7 @@ import emobox.cli.options as opt
 from .base import app, console, err_console
 from .options import DEFAULT
 from .layers import parse_layer_arg
+from .params import OPTION, KeyValue, literal
 
 
 def parse_grid(items: List[str]) -> dict[str, list[Any]] | None:
@@ -28,12 +28,9 @@ def parse_grid(items: List[str]) -> dict[str, list[Any]] | None:
             grid.update(_grid_file(path))
             continue
         for part in item.split():
-            if "=" not in part:
-                raise EmoboxUsageError(f"--grid {part!r}: expected name=value[,value...] "
-                                       f"or a .json/.yaml file")
-            name, values = part.split("=", 1)
-            parsed = [_literal(v) for v in values.split(",") if v != ""]
-            if not name or not parsed:
+            name, values = _GRID_ITEM.parse(part, "--grid")
+            parsed = [literal(v) for v in values.split(",") if v != ""]
+            if not parsed:
                 raise EmoboxUsageError(f"--grid {part!r}: expected name=value[,value...]")
             grid[name] = parsed
     return grid
@@ -41,13 +38,10 @@ def parse_grid(items: List[str]) -> dict[str, list[Any]] | None:
 
 def parse_options(items: List[str], flag: str) -> dict[str, Any]:
     """``["mode=trimmed", "n=3"]`` -> ``{"mode": "trimmed", "n": 3}`` (values parsed as literals)."""
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise EmoboxUsageError(f"{flag} {item!r}: expected name=value")
-        name, value = item.split("=", 1)
-        out[name.strip()] = _literal(value)
-    return out
+    return dict(OPTION.parse(item, flag) for item in items)
+
+
+_GRID_ITEM = KeyValue("name=value[,value...] or a .json/.yaml file")
 
 
 def _grid_file(path: Path) -> dict[str, list[Any]]:
@@ -55,13 +49,6 @@ def _grid_file(path: Path) -> dict[str, list[Any]]:
 
     data = read_mapping(path, f"--grid file {path}", "name -> list of values")
     return {k: list(v) if isinstance(v, (list, tuple)) else [v] for k, v in data.items()}
-
-
-def _literal(text: str) -> Any:
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return text
 
 
 @app.command("run")

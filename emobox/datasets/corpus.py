@@ -122,9 +122,21 @@ class Corpus:
         if scheme == "speaker-independent":
             return speaker_independent_folds(manifest, seed, self.max_folds, self.has_speaker_ids)
         table = self.fold_table()
-        if table is None:
-            return speaker_independent_folds(manifest, seed, self.max_folds, self.has_speaker_ids)
+        if table is None:  # no published folds: scheme emobox is speaker-independent too
+            try:
+                return speaker_independent_folds(manifest, seed, self.max_folds,
+                                                 self.has_speaker_ids)
+            except EmoboxUsageError as exc:
+                raise self._no_folds(manifest) from exc
         return table_folds(manifest, table, seed, self.official_valid)
+
+    def _no_folds(self, manifest: Manifest) -> EmoboxUsageError:
+        why = ("it has no real speaker ids" if not self.has_speaker_ids else
+               f"it has {len(manifest.speakers())} speakers and they need at least 4")
+        return EmoboxUsageError(
+            f"corpus {self.name!r} publishes no fold table, so scheme emobox builds "
+            f"speaker-independent folds, which it cannot give: {why} (its adapter must define "
+            f"its folds: override fold_table() or folds())")
 
     def out_of_scheme(self) -> dict[str, str]:
         """Scanned utterances that scheme ``emobox`` puts in no split, with the reason: those
@@ -265,5 +277,6 @@ def _missing_root_message(cls: type[Corpus], root: Path, what: str) -> str:
     msg = f"corpus {cls.name!r}: root {root} {what}"
     if cls.expected_top_level:
         msg += f"; its top level should contain {cls.expected_top_level}"
-    msg += (f". Pass --root DIR or put the corpus at $EMOBOX_DATA/{cls.name}")
+    msg += (f". Pass --root DIR or put the corpus at $EMOBOX_DATA/{cls.name} (where to get it "
+            f"and its layout, see: emobox corpora info {cls.name})")
     return msg

@@ -5,6 +5,7 @@ corpus publishes about itself (its reference counts, its fold table) come from i
 adapter, never from a list of names kept here.
 
 - :func:`list_corpora`: name, languages, counts of the published reference, license.
+- :func:`corpus_info`: one corpus's card: homepage, licence, layout, reference counts.
 - :func:`write_manifest`: scan a local copy and write one TSV row per utterance with its folds.
 - :func:`check_corpus`: counts per label, speaker and fold; files the reference lists that are
   missing; files present that it does not list; unreadable audio; skipped files; speaker leakage
@@ -71,6 +72,51 @@ def list_corpora(registry: Registry | None = None) -> list[CorpusListing]:
             ref.get("speakers"), len(ref["labels"]) if "labels" in ref else None,
             ref.get("folds"), spec.description, spec.distribution))
     return out
+
+
+# -- info ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CorpusInfo:
+    """What ``emobox corpora info NAME`` shows: where to get the corpus, its licence, the layout
+    its adapter reads, where emobox looks for it and the counts of its published reference."""
+
+    name: str
+    description: str
+    languages: tuple[str, ...]
+    homepage: str
+    license: str
+    citation: str
+    layout: str
+    embedded: bool
+    reader: bool
+    root: str  # where emobox looks without --root ("" for an embedded corpus)
+    root_exists: bool
+    reference: Mapping[str, Any] | None
+    options: Mapping[str, str]
+    distribution: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "emobox.corpus_info", "schema_version": 1,
+                "name": self.name, "description": self.description,
+                "languages": list(self.languages), "homepage": self.homepage,
+                "license": self.license, "citation": self.citation, "layout": self.layout,
+                "embedded": self.embedded, "reader": self.reader, "root": self.root,
+                "root_exists": self.root_exists,
+                "reference": dict(self.reference) if self.reference is not None else None,
+                "options": dict(self.options), "distribution": self.distribution}
+
+
+def corpus_info(name: str, registry: Registry | None = None) -> CorpusInfo:
+    """The card of corpus ``name`` from its spec (nothing is scanned)."""
+    spec = (registry or get_registry()).corpus(name)
+    root = "" if spec.embedded else str(paths.corpus_root(spec.name, None))
+    reference = dict(spec.reference()) if spec.reference else None
+    return CorpusInfo(
+        name=spec.name, description=spec.description, languages=tuple(spec.languages),
+        homepage=spec.homepage, license=spec.license, citation=spec.citation,
+        layout=spec.layout or spec.expected_top_level, embedded=spec.embedded,
+        reader=spec.reader, root=root, root_exists=bool(root) and Path(root).is_dir(),
+        reference=reference, options=dict(spec.options), distribution=spec.distribution)
 
 
 # -- manifest -------------------------------------------------------------------------------------

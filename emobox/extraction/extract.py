@@ -323,7 +323,7 @@ def extract_corpus(opts: ExtractOptions, reporter: Reporter | None = None,
     corpus = corpus_spec.build(None if corpus_spec.embedded and not opts.root
                                else paths.corpus_root(opts.corpus, opts.root),
                                **dict(opts.corpus_options))
-    upstream = up_spec.build(ckpt=opts.upstream_ckpt, device=device,
+    upstream = up_spec.load(ckpt=opts.upstream_ckpt, device=device,
                              **dict(opts.upstream_options))
     layers = upstream.resolve_layers(opts.layers)
     if opts.scheme not in SCHEMES:

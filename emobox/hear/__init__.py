@@ -73,7 +73,7 @@ def hear_module(name: str) -> types.ModuleType:
     module = types.ModuleType(f"{__name__}.{name}", f"emobox upstream {name!r} as a HEAR module")
 
     def load_model(model_file_path: str = "", device: str = "cpu") -> HearModel:
-        return HearModel(spec.build(ckpt=model_file_path or None, device=device))
+        return HearModel(spec.load(ckpt=model_file_path or None, device=device))
 
     module.load_model = load_model
     module.get_timestamp_embeddings = _timestamp_embeddings

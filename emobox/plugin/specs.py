@@ -10,6 +10,25 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from emobox.errors import CheckpointNotFoundError
+
+
+#: what an upstream spec declares about the model and :meth:`UpstreamSpec.load` gives the object
+SPEC_SIZES = ("name", "sample_rate", "num_layers", "hidden_size", "frame_rate")
+
+
+def _sets(obj: Any, attr: str) -> bool:
+    """Whether ``obj`` sets ``attr`` itself: in its instance or a class below
+    ``emobox.Upstream`` (whose defaults do not count); any attribute of another object."""
+    if attr in getattr(obj, "__dict__", {}):
+        return True
+    for klass in type(obj).__mro__:
+        if klass.__module__ == "emobox.extraction.upstream" and klass.__name__ == "Upstream":
+            return False
+        if attr in vars(klass):
+            return True
+    return hasattr(obj, attr)
+
 
 @dataclass(frozen=True)
 class UpstreamSpec:
@@ -18,7 +37,9 @@ class UpstreamSpec:
     ``build(ckpt=None, device="cpu", **options)`` returns an :class:`emobox.Upstream`. ``ckpt`` is a
     local path given by the user (``--upstream-ckpt``); when it is None the plugin looks in
     ``$EMOBOX_MODELS/<name>`` and the Hugging Face cache (offline), and raises
-    :class:`emobox.CheckpointNotFoundError` saying where it looked.
+    :class:`emobox.CheckpointNotFoundError` saying where it looked. emobox builds through
+    :meth:`load`, which gives the object the sizes declared here (``SPEC_SIZES``) unless it sets
+    them itself.
     """
 
     name: str
@@ -55,6 +76,38 @@ class UpstreamSpec:
     distribution: str = ""
     version: str = ""
 
+    def load(self, ckpt: Any = None, device: str = "cpu", **options: Any) -> Any:
+        """``build(ckpt=ckpt, device=device, **options)``, with the sizes declared once, here.
+
+        What the model is (``name``, ``sample_rate``, ``num_layers``, ``hidden_size``,
+        ``frame_rate``) is declared on the spec; an object that does not set one of them itself
+        (in its class or instance, beyond :class:`emobox.Upstream`'s defaults) gets the spec's
+        value, so the two cannot disagree. An object that sets one (because it depends on the
+        build options or the checkpoint, e.g. ``hidden_size`` of a HEAR module) keeps its own,
+        and the contract checks compare it with the spec. A size the spec leaves at 0 (decided
+        by the build options) is never copied.
+        """
+        obj = self.build(ckpt=ckpt, device=device, **options)
+        for attr in SPEC_SIZES:
+            value = getattr(self, attr)
+            if attr in ("hidden_size", "frame_rate") and not value:
+                continue
+            if not _sets(obj, attr):
+                setattr(obj, attr, value)
+        return obj
+
+    def missing_checkpoint(self, ckpt: Any = None) -> CheckpointNotFoundError | None:
+        """The :class:`emobox.CheckpointNotFoundError` saying where ``locate`` looked, when
+        the weights are not on this machine; None when they are, when the upstream needs none
+        or when the spec cannot tell without loading them (no ``locate``)."""
+        if self.locate is None:
+            return None
+        try:
+            self.locate(ckpt=ckpt)
+        except CheckpointNotFoundError as exc:
+            return exc
+        return None
+
 
 @dataclass(frozen=True)
 class CorpusSpec:
@@ -72,6 +125,9 @@ class CorpusSpec:
     reader: bool = False  # reads data described by files the user names (--root), e.g. EmoBox
     # imports: not a corpus of its own, so "every corpus" (bench -c all) leaves it out
     expected_top_level: str = ""  # what the root folder should contain, shown when it is missing
+    # the native layout the adapter reads, in full (several lines; the corpus card's "Layout"
+    # section), shown by ``emobox corpora info``; "" = only ``expected_top_level``
+    layout: str = ""
     # the published reference the default partition follows, when there is one: a callable
     # returning {"utterances", "speakers", "labels": {class: count}, "folds", "hours",
     # "official_valid", "source"}; called only by commands that show it (cheap to list)

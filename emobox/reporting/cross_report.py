@@ -17,6 +17,7 @@ from emobox import escape
 from emobox.reporting import paper
 from emobox.io import atomic_write_json, atomic_write_text
 from emobox.reporting.results import NORM_WORDS, feature_norm_of
+from emobox.reporting.markdown import Markdown, table
 from emobox.reporting.plots import cross_corpus_heatmap
 
 
@@ -140,8 +141,8 @@ def matrix_json(result: Any, published: list[list[float | None]] | None) -> dict
 def _grid(result: Any, matrix: list[list[float | None]], scale: float, marks: bool) -> list[str]:
     names = result.corpora
     md = escape.markdown
-    lines = ["| train \\ test | " + " | ".join(md(n) for n in names) + " | avg (off-diagonal) |",
-             "|---" * (len(names) + 2) + "|"]
+    header = [Markdown("train \\ test"), *names, "avg (off-diagonal)"]
+    body = []
     rows = row_averages(matrix)
     for i, s in enumerate(names):
         cells = []
@@ -155,13 +156,12 @@ def _grid(result: Any, matrix: list[list[float | None]], scale: float, marks: bo
             cells.append(text)
         avg = rows[i]
         cells.append("–" if avg is None else f"{scale * avg:.2f}")
-        lines.append(f"| **{md(s)}** | " + " | ".join(cells) + " |")
+        body.append([Markdown(f"**{md(s)}**"), *cells])
     cols = column_averages(matrix)
     total = cross_average(matrix)
-    lines.append("| avg (off-diagonal) | " + " | ".join(
-        "–" if v is None else f"{scale * v:.2f}" for v in cols) + " | **" +
-        ("–" if total is None else f"{scale * total:.2f}") + "** |")
-    return lines
+    body.append(["avg (off-diagonal)", *("–" if v is None else f"{scale * v:.2f}" for v in cols),
+                 Markdown("**" + ("–" if total is None else f"{scale * total:.2f}") + "**")])
+    return table(header, body)
 
 
 def summary_markdown(result: Any, plan: Any, published: list[list[float | None]] | None) -> str:
@@ -221,33 +221,28 @@ def summary_markdown(result: Any, plan: Any, published: list[list[float | None]]
         lines += [f"## {title} (%)", ""] + _grid(result, result.matrix(name), 100, True) + [""]
     lines += ["On a balanced test set every class has the same support, so UA equals accuracy "
               "there.", ""]
-    lines += ["## Test sets", "", "| corpus | utterances | structure | origin |",
-              "|---|---|---|---|"]
-    for tc in plan.corpora:
-        q = tc.test_set.quota()
-        shape = f"{q[0]} speakers x {q[1]} per class" if q else "not balanced"
-        lines.append(f"| {md(tc.name)} | {len(tc.test_set)} | {shape} | "
-                     f"{md(tc.test_set.origin)} |")
-    lines += ["", "## Training sides", "", "| corpus | train | valid | validation rule |",
-              "|---|---|---|---|"]
-    for tc in plan.corpora:
-        lines.append(f"| {md(tc.name)} | {c['splits'][tc.name]['train']} | "
-                     f"{c['splits'][tc.name]['valid']} | {md(tc.valid_rule)} |")
-    lines += ["", "## Label harmonisation (corpus labels -> canonical class)", "",
-              "| class | " + " | ".join(md(name) for name in result.corpora) + " |",
-              "|---" * (n + 1) + "|"]
-    for cls in result.classes:
-        lines.append(f"| {md(cls)} | " + " | ".join(
-            md(", ".join(tc.harmonised.get(cls, []))) or "–" for tc in plan.corpora) + " |")
-    lines += ["", "## Selected configuration per source", "",
-              "| source | config | epoch | valid UA % | train | valid |",
-              "|---|---|---|---|---|---|"]
+    shapes = [tc.test_set.quota() for tc in plan.corpora]
+    lines += ["## Test sets", ""] + table(
+        ["corpus", "utterances", "structure", "origin"],
+        [(tc.name, len(tc.test_set), f"{q[0]} speakers x {q[1]} per class" if q else "not balanced",
+          tc.test_set.origin) for tc, q in zip(plan.corpora, shapes)])
+    lines += ["", "## Training sides", ""] + table(
+        ["corpus", "train", "valid", "validation rule"],
+        [(tc.name, c["splits"][tc.name]["train"], c["splits"][tc.name]["valid"], tc.valid_rule)
+         for tc in plan.corpora])
+    lines += ["", "## Label harmonisation (corpus labels -> canonical class)", ""] + table(
+        ["class", *result.corpora],
+        [(cls, *(", ".join(tc.harmonised.get(cls, [])) or "–" for tc in plan.corpora))
+         for cls in result.classes])
+    selected = []
     for s in result.corpora:
         cell = result.cells.get((s, s)) or next(
             (v for (src, _), v in result.cells.items() if src == s), None)
         if cell:
-            lines.append(f"| {md(s)} | {md(cell['config_id'])} | {cell['best_epoch']} | "
-                         f"{100 * cell['valid_ua']:.2f} | {cell['n_train']} | {cell['n_valid']} |")
+            selected.append((s, cell["config_id"], cell["best_epoch"],
+                             f"{100 * cell['valid_ua']:.2f}", cell["n_train"], cell["n_valid"]))
+    lines += ["", "## Selected configuration per source", ""] + table(
+        ["source", "config", "epoch", "valid UA %", "train", "valid"], selected)
     lines += ["", "Files: `matrix.tsv`, `matrix.json`, `results.jsonl` (every configuration), "
               "`predictions/<source>__<target>.tsv`, `test_sets/<corpus>.tsv`, `heatmap.png`."]
     if result.notes:

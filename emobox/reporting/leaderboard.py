@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from emobox import escape, paths
+from emobox import paths
 from emobox.errors import DataError, EmoboxUsageError
 from emobox.io import atomic_write_json
+from emobox.reporting.markdown import table
 from emobox.plugin.registry import Registry
 from emobox.extraction.store import store_lock
 from emobox.reporting.submission import score
@@ -188,18 +189,16 @@ def _params(n) -> str:
 
 
 def to_markdown(b: Board) -> str:
-    md = escape.markdown
     head = ["#", "submission", "checkpoint", "params", "downstream",
-            f"mean UA ({len(b.common)} corpora)"] + [md(c) for c in b.corpora]
-    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+            f"mean UA ({len(b.common)} corpora)", *b.corpora]
+    rows = []
     for i, r in enumerate(b.rows, start=1):
         cells = [f"{100 * r['cells'][c][0]:.2f} ± {100 * r['cells'][c][1]:.2f}{r['cells'][c][2]}"
                  if c in r["cells"] else "–" for c in b.corpora]
         mean = f"{100 * r['mean']:.2f}" if r["mean"] is not None else "–"
-        lines.append("| " + " | ".join([str(i), md(r["name"]), md(r["checkpoint"][:12]),
-                                        _params(r["parameters"]), md(r["downstream"]), mean]
-                                       + cells) + " |")
-    return "\n".join(lines) + "\n"
+        rows.append([i, r["name"], r["checkpoint"][:12], _params(r["parameters"]),
+                     r["downstream"], mean, *cells])
+    return "\n".join(table(head, rows)) + "\n"
 
 
 def to_csv(b: Board) -> str:

@@ -52,6 +52,7 @@ from emobox.extraction.upstream import resolve_layers
 from emobox.tracks.executors import make_executor
 from emobox.datasets.splits import leakage
 from emobox.training.metrics import mean_std
+from emobox.reporting.markdown import table
 
 EXECUTORS = ("local", "ray")
 
@@ -369,7 +370,7 @@ def estimate_flops(spec: Any, manifest: Any, reference: Any = None,
         return float(sum(spec.flops(n, **kw) for n in lengths)), "plugin"
     if not spec.checkpoint:
         try:
-            model = spec.build(device="cpu", **options)
+            model = spec.load(device="cpu", **options)
             per = [model.flops(n) for n in lengths]
             if all(p is not None for p in per):
                 return float(sum(per)), "model"
@@ -638,10 +639,7 @@ def _write_summary(plan: BenchPlan) -> None:
              f"{'TEST (EmoBox recipe; optimistic)' if o.select == 'test' else 'validation UA'}",
              ""]
     swept = any(k[3] is not None for k in plan.run_dirs)
-    lines += (["| upstream | corpus | downstream | layer | folds | UA % | WA % | F1 % |",
-               "|---|---|---|---|---|---|---|---|"] if swept else
-              ["| upstream | corpus | downstream | folds | UA % | WA % | F1 % |",
-               "|---|---|---|---|---|---|---|"])
+    results = []
     for (u, c, d, layer), run_out in sorted(plan.run_dirs.items(),
                                             key=lambda kv: (kv[0][:3], kv[0][3] or 0)):
         try:
@@ -659,10 +657,10 @@ def _write_summary(plan: BenchPlan) -> None:
                 cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
             else:
                 cells.append("–")
-        md = escape.markdown  # names and reasons hold paths: never Markdown or HTML
-        variant = (f"{'all' if layer is None else layer} | " if swept else "")
-        lines.append(f"| {md(u)} | {md(c)} | {md(d)} | {variant}{len(rows)}/{n} | "
-                     f"{' | '.join(cells)} |")
+        variant = (["all" if layer is None else layer] if swept else [])
+        results.append([u, c, d, *variant, f"{len(rows)}/{n}", *cells])
+    lines += table(["upstream", "corpus", "downstream", *(["layer"] if swept else []), "folds",
+                    "UA %", "WA %", "F1 %"], results)
     if plan.missing:
         lines += ["", "Not run:", ""] + [f"- {escape.markdown(m.corpus)}: "
                                          f"{escape.markdown(m.reason)}" for m in plan.missing]

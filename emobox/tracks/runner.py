@@ -37,6 +37,7 @@ from emobox.io import append_jsonl, atomic_write_text, dumps_json, jsonl_text
 from emobox.training.metrics import mean_std
 from emobox.plugin.registry import Registry, distributions_of, get_registry
 from emobox.progress import Prefixed, Reporter
+from emobox.reporting.markdown import Markdown, table
 from emobox.reporting.results import NORM_WORDS, ResultRow, RowError, check_row, feature_norm_of
 from emobox.tracks.rundirs import (RESUME_HINT, check_resumable, check_run_dir, read_rows,
                                    read_run_config, run_lock, start_run_dir, write_results)
@@ -232,9 +233,15 @@ def plan_triple(opts: RunOptions, registry: Registry | None = None,
         warnings.warn(f"{problem.line()}; it is left out (`emobox plugins` shows the details)")
 
     if corpus is None:
-        corpus = corpus_spec.build(None if corpus_spec.embedded and not opts.root
-                                   else paths.corpus_root(opts.corpus, opts.root),
-                                   **dict(opts.corpus_options))
+        try:
+            corpus = corpus_spec.build(None if corpus_spec.embedded and not opts.root
+                                       else paths.corpus_root(opts.corpus, opts.root),
+                                       **dict(opts.corpus_options))
+        except EmoboxUsageError as exc:  # a missing checkpoint too: say both at once
+            also = up_spec.missing_checkpoint(opts.upstream_ckpt)
+            if also is None:
+                raise
+            raise EmoboxUsageError(f"{exc}\nerror: {also}") from exc
     all_folds = corpus.folds(scheme=opts.scheme, seed=opts.seed)
     if opts.recipe == "paper":  # EmoBox's dataset_prepare: a random, not stratified, 20%
         position = {u.key: i for i, u in enumerate(corpus.manifest)}
@@ -359,7 +366,7 @@ def in_folds(corpus: Any, folds: Sequence[Any], scheme: str) -> tuple[Any, dict[
 def extract_features(up_spec: Any, manifest: Any, opts: RunOptions, device: str,
                      reporter: Reporter | None = None, down_layers: str = "last") -> Features:
     """The extraction task: build the upstream, extract (or reuse) its store for ``manifest``."""
-    upstream = up_spec.build(ckpt=opts.upstream_ckpt, device=device,
+    upstream = up_spec.load(ckpt=opts.upstream_ckpt, device=device,
                              **dict(opts.upstream_options))
     if down_layers == "all":
         if opts.layer is not None and not isinstance(opts.layer, (list, tuple)):
@@ -643,6 +650,8 @@ def default_out(opts: RunOptions, fingerprint: str, corpus: str | None = None) -
 
 def run(opts: RunOptions, reporter: Reporter | None = None,
         registry: Registry | None = None) -> RunResult:
+    """``emobox run``: extract (or reuse) the features, train every fold and write the run
+    folder; returns the per-fold results."""
     reporter = reporter or Reporter()
     plan = plan_triple(opts, registry)
     if is_sweep(opts.layer):  # a list for a head of every layer is refused here
@@ -935,20 +944,16 @@ def summary_markdown(result: RunResult) -> str:
               f"{' (exact)' if train_prec == 'fp32' else ' (bfloat16 frame-level matmuls)'}",
               f"- selection: {'TEST (EmoBox recipe; optimistic)' if by_test else 'validation UA'}",
               ""]
-    lines += ["| fold | UA | WA | F1 | selected config | epoch | valid UA |",
-              "|---|---|---|---|---|---|---|"]
-    for f in result.folds:
-        lines.append(f"| {f.fold} | {100 * f.ua:.2f} | {100 * f.wa:.2f} | {100 * f.f1:.2f} | "
-                     f"{md(f.config_id)} | {f.best_epoch} | {100 * f.valid_ua:.2f} |")
+    per_fold = [[f.fold, f"{100 * f.ua:.2f}", f"{100 * f.wa:.2f}", f"{100 * f.f1:.2f}", f.config_id,
+              f.best_epoch, f"{100 * f.valid_ua:.2f}"] for f in result.folds]
     if result.folds:
-        cells = []
-        for m in ("ua", "wa", "f1"):
-            mu, sd = result.mean(m)
-            cells.append(f"{100 * mu:.2f} ± {100 * sd:.2f}")
-        lines.append(f"| **mean** | {' | '.join(cells)} | | | |")
+        per_fold.append([Markdown("**mean**"), *(f"{100 * mu:.2f} ± {100 * sd:.2f}"
+                                             for mu, sd in map(result.mean, ("ua", "wa", "f1")))])
+    lines += table(["fold", "UA", "WA", "F1", "selected config", "epoch", "valid UA"], per_fold)
+    if result.folds:
         lines += ["", "Every configuration (test scores of its best epoch; mean ± std over folds):",
-                  "", "| config | UA | WA | F1 | valid UA | selected in folds |",
-                  "|---|---|---|---|---|---|"]
+                  ""]
+        configs = []
         by_config: dict[str, list[dict]] = {}
         for r in result.rows:
             by_config.setdefault(r["config_id"], []).append(r)
@@ -967,17 +972,19 @@ def summary_markdown(result: RunResult) -> str:
             if bad:
                 folds = ", ".join(str(r["fold"]) for r in bad)
                 chosen_text += f" (FAILED in fold{'s' if len(bad) > 1 else ''} {folds})"
-            lines.append(f"| {md(cid)} | {' | '.join(cells)} | {chosen_text} |")
+            configs.append([cid, *cells, chosen_text])
+        lines += table(["config", "UA", "WA", "F1", "valid UA", "selected in folds"], configs)
         selected = [r for r in result.rows if r["selected"]]
         labels = selected[0].get("labels") or []
         if labels:
             lines += ["", "Per-class test recall of the selected configurations (mean over folds "
-                      "with that class):", "", "| class | recall |", "|---|---|"]
+                      "with that class):", ""]
+            recall = []
             for i, lab in enumerate(labels):
                 vals = [r["per_class_recall"][i] for r in selected
                         if r["per_class_recall"][i] is not None]
-                cell = f"{100 * sum(vals) / len(vals):.2f}" if vals else "-"
-                lines.append(f"| {md(lab)} | {cell} |")
+                recall.append([lab, f"{100 * sum(vals) / len(vals):.2f}" if vals else "-"])
+            lines += table(["class", "recall"], recall)
             lines += ["", "Confusion matrix of the selected configurations, summed over folds: "
                       "`confusion.png`."]
         weights = mean_layer_weights(result.config, selected)

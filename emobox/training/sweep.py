@@ -318,6 +318,8 @@ def _all_failed(description: str, configs: Sequence[Mapping[str, Any]],
 
 
 def config_id(hp: Mapping[str, Any]) -> str:
+    """The name of one configuration of a grid, e.g. ``hidden=128,lr=0.001`` (keys sorted;
+    ``default`` for an empty one): how results, checkpoints and seeds refer to it."""
     return ",".join(f"{k}={hp[k]}" for k in sorted(hp)) or "default"
 
 
@@ -369,9 +371,16 @@ def clip_per_config(head_params: Sequence[Sequence[torch.Tensor]], max_norm: flo
     return torch.stack([f.to(device) for f in flags])
 
 
-def _seed_for(seed: int, *parts: Any) -> int:
+def seed_for(seed: int, *parts: Any) -> int:
+    """A 63-bit seed derived from ``seed`` and ``parts`` (a hash, so it does not depend on the
+    order things run in): the sweep seeds each configuration with
+    ``seed_for(seed, description, config_id(hp))`` and its batch order with
+    ``seed_for(seed, description, "batches")``."""
     blob = "\x1f".join(str(p) for p in (seed,) + parts).encode()
     return int.from_bytes(hashlib.sha256(blob).digest()[:8], "little") & ((1 << 63) - 1)
+
+
+_seed_for = seed_for  # the former private name
 
 
 def confusion_matrices(pred: torch.Tensor, gold: torch.Tensor, n_classes: int) -> torch.Tensor:
@@ -497,7 +506,7 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
     for hp in configs:
         head_hp = {h: v for h, v in hp.items() if h not in TRAINER_HPARAMS}
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(_seed_for(cfg.seed, description, config_id(hp)))
+            torch.manual_seed(seed_for(cfg.seed, description, config_id(hp)))
             try:
                 head = spec.build(in_dim, n_classes, **head_hp, **dict(build_options or {}))
             except EmoboxError:
@@ -533,7 +542,7 @@ def train_sweep(spec: Any, configs: Sequence[Mapping[str, Any]], in_dim: int, n_
     batches = {role: _Batches(split, device, dtype) for role, split in
                (("train", train), ("valid", valid), ("test", test))}
     y_train = train.labels.to(device)
-    gen = torch.Generator().manual_seed(_seed_for(cfg.seed, description, "batches"))
+    gen = torch.Generator().manual_seed(seed_for(cfg.seed, description, "batches"))
     best = [(-1.0, float("inf"), -1)] * K  # (ua, loss, epoch) on the selection split
     best_state: list[list[torch.Tensor]] = [[] for _ in range(K)]
     best_valid = [(0.0, 0.0)] * K

@@ -191,7 +191,7 @@ def _build_and_check(kind: str, spec: Any, build: str, roots: Mapping[str, str],
                 f"({', '.join(f'-U {k}=...' for k in spec.options)})", "note")
             return False
         try:
-            obj = spec.build(ckpt=None, device="cpu")
+            obj = spec.load(ckpt=None, device="cpu")
         except CheckpointNotFoundError as exc:
             add(f"not built: {exc}", "note")
             return False

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from emobox.corpora._emobox import EmoboxCorpus, has_reference, reference_rows
 from emobox.plugin.registry import Registry
+from corpus_writers import write_fixture
 
 
 def reference_corpora() -> dict[str, type[EmoboxCorpus]]:
@@ -25,5 +26,5 @@ REFERENCE_CORPORA = reference_corpora()
 def build_fixture(name: str, root: Path, clutter: bool = False):
     """(the adapter over a fixture tree of all reference rows, the fixture's extra fold rows)"""
     cls = REFERENCE_CORPORA[name]
-    extras = cls.make_fixture(root, reference_rows(cls.table_name()), clutter=clutter)
+    extras = write_fixture(cls, root, reference_rows(cls.table_name()), clutter=clutter)
     return cls(root), dict(extras or {})

@@ -14,6 +14,7 @@ from emobox.corpora.urdu import Urdu
 from emobox.corpora.mesd import Mesd
 from emobox.datasets.corpus_tools import check_corpus, corpus_stats, list_corpora
 from emobox.testing import populate_tree
+from corpus_writers import write_fixture
 
 
 def read_tsv(path):
@@ -24,7 +25,7 @@ def read_tsv(path):
 @pytest.fixture(scope="module")
 def ravdess_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("ravdess")
-    Ravdess.make_fixture(root, reference_rows("ravdess"))
+    write_fixture(Ravdess, root, reference_rows("ravdess"))
     return root
 
 
@@ -64,7 +65,7 @@ def test_manifest_speaker_independent_and_corrected_speakers(tmp_path, cli):
     from emobox.corpora.enterface import Enterface
 
     root = tmp_path / "enterface"
-    Enterface.make_fixture(root, reference_rows("enterface"))
+    write_fixture(Enterface, root, reference_rows("enterface"))
     out = tmp_path / "si.tsv"
     res = cli("corpora", "manifest", "-c", "enterface", "--root", root, "-o", out,
               "--scheme", "speaker-independent", "--seed", "1")
@@ -87,7 +88,7 @@ def test_check_clean_copy_is_ok(ravdess_root, cli):
 
 def test_check_reports_missing_unlisted_unreadable_and_skipped(tmp_path, cli):
     rows = reference_rows("savee")
-    Savee.make_fixture(tmp_path, rows)
+    write_fixture(Savee, tmp_path, rows)
     (tmp_path / "DC_a01.wav").unlink()  # listed by EmoBox, missing here
     populate_tree(tmp_path, ["JK_a16.wav"])  # present, not listed
     (tmp_path / "KL_n30.wav").unlink()
@@ -106,7 +107,7 @@ def test_check_reports_missing_unlisted_unreadable_and_skipped(tmp_path, cli):
 
 
 def test_check_leakage_per_scheme(tmp_path):
-    Urdu.make_fixture(tmp_path, reference_rows("urdu"))
+    write_fixture(Urdu, tmp_path, reference_rows("urdu"))
     emobox = check_corpus("urdu", tmp_path, audio=False)
     assert emobox.ok and emobox.folds[0].leaked  # EmoBox's URDU fold is speaker-dependent
     assert any("speaker-dependent" in w for w in emobox.warnings)
@@ -115,7 +116,7 @@ def test_check_leakage_per_scheme(tmp_path):
 
 
 def test_check_without_real_speakers_says_so(tmp_path, cli):
-    Mesd.make_fixture(tmp_path, reference_rows("mesd"))
+    write_fixture(Mesd, tmp_path, reference_rows("mesd"))
     res = cli("corpora", "check", "-c", "mesd", "--root", tmp_path, "--scheme",
               "speaker-independent", "--no-audio")
     assert res.code == 5

@@ -14,6 +14,7 @@ from emobox.corpora.ravdess import Ravdess
 from emobox.datasets.emobox_import import import_emobox
 from emobox.io import read_jsonl
 from emobox.testing import populate_tree
+from corpus_writers import write_fixture
 
 
 def write_emobox_data(emobox_root, name, rows, label_map, folds, official_valid=False,
@@ -60,7 +61,7 @@ def emobox_checkout(tmp_path_factory):
     root = tmp_path_factory.mktemp("EmoBox")
     rows = reference_rows("ravdess")
     write_emobox_data(root, "ravdess", rows, Ravdess.label_map, range(1, 7))
-    Ravdess.make_fixture(root / "downloads" / "ravdess", rows)
+    write_fixture(Ravdess, root / "downloads" / "ravdess", rows)
     return root
 
 

@@ -9,12 +9,13 @@ import pytest
 from emobox import DataError
 from emobox.corpora._emobox import reference_rows
 from emobox.corpora.emodb import EmoDB
+from corpus_writers import write_fixture
 
 
 @pytest.fixture
 def emodb_root(tmp_path):
     rows = [r for r in reference_rows("emodb") if r["speaker"] in ("male_03", "female_08")]
-    EmoDB.make_fixture(tmp_path, rows)
+    write_fixture(EmoDB, tmp_path, rows)
     return tmp_path
 
 

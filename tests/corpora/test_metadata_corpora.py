@@ -12,13 +12,14 @@ from emobox import DataError
 from emobox.corpora._emobox import reference_rows
 from emobox.plugin.registry import get_registry
 from emobox.datasets.splits import leakage
+from corpus_writers import write_fixture
 
 
 def build(tmp_path, name, keep=lambda r: True, every=1, clutter=False):
     """A fixture of corpus ``name`` from every ``every``-th reference row that ``keep`` accepts."""
     cls = get_registry().corpus(name).build
     rows = [r for i, r in enumerate(reference_rows(name)) if i % every == 0 and keep(r)]
-    extras = cls.make_fixture(tmp_path, rows, clutter=clutter)
+    extras = write_fixture(cls, tmp_path, rows, clutter=clutter)
     return cls, rows, extras
 
 

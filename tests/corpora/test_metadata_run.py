@@ -5,13 +5,14 @@ from __future__ import annotations
 from emobox.corpora._emobox import reference_rows
 from emobox.corpora.emodb import EmoDB
 from emobox.io import read_jsonl
+from corpus_writers import write_fixture
 
 
 def test_run_emodb_fixture_all_five_folds(tmp_path, cli):
     rows = [r for r in reference_rows("emodb") if r["speaker"] in ("male_03", "female_16")]
     n_test = [sum(r["test_fold"] == str(k) for r in rows) for k in range(1, 6)]
     root = tmp_path / "emodb"
-    EmoDB.make_fixture(root, rows, clutter=True)
+    write_fixture(EmoDB, root, rows, clutter=True)
     out = tmp_path / "run"
     res = cli("run", "-u", "fbank", "-c", "emodb", "-d", "linear_probe", "--root", root,
               "--epochs", "2", "--warmup", "1", "--grid", "lr=1e-3 hidden=32", "-q",
@@ -43,7 +44,7 @@ def _meld_with_its_damaged_dev_clip(root, keys=()):
     damaged = dict(next(r for r in rows if r["key"] == "meld-dia110_utt6-dev"),
                    key="meld-dia110_utt7-dev", path="dev_splits_complete/dia110_utt7.mp4",
                    emotion_raw="neutral", emotion="Neutral")
-    MELD.make_fixture(root, chosen + [damaged])
+    write_fixture(MELD, root, chosen + [damaged])
     clip = root / damaged["path"]
     clip.unlink()  # fixture files are hard links of one file: never write through them
     clip.write_bytes(b"")

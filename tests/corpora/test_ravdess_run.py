@@ -7,12 +7,13 @@ from collections import Counter
 from emobox.corpora._emobox import reference_rows
 from emobox.corpora.ravdess import Ravdess
 from emobox.io import read_jsonl
+from corpus_writers import write_fixture
 
 
 def test_run_ravdess_fixture_all_six_folds(tmp_path, cli):
     rows = reference_rows("ravdess")
     root = tmp_path / "RAVDESS"
-    Ravdess.make_fixture(root, rows, clutter=True)
+    write_fixture(Ravdess, root, rows, clutter=True)
     out = tmp_path / "run"
     res = cli("run", "-u", "fbank", "-c", "ravdess", "-d", "linear_probe", "--root", root,
               "--epochs", "2", "--warmup", "1", "-q", "--out", out)

@@ -17,6 +17,7 @@ from emobox.io import read_jsonl
 
 from reliability_support import (RUN, SR, assert_user_error, key, rel, run_args, skipped_rows,
                                  store_of, tone)
+from corpus_writers import write_fixture
 
 IMPORTED = [a if a != "demo" else "imported" for a in RUN]
 
@@ -58,7 +59,7 @@ def test_file_listed_by_the_corpus_but_missing_is_reported_and_listed(cli, tmp_p
     root = tmp_path / "emodb"
     rows = [r for r in reference_rows("emodb")
             if r["speaker"] in ("male_03", "female_08", "male_10", "female_09")]
-    EmoDB.make_fixture(root, rows)
+    write_fixture(EmoDB, root, rows)
     (root / "wav" / "03a01Fa.wav").unlink()
     out = tmp_path / "run"
     res = cli(*[a if a != "demo" else "emodb" for a in RUN], "--root", root, "--out", out)

@@ -14,6 +14,7 @@ from emobox.corpora.savee import Savee
 from emobox.plugin.registry import set_registry
 
 from reliability_support import install_fake_distribution
+from corpus_writers import write_fixture
 
 RAISES_ON_IMPORT = """import emobox
 raise RuntimeError("the vendored model code needs a newer torch")
@@ -75,10 +76,10 @@ def test_a_checkpoint_dropped_in_emobox_models_is_present(cli, tmp_path, monkeyp
 
 def test_corpora_under_emobox_data_or_a_root_map_are_found(cli, tmp_path, monkeypatch):
     data = tmp_path / "data"
-    EmoDB.make_fixture(data / "emodb", reference_rows("emodb")[:6])
+    write_fixture(EmoDB, data / "emodb", reference_rows("emodb")[:6])
     (data / "savee" / "notes").mkdir(parents=True)  # a folder that is not SAVEE
     elsewhere = tmp_path / "my-savee"
-    Savee.make_fixture(elsewhere, reference_rows("savee")[:4])
+    write_fixture(Savee, elsewhere, reference_rows("savee")[:4])
     monkeypatch.setenv("EMOBOX_DATA", str(data))
 
     corpora = report_json(cli)["corpora"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from emobox.training.downstream import segment_ids
+from emobox import segment_ids
 from emobox.testing import assert_downstream, registered_spec, smoke_run, write_folder_corpus
 
 DIST = "emobox-plugin-example-downstream"

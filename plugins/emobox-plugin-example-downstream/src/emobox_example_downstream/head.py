@@ -6,8 +6,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from emobox import EmoboxUsageError
-from emobox.training.downstream import Downstream
+from emobox import Downstream, EmoboxUsageError
 
 
 class LstmAttentionHead(Downstream):

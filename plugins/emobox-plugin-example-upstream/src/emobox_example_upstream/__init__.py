@@ -18,8 +18,6 @@ OPTIONS = ("hidden", "layers", "channels", "kernel", "seed")
 
 def build(ckpt: str | None = None, device: str = "cpu", **options: Any):
     """The encoder: seeded weights, or the checkpoint at ``ckpt`` (``--upstream-ckpt``)."""
-    from emobox.extraction.checkpoints import find_checkpoint
-
     from .encoder import ConvEncoder
 
     unknown = sorted(set(options) - set(OPTIONS))
@@ -27,7 +25,7 @@ def build(ckpt: str | None = None, device: str = "cpu", **options: Any):
         raise emobox.EmoboxUsageError(f"{NAME}: unknown option {unknown[0]!r}; options: "
                                       f"{', '.join(OPTIONS)}")
     if ckpt:
-        model = ConvEncoder.load(find_checkpoint(NAME, ckpt), **options)
+        model = ConvEncoder.load(emobox.find_checkpoint(NAME, ckpt), **options)
     else:
         model = ConvEncoder(**options)
     return model.to(device).eval()

@@ -25,8 +25,7 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from emobox import EmoboxUsageError
-from emobox.extraction.upstream import Upstream, UpstreamOutput
+from emobox import EmoboxUsageError, Upstream, UpstreamOutput, checkpoint_id
 
 KERNELS = (10, 3, 3, 3, 3, 2, 2)
 STRIDES = (5, 2, 2, 2, 2, 2, 2)
@@ -157,8 +156,6 @@ class ConvEncoder(Upstream):
     @classmethod
     def load(cls, path: str | Path, **options: Any) -> "ConvEncoder":
         """An encoder from a checkpoint written by :meth:`save`; ``options`` must agree with it."""
-        from emobox.extraction.checkpoints import checkpoint_id
-
         path = Path(path)
         if path.is_dir():
             files = sorted(path.glob("*.pt"))
