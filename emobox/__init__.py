@@ -2,7 +2,7 @@
 
 The public surface for plugin authors and scripts: plugins, benchmarks and the README import
 from ``emobox`` itself (``__all__``) and from ``emobox.testing`` (test helpers); every other
-module is internal and may move (``tests/test_public_api.py`` keeps it so).
+module is internal and may move (``tests/plugin/test_public_api.py`` keeps it so).
 Torch-dependent names (``Upstream``, ``Downstream``, ``run``...) are imported on first use so
 that listing plugins stays fast.
 """

@@ -14,7 +14,7 @@ import typer
 from ..errors import EmoboxUsageError
 
 # The defaults of the options model (emobox.tracks.options.FoldOptions), written out so that the
-# command line starts without loading torch; tests/test_shared_flags.py checks that they agree.
+# command line starts without loading torch; tests/tracks/test_shared_flags.py checks that they agree.
 DEFAULT = SimpleNamespace(
     seed=0, device="auto", layer=None, layer_norm=True, feature_norm="utterance", grad_clip=5.0,
     recipe="emobox", epochs=100, warmup_epochs=10, batch_size=32, select="valid",

@@ -51,7 +51,7 @@ def unload():
         sys.modules.pop(name, None)
 
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _readme_toml_blocks() -> dict[str, str]:

@@ -57,7 +57,7 @@ def test_readme_lhotse_command_writes_the_files_it_names(cli, tmp_path):
     import shlex
     from pathlib import Path
 
-    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = text.split("## Lhotse manifests", 1)[1].split("\n## ", 1)[0]
     cmds = [ln.strip() for ln in section.splitlines() if ln.startswith("    emobox ")]
     assert cmds[0] == "emobox corpora manifest -c demo --format lhotse -o lhotse_demo"
@@ -169,7 +169,7 @@ def pavoque(tmp_path_factory):
     import sys
     from pathlib import Path
 
-    sys.path.insert(0, str(Path(__file__).parent / "corpora"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "corpora"))
     try:
         from corpus_fixtures import build_fixture
     finally:

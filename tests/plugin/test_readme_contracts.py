@@ -12,7 +12,7 @@ from emobox import Corpus, DataError, Manifest, Upstream, Utterance
 from emobox.plugin.registry import set_registry
 from emobox.testing import InProcessPlugin, registry_with, write_folder_corpus
 
-README = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
 GUIDE = README[README.index("\n### The three contracts\n"):README.index("\n### Test it with")]
 GUIDE = " ".join(GUIDE.split())  # the prose as one line, however it is wrapped
 

@@ -439,7 +439,7 @@ def _readme_plugin_module():
     import types
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
     section = readme.split("### A complete minimal package", 1)[1].split("\n### ", 1)[0]
     (toml_text,) = re.findall(r"```toml\n(.*?)```", section, re.S)
     (code,) = re.findall(r"```python\n(.*?)```", section, re.S)

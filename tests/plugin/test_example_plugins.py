@@ -33,7 +33,7 @@ import pytest
 from emobox import __version__
 from emobox.testing import write_folder_corpus
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = {
     "upstream": ("example_upstream", "emobox-plugin-example-upstream", "0.3.0"),
     "corpus": ("example_corpus", "emobox-plugin-example-corpus", "0.2.0"),

@@ -24,7 +24,7 @@ from emobox.extraction.store import FeatureStore
 
 from extract_fakes import FrameUpstream, Interrupt, TinyHF, store_files, tone_corpus
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 SMALL = 200_000  # memory budget (bytes) that makes chunks of about one second of audio
 
 

@@ -17,7 +17,7 @@ import pytest
 
 import emobox
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PUBLIC_MODULES = ("emobox", "emobox.testing")
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from emobox.plugin.registry import get_registry, set_registry
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def _guide_blocks() -> dict[str, str]:

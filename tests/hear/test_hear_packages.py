@@ -12,7 +12,7 @@
   ``tensorflow-cpu`` with its dependencies (a 270 MB download, about 2 GB installed, some 45 s
   on two cores).
 
-Each environment is built as tests/test_example_plugins.py builds its own: no pip inside, a
+Each environment is built as tests/plugin/test_example_plugins.py builds its own: no pip inside, a
 ``.pth`` file that appends the test environment's site-packages (so torch and emobox are not
 reinstalled, and what the environment installs itself comes first, leaving the project's own
 librosa untouched), pip run from the test environment with ``--python``. Where the package index
