@@ -728,7 +728,7 @@ def run_layers(opts: RunOptions, reporter: Reporter | None = None,
     With ``out`` set, layer N goes to ``out/layerN``."""
     reporter = reporter or Reporter()
     registry = registry or get_registry()
-    up_spec, down_spec = registry.upstream(opts.upstream), registry.downstream(opts.downstream)
+    up_spec, _, down_spec, _ = opts.check_plugins(registry)  # names and options, in order
     layers = sweep_layers(opts.layer, up_spec, down_spec)
     if layers is None:
         if opts.layer == "all":  # a head that reads every layer: what it does without --layer
