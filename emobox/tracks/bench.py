@@ -8,7 +8,9 @@ on the driver: every corpus is scanned once, and the grid becomes tasks:
 
 A task already finished is skipped: a fold is finished when its run directory holds one result
 row per configuration of the grid, made with the same request (triple, options, manifest), seed
-and code version (emobox and plugin versions), and its predictions. An (upstream, corpus) whose
+and code version (emobox and plugin versions), and its predictions, from the audio its
+``config.json`` records (the feature store tells whether it changed since; a store that is gone
+is extracted again to tell). An (upstream, corpus) whose
 folds are all finished is not extracted again. The executor (``local``: in this process;
 ``ray``: on a Ray cluster) runs the rest; every finished training is written to the driver's
 bench directory as soon as it comes back, so an interrupted bench resumes where it stopped.

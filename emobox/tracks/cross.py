@@ -26,7 +26,9 @@ A run directory (``--out``, default ``$EMOBOX_HOME/cross/<upstream>__<downstream
 per source x configuration x target, the selected ones flagged), ``predictions/<source>__<target>
 .tsv`` (key, gold, predicted), ``matrix.tsv`` and ``matrix.json``, ``summary.md`` and
 ``heatmap.png`` (plus ``heatmap_paper.png`` where the paper has the upstream). Re-running the
-same command resumes: sources already trained are kept.
+same command resumes: sources already trained are kept, unless the audio of a corpus changed
+since (``config.json`` records each corpus's audio digest): that directory is then refused.
+``--layer`` with several layers (:func:`cross_run_layers`) makes one track per layer.
 """
 
 from __future__ import annotations
