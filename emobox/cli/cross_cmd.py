@@ -13,6 +13,7 @@ from ..errors import EmoboxUsageError
 import emobox.cli.options as opt
 from .base import app, console, err_console
 from .bench_cmd import parse_keyed_options, parse_root_map, split_names
+from .layers import parse_layer_arg
 from .options import DEFAULT
 from .params import KeyValue
 from .run_cmd import parse_grid, parse_options
@@ -96,12 +97,10 @@ def cross_run_command(
     quiet: opt.Quiet = False,
 ) -> None:
     """Train on each corpus, test on every corpus's balanced set: the n x n matrix."""
-    from emobox.tracks.cross import CrossOptions, cross_run
+    from emobox.tracks.cross import CrossOptions, cross_run_layers
     from ..progress import Reporter, RichReporter
 
-    layer_value: Any = None
-    if layer is not None:
-        layer_value = int(layer) if layer.lstrip("-").isdigit() else layer
+    layer_value = parse_layer_arg(layer)
     opts = CrossOptions(
         upstream=upstream, downstream=downstream, corpora=split_names(corpora, "-c"),
         root_map=parse_root_map(root_map), sets=sets,
@@ -118,18 +117,22 @@ def cross_run_command(
         on_bad_audio=on_bad_audio, precision=precision, batch_seconds=batch_seconds,
         features_dir=features_dir)
     reporter = Reporter() if quiet else RichReporter(err_console)
-    result = cross_run(opts, reporter=reporter)
-    console.print(matrix_table(result))
+    results = cross_run_layers(opts, reporter=reporter)
     from emobox.reporting.cross_report import paper_matrix
 
-    published = paper_matrix(upstream, result.corpora)
+    sweep = len(results) > 1
+    for result in results:
+        console.print(matrix_table(result, by_layer=sweep))
+    published = paper_matrix(upstream, results[0].corpora)
     if published is not None:
-        console.print(paper_table(result, published))
-    for note in result.notes:
+        console.print(paper_table(results[0], published))
+    for note in dict.fromkeys(n for r in results for n in r.notes):
         err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False,
                           soft_wrap=True)
-    console.print(f"cross-corpus directory: {result.out}", highlight=False, soft_wrap=True,
-                  markup=False)
+    for result in results:
+        where = f"layer {result.config['layer']}: " if sweep else ""
+        console.print(f"{where}cross-corpus directory: {result.out}", highlight=False,
+                      soft_wrap=True, markup=False)
 
 
 def _matrix_rows(names, matrix, contaminated=None):
@@ -154,10 +157,11 @@ def _matrix_rows(names, matrix, contaminated=None):
     return rows
 
 
-def matrix_table(result) -> Table:
+def matrix_table(result, by_layer: bool = False) -> Table:
     c = result.config
-    title = escape(f"cross-corpus accuracy %: {c['upstream']} x {c['downstream']} (rows train, "
-                   f"columns test)")
+    layer = f", layer {c['layer']}" if by_layer else ""
+    title = escape(f"cross-corpus accuracy %: {c['upstream']} x {c['downstream']}{layer} (rows "
+                   f"train, columns test)")
     if c["precision"] != "fp32":
         title += f"  ({c['precision']} features)"
     if c["selected_by_test"]:

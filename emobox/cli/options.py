@@ -27,10 +27,10 @@ Seed = Annotated[int, typer.Option("--seed", help="Seed of splits, initialisatio
 Device = Annotated[str, typer.Option("--device", help="auto (cuda when this machine has it, "
                                      "else cpu) | cpu | cuda | cuda:N.")]
 Layer = Annotated[Optional[str], typer.Option("--layer", help="Upstream layer (default: "
-                                              "last); run and bench also take several, each "
-                                              "run as its own variant from one extraction: a "
-                                              "list (4,8,12), a range (0-12), a mix (0-3,8) or "
-                                              "'all'.")]
+                                              "last); run, bench and cross run also take "
+                                              "several, each run as its own variant from one "
+                                              "extraction: a list (4,8,12), a range (0-12), a "
+                                              "mix (0-3,8) or 'all'.")]
 NoLayerNorm = Annotated[bool, typer.Option("--no-layer-norm", help="The same as "
                                            "--feature-norm none.")]
 FeatureNorm = Annotated[str, typer.Option("--feature-norm", help="utterance (one mean and "

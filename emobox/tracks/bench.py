@@ -8,7 +8,9 @@ on the driver: every corpus is scanned once, and the grid becomes tasks:
 
 A task already finished is skipped: a fold is finished when its run directory holds one result
 row per configuration of the grid, made with the same request (triple, options, manifest), seed
-and code version (emobox and plugin versions), and its predictions. An (upstream, corpus) whose
+and code version (emobox and plugin versions), and its predictions, from the audio its
+``config.json`` records (the feature store tells whether it changed since; a store that is gone
+is extracted again to tell). An (upstream, corpus) whose
 folds are all finished is not extracted again. The executor (``local``: in this process;
 ``ray``: on a Ray cluster) runs the rest; every finished training is written to the driver's
 bench directory as soon as it comes back, so an interrupted bench resumes where it stopped.
@@ -39,7 +41,8 @@ from emobox.io import (MAX_CONFIG_BYTES, append_jsonl, atomic_write_json, atomic
                  file_lock, read_json_file)
 from emobox.plugin.registry import Registry, get_registry
 from emobox.progress import Reporter
-from emobox.tracks.rundirs import check_bench_dir, check_run_dir, read_rows, run_lock
+from emobox.tracks.rundirs import (check_bench_dir, check_run_dir, read_rows, read_run_config,
+                                   run_lock)
 from emobox.training.sweep import config_id
 from emobox.tracks.options import (FoldOptions, check_corpus_options, check_heads_grid,
                                    check_owners, check_positive, check_upstream_options,
@@ -47,7 +50,7 @@ from emobox.tracks.options import (FoldOptions, check_corpus_options, check_head
 from emobox.tracks.runner import (RunOptions, _prepare_out, check_out, code_versions,
                                   features_for, finished_folds, fold_jobs, is_sweep,
                                   plan_options, plan_triple, recipe_dropped, run_config,
-                                  sweep_layers, write_fold, write_skipped)
+                                  same_audio, sweep_layers, write_fold, write_skipped)
 from emobox.extraction.upstream import resolve_layers
 from emobox.tracks.executors import make_executor
 from emobox.datasets.splits import leakage
@@ -228,6 +231,7 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
     out = bench_dir(opts)
     features_dir = opts.features_dir or str(paths.features_dir())
     plan = BenchPlan(out, opts, [], [], [])
+    checked: dict = {}  # (store, audio digest) -> whether the audio is unchanged
     for corpus_name in names:
         spec = registry.corpus(corpus_name)
         root = opts.root_map.get(corpus_name)
@@ -263,7 +267,7 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
                     continue
                 plan.triples[key] = tp
                 plan.run_dirs[key] = run_out
-                done = _finished(run_out, tp, code_versions(tp))
+                done = _finished(run_out, tp, code_versions(tp), checked)
                 for fold in tp.folds:
                     status = "done" if fold.index in done else "todo"
                     pair_done = pair_done and status == "done"
@@ -302,16 +306,24 @@ def extraction_plan(tps: Sequence[Any]) -> Any:
     return dataclasses.replace(first, opts=dataclasses.replace(first.opts, layer=tuple(layers)))
 
 
-def _finished(run_out: Path, tp: Any, versions: dict) -> set[int]:
+def _finished(run_out: Path, tp: Any, versions: dict,
+              checked: dict | None = None) -> set[int]:
     """Folds of ``run_out`` finished with the options of ``tp`` (by the rows' option
-    fingerprints; a damaged run directory has none: running it reports the damage)."""
+    fingerprints) from the audio there now (by ``config.json``'s audio digest, as ``emobox
+    run`` compares it: :func:`same_audio`); a damaged run directory has none: running it
+    reports the damage."""
     try:
         check_run_dir(run_out)
         rows = read_rows(run_out)
+        config = (read_run_config(run_out) if (run_out / "config.json").exists()
+                  else {})  # lost: the rows' fingerprints alone tell
     except EmoboxError:
         return set()
     ids = {config_id(hp) for hp in tp.configs}
-    return set(finished_folds(run_out, rows, ids, plan_options(tp), versions))
+    done = set(finished_folds(run_out, rows, ids, plan_options(tp), versions))
+    if done and not same_audio(config, tp.manifest, checked):
+        return set()  # the extraction checks the audio; the run directory then compares it
+    return done
 
 
 def _reference(spec: Any) -> Any:
@@ -571,6 +583,9 @@ class _Driver:
                 for fold in tp.folds:
                     self._failed(f"{task_prefix}:fold{fold.index}", exc, {})
                 continue
+            for t in self.plan.trainings:  # finished from this audio: checked, not trained
+                if (t.upstream, t.corpus, t.downstream, t.layer) == key and t.fold in done:
+                    t.status = "done"
             notes = list(tp.notes)
             notes.extend(write_skipped(run_out, feats.skipped, tp.corpus.skipped, tp.manifest,
                                        tp.left_out, tp.corpus.manifest,

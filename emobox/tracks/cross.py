@@ -26,12 +26,15 @@ A run directory (``--out``, default ``$EMOBOX_HOME/cross/<upstream>__<downstream
 per source x configuration x target, the selected ones flagged), ``predictions/<source>__<target>
 .tsv`` (key, gold, predicted), ``matrix.tsv`` and ``matrix.json``, ``summary.md`` and
 ``heatmap.png`` (plus ``heatmap_paper.png`` where the paper has the upstream). Re-running the
-same command resumes: sources already trained are kept.
+same command resumes: sources already trained are kept, unless the audio of a corpus changed
+since (``config.json`` records each corpus's audio digest): that directory is then refused.
+``--layer`` with several layers (:func:`cross_run_layers`) makes one track per layer.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -51,7 +54,7 @@ from emobox.training.sweep import config_id, expand_grid
 from emobox.tracks.options import (SharedOptions, check_corpus_options, check_owners,
                                    check_upstream_options, fingerprint, head_grid,
                                    warmup_warning)
-from emobox.tracks.runner import RunOptions, extract_features
+from emobox.tracks.runner import RunOptions, extract_features, features_for, sweep_layers
 from emobox.tracks.rundirs import (RESUME_HINT, check_cross_dir, check_resumable,
                                    read_cross_config, start_run_dir, write_results)
 from emobox.extraction.extract import FrameSource, resolve_device
@@ -261,13 +264,60 @@ def _track_corpus(spec: Any, opts: CrossOptions, classes: tuple[str, ...],
 
 def cross_run(opts: CrossOptions, reporter: Reporter | None = None,
               registry: Registry | None = None) -> CrossResult:
-    """Run the whole track; see the module docstring."""
+    """Run the whole track for one layer (or a head's every layer); see the module docstring.
+    Several layers (a list, or ``"all"`` for a one-layer head) are :func:`cross_run_layers`'."""
     reporter = reporter or Reporter()
     plan = plan_cross(opts, registry)
+    if sweep_layers(opts.layer, plan.up_spec, plan.down_spec) is not None:
+        raise EmoboxUsageError(f"layer {opts.layer!r} asks for several layers (a layer sweep): "
+                               f"run them with cross_run_layers")
     feats = {}
     for tc in plan.corpora:
         feats[tc.name] = extract_features(plan.up_spec, tc.manifest, opts.run_options(tc.name),
                                           plan.device, reporter, plan.down_spec.layers)
+    return _cross_planned(plan, feats, reporter)
+
+
+def cross_run_layers(opts: CrossOptions, reporter: Reporter | None = None,
+                     registry: Registry | None = None) -> list[CrossResult]:
+    """:func:`cross_run` over every layer ``opts.layer`` names (one layer, a list, or
+    ``"all"``): one scan and one extraction per corpus storing every layer, then one track per
+    layer, each exactly the track ``layer=N`` alone would make (its fingerprint, its directory,
+    resumed the same way). With ``out`` set, layer N goes to ``out/layerN``. For a head that
+    reads every layer (``weighted_sum``), ``"all"`` is what it does anyway and a list is
+    refused, as in ``emobox run``."""
+    reporter = reporter or Reporter()
+    registry = registry or get_registry()
+    up_spec, down_spec = registry.upstream(opts.upstream), registry.downstream(opts.downstream)
+    layers = sweep_layers(opts.layer, up_spec, down_spec)
+    if layers is None:
+        if opts.layer == "all":  # a head that reads every layer: what it does without --layer
+            opts = replace(opts, layer=None)
+        return [cross_run(opts, reporter, registry)]
+    if len(layers) == 1:  # e.g. "all" of an upstream with one output: that layer's track
+        return [cross_run(replace(opts, layer=layers[0]), reporter, registry)]
+    outs = {n: str(Path(opts.out) / f"layer{n}") if opts.out else None for n in layers}
+    if opts.out and (Path(opts.out) / "config.json").exists():
+        raise EmoboxUsageError(f"--out {opts.out}: a cross-corpus run directory; a layer sweep "
+                               f"writes one folder per layer inside --out: give a new folder")
+    base = plan_cross(replace(opts, layer=layers[0], out=outs[layers[0]]), registry)
+    stored = {}
+    for tc in base.corpora:
+        sweep = replace(opts.run_options(tc.name), layer=tuple(layers))
+        stored[tc.name] = extract_features(base.up_spec, tc.manifest, sweep, base.device,
+                                           reporter, base.down_spec.layers)
+    results = []
+    for n in layers:
+        lopts = replace(opts, layer=n, out=outs[n])
+        plan = replace(base, opts=lopts, notes=list(base.notes), dropped={})
+        feats = {name: features_for(f, lopts.run_options(name)) for name, f in stored.items()}
+        results.append(_cross_planned(plan, feats, reporter))
+    return results
+
+
+def _cross_planned(plan: CrossPlan, feats: dict, reporter: Reporter) -> CrossResult:
+    """Train and record the track of a plan whose features are extracted."""
+    opts = plan.opts
     if opts.recipe == "paper":  # EmoBox's extraction skipped utterances over 30 s
         from emobox.tracks.runner import long_utterances
 
@@ -343,7 +393,10 @@ def cross_config(plan: CrossPlan, feats: Mapping[str, Any]) -> dict:
                 splits={tc.name: {"train": len(tc.train), "valid": len(tc.valid),
                                   "test": len(tc.test), "valid_rule": tc.valid_rule}
                         for tc in plan.corpora},
-                upstream_parameters=first.parameters)
+                upstream_parameters=first.parameters,
+                # a track resumed over other audio under the same names is refused (not in the
+                # fingerprint: the directories of earlier emobox versions keep theirs)
+                audio_sha256={k: f.audio_sha256 for k, f in feats.items()})
 
 
 def _prepare_out(out: Path, config: dict, plan: CrossPlan) -> dict[str, list[dict]]:
@@ -351,7 +404,9 @@ def _prepare_out(out: Path, config: dict, plan: CrossPlan) -> dict[str, list[dic
     if out.exists() and not out.is_dir():
         raise EmoboxUsageError(f"run directory {out} is a file; give --out a folder")
     check_cross_dir(out)
-    check_resumable(out, config, read_cross_config, "cross-corpus run")
+    old = check_resumable(out, config, read_cross_config, "cross-corpus run")
+    if old is not None:
+        check_same_audio(out, old, config)
     start_run_dir(out, config)
     for tc in plan.corpora:
         tc.test_set.to_tsv(out / "test_sets" / f"{tc.name}.tsv")
@@ -374,6 +429,26 @@ def _prepare_out(out: Path, config: dict, plan: CrossPlan) -> dict[str, list[dic
     if len(kept) != len(rows):  # rows of a source cut short (or of older code) are redone
         atomic_write_text(out / "results.jsonl", jsonl_text(kept))
     return done
+
+
+def check_same_audio(out: Path, old: Mapping[str, Any], config: Mapping[str, Any]) -> None:
+    """Refuse to resume a cross-corpus directory whose finished sources were trained or tested
+    on other audio (another recording under the same name): ``config.json``'s audio digest of
+    some corpus differs from the audio extracted now. A ``config.json`` of an earlier emobox
+    records none: its audio is unknown and not compared."""
+    recorded = old.get("audio_sha256")
+    if not isinstance(recorded, dict):
+        return
+    now = config["audio_sha256"]
+    changed = [c for c in config["corpora"] if c in recorded and recorded[c] != now.get(c)]
+    if changed:
+        c = changed[0]
+        more = f", and {len(changed) - 1} more" if len(changed) > 1 else ""
+        raise EmoboxUsageError(
+            f"{out} holds a cross-corpus run made with other options (audio_sha256 of {c}: "
+            f"{json.dumps(recorded[c], default=str)[:40]} there, "
+            f"{json.dumps(now.get(c), default=str)[:40]} now{more}); choose another --out or "
+            f"delete that folder")
 
 
 def _check_cross_row(row: dict) -> dict:
@@ -509,5 +584,5 @@ def train_source(plan: CrossPlan, tc: TrackCorpus, feats: Mapping[str, Any], con
     return rows, predictions
 
 
-__all__ = ["CrossOptions", "CrossResult", "cross_run", "plan_cross", "cross_average",
+__all__ = ["CrossOptions", "CrossResult", "cross_run", "cross_run_layers", "plan_cross", "cross_average",
            "row_averages", "column_averages"]

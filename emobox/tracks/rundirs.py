@@ -223,12 +223,12 @@ def config_diff(old: dict, new: dict, limit: int = 4) -> str:
 
 
 def check_resumable(out: Path, config: dict, read_config: Callable[[Path, str], dict] = None,
-                 what: str = "run") -> None:
-    """Create or resume a run directory (its lock held) for ``config``: a ``config.json``
-    already there is read with ``read_config`` (a damaged one is a :class:`DataError` naming
-    the file, never overwritten) and must carry the same fingerprint (else a usage error
-    naming what differs); then the temporary files of writes a crash cut short are removed
-    and ``config.json`` is written."""
+                    what: str = "run") -> dict | None:
+    """Whether run directory ``out`` (its lock held) may be created or resumed for ``config``:
+    a ``config.json`` already there is read with ``read_config`` (a damaged one is a
+    :class:`DataError` naming the file, never overwritten) and must carry the same fingerprint
+    (else a usage error naming what differs). Returns that ``config.json`` (None when there is
+    none)."""
     read_config = read_config or read_run_config
     if (out / "config.json").exists():
         old = read_config(out, RESUME_HINT)
@@ -236,6 +236,8 @@ def check_resumable(out: Path, config: dict, read_config: Callable[[Path, str], 
             raise EmoboxUsageError(
                 f"{out} holds a {what} made with other options ({config_diff(old, config)}); "
                 f"choose another --out or delete that folder")
+        return old
+    return None
 
 
 def start_run_dir(out: Path, config: dict) -> None:

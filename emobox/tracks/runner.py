@@ -42,7 +42,7 @@ from emobox.reporting.results import NORM_WORDS, ResultRow, RowError, check_row,
 from emobox.tracks.rundirs import (RESUME_HINT, check_resumable, check_run_dir, read_rows,
                                    read_run_config, run_lock, start_run_dir, write_results)
 from emobox.datasets.splits import class_warnings, leakage, select_folds, with_random_valid
-from emobox.extraction.store import FeatureStore
+from emobox.extraction.store import FeatureStore, check_audio
 from emobox.extraction.upstream_catalog import parameter_count
 from emobox.training.sweep import (Split, TrainConfig, config_id, expand_grid, train_sweep,
                                    used_hparams)
@@ -896,6 +896,33 @@ def finished_folds(out: Path, rows: Sequence[dict], config_ids: set[str],
             and all(options_differ(r, options) == [] and _same_code(r, versions) for r in rs)
             and sum(1 for r in rs if r["selected"] and not r.get("failed")) == 1
             and (out / "predictions" / f"fold{f}.tsv").is_file()}
+
+
+def same_audio(config: Mapping[str, Any], manifest: Any,
+               checked: dict[tuple[str, str], bool] | None = None) -> bool:
+    """Whether the audio of ``manifest`` is still the audio run directory config ``config``
+    was made from, known without extracting: its ``audio_sha256`` is the digest of the feature
+    store it names, that store is here and none of its audio files changed (size and time,
+    else the SHA-256 of the file). False when the audio changed, or when the store is gone or
+    damaged (extracting again tells). A ``config`` of an earlier emobox records no digest: the
+    audio is unknown and taken as the same. ``checked`` caches answers by store and digest."""
+    recorded, store_path = config.get("audio_sha256"), config.get("features")
+    if not isinstance(recorded, str) or not recorded:
+        return True
+    if not isinstance(store_path, str) or not store_path:
+        return False
+    key = (store_path, recorded)
+    if checked is not None and key in checked:
+        return checked[key]
+    try:
+        store = FeatureStore(Path(store_path))
+        same = (store.complete and store.meta["audio"]["sha256"] == recorded
+                and not check_audio(store, manifest.root, (u.path for u in manifest)).changed)
+    except (DataError, OSError, KeyError, TypeError):
+        same = False
+    if checked is not None:
+        checked[key] = same
+    return same
 
 
 def _fold_summary(rows: list[dict]) -> FoldSummary:

@@ -275,3 +275,47 @@ def test_upstream_options_reach_only_their_upstream(tmp_path, cli):
     assert res.code == 2 and "--upstream-option for mfcc, which is not among" in res.err
     res = cli("bench", "-u", "fbank", "-c", "demo", "-U", "fbank:num_mel_bins", "--out", tmp_path)
     assert res.code == 2 and "expected name=value or UPSTREAM:name=value" in res.err
+
+
+def test_a_bench_resumed_over_changed_audio_does_not_count_old_folds_as_done(tmp_path, cli):
+    """A finished fold counts only while the audio its run directory's config.json records is
+    the audio there now (as `emobox run` compares it); unchanged audio whose store was removed
+    is extracted again and the folds kept, nothing trained."""
+    from bench_support import make_tones
+    from emobox.testing import write_audio
+
+    root = make_tones(tmp_path / "tones")
+    set_registry(make_registry())
+    args = ["bench", "-u", "fbank", "-c", "tones", "--root-map", f"tones={root}", "--grid",
+            "lr=1e-2 hidden=8", "--epochs", "1", "--warmup", "0", "-q", "--fold", "1",
+            "--fold", "2", "--out", tmp_path / "b", "--features-dir", tmp_path / "features"]
+    res = cli(*args)
+    assert res.code == 0, res
+    run = tmp_path / "b" / "runs" / "fbank__tones__linear_probe"
+    results = (run / "results.jsonl").read_text()
+    store = json.loads((run / "config.json").read_text())["features"]
+
+    def tasks_now() -> list[str]:
+        return [t["task"] for t in read_jsonl(tmp_path / "b" / "tasks.jsonl")]
+
+    # the same audio, its store removed: extracted again to check it, nothing trained
+    shutil.rmtree(store)
+    n = len(tasks_now())
+    res = cli(*args)
+    assert res.code == 0, res
+    assert tasks_now()[n:] == ["extract:fbank:tones"]
+    assert (run / "results.jsonl").read_text() == results
+
+    wav = root / "s1" / "s1_low_0.wav"
+    write_audio(wav, seconds=0.3, freq=777.0)  # another recording under the same name
+    res = cli(*args)
+    assert res.code == 3, res
+    assert "failed: extract:fbank:tones:" in res.err
+    assert f"the audio changed since these features were extracted: {wav}" in res.err
+    assert "failed: train:fbank:tones:linear_probe:fold1: not run: its extraction failed" in res.err
+    assert cli("features", "rm", store).code == 0
+    res = cli(*args)
+    assert res.code == 3, res
+    assert (f"failed: train:fbank:tones:linear_probe:fold1: {run} holds a run made with other "
+            f"options (audio_sha256: ") in res.err
+    assert (run / "results.jsonl").read_text() == results  # nothing mixed in

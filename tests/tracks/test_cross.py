@@ -295,3 +295,133 @@ def test_a_damaged_cross_config_is_a_data_error_not_a_fresh_start(tmp_path, text
     with pytest.raises(DataError, match=r"config\.json: not an emobox cross-corpus configuration"):
         _prepare_out(out, {"fingerprint": "abc"}, None)
     assert (out / "config.json").read_text() == text
+
+
+# -- layers and the audio a track was made from ----------------------------------------------------
+
+FAST = ("--epochs", "2", "--warmup", "1", "--grid", "lr=1e-2 hidden=8", "-q")
+
+
+@pytest.fixture
+def two_trees(tmp_path):
+    """RAVDESS and SAVEE fixture trees: each balanced set plus 12 other utterances."""
+    return {name: write_tree(tmp_path / "trees", name, extra=12) for name in ("ravdess", "savee")}
+
+
+@pytest.fixture
+def tiny():
+    from emobox.plugin.registry import set_registry
+    from extract_fakes import TinyLayersPlugin
+
+    reg = Registry()
+    reg.register(TinyLayersPlugin(), name="tiny_layers_plugin")
+    set_registry(reg)
+    return reg
+
+
+def _cross_dirs(out: str) -> dict[int, Path]:
+    dirs = {}
+    for line in out.splitlines():
+        if line.startswith("layer ") and ": cross-corpus directory: " in line:
+            layer, path = line[len("layer "):].split(": cross-corpus directory: ")
+            dirs[int(layer)] = Path(path)
+    return dirs
+
+
+def test_cross_layer_all_with_a_one_layer_head_runs_every_layer(tiny, two_trees, tmp_path, cli):
+    """`--layer all` with linear_probe is one track per layer of the upstream (it once ran
+    layer 0 alone), from one extraction per corpus; each is the track `--layer N` makes."""
+    out = tmp_path / "sweep"
+    res = cli("cross", "run", "-u", "tiny_layers", "-c", "ravdess,savee", "--layer", "all",
+              *_root_map(two_trees), *FAST, "--out", out)
+    assert res.code == 0, res
+    dirs = _cross_dirs(res.out)
+    assert dirs == {n: out / f"layer{n}" for n in (0, 1, 2)}
+    for n in (0, 1, 2):
+        assert f"tiny_layers x linear_probe, layer {n} (rows" in " ".join(res.out.split())
+        config = json.loads((dirs[n] / "config.json").read_text())
+        assert (config["layer"], config["layers"]) == (n, [n])
+        assert {r["layer"] for r in read_jsonl(dirs[n] / "results.jsonl")} == {n}
+    config = json.loads((dirs[0] / "config.json").read_text())
+    for store in config["features"].values():  # one extraction per corpus, every layer in it
+        meta = json.loads((Path(store) / "meta.json").read_text())
+        assert sorted(meta["layers"]) == ["0", "1", "2"]
+        assert len(read_jsonl(Path(store) / "sessions.jsonl")) == 1
+    # `--layer 1` alone, pointed at the sweep's folder, finds it finished: nothing trained
+    before = (dirs[1] / "results.jsonl").read_text()
+    again = cli("cross", "run", "-u", "tiny_layers", "-c", "ravdess,savee", "--layer", "1",
+                *_root_map(two_trees), *FAST, "--out", dirs[1])
+    assert again.code == 0, again
+    assert f"cross-corpus directory: {dirs[1]}" in again.out
+    assert (dirs[1] / "results.jsonl").read_text() == before
+    # a head that reads every layer: `all` is what it does anyway, one track
+    ws = tmp_path / "ws"
+    res = cli("cross", "run", "-u", "tiny_layers", "-c", "ravdess,savee", "-d", "weighted_sum",
+              "--layer", "all", *_root_map(two_trees), *FAST, "--out", ws)
+    assert res.code == 0, res
+    config = json.loads((ws / "config.json").read_text())
+    assert (config["layer"], config["layers"]) == ("all", [0, 1, 2])
+    assert f"cross-corpus directory: {ws}" in res.out and "layer all:" not in res.out
+
+
+@pytest.mark.parametrize("layer, down, message", [
+    ("0-7", "linear_probe", "error: --layer 0-7: tiny_layers has layers 0..2; layer 3 does "
+                            "not exist"),
+    ("2-1", "linear_probe", "error: --layer 2-1: the range runs backwards; write 1-2"),
+    ("0,2", "weighted_sum", "error: downstream 'weighted_sum' learns a weighting of every "
+                            "layer of the upstream; a list of layers (0,2) trains one head "
+                            "per layer"),
+])
+def test_bad_cross_layers_stop_before_any_extraction(tiny, cli, tmp_path, layer, down, message):
+    res = cli("cross", "run", "-u", "tiny_layers", "-c", "ravdess,savee", "-d", down,
+              "--layer", layer, "--features-dir", tmp_path / "features", "--out",
+              tmp_path / "out", *FAST)
+    assert res.code == 2, res
+    lines = [x for x in res.err.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith(message), res.err
+    assert not (tmp_path / "features").exists() and not (tmp_path / "out").exists()
+
+
+def test_a_cross_run_resumed_over_changed_audio_is_refused(two_trees, tmp_path, cli):
+    """config.json records each corpus's audio digest: after one SAVEE file is replaced by
+    another recording (and its stale store removed), the finished sources are not taken."""
+    from emobox.testing import write_audio
+
+    out = tmp_path / "cross"
+    args = ["cross", "run", "-u", "fbank", "-c", "ravdess,savee", *_root_map(two_trees), *FAST,
+            "--features-dir", tmp_path / "features", "--out", out]
+    res = cli(*args)
+    assert res.code == 0, res
+    config = json.loads((out / "config.json").read_text())
+    digests = config["audio_sha256"]
+    stores = config["features"]
+    assert set(digests) == {"ravdess", "savee"}
+    for name, digest in digests.items():
+        assert digest == json.loads((Path(stores[name]) / "meta.json").read_text())[
+            "audio"]["sha256"]
+    results = (out / "results.jsonl").read_text()
+
+    # a config.json of an earlier emobox records no digest: it resumes, unchanged
+    del config["audio_sha256"]
+    (out / "config.json").write_text(json.dumps(config))
+    res = cli(*args)
+    assert res.code == 0, res
+    assert (out / "results.jsonl").read_text() == results
+    assert json.loads((out / "config.json").read_text())["audio_sha256"] == digests
+
+    wav = sorted((two_trees["savee"]).rglob("*.wav"))[0]
+    wav.unlink()  # fixture files are hard links of one tone: replace, never write through
+    write_audio(wav, seconds=0.2, freq=777.0)
+    res = cli(*args)
+    assert res.code == 3, res
+    assert f"{wav}: content changed" in res.err or f"{wav}: size" in res.err, res.err
+    store = res.err.split("emobox features rm ")[1].split("`")[0]
+    assert store == stores["savee"]
+    assert cli("features", "rm", store).code == 0
+    res = cli(*args)
+    assert res.code == 2, res
+    assert res.err.startswith(f"error: {out} holds a cross-corpus run made with other options "
+                              f"(audio_sha256 of savee: \"{digests['savee'][:38]}"), res.err
+    assert "choose another --out or delete that folder" in res.err
+    assert (out / "results.jsonl").read_text() == results
+    assert json.loads((out / "config.json").read_text())["audio_sha256"] == digests
