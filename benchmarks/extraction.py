@@ -236,7 +236,7 @@ def wav2vec2_group_norm(device: str) -> Upstream:
     """wav2vec2-base-sized, group-norm first convolution, random weights: padding-sensitive."""
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-    from upstreams.ssl_model import SSLEncoder
+    from emobox.upstreams.ssl_model import SSLEncoder
 
     torch.manual_seed(0)
     model = Wav2Vec2Model(Wav2Vec2Config(feat_extract_norm="group", conv_bias=False))

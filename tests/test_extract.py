@@ -475,3 +475,19 @@ def test_bf16_store_is_labelled_and_close_to_fp32(corpus, tmp_path):
     b = np.asarray(fast.store.layer(2), np.float32)
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     assert cos.min() > 0.99
+
+
+def test_meta_records_the_engine_settings_that_made_the_features(corpus, tmp_path):
+    up = TinyHF("layer", arch="wavlm")
+    exact = extract(up, corpus, [2], store_dir=tmp_path)
+    fast = extract(up, corpus, [2], store_dir=tmp_path, precision="bf16")
+    e, f = exact.meta["engine"], fast.meta["engine"]
+    assert (e["precision"], e["lowp_weight_cache"], "autocast" in e) == ("fp32", False, False)
+    assert (f["precision"], f["autocast"], f["lowp_weight_cache"]) == ("bf16", "bf16", True)
+    # transformers' WavLM has no SDPA attention: the eager one made these features
+    assert e["attention"] == f["attention"] == "eager"
+    assert e["threads"] == torch.get_num_threads() and e["torch"] == torch.__version__
+    assert e["batching"].startswith("sorted by length")
+    assert exact.sessions()[-1]["engine"] == e  # the journal keeps each extraction's settings
+    sensitive = extract(TinyHF("group"), corpus, [1], store_dir=tmp_path)
+    assert sensitive.meta["engine"]["batching"] == "equal lengths only"

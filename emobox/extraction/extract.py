@@ -213,9 +213,11 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
         t0 = time.perf_counter()
         with reporter.task(label, len(manifest) - start, "utt") as task:
             engine = Engine(upstream, missing, plan, precision, on_bad_audio, task)
-            engine.run(manifest, writer, workers or default_workers(),
+            workers = workers or default_workers()
+            engine.run(manifest, writer, workers,
                        max_ahead_bytes=max(16 << 20, memory_budget // 3))
-        store = writer.finish(extra_meta)
+        settings = engine.settings(workers)
+        store = writer.finish({"engine": settings})
         c = engine.counters
         stats.store = store
         stats.seconds = time.perf_counter() - t0
@@ -230,7 +232,7 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
             "gflop": round(c.gflop, 3), "batches": c.batches, "plan": plan.to_dict(),
             "compute_s": round(c.compute_s, 3), "audio_wait_s": round(c.audio_wait_s, 3),
             "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "emobox": __version__})
+            "emobox": __version__, "engine": settings})
     for note in stats.notes:
         reporter.log(f"note: {note}")
     reporter.log(stats.summary())
