@@ -295,6 +295,7 @@ def reference_loop(up: Upstream, m: Manifest, layer: int, out: Path) -> dict[str
 
 
 MEMORY_BUDGET = [2 << 30]  # bytes handed to emobox (--memory-gb)
+MAX_PADDING: list[float | None] = [None]  # --max-padding
 
 
 def emobox_run(up: Upstream, m: Manifest, layer: int, out: Path, precision: str,
@@ -313,7 +314,7 @@ def emobox_run(up: Upstream, m: Manifest, layer: int, out: Path, precision: str,
         up.forward = recording
     try:
         return extract_stats(up, m, [layer], store_dir=out, precision=precision,
-                             memory_budget=MEMORY_BUDGET[0])
+                             memory_budget=MEMORY_BUDGET[0], max_padding=MAX_PADDING[0])
     finally:
         if capture is not None:
             del up.forward
@@ -353,16 +354,20 @@ def cpu_flags() -> list[str]:
     return [f for f in CPU_FLAGS if f in have]
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 4) -> float:
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 4) -> tuple[float, float]:
+    """GFLOP/s of an n^3 matmul: best wall-clock rate, and the rate per CPU-second of the
+    process times its threads (what the cores gave when they ran it)."""
     a = torch.randn(n, n).to(dtype)
     b = torch.randn(n, n).to(dtype)
     a @ b
-    best = float("inf")
+    best, best_cpu = float("inf"), float("inf")
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         a @ b
         best = min(best, time.perf_counter() - t0)
-    return 2.0 * n ** 3 / best / 1e9
+        best_cpu = min(best_cpu, time.process_time() - c0)
+    flop = 2.0 * n ** 3 / 1e9
+    return flop / best, flop * torch.get_num_threads() / max(best_cpu, 1e-9)
 
 
 # -- peak RSS -------------------------------------------------------------------------------------
@@ -384,12 +389,18 @@ def rss_child(which: str, method: str, work: Path) -> None:
             else:
                 emobox_run(up, m, up.num_layers, Path(tmp) / method,
                            "fp32" if method == "exact" else "bf16")
-    print(json.dumps({"maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the (larger) parent
+    status = Path("/proc/self/status").read_text() if Path("/proc/self/status").exists() else ""
+    hwm = [ln.split()[1] for ln in status.splitlines() if ln.startswith("VmHWM:")]
+    kb = int(hwm[0]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"maxrss_mb": kb / 1024}))
 
 
 def peak_rss_mb(which: str, method: str, work: Path, args) -> float:
     cmd = [sys.executable, os.path.abspath(__file__), "--rss-child", which, method, str(work),
            "--memory-gb", str(args.memory_gb), "--threads", str(torch.get_num_threads())]
+    if args.max_padding is not None:
+        cmd += ["--max-padding", str(args.max_padding)]
     res = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if res.returncode:
         raise RuntimeError(f"peak RSS run of {which}/{method} failed: {res.stderr[-2000:]}")
@@ -473,6 +484,10 @@ def main() -> None:
     ap.add_argument("--no-demo", action="store_true", help="skip the demo UA comparison")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch intra-op threads for every method (default: torch's choice)")
+    ap.add_argument("--clips", type=int, default=None,
+                    help="clips per set (the first N texts of each; default all, --quick 3)")
+    ap.add_argument("--max-padding", type=float, default=None,
+                    help="emobox's padding allowed in a batch (default: emobox's own)")
     ap.add_argument("--memory-gb", type=float, default=2.0,
                     help="emobox's memory budget; its peak RSS may exceed the loop's by this much")
     ap.add_argument("--rss-child", nargs=3, metavar=("ENCODER", "METHOD", "WORKDIR"),
@@ -480,6 +495,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads or torch.get_num_threads())
     MEMORY_BUDGET[0] = int(args.memory_gb * (1 << 30))
+    MAX_PADDING[0] = args.max_padding
     if args.rss_child:
         which, method, where = args.rss_child
         rss_child(which, method, Path(where))
@@ -497,8 +513,9 @@ def main() -> None:
 
 def run(args, work: Path, device: str) -> None:
     acted, conv = ACTED, CONVERSATIONAL
-    if args.quick:
-        acted, conv = ACTED[:3], CONVERSATIONAL[:3]
+    clips = args.clips or (3 if args.quick else None)
+    if clips:
+        acted, conv = ACTED[:clips], CONVERSATIONAL[:clips]
     corpora = {"acted": make_corpus(work / "acted", "acted", acted, 2.0, 5.0),
                "conversational": make_corpus(work / "conv", "conversational", conv, 0.5, 20.0)}
     for name, m in corpora.items():
@@ -545,10 +562,13 @@ def run(args, work: Path, device: str) -> None:
     times: dict[tuple, list[float]] = {}
     cpu: dict[tuple, list[float]] = {}
     peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
+    cpu_peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
     waits: list[float] = []  # seconds the encoder waited for decoded audio, per emobox run
     for r in range(args.repeats):
-        peaks["fp32"].append(matmul_peak(torch.float32))
-        peaks["bf16"].append(matmul_peak(torch.bfloat16))
+        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+            wall_peak, cpu_peak = matmul_peak(dtype)
+            peaks[name].append(wall_peak)
+            cpu_peaks[name].append(cpu_peak)
         order = methods[r % 3:] + methods[: r % 3]
         for up, _ in encoders:
             for cname, m in corpora.items():
@@ -568,6 +588,7 @@ def run(args, work: Path, device: str) -> None:
         print(f"repeat {r + 1}/{args.repeats} done, load average {os.getloadavg()[0]:.1f}",
               file=sys.stderr)
     peak = {k: statistics.median(v) for k, v in peaks.items()}
+    cpu_peak = {k: statistics.median(v) for k, v in cpu_peaks.items()}
 
     # peak RSS, each method in a fresh process
     rss = {}
@@ -579,7 +600,8 @@ def run(args, work: Path, device: str) -> None:
     audio = {c: sum(durations(m)) for c, m in corpora.items()}
     print()
     print(f"matmul peak (2048^3, median of {args.repeats}, {torch.get_num_threads()} threads): "
-          f"fp32 {peak['fp32']:.1f} GFLOP/s, bf16 {peak['bf16']:.1f} GFLOP/s; the encoder waited "
+          f"fp32 {peak['fp32']:.1f} GFLOP/s, bf16 {peak['bf16']:.1f} GFLOP/s (per CPU-second x "
+          f"threads: {cpu_peak['fp32']:.1f}, {cpu_peak['bf16']:.1f}); the encoder waited "
           f"for audio {max(waits):.2f} s at most in an emobox run ({sum(waits):.2f} s in all)")
     head = (f"{'encoder':<20} {'clips':<15} {'method':<10} {'median s':>9} {'runs':>18} "
             f"{'speedup':>8} {'cpu s':>7} {'cpu-x':>6} {'audio-s/s':>9} {'GFLOP/s':>8} "
@@ -619,9 +641,12 @@ def run(args, work: Path, device: str) -> None:
             "reference_peak_fraction": gflop_all / total["reference"] / peak["fp32"],
             "exact_peak_fraction": gflop_all / total["exact"] / peak["fp32"],
             "bf16_peak_fraction": gflop_all / total["bf16"] / peak["bf16"],
-            # GFLOP per CPU-second x threads: the rate had the process had its cores alone
-            "exact_cpu_peak_fraction": gflop_all * threads / total_cpu["exact"] / peak["fp32"],
-            "bf16_cpu_peak_fraction": gflop_all * threads / total_cpu["bf16"] / peak["bf16"],
+            # GFLOP per CPU-second x threads against the matmul's: other load cancels out
+            "reference_cpu_peak_fraction": gflop_all * threads / total_cpu["reference"]
+            / cpu_peak["fp32"],
+            "exact_cpu_peak_fraction": gflop_all * threads / total_cpu["exact"]
+            / cpu_peak["fp32"],
+            "bf16_cpu_peak_fraction": gflop_all * threads / total_cpu["bf16"] / cpu_peak["bf16"],
             "rss_mb": {meth: round(rss[(up.name, meth)]) for meth in methods},
             "padding_sensitive": bool(up.padding_sensitive),
             **a}
@@ -674,8 +699,11 @@ def run(args, work: Path, device: str) -> None:
         "whisper_bf16_peak_fraction": round(wh["bf16_peak_fraction"], 3),
         "whisper_upstream": encoders[1][1],
         "fp32_peak_gflops": round(peak["fp32"], 1), "bf16_peak_gflops": round(peak["bf16"], 1),
+        "fp32_cpu_peak_gflops": round(cpu_peak["fp32"], 1),
+        "bf16_cpu_peak_gflops": round(cpu_peak["bf16"], 1),
         "cpu_flags": flags, "amx": "amx_bf16" in flags,
-        "memory_gb": args.memory_gb,
+        "memory_gb": args.memory_gb, "max_padding": args.max_padding,
+        "clips_per_set": len(acted),
         "families": {name: family_json(fs, args.memory_gb) for name, fs in summary.items()},
         "repeats": args.repeats, "threads": torch.get_num_threads(),
         "max_audio_wait_s": round(max(waits), 3),
