@@ -20,7 +20,8 @@ Threads: torch's intra-op threads are set explicitly (``--threads``, default: th
 picked) and are the same for every method.
 
 Methods (interleaved, the order rotated at every repeat, medians reported; wall time, and the
-process's CPU time, which other load on a shared host disturbs less):
+process's CPU time, which other load on a shared host disturbs less; it counts the threads'
+spin-waits too, so it is compared between methods only, never with the matmul peak):
 
 - ``reference``: one utterance at a time, fp32, ``torch.no_grad()``, audio decoded in the loop,
   one ``.npy`` per utterance: the loop a user would write around the same upstream;
@@ -354,20 +355,16 @@ def cpu_flags() -> list[str]:
     return [f for f in CPU_FLAGS if f in have]
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 4) -> tuple[float, float]:
-    """GFLOP/s of an n^3 matmul: best wall-clock rate, and the rate per CPU-second of the
-    process times its threads (what the cores gave when they ran it)."""
+def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 4) -> float:
     a = torch.randn(n, n).to(dtype)
     b = torch.randn(n, n).to(dtype)
     a @ b
-    best, best_cpu = float("inf"), float("inf")
+    best = float("inf")
     for _ in range(reps):
-        t0, c0 = time.perf_counter(), time.process_time()
+        t0 = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - t0)
-        best_cpu = min(best_cpu, time.process_time() - c0)
-    flop = 2.0 * n ** 3 / 1e9
-    return flop / best, flop * torch.get_num_threads() / max(best_cpu, 1e-9)
+    return 2.0 * n ** 3 / best / 1e9
 
 
 # -- peak RSS -------------------------------------------------------------------------------------
@@ -562,13 +559,10 @@ def run(args, work: Path, device: str) -> None:
     times: dict[tuple, list[float]] = {}
     cpu: dict[tuple, list[float]] = {}
     peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
-    cpu_peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
     waits: list[float] = []  # seconds the encoder waited for decoded audio, per emobox run
     for r in range(args.repeats):
-        for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
-            wall_peak, cpu_peak = matmul_peak(dtype)
-            peaks[name].append(wall_peak)
-            cpu_peaks[name].append(cpu_peak)
+        peaks["fp32"].append(matmul_peak(torch.float32))
+        peaks["bf16"].append(matmul_peak(torch.bfloat16))
         order = methods[r % 3:] + methods[: r % 3]
         for up, _ in encoders:
             for cname, m in corpora.items():
@@ -588,7 +582,6 @@ def run(args, work: Path, device: str) -> None:
         print(f"repeat {r + 1}/{args.repeats} done, load average {os.getloadavg()[0]:.1f}",
               file=sys.stderr)
     peak = {k: statistics.median(v) for k, v in peaks.items()}
-    cpu_peak = {k: statistics.median(v) for k, v in cpu_peaks.items()}
 
     # peak RSS, each method in a fresh process
     rss = {}
@@ -600,8 +593,7 @@ def run(args, work: Path, device: str) -> None:
     audio = {c: sum(durations(m)) for c, m in corpora.items()}
     print()
     print(f"matmul peak (2048^3, median of {args.repeats}, {torch.get_num_threads()} threads): "
-          f"fp32 {peak['fp32']:.1f} GFLOP/s, bf16 {peak['bf16']:.1f} GFLOP/s (per CPU-second x "
-          f"threads: {cpu_peak['fp32']:.1f}, {cpu_peak['bf16']:.1f}); the encoder waited "
+          f"fp32 {peak['fp32']:.1f} GFLOP/s, bf16 {peak['bf16']:.1f} GFLOP/s; the encoder waited "
           f"for audio {max(waits):.2f} s at most in an emobox run ({sum(waits):.2f} s in all)")
     head = (f"{'encoder':<20} {'clips':<15} {'method':<10} {'median s':>9} {'runs':>18} "
             f"{'speedup':>8} {'cpu s':>7} {'cpu-x':>6} {'audio-s/s':>9} {'GFLOP/s':>8} "
@@ -632,7 +624,6 @@ def run(args, work: Path, device: str) -> None:
         a = {k: max(acc[(up.name, c)][k] for c in corpora) for k in
              ("exact_max_abs_diff", "exact_store_max_abs_diff", "bf16_max_abs_diff")}
         a["bf16_min_cosine"] = min(acc[(up.name, c)]["bf16_min_cosine"] for c in corpora)
-        threads = torch.get_num_threads()
         summary[up.name] = {
             "exact_speedup": total["reference"] / total["exact"],
             "bf16_speedup": total["reference"] / total["bf16"],
@@ -641,12 +632,6 @@ def run(args, work: Path, device: str) -> None:
             "reference_peak_fraction": gflop_all / total["reference"] / peak["fp32"],
             "exact_peak_fraction": gflop_all / total["exact"] / peak["fp32"],
             "bf16_peak_fraction": gflop_all / total["bf16"] / peak["bf16"],
-            # GFLOP per CPU-second x threads against the matmul's: other load cancels out
-            "reference_cpu_peak_fraction": gflop_all * threads / total_cpu["reference"]
-            / cpu_peak["fp32"],
-            "exact_cpu_peak_fraction": gflop_all * threads / total_cpu["exact"]
-            / cpu_peak["fp32"],
-            "bf16_cpu_peak_fraction": gflop_all * threads / total_cpu["bf16"] / cpu_peak["bf16"],
             "rss_mb": {meth: round(rss[(up.name, meth)]) for meth in methods},
             "padding_sensitive": bool(up.padding_sensitive),
             **a}
@@ -657,10 +642,8 @@ def run(args, work: Path, device: str) -> None:
               f"{s['exact_store_max_abs_diff']:.2e} in the fp16 store), "
               f"bf16 {s['bf16_speedup']:.2f}x (CPU time {s['bf16_cpu_speedup']:.2f}x; min frame "
               f"cosine {s['bf16_min_cosine']:.6f}); peak fraction reference "
-              f"{s['reference_peak_fraction']:.2f}, exact {s['exact_peak_fraction']:.2f} "
-              f"({s['exact_cpu_peak_fraction']:.2f} per CPU-second), bf16 "
-              f"{s['bf16_peak_fraction']:.2f} of the bf16 peak "
-              f"({s['bf16_cpu_peak_fraction']:.2f} per CPU-second)")
+              f"{s['reference_peak_fraction']:.2f}, exact {s['exact_peak_fraction']:.2f}, bf16 "
+              f"{s['bf16_peak_fraction']:.2f} of the bf16 peak")
         r = s["rss_mb"]
         print(f"{'':<{len(name)}}  peak RSS: reference {r['reference']} MB, exact {r['exact']} MB,"
               f" bf16 {r['bf16']} MB (budget: reference + {args.memory_gb:g} GB)")
@@ -699,8 +682,6 @@ def run(args, work: Path, device: str) -> None:
         "whisper_bf16_peak_fraction": round(wh["bf16_peak_fraction"], 3),
         "whisper_upstream": encoders[1][1],
         "fp32_peak_gflops": round(peak["fp32"], 1), "bf16_peak_gflops": round(peak["bf16"], 1),
-        "fp32_cpu_peak_gflops": round(cpu_peak["fp32"], 1),
-        "bf16_cpu_peak_gflops": round(cpu_peak["bf16"], 1),
         "cpu_flags": flags, "amx": "amx_bf16" in flags,
         "memory_gb": args.memory_gb, "max_padding": args.max_padding,
         "clips_per_set": len(acted),
