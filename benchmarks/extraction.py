@@ -1,23 +1,36 @@
 """Feature extraction speed: the reference loop vs emobox exact (fp32) vs emobox bf16.
 
     python benchmarks/extraction.py [--repeats 3] [--quick] [--no-demo] [--threads N]
+                                    [--memory-gb 2]
 
 In one process, on the same synthetic speech (espeak-ng; an "acted" set of 2-5 s clips and a
 "conversational" set of 0.5-20 s clips, stored at 22.05 kHz so that every method resamples), for
-two encoders:
+three encoder families:
 
 - ``wavlm_base_ln``: a WavLM-base-sized encoder (12 x 768, layer-norm convolutions, random
   weights of the transformers class);
 - ``whisper_tiny_en``: the registered upstream with its real weights when it is installed with
   them, else a Whisper-tiny-sized transformers encoder with random weights; faithful mode (every
-  clip padded to 30 s).
+  clip padded to 30 s);
+- ``wav2vec2_base_gn``: a wav2vec2-base-sized encoder with a group-norm first convolution
+  (random weights) through the built-in ``SSLEncoder``, declared padding-sensitive: emobox may
+  only batch equal lengths for it.
 
-Methods (interleaved, the order rotated at every repeat, medians reported):
+Threads: torch's intra-op threads are set explicitly (``--threads``, default: the number torch
+picked) and are the same for every method.
+
+Methods (interleaved, the order rotated at every repeat, medians reported; wall time, and the
+process's CPU time, which other load on a shared host disturbs less; it counts the threads'
+spin-waits too, so it is compared between methods only, never with the matmul peak):
 
 - ``reference``: one utterance at a time, fp32, ``torch.no_grad()``, audio decoded in the loop,
   one ``.npy`` per utterance: the loop a user would write around the same upstream;
 - ``exact``: ``emobox.extract`` in fp32 (sorted, batched where exact, decoded ahead, fp16 store);
 - ``bf16``: ``emobox.extract --precision bf16``.
+
+Peak RSS: each method runs once more in a fresh process per family (the encoder built there,
+both corpora); its peak resident set is compared with the reference loop's plus the
+``--memory-gb`` budget handed to emobox.
 
 FLOPs per utterance come from the upstream's ``flops()`` (checked against torch's FLOP counter
 for one clip); a 2048^3 matmul in fp32 and in bf16 is timed at every repeat, so each row reports
@@ -26,8 +39,10 @@ before storage against the reference (max abs diff), and the minimum frame cosin
 bf16 features against the reference. The demo corpus's UA (the protocol's sweep) with exact and
 with bf16 features uses the encoder with real weights (Whisper tiny.en where installed, else the
 random WavLM-sized one); ``--no-demo`` skips it.
-The last line is one JSON object; headline keys are for the WavLM-sized layer-norm encoder,
-``whisper_*`` keys for Whisper.
+The last line is one JSON object: headline keys for the WavLM-sized layer-norm encoder,
+``whisper_*`` keys for Whisper, and ``families``: per family the speedups over the loop (wall
+and CPU time), the fractions of the fp32 and bf16 matmul peaks, the accuracy (max abs diff, min
+frame cosine) and the peak RSS of every method; plus the host's peaks and whether it has AMX.
 """
 
 from __future__ import annotations
@@ -215,19 +230,41 @@ class WhisperLocal(Upstream):
         return windows * per
 
 
-def build_encoders(device: str) -> list[tuple[Upstream, str]]:
-    wavlm = WavLMLN().to(device)
-    whisper, note = None, "Whisper-tiny-sized config, random weights"
+def wav2vec2_group_norm(device: str) -> Upstream:
+    """wav2vec2-base-sized, group-norm first convolution, random weights: padding-sensitive."""
+    from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+    from emobox.upstreams.ssl_model import SSLEncoder
+
+    torch.manual_seed(0)
+    model = Wav2Vec2Model(Wav2Vec2Config(feat_extract_norm="group", conv_bias=False))
+    return SSLEncoder("wav2vec2_base_gn", model, normalize="none", padding_sensitive=True,
+                      checkpoint_id="random-seed0").to(device)
+
+
+ENCODERS = ("wavlm_base_ln", "whisper", "wav2vec2_base_gn")
+
+
+def build_encoder(which: str, device: str) -> tuple[Upstream, str]:
+    if which == "wavlm_base_ln":
+        return WavLMLN().to(device), "WavLM-base-sized, layer norm, random weights"
+    if which == "wav2vec2_base_gn":
+        return (wav2vec2_group_norm(device),
+                "wav2vec2-base-sized, group norm (padding-sensitive), random weights")
+    note = "Whisper-tiny-sized config, random weights"
     try:
         from emobox import get_registry
 
-        whisper = get_registry().upstream("whisper_tiny_en").load(device=device)
-        note = "whisper_tiny_en, real weights"
+        return (get_registry().upstream("whisper_tiny_en").load(device=device),
+                "whisper_tiny_en, real weights")
     except Exception as exc:  # not installed with its weights: a same-sized stand-in
         print(f"whisper_tiny_en not available ({type(exc).__name__}: {str(exc)[:120]}); "
               f"using {note}", file=sys.stderr)
-        whisper = WhisperLocal().to(device)
-    return [(wavlm, "WavLM-base-sized, layer norm, random weights"), (whisper, note)]
+        return WhisperLocal().to(device), note
+
+
+def build_encoders(device: str) -> list[tuple[Upstream, str]]:
+    return [build_encoder(which, device) for which in ENCODERS]
 
 
 def check_flops(up: Upstream, seconds: float = 3.0) -> tuple[float, float]:
@@ -255,6 +292,10 @@ def reference_loop(up: Upstream, m: Manifest, layer: int, out: Path) -> dict[str
     return feats
 
 
+MEMORY_BUDGET = [2 << 30]  # bytes handed to emobox (--memory-gb)
+MAX_PADDING: list[float | None] = [None]  # --max-padding
+
+
 def emobox_run(up: Upstream, m: Manifest, layer: int, out: Path, precision: str,
                capture: dict | None = None):
     if capture is not None:  # record the features before storage, by utterance content
@@ -270,7 +311,8 @@ def emobox_run(up: Upstream, m: Manifest, layer: int, out: Path, precision: str,
 
         up.forward = recording
     try:
-        return extract_stats(up, m, [layer], store_dir=out, precision=precision)
+        return extract_stats(up, m, [layer], store_dir=out, precision=precision,
+                             memory_budget=MEMORY_BUDGET[0], max_padding=MAX_PADDING[0])
     finally:
         if capture is not None:
             del up.forward
@@ -320,6 +362,43 @@ def matmul_peak(dtype: torch.dtype, n: int = 2048, reps: int = 4) -> float:
         a @ b
         best = min(best, time.perf_counter() - t0)
     return 2.0 * n ** 3 / best / 1e9
+
+
+# -- peak RSS -------------------------------------------------------------------------------------
+def read_corpus(root: Path, name: str) -> Manifest:
+    utts = [Utterance(key=p.stem, path=p.name, label="x") for p in sorted(root.glob("*.wav"))]
+    return Manifest(name, root, utts)
+
+
+def rss_child(which: str, method: str, work: Path) -> None:
+    """Run ``method`` of encoder ``which`` over the corpora under ``work``; print peak RSS."""
+    import resource
+
+    up, _ = build_encoder(which, "cpu")
+    corpora = [read_corpus(work / "acted", "acted"), read_corpus(work / "conv", "conversational")]
+    with tempfile.TemporaryDirectory() as tmp:
+        for m in corpora:
+            if method == "reference":
+                reference_loop(up, m, up.num_layers, Path(tmp) / "ref")
+            else:
+                emobox_run(up, m, up.num_layers, Path(tmp) / method,
+                           "fp32" if method == "exact" else "bf16")
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the (larger) parent
+    status = Path("/proc/self/status").read_text() if Path("/proc/self/status").exists() else ""
+    hwm = [ln.split()[1] for ln in status.splitlines() if ln.startswith("VmHWM:")]
+    kb = int(hwm[0]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"maxrss_mb": kb / 1024}))
+
+
+def peak_rss_mb(which: str, method: str, work: Path, args) -> float:
+    cmd = [sys.executable, os.path.abspath(__file__), "--rss-child", which, method, str(work),
+           "--memory-gb", str(args.memory_gb), "--threads", str(torch.get_num_threads())]
+    if args.max_padding is not None:
+        cmd += ["--max-padding", str(args.max_padding)]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if res.returncode:
+        raise RuntimeError(f"peak RSS run of {which}/{method} failed: {res.stderr[-2000:]}")
+    return float(json.loads(res.stdout.strip().splitlines()[-1])["maxrss_mb"])
 
 
 # -- GPU ------------------------------------------------------------------------------------------
@@ -373,6 +452,22 @@ def demo_ua(up: Upstream, precision: str, home: Path) -> float:
     return float(np.mean(uas))
 
 
+def family_json(s: dict, memory_gb: float) -> dict:
+    """One family's figures for the JSON line (rounded), with the goals it meets."""
+    r = s["rss_mb"]
+    out = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in s.items()
+           if not k.endswith("abs_diff") and k != "bf16_min_cosine"}
+    out.update({k: float(f"{s[k]:.3g}") for k in s if k.endswith("abs_diff")})
+    out["bf16_min_cosine"] = round(s["bf16_min_cosine"], 6)
+    out["goals"] = {
+        "exact_not_slower": s["exact_speedup"] >= 1.0,
+        "exact_within_1e-4": s["exact_max_abs_diff"] <= 1e-4,
+        "bf16_cosine_0.999": s["bf16_min_cosine"] >= 0.999,
+        "rss_within_budget": max(r["exact"], r["bf16"]) <= r["reference"] + memory_gb * 1024,
+    }
+    return out
+
+
 # -- main ---------------------------------------------------------------------------------------
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -381,12 +476,25 @@ def main() -> None:
     ap.add_argument("--no-demo", action="store_true", help="skip the demo UA comparison")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch intra-op threads for every method (default: torch's choice)")
+    ap.add_argument("--clips", type=int, default=None,
+                    help="clips per set (the first N texts of each; default all, --quick 3)")
+    ap.add_argument("--max-padding", type=float, default=None,
+                    help="emobox's padding allowed in a batch (default: emobox's own)")
+    ap.add_argument("--memory-gb", type=float, default=2.0,
+                    help="emobox's memory budget; its peak RSS may exceed the loop's by this much")
+    ap.add_argument("--rss-child", nargs=3, metavar=("ENCODER", "METHOD", "WORKDIR"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    MEMORY_BUDGET[0] = int(args.memory_gb * (1 << 30))
+    MAX_PADDING[0] = args.max_padding
+    if args.rss_child:
+        which, method, where = args.rss_child
+        rss_child(which, method, Path(where))
+        return
     if shutil.which("espeak-ng") is None:
         sys.exit("error: espeak-ng not found on PATH: the benchmark synthesises its speech with it "
                  "(Debian: apt-get install espeak-ng)")
-    if args.threads:
-        torch.set_num_threads(args.threads)
     work = Path(tempfile.mkdtemp(prefix="emobox-bench-"))
     device = "cpu"
     try:
@@ -397,8 +505,9 @@ def main() -> None:
 
 def run(args, work: Path, device: str) -> None:
     acted, conv = ACTED, CONVERSATIONAL
-    if args.quick:
-        acted, conv = ACTED[:3], CONVERSATIONAL[:3]
+    clips = args.clips or (3 if args.quick else None)
+    if clips:
+        acted, conv = ACTED[:clips], CONVERSATIONAL[:clips]
     corpora = {"acted": make_corpus(work / "acted", "acted", acted, 2.0, 5.0),
                "conversational": make_corpus(work / "conv", "conversational", conv, 0.5, 20.0)}
     for name, m in corpora.items():
@@ -443,6 +552,7 @@ def run(args, work: Path, device: str) -> None:
     # timing, interleaved
     methods = ["reference", "exact", "bf16"]
     times: dict[tuple, list[float]] = {}
+    cpu: dict[tuple, list[float]] = {}
     peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
     waits: list[float] = []  # seconds the encoder waited for decoded audio, per emobox run
     for r in range(args.repeats):
@@ -453,7 +563,7 @@ def run(args, work: Path, device: str) -> None:
             for cname, m in corpora.items():
                 for meth in order:
                     out = work / "timed" / meth
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     if meth == "reference":
                         reference_loop(up, m, up.num_layers, out)
                     else:
@@ -462,36 +572,49 @@ def run(args, work: Path, device: str) -> None:
                         waits.append(st.store.sessions()[-1]["audio_wait_s"])
                     times.setdefault((up.name, cname, meth), []).append(
                         time.perf_counter() - t0)
+                    cpu.setdefault((up.name, cname, meth), []).append(time.process_time() - c0)
                     shutil.rmtree(out, ignore_errors=True)
         print(f"repeat {r + 1}/{args.repeats} done, load average {os.getloadavg()[0]:.1f}",
               file=sys.stderr)
     peak = {k: statistics.median(v) for k, v in peaks.items()}
 
+    # peak RSS, each method in a fresh process
+    rss = {}
+    for which, (up, _) in zip(ENCODERS, encoders):
+        for meth in methods:
+            rss[(up.name, meth)] = peak_rss_mb(which, meth, work, args)
+
     # table
     audio = {c: sum(durations(m)) for c, m in corpora.items()}
     print()
-    print(f"matmul peak (2048^3, median of {args.repeats}): fp32 {peak['fp32']:.1f} GFLOP/s, "
-          f"bf16 {peak['bf16']:.1f} GFLOP/s; the encoder waited for audio {max(waits):.2f} s "
-          f"at most in an emobox run ({sum(waits):.2f} s in all)")
+    print(f"matmul peak (2048^3, median of {args.repeats}, {torch.get_num_threads()} threads): "
+          f"fp32 {peak['fp32']:.1f} GFLOP/s, bf16 {peak['bf16']:.1f} GFLOP/s; the encoder waited "
+          f"for audio {max(waits):.2f} s at most in an emobox run ({sum(waits):.2f} s in all)")
     head = (f"{'encoder':<20} {'clips':<15} {'method':<10} {'median s':>9} {'runs':>18} "
-            f"{'speedup':>8} {'audio-s/s':>9} {'GFLOP/s':>8} {'of peak':>8}")
+            f"{'speedup':>8} {'cpu s':>7} {'cpu-x':>6} {'audio-s/s':>9} {'GFLOP/s':>8} "
+            f"{'of peak':>8}")
     print(head)
     print("-" * len(head))
     summary: dict[str, dict] = {}
     for up, _ in encoders:
         total = {meth: 0.0 for meth in methods}
+        total_cpu = {meth: 0.0 for meth in methods}
         gflop_all = 0.0
         for cname in corpora:
             gflop = flops[(up.name, cname)] / 1e9
             gflop_all += gflop
             ref_t = statistics.median(times[(up.name, cname, "reference")])
+            ref_c = statistics.median(cpu[(up.name, cname, "reference")])
             for meth in methods:
                 ts = times[(up.name, cname, meth)]
                 t = statistics.median(ts)
+                c = statistics.median(cpu[(up.name, cname, meth)])
                 total[meth] += t
+                total_cpu[meth] += c
                 pk = peak["bf16" if meth == "bf16" else "fp32"]
                 print(f"{up.name:<20} {cname:<15} {meth:<10} {t:>9.2f} "
                       f"{'/'.join(f'{x:.1f}' for x in ts):>18} {ref_t / t:>7.2f}x "
+                      f"{c:>7.2f} {ref_c / c:>5.2f}x "
                       f"{audio[cname] / t:>9.2f} {gflop / t:>8.1f} {gflop / t / pk:>8.2f}")
         a = {k: max(acc[(up.name, c)][k] for c in corpora) for k in
              ("exact_max_abs_diff", "exact_store_max_abs_diff", "bf16_max_abs_diff")}
@@ -499,17 +622,26 @@ def run(args, work: Path, device: str) -> None:
         summary[up.name] = {
             "exact_speedup": total["reference"] / total["exact"],
             "bf16_speedup": total["reference"] / total["bf16"],
+            "exact_cpu_speedup": total_cpu["reference"] / total_cpu["exact"],
+            "bf16_cpu_speedup": total_cpu["reference"] / total_cpu["bf16"],
             "reference_peak_fraction": gflop_all / total["reference"] / peak["fp32"],
             "exact_peak_fraction": gflop_all / total["exact"] / peak["fp32"],
             "bf16_peak_fraction": gflop_all / total["bf16"] / peak["bf16"],
+            "rss_mb": {meth: round(rss[(up.name, meth)]) for meth in methods},
+            "padding_sensitive": bool(up.padding_sensitive),
             **a}
     print()
     for name, s in summary.items():
-        print(f"{name}: exact {s['exact_speedup']:.2f}x (max abs diff {s['exact_max_abs_diff']:.2e}"
-              f" before storage, {s['exact_store_max_abs_diff']:.2e} in the fp16 store), "
-              f"bf16 {s['bf16_speedup']:.2f}x (min frame cosine {s['bf16_min_cosine']:.6f}); "
-              f"peak fraction reference {s['reference_peak_fraction']:.2f}, exact "
-              f"{s['exact_peak_fraction']:.2f}, bf16 {s['bf16_peak_fraction']:.2f} (of bf16 peak)")
+        print(f"{name}: exact {s['exact_speedup']:.2f}x (CPU time {s['exact_cpu_speedup']:.2f}x; "
+              f"max abs diff {s['exact_max_abs_diff']:.2e} before storage, "
+              f"{s['exact_store_max_abs_diff']:.2e} in the fp16 store), "
+              f"bf16 {s['bf16_speedup']:.2f}x (CPU time {s['bf16_cpu_speedup']:.2f}x; min frame "
+              f"cosine {s['bf16_min_cosine']:.6f}); peak fraction reference "
+              f"{s['reference_peak_fraction']:.2f}, exact {s['exact_peak_fraction']:.2f}, bf16 "
+              f"{s['bf16_peak_fraction']:.2f} of the bf16 peak")
+        r = s["rss_mb"]
+        print(f"{'':<{len(name)}}  peak RSS: reference {r['reference']} MB, exact {r['exact']} MB,"
+              f" bf16 {r['bf16']} MB (budget: reference + {args.memory_gb:g} GB)")
 
     gpu = gpu_speedup(encoders[0][0], corpora) if torch.cuda.is_available() else {}
 
@@ -545,7 +677,10 @@ def run(args, work: Path, device: str) -> None:
         "whisper_bf16_peak_fraction": round(wh["bf16_peak_fraction"], 3),
         "whisper_upstream": encoders[1][1],
         "fp32_peak_gflops": round(peak["fp32"], 1), "bf16_peak_gflops": round(peak["bf16"], 1),
-        "cpu_flags": flags,
+        "cpu_flags": flags, "amx": "amx_bf16" in flags,
+        "memory_gb": args.memory_gb, "max_padding": args.max_padding,
+        "clips_per_set": len(acted),
+        "families": {name: family_json(fs, args.memory_gb) for name, fs in summary.items()},
         "repeats": args.repeats, "threads": torch.get_num_threads(),
         "max_audio_wait_s": round(max(waits), 3),
         **{k: (round(v, 4) if isinstance(v, float) else v) for k, v in demo.items()},

@@ -182,6 +182,16 @@ class Counters:
     notes: list[str] = field(default_factory=list)
 
 
+def attention_implementation(module: torch.nn.Module) -> str | None:
+    """The attention implementation transformers uses in ``module`` (``eager``, ``sdpa``, ...),
+    from the first model config found in it; None when it holds no transformers model."""
+    for sub in module.modules():
+        impl = getattr(getattr(sub, "config", None), "_attn_implementation", None)
+        if isinstance(impl, str):
+            return impl
+    return None
+
+
 class Engine:
     """Runs one upstream over chunks of a manifest and hands the features to a store writer."""
 
@@ -197,6 +207,23 @@ class Engine:
         self.counters = Counters()
         self.use_lowp = precision != "fp32" and getattr(upstream, "lowp_weight_cache", True)
         self.windows = upstream_windows(upstream)
+
+    def settings(self, workers: int) -> dict:
+        """How the features were computed (meta.json ``engine``, the session journal): the
+        numeric settings that shape them and the execution settings that shaped the run."""
+        kind = torch.device(self.device).type
+        out = {"precision": self.precision, "device": str(self.device),
+               "autocast": None if self.precision == "fp32" else self.precision,
+               "lowp_weight_cache": bool(self.use_lowp), "inference_mode": True,
+               "tf32": False if kind == "cuda" else None,
+               "attention": attention_implementation(self.upstream),
+               "batching": ("equal lengths only" if self.plan.padding_sensitive else
+                            f"sorted by length, padding <= {self.plan.max_padding:g} of the "
+                            f"shortest, attention mask"),
+               "batch_seconds": self.plan.batch_seconds,
+               "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "interop_threads": torch.get_num_interop_threads(), "decode_workers": workers}
+        return {k: v for k, v in out.items() if v is not None}
 
     # -- the loop -----------------------------------------------------------------------------
     def run(self, manifest: Manifest, writer: StoreWriter, workers: int, max_ahead_bytes: int

@@ -1018,7 +1018,8 @@ class StoreWriter:
                         path=str(src))
 
     def finish(self, upstream_meta: Mapping[str, Any] | None = None) -> FeatureStore:
-        """Move the finished layers into the store and write meta.json (last)."""
+        """Move the finished layers into the store and write meta.json (last); ``upstream_meta``
+        adds to (or replaces) the keys given at construction."""
         from emobox.io import atomic_write_bytes, atomic_write_json
 
         state = self.state
@@ -1037,6 +1038,7 @@ class StoreWriter:
         self._move("audio.tsv", fin["audio"]["file_sha256"])
         meta = self.request.identity()
         meta.update(self.extra_meta)
+        meta.update(upstream_meta or {})
         meta.update({
             "emobox_version": __version__,
             "layers": layers_meta,

@@ -475,3 +475,44 @@ def test_bf16_store_is_labelled_and_close_to_fp32(corpus, tmp_path):
     b = np.asarray(fast.store.layer(2), np.float32)
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     assert cos.min() > 0.99
+
+
+def test_meta_records_the_engine_settings_that_made_the_features(corpus, tmp_path):
+    up = TinyHF("layer", arch="wavlm")
+    exact = extract(up, corpus, [2], store_dir=tmp_path)
+    fast = extract(up, corpus, [2], store_dir=tmp_path, precision="bf16")
+    e, f = exact.meta["engine"], fast.meta["engine"]
+    assert (e["precision"], e["lowp_weight_cache"], "autocast" in e) == ("fp32", False, False)
+    assert (f["precision"], f["autocast"], f["lowp_weight_cache"]) == ("bf16", "bf16", True)
+    # transformers' WavLM has no SDPA attention: the eager one made these features
+    assert e["attention"] == f["attention"] == "eager"
+    assert e["threads"] == torch.get_num_threads() and e["torch"] == torch.__version__
+    assert e["batching"].startswith("sorted by length")
+    assert exact.sessions()[-1]["engine"] == e  # the journal keeps each extraction's settings
+    sensitive = extract(TinyHF("group"), corpus, [1], store_dir=tmp_path)
+    assert sensitive.meta["engine"]["batching"] == "equal lengths only"
+
+
+def test_cpu_default_batches_short_clips_of_different_lengths_exactly(tmp_path):
+    # short clips within 25% of each other: batched by default on CPU (a 1-s clip alone runs
+    # matmuls far below the CPU's peak), with features those of one clip at a time
+    clips = tone_corpus(tmp_path / "c", [0.8, 0.95, 0.85, 1.0, 0.9, 0.82])
+    up = TinyHF("layer", arch="wavlm")
+    calls = []
+    original = up.forward
+
+    def recording(wavs, layers):
+        calls.append(sorted(len(w) for w in wavs))
+        return original(wavs, layers)
+
+    up.forward = recording
+    batched = extract(up, clips, [2], store_dir=tmp_path / "batched")
+    assert len(calls) == 1 and len(set(calls[0])) == 6  # one batch of six different lengths
+    assert batched.meta["engine"]["batching"].startswith("sorted by length, padding <= 0.25")
+    calls.clear()
+    single = extract(up, clips, [2], store_dir=tmp_path / "single", batch_seconds=1e-3)
+    assert all(len(c) == 1 for c in calls)
+    assert np.abs(single.pooled(2) - batched.pooled(2)).max() <= 1e-4
+    a, b = np.asarray(single.layer(2), np.float32), np.asarray(batched.layer(2), np.float32)
+    assert a.shape == b.shape
+    assert np.abs(a - b).max() <= 2e-3 * max(1.0, np.abs(a).max())
