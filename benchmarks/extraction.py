@@ -13,7 +13,7 @@ three encoder families:
   them, else a Whisper-tiny-sized transformers encoder with random weights; faithful mode (every
   clip padded to 30 s);
 - ``wav2vec2_base_gn``: a wav2vec2-base-sized encoder with a group-norm first convolution
-  (random weights) through the built-in ``SSLEncoder``, declared padding-sensitive: emobox may
+  (random weights), declared padding-sensitive: emobox may
   only batch equal lengths for it.
 
 Threads: torch's intra-op threads are set explicitly (``--threads``, default: the number torch
@@ -230,16 +230,37 @@ class WhisperLocal(Upstream):
         return windows * per
 
 
+class Wav2Vec2GN(Upstream):
+    """wav2vec2-base-sized, group-norm first convolution, random weights: an item's features
+    change with padding (the group norm spans the padded samples), so it is padding-sensitive."""
+
+    name = "wav2vec2_base_gn"
+    frame_rate = 50.0
+    padding_sensitive = True
+    checkpoint_id = "random-seed0"
+
+    def __init__(self):
+        super().__init__()
+        from transformers import Wav2Vec2Config, Wav2Vec2Model
+
+        torch.manual_seed(0)
+        cfg = Wav2Vec2Config(feat_extract_norm="group", conv_bias=False)
+        self.model = Wav2Vec2Model(cfg).eval()
+        self.cfg = cfg
+        self.num_layers, self.hidden_size = cfg.num_hidden_layers, cfg.hidden_size
+
+    def forward(self, wavs, layers):
+        x, lengths = pad_batch(wavs)
+        out = self.model(x, output_hidden_states=True)  # base wav2vec2 takes no attention mask
+        frames = self.model._get_feat_extract_output_lengths(lengths).long()
+        return UpstreamOutput({L: out.hidden_states[L] for L in layers}, frames)
+
+    flops = WavLMLN.flops
+
+
 def wav2vec2_group_norm(device: str) -> Upstream:
     """wav2vec2-base-sized, group-norm first convolution, random weights: padding-sensitive."""
-    from transformers import Wav2Vec2Config, Wav2Vec2Model
-
-    from emobox.upstreams.ssl_model import SSLEncoder
-
-    torch.manual_seed(0)
-    model = Wav2Vec2Model(Wav2Vec2Config(feat_extract_norm="group", conv_bias=False))
-    return SSLEncoder("wav2vec2_base_gn", model, normalize="none", padding_sensitive=True,
-                      checkpoint_id="random-seed0").to(device)
+    return Wav2Vec2GN().to(device)
 
 
 ENCODERS = ("wavlm_base_ln", "whisper", "wav2vec2_base_gn")
