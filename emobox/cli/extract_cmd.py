@@ -10,7 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import EmoboxUsageError, ExitCode
+import emobox.cli.options as opt
 from .base import app, console, err_console
+from .options import DEFAULT
 from .layers import layer_tokens
 from .run_cmd import parse_options
 
@@ -40,7 +42,7 @@ def extract_command(
     scheme: str = typer.Option("emobox", "--scheme", help="Partition scheme of the runs these "
                                "features are for: emobox (EmoBox's channel of multi-channel "
                                "files) | speaker-independent (channels mixed down)."),
-    device: str = typer.Option("cpu", "--device", help="cpu, cuda, cuda:N or auto."),
+    device: opt.Device = DEFAULT.device,
     precision: str = typer.Option("fp32", "--precision", help="fp32 (exact) | bf16 | fp16 "
                                   "(fast modes, labelled in the store and every report)."),
     batch_seconds: Optional[float] = typer.Option(None, "--batch-seconds", help="Padded audio "

@@ -139,3 +139,9 @@ def test_bench_upstream_ckpt_needs_one_upstream(cli, tmp_path):
     assert ("error: --upstream-ckpt is the checkpoint of one upstream; this bench has 2 "
             "(fbank, mfcc): run one bench per checkpoint") in res.err
     assert not (tmp_path / "b").exists()
+
+
+def test_extract_and_the_features_it_makes_use_the_same_device_default_as_run():
+    root = typer.main.get_command(app)
+    extract = _flags(root.commands["extract"])
+    assert extract["--device"] == _tracks()["run"]["--device"] == (("--device",), "auto")
