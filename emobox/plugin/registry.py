@@ -116,7 +116,9 @@ class Registry:
             self.load_declared_upstreams()
 
     # -- loading ---------------------------------------------------------------------------
-    def load_entrypoints(self, group: str = ENTRY_POINT_GROUP) -> None:
+    def _entry_points(self, group: str):
+        """``(entry point, distribution, version)`` of ``group`` that are neither disabled nor a
+        name already taken (a duplicate is recorded as a problem and skipped)."""
         for ep in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
             dist = getattr(ep, "dist", None)
             dist_name = dist.name if dist is not None else ""
@@ -130,33 +132,28 @@ class Registry:
                     f"entry point name also used by distribution {other.distribution!r}; skipped",
                     version=version))
                 continue
+            yield ep, dist_name, version
+
+    def _import_failed(self, ep: Any, dist_name: str, version: str, exc: BaseException) -> None:
+        if isinstance(exc, KeyboardInterrupt):
+            raise exc
+        self.problems.append(PluginProblem(
+            ep.name, dist_name, "import",
+            f"failed to import {ep.value!r}: {type(exc).__name__}: {exc}",
+            _traceback_summary(exc), version))
+
+    def load_entrypoints(self, group: str = ENTRY_POINT_GROUP) -> None:
+        for ep, dist_name, version in self._entry_points(group):
             try:
                 obj = ep.load()
             except BaseException as exc:  # a broken plugin must not take the others down
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                self.problems.append(PluginProblem(
-                    ep.name, dist_name, "import",
-                    f"failed to import {ep.value!r}: {type(exc).__name__}: {exc}",
-                    _traceback_summary(exc), version))
+                self._import_failed(ep, dist_name, version, exc)
                 continue
             self.register(obj, name=ep.name, distribution=dist_name, version=version)
 
     def load_declared_upstreams(self, group: str = DECLARED_UPSTREAMS_GROUP) -> None:
         """Named upstreams declared by data (entry points of group ``emobox.upstreams``)."""
-        for ep in sorted(metadata.entry_points(group=group), key=lambda e: e.name):
-            dist = getattr(ep, "dist", None)
-            dist_name = dist.name if dist is not None else ""
-            version = dist.version if dist is not None else ""
-            if ep.name in self.disabled or (dist_name and dist_name in self.disabled):
-                continue
-            if ep.name in self.plugins:
-                other = self.plugins[ep.name]
-                self.problems.append(PluginProblem(
-                    ep.name, dist_name, "duplicate",
-                    f"entry point name also used by distribution {other.distribution!r}; skipped",
-                    version=version))
-                continue
+        for ep, dist_name, version in self._entry_points(group):
             try:
                 declared = read_declared_upstream(ep)
             except DeclaredSpecError as exc:
@@ -164,12 +161,7 @@ class Registry:
                                                    version=version))
                 continue
             except BaseException as exc:  # importing the module that holds a dict spec
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                self.problems.append(PluginProblem(
-                    ep.name, dist_name, "import",
-                    f"failed to import {ep.value!r}: {type(exc).__name__}: {exc}",
-                    _traceback_summary(exc), version))
+                self._import_failed(ep, dist_name, version, exc)
                 continue
             self.register_declared(declared, ep.name, dist_name, version)
 
