@@ -125,23 +125,30 @@ def durations(m: Manifest) -> list[float]:
 
 
 # -- encoders -----------------------------------------------------------------------------------
-class WavLMLN(Upstream):
+class RandomBase(Upstream):
+    """A base-sized transformers speech encoder with random weights (seed 0), 50 frames/s."""
+
+    frame_rate = 50.0
+    checkpoint_id = "random-seed0"
+
+    def __init__(self, cfg, model_class):
+        super().__init__()
+        torch.manual_seed(0)
+        self.model = model_class(cfg).eval()
+        self.cfg = cfg
+        self.num_layers, self.hidden_size = cfg.num_hidden_layers, cfg.hidden_size
+
+
+class WavLMLN(RandomBase):
     """WavLM-base-sized, layer-norm feature encoder, random weights; exact under padding."""
 
     name = "wavlm_base_ln"
-    frame_rate = 50.0
     padding_sensitive = False
-    checkpoint_id = "random-seed0"
 
     def __init__(self):
-        super().__init__()
         from transformers import WavLMConfig, WavLMModel
 
-        torch.manual_seed(0)
-        cfg = WavLMConfig(feat_extract_norm="layer", conv_bias=True)
-        self.model = WavLMModel(cfg).eval()
-        self.cfg = cfg
-        self.num_layers, self.hidden_size = cfg.num_hidden_layers, cfg.hidden_size
+        super().__init__(WavLMConfig(feat_extract_norm="layer", conv_bias=True), WavLMModel)
 
     def forward(self, wavs, layers):
         wavs = [(w - w.mean()) / torch.sqrt(w.var(unbiased=False) + 1e-7) for w in wavs]
@@ -230,24 +237,18 @@ class WhisperLocal(Upstream):
         return windows * per
 
 
-class Wav2Vec2GN(Upstream):
+class Wav2Vec2GN(RandomBase):
     """wav2vec2-base-sized, group-norm first convolution, random weights: an item's features
     change with padding (the group norm spans the padded samples), so it is padding-sensitive."""
 
     name = "wav2vec2_base_gn"
-    frame_rate = 50.0
     padding_sensitive = True
-    checkpoint_id = "random-seed0"
 
     def __init__(self):
-        super().__init__()
         from transformers import Wav2Vec2Config, Wav2Vec2Model
 
-        torch.manual_seed(0)
-        cfg = Wav2Vec2Config(feat_extract_norm="group", conv_bias=False)
-        self.model = Wav2Vec2Model(cfg).eval()
-        self.cfg = cfg
-        self.num_layers, self.hidden_size = cfg.num_hidden_layers, cfg.hidden_size
+        super().__init__(Wav2Vec2Config(feat_extract_norm="group", conv_bias=False),
+                         Wav2Vec2Model)
 
     def forward(self, wavs, layers):
         x, lengths = pad_batch(wavs)
