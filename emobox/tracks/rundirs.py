@@ -175,13 +175,18 @@ CONFIG_FIELDS = {"upstream": _STR, "corpus": _STR, "downstream": _STR, "scheme":
                  "select": _STR, "seed": _INT}
 
 
-def read_run_config(out: Path, hint: str = DAMAGED) -> dict:
-    """``config.json`` of run directory ``out``, checked (kind and the fields readers use)."""
+def _read_config_json(out: Path, hint: str) -> tuple[Path, object]:
+    """``out/config.json`` parsed within its size bound; a damaged file names ``hint``."""
     path = out / "config.json"
     try:
-        config = read_json_file(path, MAX_CONFIG_BYTES, "in run directories")
+        return path, read_json_file(path, MAX_CONFIG_BYTES, "in run directories")
     except DataError as exc:
         raise DataError(f"{exc}; {hint}", path=str(path))
+
+
+def read_run_config(out: Path, hint: str = DAMAGED) -> dict:
+    """``config.json`` of run directory ``out``, checked (kind and the fields readers use)."""
+    path, config = _read_config_json(out, hint)
     problem = config_problem(config)
     if problem:
         raise DataError(f"{path}: {problem}; {hint}", path=str(path))
@@ -190,11 +195,7 @@ def read_run_config(out: Path, hint: str = DAMAGED) -> dict:
 
 def read_cross_config(out: Path, hint: str = DAMAGED) -> dict:
     """``config.json`` of cross-corpus run directory ``out``, checked (kind, fingerprint)."""
-    path = out / "config.json"
-    try:
-        config = read_json_file(path, MAX_CONFIG_BYTES, "in run directories")
-    except DataError as exc:
-        raise DataError(f"{exc}; {hint}", path=str(path))
+    path, config = _read_config_json(out, hint)
     problem = ""
     if not isinstance(config, dict):
         problem = "not a JSON object"
