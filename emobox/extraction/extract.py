@@ -218,7 +218,7 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
             engine.run(manifest, writer, workers,
                        max_ahead_bytes=max(16 << 20, memory_budget // 3))
         settings = engine.settings(workers)
-        store = writer.finish({"engine": settings})
+        store = writer.finish({"engine": settings}, layer_meta={"engine": settings})
         c = engine.counters
         stats.store = store
         stats.seconds = time.perf_counter() - t0

@@ -190,6 +190,8 @@ def meta_problem(meta: Mapping[str, Any]) -> str:
                 return f"layer {name}: {key!r} is {_shown(info.get(key))}, expected a SHA-256"
         if not _is_int(info.get("fp16_saturated", 0)):
             return f"layer {name}: 'fp16_saturated' is {_shown(info.get('fp16_saturated'))}"
+        if not isinstance(info.get("engine", {}), dict):
+            return f"layer {name}: 'engine' is {_shown(info.get('engine'))}, expected a mapping"
     skipped = meta.get("skipped")
     if not isinstance(skipped, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                 for k, v in skipped.items()):
@@ -198,6 +200,8 @@ def meta_problem(meta: Mapping[str, Any]) -> str:
     if not (isinstance(audio, dict) and _is_int(audio.get("files"))
             and _is_hex(audio.get("sha256")) and isinstance(audio.get("root", ""), str)):
         return f"field 'audio' is {_shown(audio)}, expected files, sha256 and root"
+    if not isinstance(meta.get("engine", {}), dict):
+        return f"field 'engine' is {_shown(meta.get('engine'))}, expected a mapping"
     for key in ("frame_rate", "sample_rate"):  # descriptive; checked when present
         v = meta.get(key)
         if key in meta and not (isinstance(v, (int, float)) and not isinstance(v, bool)
@@ -439,6 +443,14 @@ class FeatureStore:
 
     def sessions(self) -> list[dict]:
         return read_jsonl(self.path / SESSIONS)
+
+    def engine(self, layer: int | None = None) -> dict:
+        """The engine settings that computed ``layer`` (precision, autocast, attention,
+        batching, torch version, threads...): recorded with the layer, else (stores written
+        before layers carried them, or ``layer`` None) those of the store's last extraction."""
+        info = self.meta["layers"].get(str(layer)) if layer is not None else None
+        engine = (info or {}).get("engine") or self.meta.get("engine") or {}
+        return dict(engine)
 
 
 _CHECKED: set[tuple] = set()  # layer files whose content was checked in this process
@@ -1017,9 +1029,11 @@ class StoreWriter:
                         f"the store with `emobox features rm {self.path}` and extract again",
                         path=str(src))
 
-    def finish(self, upstream_meta: Mapping[str, Any] | None = None) -> FeatureStore:
+    def finish(self, upstream_meta: Mapping[str, Any] | None = None,
+               layer_meta: Mapping[str, Any] | None = None) -> FeatureStore:
         """Move the finished layers into the store and write meta.json (last); ``upstream_meta``
-        adds to (or replaces) the keys given at construction."""
+        adds to (or replaces) the keys given at construction, ``layer_meta`` is recorded with
+        each layer this writer computed (layers already in the store keep theirs)."""
         from emobox.io import atomic_write_bytes, atomic_write_json
 
         state = self.state
@@ -1030,6 +1044,7 @@ class StoreWriter:
         layers_meta = dict(old_meta["layers"]) if old_meta else {}
         for L in self.layers:
             info = dict(fin["layers"][str(L)])
+            info.update(layer_meta or {})
             atomic_write_bytes(self.path / f"pooled_{L}.npy", self._pooled_bytes(L, info["dim"]))
             self._move(f"layer_{L}.f16", info["sha256"])
             layers_meta[str(L)] = info

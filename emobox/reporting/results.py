@@ -63,6 +63,9 @@ class ResultRow:
     # why the configuration failed (training gave non-finite numbers); it is never selected
     failed: str = ""
     layer_weights: list | None = None  # learned softmax layer weights (weighted_sum), else None
+    # how the features were computed: the feature store's engine record for this layer
+    # (precision, autocast, attention, batching, device, torch version, threads)
+    engine: dict = field(default_factory=dict)
     kind: str = KIND
     schema_version: int = SCHEMA_VERSION
 
@@ -70,6 +73,8 @@ class ResultRow:
         out = asdict(self)
         if out["layer_weights"] is None:  # only heads that learn layer weights record them
             del out["layer_weights"]
+        if not out["engine"]:  # features from a store that recorded none
+            del out["engine"]
         return out
 
 
@@ -120,7 +125,7 @@ OPTIONAL = {
     "valid_rule": _STR, "plugins": _DICT, "contaminated": _BOOL, "train_precision": _STR,
     "options_fingerprint": _STR, "options": _DICT, "failed": _STR, "kind": _STR,
     "schema_version": _INT, "feature_norm": _STR, "grad_clip": "a number >= 0", "recipe": _STR,
-    "schedule": _STR, "layer_weights": "a list of numbers from 0 to 1",
+    "schedule": _STR, "layer_weights": "a list of numbers from 0 to 1", "engine": _DICT,
 }
 SCORES = ("ua", "wa", "f1", "valid_ua", "valid_loss")
 MAX_CLASSES = 10_000

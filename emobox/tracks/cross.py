@@ -394,6 +394,7 @@ def cross_config(plan: CrossPlan, feats: Mapping[str, Any]) -> dict:
                                   "test": len(tc.test), "valid_rule": tc.valid_rule}
                         for tc in plan.corpora},
                 upstream_parameters=first.parameters,
+                engine={k: f.engine for k, f in feats.items()},
                 # a track resumed over other audio under the same names is refused (not in the
                 # fingerprint: the directories of earlier emobox versions keep theirs)
                 audio_sha256={k: f.audio_sha256 for k, f in feats.items()})
@@ -558,7 +559,7 @@ def train_source(plan: CrossPlan, tc: TrackCorpus, feats: Mapping[str, Any], con
                 source=tc.name, epochs=opts.epochs, seed=opts.seed, selection=sweep.selection,
                 labels=list(plan.classes), n_train=len(train.keys), n_valid=len(valid.keys),
                 valid_rule=tc.valid_rule, emobox_version=__version__,
-                plugins=config["versions"]["plugins"])
+                plugins=config["versions"]["plugins"], engine=first.engine)
     rows, predictions = [], {}
     start = 0
     for t_name, t_split in targets:

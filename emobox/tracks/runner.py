@@ -192,6 +192,7 @@ class Features:
     store_options: dict = field(default_factory=dict)  # the upstream's feature-changing options
     audio_sha256: str = ""  # digest of the audio content the features were extracted from
     upstream_layers: int = 0  # the upstream's num_layers (resolves each variant's layer)
+    engine: dict = field(default_factory=dict)  # how the features were computed (not hashed)
 
 
 @dataclass
@@ -387,7 +388,8 @@ def extract_features(up_spec: Any, manifest: Any, opts: RunOptions, device: str,
     return Features(str(store.path), layer, list(layers), upstream.checkpoint_id,
                     store.skipped(), parameter_count(up_spec, upstream),
                     dict(getattr(upstream, "store_options", {}) or {}),
-                    store.meta["audio"]["sha256"], int(upstream.num_layers))
+                    store.meta["audio"]["sha256"], int(upstream.num_layers),
+                    store.engine(layers[0]))
 
 
 def run_config(plan: TriplePlan, feats: Features) -> tuple[dict, dict]:
@@ -418,7 +420,7 @@ def run_config(plan: TriplePlan, feats: Features) -> tuple[dict, dict]:
                        device=plan.device, root=str(plan.corpus.root), features=feats.store_path,
                        notes=plan.notes, request=request_fingerprint(plan),
                        options=plan_options(plan),
-                       upstream_parameters=feats.parameters,
+                       upstream_parameters=feats.parameters, engine=feats.engine,
                        # what the grid leaves out, with the value every configuration uses
                        grid_defaults={k: v for k, v in used_hparams(plan.down_spec, {}).items()
                                       if k not in plan.grid})
@@ -464,7 +466,7 @@ def fold_jobs(plan: TriplePlan, feats: Features, full_config: dict,
         scheme=opts.scheme,
         downstream=opts.downstream, epochs=opts.epochs, seed=opts.seed,
         emobox_version=__version__, plugins=full_config["versions"]["plugins"],
-        contaminated=opts.corpus in plan.up_spec.trained_on)
+        contaminated=opts.corpus in plan.up_spec.trained_on, engine=feats.engine)
     jobs = []
     dropped = recipe_dropped(plan, feats)
     for fold in (plan.folds if folds is None else folds):
@@ -944,6 +946,27 @@ def _not_in_grid(config: Mapping[str, Any]) -> str:
     return f" (not in the grid: {escape.markdown(config_id(fixed))})"
 
 
+def engine_words(engine: Any) -> str:
+    """One line for a store's engine settings: ``fp32, eager attention, sorted by length, ...,
+    torch 2.13.0, 2 threads``; empty when none were recorded."""
+    if not isinstance(engine, dict) or not engine:
+        return ""
+    parts = [str(engine.get("precision", "?"))
+             + (f" autocast{' + low-precision weight cache' if engine.get('lowp_weight_cache') else ''}"
+                if engine.get("autocast") else "")]
+    if engine.get("attention"):
+        parts.append(f"{engine['attention']} attention")
+    if engine.get("batching"):
+        parts.append(str(engine["batching"]))
+    if engine.get("device"):
+        parts.append(f"on {engine['device']}")
+    if engine.get("torch"):
+        parts.append(f"torch {engine['torch']}")
+    if engine.get("threads"):
+        parts.append(f"{engine['threads']} threads")
+    return ", ".join(parts)
+
+
 def summary_markdown(result: RunResult) -> str:
     c = result.config
     md = escape.markdown  # names, paths and labels come from files: never Markdown or HTML
@@ -967,6 +990,8 @@ def summary_markdown(result: RunResult) -> str:
               f"{SCHEDULE_WORDS.get(c.get('schedule', 'linear'), c.get('schedule'))}), "
               f"gradient norm {f'clipped at {clip:g}' if clip else 'not clipped'}, "
               f"class weights {'on' if c['class_weights'] else 'off'}",
+              *([f"- feature engine: {md(engine_words(c.get('engine')))}"]
+                if engine_words(c.get("engine")) else []),
               f"- training precision: {train_prec}"
               f"{' (exact)' if train_prec == 'fp32' else ' (bfloat16 frame-level matmuls)'}",
               f"- selection: {'TEST (EmoBox recipe; optimistic)' if by_test else 'validation UA'}",

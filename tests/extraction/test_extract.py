@@ -493,6 +493,34 @@ def test_meta_records_the_engine_settings_that_made_the_features(corpus, tmp_pat
     assert sensitive.meta["engine"]["batching"] == "equal lengths only"
 
 
+def test_each_layer_keeps_the_engine_of_the_extraction_that_computed_it(corpus, tmp_path):
+    up = TinyHF("layer", arch="wavlm")
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        extract(up, corpus, [1], store_dir=tmp_path, workers=1)
+    finally:
+        torch.set_num_threads(threads)
+    store = extract(up, corpus, [2], store_dir=tmp_path, workers=2)  # adds a layer
+    assert sorted(store.meta["layers"]) == ["1", "2"]
+    assert store.engine(1)["threads"] == 1 and store.engine(1)["decode_workers"] == 1
+    assert store.engine(2)["threads"] == threads and store.engine(2)["decode_workers"] == 2
+    assert store.engine() == store.meta["engine"] == store.engine(2)  # the last extraction
+
+
+def test_damaged_engine_record_is_refused_naming_the_store(corpus, tmp_path):
+    from emobox.extraction.store import FeatureStore, meta_checksum
+
+    store = extract(TinyHF("layer", arch="wavlm"), corpus, [2], store_dir=tmp_path)
+    meta = json.loads((store.path / "meta.json").read_text())
+    meta["layers"]["2"]["engine"] = "fp32"
+    meta["meta_sha256"] = meta_checksum(meta)
+    (store.path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(DataError) as err:
+        FeatureStore(store.path).meta
+    assert "meta.json" in str(err.value) and "layer 2: 'engine' is" in str(err.value)
+
+
 def test_cpu_default_batches_short_clips_of_different_lengths_exactly(tmp_path):
     # short clips within 25% of each other: batched by default on CPU (a 1-s clip alone runs
     # matmuls far below the CPU's peak), with features those of one clip at a time

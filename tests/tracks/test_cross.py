@@ -90,6 +90,11 @@ def test_cross_run_end_to_end_on_fixtures(trees, tmp_path, cli):
     rows = read_jsonl(out / "results.jsonl")
     assert len(rows) == 4 * 2 * 4  # sources x configurations x targets
     assert all(r["kind"] == "emobox.cross_result" and r["selection"] == "valid" for r in rows)
+    config = json.loads((out / "config.json").read_text())
+    assert sorted(config["engine"]) == sorted(CROSS_CORPORA)  # each corpus's store's engine
+    for r in rows:  # the engine that made the source corpus's training features
+        assert r["engine"] == config["engine"][r["source"]]
+        assert (r["engine"]["precision"], r["engine"]["device"]) == ("fp32", "cpu")
     selected = {(r["source"], r["target"]): r for r in rows if r["selected"]}
     assert len(selected) == 16
     for s in CROSS_CORPORA:  # one configuration is selected per source, for every target

@@ -92,6 +92,24 @@ def test_run_directory_contents(demo_run):
     assert all(r["train_precision"] == "fp32" for r in rows)
 
 
+def test_rows_and_config_say_which_engine_made_the_features(demo_run):
+    import torch
+
+    config = json.loads((demo_run / "config.json").read_text())
+    store_meta = json.loads((Path(config["features"]) / "meta.json").read_text())
+    engine = config["engine"]
+    assert engine == store_meta["layers"][str(config["layer"])]["engine"]
+    assert (engine["precision"], engine["device"], engine["torch"]) == (
+        "fp32", "cpu", torch.__version__)
+    assert "autocast" not in engine and engine["lowp_weight_cache"] is False
+    rows = read_jsonl(demo_run / "results.jsonl")
+    assert rows and all(r["engine"] == engine for r in rows)
+    summary = (demo_run / "summary.md").read_text()
+    line = next(x for x in summary.splitlines() if x.startswith("- feature engine: "))
+    assert line.startswith("- feature engine: fp32, ")
+    assert f"on cpu, torch {torch.__version__}, {engine['threads']} threads" in line
+
+
 def test_rerun_resumes_without_retraining(demo_run, cli):
     before = (demo_run / "results.jsonl").read_text()
     res = cli("run", "-u", "fbank", "-c", "demo", "-d", "linear_probe", "-q", "--out", demo_run)
