@@ -13,6 +13,7 @@ appended to the store as they come, so that memory does not depend on its length
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -26,6 +27,7 @@ from emobox.datasets.audio import audio_samples, load_audio, stream_audio
 from emobox.extraction.batching import Plan, chunk_full, plan_batches
 from emobox.errors import AudioError, ContractError, DataError
 from emobox.datasets.manifest import Manifest, Utterance
+from emobox.extraction.kernels import channels_last_conv, conv_kernel_name
 from emobox.extraction.precision import compute_context, fast_path
 from emobox.progress import Task
 from emobox.extraction.store import FP16_MAX, AudioRecord, ChunkData, StoreWriter, audio_record
@@ -206,6 +208,8 @@ class Engine:
         self.device = upstream.device
         self.counters = Counters()
         self.use_lowp = precision != "fp32" and getattr(upstream, "lowp_weight_cache", True)
+        self.conv_kernel = (conv_kernel_name(upstream)
+                            if getattr(upstream, "fast_kernels", True) else None)
         self.windows = upstream_windows(upstream)
 
     def settings(self, workers: int) -> dict:
@@ -217,6 +221,7 @@ class Engine:
                "lowp_weight_cache": bool(self.use_lowp), "inference_mode": True,
                "tf32": False if kind == "cuda" else None,
                "attention": attention_implementation(self.upstream),
+               "conv_feature_encoder": self.conv_kernel,
                "batching": ("equal lengths only" if self.plan.padding_sensitive else
                             f"sorted by length, padding <= {self.plan.max_padding:g} of the "
                             f"shortest, attention mask"),
@@ -452,7 +457,8 @@ class Engine:
 
     def _call(self, wavs: list[torch.Tensor], lowp: bool):
         with compute_context(self.precision, self.device), \
-                fast_path(self.upstream, self.precision, lowp_cache=lowp):
+                fast_path(self.upstream, self.precision, lowp_cache=lowp), \
+                (channels_last_conv(self.upstream) if self.conv_kernel else nullcontext()):
             out = self.upstream(wavs, self.layers)
         self._check_output(out, len(wavs))
         return out

@@ -147,8 +147,9 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
     """
     if on_bad_audio not in ON_BAD_AUDIO:
         raise EmoboxUsageError(f"--on-bad-audio must be one of {', '.join(ON_BAD_AUDIO)}")
-    notes = check_precision(precision, upstream.device)
+    warnings = check_precision(precision, upstream.device)
     reporter = reporter or Reporter()
+    notes: list[str] = []
     layers = upstream.resolve_layers(list(layers))
     request = store_request(upstream, manifest, precision, options)
     path = request.path(store_dir or paths.features_dir())
@@ -211,6 +212,8 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
                 f"{','.join(map(str, missing))}, {precision})"
         if start:
             label += f", resuming at {start + 1}"
+        for warning in warnings:  # before the work, where it can still be stopped
+            reporter.log(f"warning: {warning}")
         t0 = time.perf_counter()
         with reporter.task(label, len(manifest) - start, "utt") as task:
             engine = Engine(upstream, missing, plan, precision, on_bad_audio, task)

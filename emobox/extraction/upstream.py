@@ -76,6 +76,10 @@ class Upstream(torch.nn.Module):
     # in bf16/fp16 extraction the engine holds Linear/Conv weights in that precision for the
     # run (bit-identical to autocast); False when forward reads them outside autocast'd ops
     lowp_weight_cache: bool = True
+    # the engine runs transformers' layer-norm convolutional feature encoders found inside the
+    # upstream time-major (emobox.extraction.kernels: same values up to float32 summation
+    # order, faster on CPUs); False keeps the stock modules
+    fast_kernels: bool = True
     # options that change the features (e.g. Whisper's mode); part of the feature store's key
     store_options: Mapping[str, Any] = MappingProxyType({})
     # bumped by an implementation whenever what it computes for the same weights and options

@@ -1,0 +1,153 @@
+"""The time-major convolutional feature encoder: same features, swapped only where it is safe."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from emobox.extraction.extract import extract
+from emobox.extraction.kernels import channels_last_conv, conv_as_matmul, conv_kernel_name
+from extract_fakes import TinyHF, tone_corpus
+
+
+def _tiny(model: str, norm: str = "layer"):
+    import transformers
+
+    cfg_cls, model_cls = {
+        "wav2vec2": ("Wav2Vec2Config", "Wav2Vec2Model"), "hubert": ("HubertConfig", "HubertModel"),
+        "wavlm": ("WavLMConfig", "WavLMModel"),
+        "data2vec": ("Data2VecAudioConfig", "Data2VecAudioModel")}[model]
+    torch.manual_seed(0)
+    kw = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+              conv_dim=(24,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+    if model != "data2vec":
+        kw.update(feat_extract_norm=norm, conv_bias=True)
+    return getattr(transformers, model_cls)(getattr(transformers, cfg_cls)(**kw)).eval()
+
+
+@pytest.mark.parametrize("model", ["wav2vec2", "hubert", "wavlm", "data2vec"])
+def test_layer_norm_stacks_give_the_stock_features(model):
+    net = _tiny(model)
+    torch.manual_seed(1)
+    x = torch.randn(3, 16000)
+    with torch.inference_mode():
+        stock = net(x, output_hidden_states=True).hidden_states
+        with channels_last_conv(net) as swapped:
+            fast = net(x, output_hidden_states=True).hidden_states
+    assert swapped == 1
+    for a, b in zip(stock, fast):  # exact mode's bound: within 1e-4 of the stock features
+        assert (a - b).abs().max() <= 1e-4, (a - b).abs().max()
+    assert any((a != b).any() for a, b in zip(stock, fast))  # it did take the other path
+    # the stock forward is back
+    encoder = next(m for m in net.modules() if type(m).__name__.endswith("FeatureEncoder"))
+    assert "forward" not in encoder.__dict__
+
+
+def test_group_norm_stacks_and_hooked_modules_are_left_alone():
+    assert conv_kernel_name(_tiny("wav2vec2", "group")) is None  # no transposes to save there
+    net = _tiny("wav2vec2")
+    assert conv_kernel_name(net) is not None
+    seen = []
+    net.feature_extractor.conv_layers[3].register_forward_hook(lambda *a: seen.append(1))
+    with torch.inference_mode(), channels_last_conv(net) as swapped:
+        net(torch.randn(1, 8000))
+    assert swapped == 0 and seen == [1]  # the hook still ran: the stock modules did
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_as_matmul_is_the_convolution_time_major(bias):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv1d(6, 5, kernel_size=3, stride=2, bias=bias)
+    x = torch.randn(2, 41, 6)  # [B, T, C]
+    with torch.no_grad():
+        want = conv(x.transpose(1, 2)).transpose(1, 2)
+        got = conv_as_matmul(x, conv)
+    assert got.shape == (2, 20, 5) and got.is_contiguous()
+    assert torch.allclose(got, want, atol=1e-6)
+    with pytest.raises(RuntimeError):  # shorter than one window: the convolution's own error
+        conv_as_matmul(torch.randn(1, 2, 6), conv)
+
+
+def test_engine_uses_it_records_it_and_an_upstream_can_opt_out(tmp_path):
+    corpus = tone_corpus(tmp_path / "c", [0.8, 1.3, 1.0, 2.1])
+    up = TinyHF("layer")
+    fast = extract(up, corpus, [2], store_dir=tmp_path / "fast")
+    assert fast.meta["engine"]["conv_feature_encoder"].startswith("time-major matmul")
+    up.fast_kernels = False
+    stock = extract(up, corpus, [2], store_dir=tmp_path / "stock")
+    assert "conv_feature_encoder" not in stock.meta["engine"]
+    a = np.asarray(fast.layer(2), np.float32)
+    b = np.asarray(stock.layer(2), np.float32)
+    assert a.shape == b.shape and np.abs(a - b).max() <= 2e-3  # float16 storage: 1 ulp
+    assert np.abs(fast.pooled(2) - stock.pooled(2)).max() <= 1e-5
+    group = extract(TinyHF("group"), corpus, [1], store_dir=tmp_path / "group")
+    assert "conv_feature_encoder" not in group.meta["engine"]
+    assert json.loads((fast.path / "meta.json").read_text())["layers"]["2"]["engine"] == \
+        fast.meta["engine"]
+
+
+def test_bf16_autocast_runs_the_matmul_in_bf16_close_to_the_stock_path():
+    from emobox.extraction.precision import compute_context
+
+    net = _tiny("wavlm")
+    x = torch.randn(2, 16000)
+    with compute_context("bf16", "cpu"):
+        stock = net(x).last_hidden_state.float()
+        with channels_last_conv(net):
+            fast = net(x).last_hidden_state.float()
+    cos = torch.nn.functional.cosine_similarity(stock.flatten(0, 1), fast.flatten(0, 1), dim=-1)
+    assert cos.min() > 0.99
+
+
+class _Recorder:
+    def __init__(self):
+        self.events = []
+
+    def log(self, message):
+        self.events.append(("log", message))
+
+    def task(self, description, total, unit=""):
+        from contextlib import contextmanager
+
+        from emobox.progress import Task
+
+        @contextmanager
+        def cm():
+            self.events.append(("task", description))
+            yield Task()
+        return cm()
+
+
+def test_bf16_on_a_cpu_without_native_bfloat16_warns_with_the_measured_ratio_first(
+        tmp_path, monkeypatch):
+    import emobox.extraction.precision as precision
+
+    corpus = tone_corpus(tmp_path / "c", [0.8, 1.0])
+    monkeypatch.setattr(precision, "cpu_native_bf16", lambda: False)
+    monkeypatch.setattr(precision, "bf16_slowdown", lambda: 37.4)
+    rec = _Recorder()
+    extract(TinyHF("layer"), corpus, [1], store_dir=tmp_path / "s", precision="bf16",
+            reporter=rec)
+    warning = ("log", "warning: this CPU has no native bfloat16 (AVX512-BF16 or AMX): a bfloat16 "
+                      "matmul measured 37x slower than float32 here, so bf16 extraction will be "
+                      "slower than exact fp32 (use --precision fp32)")
+    assert rec.events.index(warning) < [e[0] for e in rec.events].index("task")
+    rec2 = _Recorder()  # the store is complete: nothing is extracted, nothing to warn about
+    extract(TinyHF("layer"), corpus, [1], store_dir=tmp_path / "s", precision="bf16",
+            reporter=rec2)
+    assert not any("bfloat16" in str(e) for e in rec2.events)
+    monkeypatch.setattr(precision, "cpu_native_bf16", lambda: True)
+    rec3 = _Recorder()
+    extract(TinyHF("layer"), corpus, [2], store_dir=tmp_path / "t", precision="bf16",
+            reporter=rec3)
+    assert not any("bfloat16" in str(e) for e in rec3.events)
+
+
+def test_bf16_slowdown_is_a_measured_ratio():
+    from emobox.extraction.precision import bf16_slowdown
+
+    ratio = bf16_slowdown.__wrapped__(n=64, repeats=2)
+    assert 0 < ratio < 10_000
