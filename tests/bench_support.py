@@ -128,6 +128,18 @@ def local_grid(tmp_path_factory) -> dict:
     return _CACHE["grid"]
 
 
+# engine settings that say how a machine ran the extraction (they differ between executors),
+# not how the features were computed
+EXECUTION_KEYS = ("threads", "interop_threads", "decode_workers", "batch_seconds")
+
+
+def _result_part(row: dict) -> dict:
+    out = {k: v for k, v in row.items() if k != "valid_loss"}
+    if "engine" in out:
+        out["engine"] = {k: v for k, v in out["engine"].items() if k not in EXECUTION_KEYS}
+    return out
+
+
 def comparable(bench_dir: Path) -> dict:
     """Everything a run directory of the bench says about results, keyed by triple."""
     out = {}
@@ -135,7 +147,7 @@ def comparable(bench_dir: Path) -> dict:
         rows = read_jsonl(run / "results.jsonl")
         config = json.loads((run / "config.json").read_text())
         out[run.name] = {
-            "rows": sorted(({k: v for k, v in r.items() if k != "valid_loss"} for r in rows),
+            "rows": sorted((_result_part(r) for r in rows),
                            key=lambda r: (r["fold"], r["config_id"])),
             "valid_loss": sorted((r["fold"], r["config_id"], r["valid_loss"]) for r in rows),
             "predictions": {p.name: p.read_text() for p in sorted((run / "predictions").iterdir())},
