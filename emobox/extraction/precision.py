@@ -59,18 +59,21 @@ def check_precision(precision: str, device: str | torch.device) -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def bf16_slowdown(n: int = 256, repeats: int = 3) -> float:
-    """How many times longer an ``n x n`` bfloat16 matmul takes than a float32 one on this CPU
-    (best of ``repeats`` each; a few tens of milliseconds where bfloat16 is not native)."""
-    a = torch.randn(n, n)
+def bf16_slowdown(n: int = 256, repeats: int = 10) -> float:
+    """How many times longer an ``n x n`` linear layer (the op autocast sends to bfloat16) takes
+    in bfloat16 than in float32 on this CPU: best of ``repeats`` each, so that other work on
+    the machine does not inflate either (a few tens of milliseconds where bfloat16 is not
+    native)."""
+    F = torch.nn.functional
+    x, w = torch.randn(n, n), torch.randn(n, n)
     times = {}
     for dtype in (torch.float32, torch.bfloat16):
-        x = a.to(dtype)
-        torch.mm(x, x)
+        a, b = x.to(dtype), w.to(dtype)
+        F.linear(a, b)
         best = float("inf")
         for _ in range(repeats):
             t0 = time.perf_counter()
-            torch.mm(x, x)
+            F.linear(a, b)
             best = min(best, time.perf_counter() - t0)
         times[dtype] = max(best, 1e-9)
     return times[torch.bfloat16] / times[torch.float32]

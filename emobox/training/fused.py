@@ -75,7 +75,9 @@ def _segment_sums(hidden: torch.Tensor, segments: torch.Tensor, n: int) -> torch
     return (indicator @ hidden).float()
 
 
-_ONEDNN = {"usable": None}
+# per dtype: whether oneDNN's fused linear works on this CPU (a CPU without bfloat16
+# instructions can run it in float32 but not create the bfloat16 primitive)
+_ONEDNN: dict[torch.dtype, bool] = {}
 
 
 def linear_relu(frames: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -84,16 +86,16 @@ def linear_relu(frames: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) 
     addmm + relu_ for float32 and bfloat16), else addmm + relu_. Both are float32 (or bfloat16)
     arithmetic; they differ only in summation order."""
     if (frames.device.type == "cpu" and frames.dtype in (torch.float32, torch.bfloat16)
-            and frames.shape[0] > 0 and _ONEDNN["usable"] is not False):
+            and frames.shape[0] > 0 and _ONEDNN.get(frames.dtype) is not False):
         try:
             out = torch.ops.mkldnn._linear_pointwise(frames.contiguous(), weight.contiguous(),
                                                      bias, "relu", [], "")
-            _ONEDNN["usable"] = True
+            _ONEDNN[frames.dtype] = True
             return out
         except (AttributeError, RuntimeError, NotImplementedError):
-            if _ONEDNN["usable"]:  # it worked before: this is a real error
+            if _ONEDNN.get(frames.dtype):  # it worked before: this is a real error
                 raise
-            _ONEDNN["usable"] = False
+            _ONEDNN[frames.dtype] = False
     return torch.addmm(bias, frames, weight.t()).relu_()
 
 

@@ -269,3 +269,24 @@ def test_frame_source_stacks_layers_and_fills_a_reused_buffer():
     torch.testing.assert_close(again, got)
     bf = FrameSource.from_frames(frames[0], lengths, ["a", "b", "c"], dtype=torch.bfloat16)
     assert bf.gather(torch.tensor([1]))[0].dtype == torch.bfloat16
+
+
+def test_a_cpu_without_the_bf16_fused_linear_falls_back_after_fp32_used_it(monkeypatch):
+    # a CPU without bfloat16 instructions runs oneDNN's fused linear in float32 but cannot
+    # create its bfloat16 primitive: bf16 training then takes addmm + relu, not a crash
+    import emobox.training.fused as fused_mod
+
+    def fake(frames, weight, bias, attr, scalars, algorithm):
+        if frames.dtype == torch.bfloat16:
+            raise RuntimeError("could not create a primitive descriptor for the inner product "
+                               "forward propagation primitive")
+        return torch.addmm(bias, frames, weight.t()).relu_()
+
+    monkeypatch.setattr(torch.ops.mkldnn, "_linear_pointwise", fake)
+    monkeypatch.setattr(fused_mod, "_ONEDNN", {})
+    w, b = torch.randn(4, 6), torch.randn(4)
+    x = torch.randn(5, 6)
+    exact = fused_mod.linear_relu(x, w, b)
+    low = fused_mod.linear_relu(x.bfloat16(), w.bfloat16(), b.bfloat16())
+    assert fused_mod._ONEDNN == {torch.float32: True, torch.bfloat16: False}
+    torch.testing.assert_close(low.float(), exact, atol=0.1, rtol=0.05)
