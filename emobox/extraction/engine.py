@@ -238,7 +238,9 @@ class Engine:
                                    max_items=max(64, min(self.plan.chunk_items, 1024)),
                                    max_bytes=max_ahead_bytes, long_samples=self.windows.samples)
         pending: Future | None = None
-        with ThreadPoolExecutor(1, thread_name_prefix="emobox-store") as write_pool:
+        # the faster kernels are swapped in once for the whole run, not at every batch
+        with ThreadPoolExecutor(1, thread_name_prefix="emobox-store") as write_pool, \
+                (channels_last_conv(self.upstream) if self.conv_kernel else nullcontext()):
             try:
                 for chunk in iter_chunks(iter(prefetch), self.plan):
                     if chunk[0].long:
@@ -457,8 +459,7 @@ class Engine:
 
     def _call(self, wavs: list[torch.Tensor], lowp: bool):
         with compute_context(self.precision, self.device), \
-                fast_path(self.upstream, self.precision, lowp_cache=lowp), \
-                (channels_last_conv(self.upstream) if self.conv_kernel else nullcontext()):
+                fast_path(self.upstream, self.precision, lowp_cache=lowp):
             out = self.upstream(wavs, self.layers)
         self._check_output(out, len(wavs))
         return out
