@@ -980,6 +980,7 @@ def summary_markdown(result: RunResult) -> str:
                   "were picked on the test set; these numbers are optimistic and only for "
                   "comparing with the published tables.**", ""]
     train_prec = c.get("train_precision", "fp32")
+    engine = engine_words(c.get("engine"))
     clip = c.get("grad_clip", 0)
     lines += [f"- scheme: {md(c['scheme'])}, folds {c['folds']} of {c['n_folds']}, seed "
               f"{c['seed']}",
@@ -990,8 +991,7 @@ def summary_markdown(result: RunResult) -> str:
               f"{SCHEDULE_WORDS.get(c.get('schedule', 'linear'), c.get('schedule'))}), "
               f"gradient norm {f'clipped at {clip:g}' if clip else 'not clipped'}, "
               f"class weights {'on' if c['class_weights'] else 'off'}",
-              *([f"- feature engine: {md(engine_words(c.get('engine')))}"]
-                if engine_words(c.get("engine")) else []),
+              *([f"- feature engine: {md(engine)}"] if engine else []),
               f"- training precision: {train_prec}"
               f"{' (exact)' if train_prec == 'fp32' else ' (bfloat16 frame-level matmuls)'}",
               f"- selection: {'TEST (EmoBox recipe; optimistic)' if by_test else 'validation UA'}",
