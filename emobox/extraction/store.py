@@ -58,7 +58,8 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from emobox.errors import DataError, EmoboxUsageError
-from emobox.io import _TEMPORARY, append_jsonl, atomic_write_text, read_jsonl
+from emobox.io import (_TEMPORARY, append_jsonl, atomic_write_text, read_jsonl,
+                       remove_temporaries)
 from emobox._version import __version__
 
 FORMAT = "emobox.features"
@@ -784,6 +785,9 @@ class StoreWriter:
         self.finishing: dict | None = None  # the journal's finish entry (files being moved)
         self.seen_paths: set[str] = set()
         self._streaming = False
+        # a process killed inside an atomic write (finishing a store) left its temporary file;
+        # the writer holds the store's lock, so nothing else is writing here
+        remove_temporaries(self.path)
         header = {"kind": "header", "identity": request.identity(), "layers": self.layers,
                   "plan": dict(plan)}
         self.state = self._resume(header)

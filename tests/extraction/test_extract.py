@@ -133,6 +133,32 @@ def test_killed_process_resumes_identically(corpus, tmp_path):
     assert store_files(stats.store.path) == store_files(reference.path)
 
 
+def test_a_kill_while_finishing_leaves_no_temporary_file_in_the_resumed_store(
+        corpus, tmp_path, monkeypatch):
+    """SIGKILL inside the atomic write of pooled_<L>.npy leaves ``.pooled_<L>.npy.<8>.tmp``
+    (no handler runs); the resumed extraction finishes the store and removes it."""
+    reference = extract(FrameUpstream(), corpus, [1], store_dir=tmp_path / "ref")
+    out = tmp_path / "killed"
+    import emobox.io as io_mod
+
+    def killed_replace(src, dst):  # the kill: the temporary stays, the handler never runs
+        os.rename(src, Path(src).with_name(Path(dst).name.join([".", ".k2j4x9ab.tmp"])))
+        raise Interrupt("killed while finishing")
+
+    monkeypatch.setattr(io_mod.os, "replace", killed_replace)
+    with pytest.raises(Interrupt):
+        extract(FrameUpstream(), corpus, [1], store_dir=out)
+    monkeypatch.undo()
+    (store_path,) = [p.parent for p in out.rglob(".partial")]
+    # the handler of the real write unlinks its own name; what a kill leaves looks like this
+    assert [p.name for p in store_path.glob(".*.tmp")] == [".pooled_1.npy.k2j4x9ab.tmp"]
+    assert not (store_path / "meta.json").exists()
+    stats = extract_stats(FrameUpstream(), corpus, [1], store_dir=out)
+    assert any("finishing an extraction" in n for n in stats.notes)
+    assert store_files(stats.store.path) == store_files(reference.path)
+    assert not list(stats.store.path.glob(".*.tmp"))
+
+
 def test_metadata_mismatch_is_refused_and_other_requests_get_their_own_store(corpus, tmp_path):
     store = extract(FrameUpstream(), corpus, [1], store_dir=tmp_path)
     meta = json.loads((store.path / "meta.json").read_text())
