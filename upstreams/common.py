@@ -147,13 +147,15 @@ class _Stop(Exception):
     """Raised from a forward hook once the highest wanted block has run."""
 
 
-def capture_blocks(blocks: Sequence[Any], wanted: Iterable[int], run: Callable[[], Any]
-                   ) -> dict[int, "torch.Tensor"]:
+def capture_blocks(blocks: Sequence[Any], wanted: Iterable[int], run: Callable[[], Any],
+                   stop: bool = True) -> dict[int, "torch.Tensor"]:
     """Call ``run()`` (a forward pass through a model whose transformer blocks are ``blocks``)
     and return ``{layer: hidden}`` for the wanted layers: 0 is the input of ``blocks[0]``,
     ``i`` the output of ``blocks[i - 1]``. Forward hooks record the states and end the pass
     right after block ``max(wanted)``, so later blocks (and the model's head) never run. The
-    hooks are removed afterwards; the model is neither copied nor changed.
+    hooks are removed afterwards; the model is neither copied nor changed. ``stop=False``
+    lets the pass run to its end (for tracing a graph, where an exception cannot end it; the
+    caller then hands ``run`` a model holding only the blocks needed).
     """
     wanted = set(int(w) for w in wanted)
     top = max(wanted)
@@ -162,7 +164,7 @@ def capture_blocks(blocks: Sequence[Any], wanted: Iterable[int], run: Callable[[
 
     def first_input(module, args, kwargs):
         out[0] = args[0] if args else kwargs["hidden_states"]
-        if top == 0:
+        if top == 0 and stop:
             raise _Stop
 
     def block_output(index: int):
@@ -170,7 +172,7 @@ def capture_blocks(blocks: Sequence[Any], wanted: Iterable[int], run: Callable[[
             hidden = output[0] if isinstance(output, (tuple, list)) else output
             if index in wanted:
                 out[index] = hidden
-            if index == top:
+            if index == top and stop:
                 raise _Stop
         return hook
 

@@ -176,11 +176,43 @@ class SSLEncoder(Upstream):
         if int(lengths.min()) != int(lengths.max()):
             mask = (torch.arange(batch.shape[1], device=batch.device)[None, :]
                     < lengths.to(batch.device)[:, None]).long()
+        if self.runtime is not None:
+            return self.runtime(self, sorted(layers), batch, mask)
         hidden = capture_blocks(self.model.encoder.layers, layers,
                                 lambda: self.model(batch, attention_mask=mask))
         if self.final_norm is not None and self.num_layers in hidden:
             hidden[self.num_layers] = self.final_norm(hidden[self.num_layers])
         return hidden
+
+    def graph(self, layers: Sequence[int], masked: bool) -> torch.nn.Module:
+        return _LayersGraph(self, layers)
+
+
+class _LayersGraph(torch.nn.Module):
+    """:meth:`SSLEncoder.encode_padded` for fixed layers as one traceable forward: the model
+    runs with only the blocks up to the highest layer (tracing cannot end a pass early), the
+    blocks' outputs are taken by hooks, the final norm of a pre-norm model closes layer N."""
+
+    def __init__(self, upstream: SSLEncoder, layers: Sequence[int]):
+        super().__init__()
+        self.upstream = upstream
+        self.layers = sorted(int(L) for L in layers)
+
+    def forward(self, batch: torch.Tensor, mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, ...]:
+        up = self.upstream
+        encoder = up.model.encoder
+        blocks = encoder.layers
+        needed = torch.nn.ModuleList(list(blocks)[: max(max(self.layers), 1)])
+        encoder.layers = needed
+        try:
+            hidden = capture_blocks(needed, self.layers,
+                                    lambda: up.model(batch, attention_mask=mask), stop=False)
+        finally:
+            encoder.layers = blocks
+        if up.final_norm is not None and up.num_layers in hidden:
+            hidden[up.num_layers] = up.final_norm(hidden[up.num_layers])
+        return tuple(hidden[L] for L in self.layers)
 
 
 def load_ssl(name: str, path: Path, model_class: str, model_type: str, *, num_layers: int,

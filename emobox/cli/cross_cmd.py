@@ -93,6 +93,7 @@ def cross_run_command(
     on_bad_audio: opt.OnBadAudio = DEFAULT.on_bad_audio,
     precision: opt.Precision = DEFAULT.precision,
     batch_seconds: opt.BatchSeconds = DEFAULT.batch_seconds,
+    runtime: opt.Runtime = DEFAULT.runtime,
     features_dir: opt.FeaturesDir = DEFAULT.features_dir,
     quiet: opt.Quiet = False,
 ) -> None:
@@ -115,7 +116,7 @@ def cross_run_command(
         corpus_options=parse_keyed_options(corpus_option, split_names(corpora, "-c"),
                                            "--corpus-option", "CORPUS"),
         on_bad_audio=on_bad_audio, precision=precision, batch_seconds=batch_seconds,
-        features_dir=features_dir)
+        runtime=runtime, features_dir=features_dir)
     reporter = Reporter() if quiet else RichReporter(err_console)
     results = cross_run_layers(opts, reporter=reporter)
     from emobox.reporting.cross_report import paper_matrix

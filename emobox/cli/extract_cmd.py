@@ -48,6 +48,7 @@ def extract_command(
     batch_seconds: Optional[float] = typer.Option(None, "--batch-seconds", help="Padded audio "
                                                   "seconds per batch (default 16 on CPU, 400 "
                                                   "on GPU)."),
+    runtime: opt.Runtime = DEFAULT.runtime,
     on_bad_audio: str = typer.Option("fail", "--on-bad-audio", help="fail | skip (skipped "
                                      "utterances are listed in the store)."),
     features_dir: Optional[str] = typer.Option(None, "--features-dir", help="Feature stores "
@@ -78,7 +79,8 @@ def extract_command(
     opts = ExtractOptions(
         upstream=upstream, corpus=corpus, layers=parse_layers(layers), root=root, scheme=scheme,
         device=device,
-        precision=precision, batch_seconds=batch_seconds, on_bad_audio=on_bad_audio,
+        precision=precision, batch_seconds=batch_seconds, runtime=runtime,
+        on_bad_audio=on_bad_audio,
         features_dir=features_dir, upstream_ckpt=upstream_ckpt,
         upstream_options=parse_options(upstream_option, "--upstream-option"),
         corpus_options=parse_options(corpus_option, "--corpus-option"), workers=workers,

@@ -20,7 +20,7 @@ DEFAULT = SimpleNamespace(
     recipe="emobox", epochs=100, warmup_epochs=10, batch_size=32, select="valid",
     class_weights=False, precision="fp32", train_precision="fp32", schedule="linear",
     upstream_ckpt=None, on_bad_audio="fail", features_dir=None, batch_seconds=None,
-    scheme="emobox")
+    scheme="emobox", runtime="torch")
 
 Seed = Annotated[int, typer.Option("--seed", help="Seed of splits, initialisation and "
                                    "batches.")]
@@ -77,6 +77,10 @@ Precision = Annotated[str, typer.Option("--precision", help="Feature extraction:
 BatchSeconds = Annotated[Optional[float], typer.Option("--batch-seconds", help="Extraction "
                                                        "batch budget in padded audio "
                                                        "seconds.")]
+Runtime = Annotated[str, typer.Option("--runtime", help="Feature extraction on the CPU: "
+                                      "torch (default) | openvino (the wav2vec2 family; "
+                                      "checked against torch on its first batches, recorded "
+                                      "in every output).")]
 FeaturesDir = Annotated[Optional[str], typer.Option("--features-dir", help="Feature stores "
                                                     "folder (default $EMOBOX_HOME/features; "
                                                     "shared by every node on a cluster).")]

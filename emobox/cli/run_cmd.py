@@ -83,6 +83,7 @@ def run_command(
     on_bad_audio: opt.OnBadAudio = DEFAULT.on_bad_audio,
     precision: opt.Precision = DEFAULT.precision,
     batch_seconds: opt.BatchSeconds = DEFAULT.batch_seconds,
+    runtime: opt.Runtime = DEFAULT.runtime,
     features_dir: opt.FeaturesDir = DEFAULT.features_dir,
     quiet: opt.Quiet = False,
 ) -> None:
@@ -103,7 +104,8 @@ def run_command(
                                         upstream, "--upstream-option", "upstream"),
         corpus_options=opt.options_of(parse_options(corpus_option, "--corpus-option"), corpus,
                                       "--corpus-option", "corpus"), on_bad_audio=on_bad_audio,
-        precision=precision, batch_seconds=batch_seconds, features_dir=features_dir)
+        precision=precision, batch_seconds=batch_seconds, runtime=runtime,
+        features_dir=features_dir)
     reporter = Reporter() if quiet else RichReporter(err_console)
     results = run_layers(opts, reporter=reporter)
     if len(results) == 1:

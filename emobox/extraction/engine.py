@@ -25,6 +25,7 @@ import torch
 
 from emobox.datasets.audio import audio_samples, load_audio, stream_audio
 from emobox.extraction.batching import Plan, chunk_full, plan_batches
+from emobox.extraction.runtime import OpenVINORuntime, runtime_for
 from emobox.errors import AudioError, ContractError, DataError
 from emobox.datasets.manifest import Manifest, Utterance
 from emobox.extraction.kernels import channels_last_conv, conv_kernel_name
@@ -181,6 +182,8 @@ class Counters:
     batches: int = 0
     compute_s: float = 0.0
     audio_wait_s: float = 0.0  # time the encoder waited for decoded audio
+    runtime_setup_s: float = 0.0  # converting and compiling for another runtime (OpenVINO)
+    runtime_check_s: float = 0.0  # torch computing the batches it is checked on
     notes: list[str] = field(default_factory=list)
 
 
@@ -198,7 +201,7 @@ class Engine:
     """Runs one upstream over chunks of a manifest and hands the features to a store writer."""
 
     def __init__(self, upstream: Upstream, layers: Sequence[int], plan: Plan, precision: str,
-                 on_bad_audio: str, task: Task):
+                 on_bad_audio: str, task: Task, runtime: str = "torch"):
         self.upstream = upstream
         self.layers = sorted(layers)
         self.plan = plan
@@ -208,8 +211,19 @@ class Engine:
         self.device = upstream.device
         self.counters = Counters()
         self.use_lowp = precision != "fp32" and getattr(upstream, "lowp_weight_cache", True)
+        self.runtime: OpenVINORuntime | None = None
+        self.runtime_note: str | None = None
+        if runtime == "openvino":
+            if upstream.graph(self.layers, False) is None:
+                self.runtime_note = (f"--runtime openvino: {upstream.name} has no graph for "
+                                     f"OpenVINO; torch computed its features")
+            else:
+                self.runtime = OpenVINORuntime(precision)
+        # OpenVINO traces the stock float32 modules and chooses its own kernels and precision
+        self.use_lowp = self.use_lowp and self.runtime is None
         self.conv_kernel = (conv_kernel_name(upstream)
-                            if getattr(upstream, "fast_kernels", True) else None)
+                            if getattr(upstream, "fast_kernels", True) and self.runtime is None
+                            else None)
         self.windows = upstream_windows(upstream)
 
     def settings(self, workers: int) -> dict:
@@ -220,6 +234,7 @@ class Engine:
                "autocast": None if self.precision == "fp32" else self.precision,
                "lowp_weight_cache": bool(self.use_lowp), "inference_mode": True,
                "tf32": False if kind == "cuda" else None,
+               "runtime": self.runtime.describe() if self.runtime is not None else None,
                "attention": attention_implementation(self.upstream),
                "conv_feature_encoder": self.conv_kernel,
                "batching": ("equal lengths only" if self.plan.padding_sensitive else
@@ -240,7 +255,8 @@ class Engine:
         pending: Future | None = None
         # the faster kernels are swapped in once for the whole run, not at every batch
         with ThreadPoolExecutor(1, thread_name_prefix="emobox-store") as write_pool, \
-                (channels_last_conv(self.upstream) if self.conv_kernel else nullcontext()):
+                (channels_last_conv(self.upstream) if self.conv_kernel else nullcontext()), \
+                runtime_for(self.upstream, self.runtime):
             try:
                 for chunk in iter_chunks(iter(prefetch), self.plan):
                     if chunk[0].long:
@@ -259,6 +275,12 @@ class Engine:
                 prefetch.close()
         self.counters.audio_wait_s = prefetch.wait_s
         self.counters.notes.extend(self._wait_note(prefetch.wait_s))
+        if self.runtime_note:
+            self.counters.notes.append(self.runtime_note)
+        if self.runtime is not None:
+            self.counters.notes.extend(self.runtime.notes)
+            self.counters.runtime_setup_s = self.runtime.compile_s
+            self.counters.runtime_check_s = self.runtime.check_s
 
     def _wait_note(self, wait_s: float) -> list[str]:
         total = self.counters.compute_s + wait_s

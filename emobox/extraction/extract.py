@@ -23,6 +23,7 @@ import torch
 
 from emobox import __version__, paths
 from emobox.extraction.batching import Plan
+from emobox.extraction.runtime import RuntimeDisagreement, check_runtime
 from emobox.extraction.engine import Engine, upstream_windows
 from emobox.errors import DataError, EmoboxUsageError
 from emobox.datasets.manifest import Manifest
@@ -121,12 +122,13 @@ def extract(upstream: Upstream, manifest: Manifest, layers: Sequence[int], *,
             reporter: Reporter | None = None, batch_seconds: float | None = None,
             memory_budget: int = DEFAULT_MEMORY, workers: int | None = None,
             options: Mapping[str, Any] | None = None,
-            max_padding: float | None = None) -> FeatureStore:
+            max_padding: float | None = None, runtime: str = "torch") -> FeatureStore:
     """Features of ``layers`` for every utterance of ``manifest``; reuses a matching store."""
     return extract_stats(upstream, manifest, layers, store_dir=store_dir, precision=precision,
                          on_bad_audio=on_bad_audio, reporter=reporter,
                          batch_seconds=batch_seconds, memory_budget=memory_budget,
-                         workers=workers, options=options, max_padding=max_padding).store
+                         workers=workers, options=options, max_padding=max_padding,
+                         runtime=runtime).store
 
 
 def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int], *,
@@ -134,7 +136,7 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
                   on_bad_audio: str = "fail", reporter: Reporter | None = None,
                   batch_seconds: float | None = None, memory_budget: int = DEFAULT_MEMORY,
                   workers: int | None = None, options: Mapping[str, Any] | None = None,
-                  max_padding: float | None = None) -> ExtractStats:
+                  max_padding: float | None = None, runtime: str = "torch") -> ExtractStats:
     """:func:`extract`, returning what was done (reused, resumed, throughput).
 
     on_bad_audio: "fail" stops at the first unreadable (or too short) utterance, naming it, with
@@ -144,10 +146,12 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
         do not depend on it in exact mode beyond float rounding.
     memory_budget: bytes of features and decoded audio held in memory at once.
     max_padding: padding allowed in a batch relative to its shortest input (default 0.25).
+    runtime: "torch", or "openvino" (CPU; see :mod:`emobox.extraction.runtime`).
     """
     if on_bad_audio not in ON_BAD_AUDIO:
         raise EmoboxUsageError(f"--on-bad-audio must be one of {', '.join(ON_BAD_AUDIO)}")
     warnings = check_precision(precision, upstream.device)
+    check_runtime(runtime, upstream.device)
     reporter = reporter or Reporter()
     notes: list[str] = []
     layers = upstream.resolve_layers(list(layers))
@@ -216,10 +220,16 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
             reporter.log(f"warning: {warning}")
         t0 = time.perf_counter()
         with reporter.task(label, len(manifest) - start, "utt") as task:
-            engine = Engine(upstream, missing, plan, precision, on_bad_audio, task)
+            engine = Engine(upstream, missing, plan, precision, on_bad_audio, task, runtime)
             workers = workers or default_workers()
-            engine.run(manifest, writer, workers,
-                       max_ahead_bytes=max(16 << 20, memory_budget // 3))
+            try:
+                engine.run(manifest, writer, workers,
+                           max_ahead_bytes=max(16 << 20, memory_budget // 3))
+            except RuntimeDisagreement as exc:
+                import shutil
+
+                shutil.rmtree(writer.partial, ignore_errors=True)
+                raise DataError(str(exc), path=str(path)) from None
         settings = engine.settings(workers)
         store = writer.finish({"engine": settings}, layer_meta={"engine": settings})
         c = engine.counters
@@ -235,6 +245,8 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
             "padded_audio_s": round(c.padded_audio_s, 3), "seconds": round(stats.seconds, 3),
             "gflop": round(c.gflop, 3), "batches": c.batches, "plan": plan.to_dict(),
             "compute_s": round(c.compute_s, 3), "audio_wait_s": round(c.audio_wait_s, 3),
+            "runtime_setup_s": round(c.runtime_setup_s, 3),
+            "runtime_check_s": round(c.runtime_check_s, 3),
             "threads": torch.get_num_threads(), "torch": torch.__version__,
             "emobox": __version__, "engine": settings})
     for note in stats.notes:
@@ -306,6 +318,7 @@ class ExtractOptions:
     corpus_options: Mapping[str, Any] = field(default_factory=dict)
     workers: int | None = None
     memory_budget: int = DEFAULT_MEMORY
+    runtime: str = "torch"
 
 
 def resolve_device(device: str) -> str:
@@ -326,6 +339,7 @@ def extract_corpus(opts: ExtractOptions, reporter: Reporter | None = None,
     corpus_spec = registry.corpus(opts.corpus)
     device = resolve_device(opts.device)
     check_precision(opts.precision, device)
+    check_runtime(opts.runtime, device)
     corpus = corpus_spec.build(None if corpus_spec.embedded and not opts.root
                                else paths.corpus_root(opts.corpus, opts.root),
                                **dict(opts.corpus_options))
@@ -345,7 +359,8 @@ def extract_corpus(opts: ExtractOptions, reporter: Reporter | None = None,
                           store_dir=Path(opts.features_dir) if opts.features_dir else None,
                           on_bad_audio=opts.on_bad_audio, reporter=reporter,
                           batch_seconds=opts.batch_seconds, memory_budget=opts.memory_budget,
-                          workers=opts.workers, options=dict(opts.upstream_options))
+                          workers=opts.workers, options=dict(opts.upstream_options),
+                          runtime=opts.runtime)
     if unused:
         key = next(iter(unused))
         stats.notes.append(f"{len(unused)} utterances of the scan are in no split of scheme "

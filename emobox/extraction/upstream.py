@@ -90,8 +90,22 @@ class Upstream(torch.nn.Module):
     # normalisation setting came from): written to the store's meta.json, not part of its key
     provenance: Mapping[str, str] = MappingProxyType({})
 
+    # set by the extraction engine for the length of one run on another runtime
+    # (emobox.extraction.runtime): called as ``runtime(self, layers, batch, mask)`` in place of
+    # :meth:`graph`'s forward; None: torch computes
+    runtime: Any = None
+
     def forward(self, wavs: Sequence[torch.Tensor], layers: Sequence[int]) -> UpstreamOutput:
         raise NotImplementedError
+
+    def graph(self, layers: Sequence[int], masked: bool) -> torch.nn.Module | None:
+        """The upstream's tensor computation for ``layers`` as a module another runtime can
+        trace (``--runtime openvino``): ``forward(batch[, mask])`` takes a zero-padded
+        ``[B, S]`` float32 batch (and, when ``masked``, its ``[B, S]`` int64 attention mask)
+        and returns one ``[B, T, D]`` tensor per layer, in the order of ``layers``. An upstream
+        that returns one computes through :attr:`runtime` when it is set. None (the default):
+        torch runs this upstream on every runtime."""
+        return None
 
     # -- helpers shared by implementations ---------------------------------------------------
     def resolve_layers(self, layers: Iterable[int | str] | int | str | None) -> list[int]:

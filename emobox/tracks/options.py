@@ -22,6 +22,7 @@ from typing import Any, Mapping, Sequence
 
 from emobox.errors import EmoboxUsageError
 from emobox.extraction.precision import PRECISIONS as FEATURE_PRECISIONS
+from emobox.extraction.runtime import RUNTIMES, check_runtime
 from emobox.training.sweep import (DEFAULT_GRAD_CLIP, PRECISIONS, SCHEDULES, SELECT_MODES,
                                    check_grid, resolve_protocol)
 
@@ -57,6 +58,7 @@ class SharedOptions:
     on_bad_audio: str = "fail"
     features_dir: str | None = None
     batch_seconds: float | None = None  # extraction batch budget (None: the device's default)
+    runtime: str = "torch"  # what computes the features on the CPU: torch | openvino
     feature_norm: str = "utterance"  # utterance (EmoBox's) | frame | none
     grad_clip: float = DEFAULT_GRAD_CLIP  # each configuration's gradient norm; 0: no clipping
     recipe: str = "emobox"  # emobox | paper (EmoBox's code, bugs included; selects by test)
@@ -92,7 +94,8 @@ def check_shared(opts: Any) -> None:
         if low is not None and value < low:
             raise EmoboxUsageError(f"{flag} must be at least {low}, got {value}")
     check_positive(opts.batch_seconds, "--batch-seconds")
-    for value, flag, allowed in ((opts.select, "--select", SELECT_MODES),
+    for value, flag, allowed in ((opts.runtime, "--runtime", RUNTIMES),
+                                 (opts.select, "--select", SELECT_MODES),
                                  (opts.train_precision, "--train-precision", PRECISIONS),
                                  (opts.schedule, "--schedule", SCHEDULES),
                                  (opts.precision, "--precision", FEATURE_PRECISIONS),
@@ -100,6 +103,8 @@ def check_shared(opts: Any) -> None:
         if value not in allowed:
             raise EmoboxUsageError(f"{flag} must be one of {', '.join(allowed)} "
                                    f"(got {value!r})")
+    if opts.runtime != "torch":  # installed, and not asked to run on a GPU: before any work
+        check_runtime(opts.runtime, "cpu" if opts.device == "auto" else opts.device)
 
 
 def check_folds(folds: Sequence[Any]) -> None:

@@ -62,7 +62,8 @@ PAPER_RECIPE_NOTE = ("EMOBOX'S CODE, BUGS INCLUDED (--recipe paper): epochs and 
 # run options that do not change a result (where things are, how fast they run, which folds of
 # the run this invocation does): left out of the options fingerprint. Every other field of
 # RunOptions, present and future, is in it.
-NOT_FINGERPRINTED = ("out", "folds", "device", "root", "features_dir", "batch_seconds")
+NOT_FINGERPRINTED = ("out", "folds", "device", "root", "features_dir", "batch_seconds",
+                     "runtime")
 
 
 @dataclass(frozen=True)
@@ -384,7 +385,8 @@ def extract_features(up_spec: Any, manifest: Any, opts: RunOptions, device: str,
     store = extract(upstream, manifest, layers, precision=opts.precision,
                     store_dir=Path(opts.features_dir) if opts.features_dir else None,
                     on_bad_audio=opts.on_bad_audio, reporter=reporter,
-                    batch_seconds=opts.batch_seconds, options=dict(opts.upstream_options))
+                    batch_seconds=opts.batch_seconds, options=dict(opts.upstream_options),
+                    runtime=opts.runtime)
     return Features(str(store.path), layer, list(layers), upstream.checkpoint_id,
                     store.skipped(), parameter_count(up_spec, upstream),
                     dict(getattr(upstream, "store_options", {}) or {}),

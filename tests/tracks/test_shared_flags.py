@@ -12,7 +12,8 @@ SHARED = ("--upstream", "--downstream", "--out", "--seed", "--device", "--layer"
           "--no-layer-norm", "--feature-norm", "--grad-clip", "--recipe", "--grid", "--epochs",
           "--warmup", "--batch-size", "--select", "--class-weights", "--train-precision",
           "--schedule", "--upstream-ckpt", "--upstream-option", "--corpus-option",
-          "--on-bad-audio", "--precision", "--batch-seconds", "--features-dir", "--quiet")
+          "--on-bad-audio", "--precision", "--batch-seconds", "--runtime", "--features-dir",
+          "--quiet")
 # the partition of a corpus into folds: the cross-corpus track has none (each source trains on
 # its whole training side and is tested on every corpus's balanced set)
 FOLD_TRACKS_ONLY = ("--scheme", "--fold")
@@ -76,8 +77,8 @@ def test_flag_defaults_are_the_options_model_s():
                        ("--on-bad-audio", "on_bad_audio"), ("--scheme", "scheme"),
                        ("--upstream-ckpt", "upstream_ckpt"), ("--class-weights",
                                                              "class_weights"),
-                       ("--batch-seconds", "batch_seconds"), ("--features-dir",
-                                                              "features_dir")):
+                       ("--batch-seconds", "batch_seconds"), ("--runtime", "runtime"),
+                       ("--features-dir", "features_dir")):
         assert flags[flag][1] == getattr(model, name), flag
     assert flags["--no-layer-norm"][1] is (not model.layer_norm)
 
