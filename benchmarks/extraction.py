@@ -29,6 +29,10 @@ spin-waits too, so it is compared between methods only, never with the matmul pe
 - ``exact_stock``: ``exact`` with the upstream's stock modules (``fast_kernels = False``), for
   the families where emobox swaps in a faster kernel (the layer-norm convolution stack): what
   that kernel gives, measured in the same run;
+- ``openvino``: ``exact`` with ``--runtime openvino`` (where OpenVINO is installed and the
+  encoder exposes a graph: the WavLM- and wav2vec2-sized ones here), timed whole (its conversion, compilation
+  and torch's checks of batches 1, 2, 4... happen in every run) and without them ("ov steady":
+  what a corpus of many batches converges to);
 - ``bf16``: ``emobox.extract --precision bf16``; timed only on CPUs with AVX512-BF16 or AMX
   (``--bf16 auto``; ``on`` times it anywhere). Elsewhere bfloat16 matmuls run without hardware
   support, tens of times slower than float32 (the bf16 peak line shows it): its accuracy is
@@ -148,6 +152,18 @@ class RandomBase(Upstream):
         self.num_layers, self.hidden_size = cfg.num_hidden_layers, cfg.hidden_size
 
 
+class HiddenStates(torch.nn.Module):
+    """``model``'s hidden states of ``layers`` as one traceable forward (OpenVINO)."""
+
+    def __init__(self, model, layers):
+        super().__init__()
+        self.model, self.layers = model, sorted(layers)
+
+    def forward(self, x, mask=None):
+        out = self.model(x, attention_mask=mask, output_hidden_states=True)
+        return tuple(out.hidden_states[L] for L in self.layers)
+
+
 class WavLMLN(RandomBase):
     """WavLM-base-sized, layer-norm feature encoder, random weights; exact under padding."""
 
@@ -163,9 +179,14 @@ class WavLMLN(RandomBase):
         wavs = [(w - w.mean()) / torch.sqrt(w.var(unbiased=False) + 1e-7) for w in wavs]
         x, lengths = pad_batch(wavs)
         mask = (torch.arange(x.shape[1], device=x.device)[None] < lengths[:, None].to(x.device))
-        out = self.model(x, attention_mask=mask.long(), output_hidden_states=True)
         frames = self.model._get_feat_extract_output_lengths(lengths).long()
+        if self.runtime is not None:  # --runtime openvino
+            return UpstreamOutput(self.runtime(self, sorted(layers), x, mask.long()), frames)
+        out = self.model(x, attention_mask=mask.long(), output_hidden_states=True)
         return UpstreamOutput({L: out.hidden_states[L] for L in layers}, frames)
+
+    def graph(self, layers, masked):
+        return HiddenStates(self.model, layers)
 
     def flops(self, num_samples: int) -> float:
         c = self.cfg
@@ -261,9 +282,14 @@ class Wav2Vec2GN(RandomBase):
 
     def forward(self, wavs, layers):
         x, lengths = pad_batch(wavs)
-        out = self.model(x, output_hidden_states=True)  # base wav2vec2 takes no attention mask
         frames = self.model._get_feat_extract_output_lengths(lengths).long()
+        if self.runtime is not None:  # --runtime openvino
+            return UpstreamOutput(self.runtime(self, sorted(layers), x, None), frames)
+        out = self.model(x, output_hidden_states=True)  # base wav2vec2 takes no attention mask
         return UpstreamOutput({L: out.hidden_states[L] for L in layers}, frames)
+
+    def graph(self, layers, masked):
+        return HiddenStates(self.model, layers)
 
     flops = WavLMLN.flops
 
@@ -328,7 +354,8 @@ MAX_PADDING: list[float | None] = [None]  # --max-padding
 
 
 def emobox_run(up: Upstream, m: Manifest, layer: int, out: Path, precision: str,
-               capture: dict | None = None, fast_kernels: bool = True):
+               capture: dict | None = None, fast_kernels: bool = True,
+               runtime: str = "torch"):
     if capture is not None:  # record the features before storage, by utterance content
         original = up.forward
 
@@ -345,11 +372,22 @@ def emobox_run(up: Upstream, m: Manifest, layer: int, out: Path, precision: str,
         up.fast_kernels = False
     try:
         return extract_stats(up, m, [layer], store_dir=out, precision=precision,
-                             memory_budget=MEMORY_BUDGET[0], max_padding=MAX_PADDING[0])
+                             memory_budget=MEMORY_BUDGET[0], max_padding=MAX_PADDING[0],
+                             runtime=runtime)
     finally:
         if capture is not None:
             del up.forward
         up.__dict__.pop("fast_kernels", None)
+
+
+def openvino_for(up: Upstream) -> bool:
+    """Whether the ``openvino`` method runs for ``up``: OpenVINO installed, and the upstream
+    exposes a graph (the others run on torch under --runtime openvino)."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return up.graph([up.num_layers], True) is not None
 
 
 def run_method(up: Upstream, m: Manifest, out: Path, meth: str):
@@ -358,7 +396,8 @@ def run_method(up: Upstream, m: Manifest, out: Path, meth: str):
         reference_loop(up, m, up.num_layers, out)
         return None
     return emobox_run(up, m, up.num_layers, out, "bf16" if meth == "bf16" else "fp32",
-                      fast_kernels=meth != "exact_stock")
+                      fast_kernels=meth != "exact_stock",
+                      runtime="openvino" if meth == "openvino" else "torch")
 
 
 def store_features(stats, layer: int) -> dict[str, np.ndarray]:
@@ -527,6 +566,10 @@ def family_json(s: dict, memory_gb: float) -> dict:
     if s["bf16_peak_fraction"] is not None:
         out["goals"]["bf16_half_of_bf16_peak"] = s["bf16_peak_fraction"] >= 0.5
     out["goals"]["exact_0.6_of_fp32_peak"] = s["exact_peak_fraction"] >= 0.6
+    if s["openvino_runtime"]:
+        out["goals"]["openvino_within_1e-4"] = s["openvino_max_abs_diff"] <= 1e-4
+        out["goals"]["openvino_steady_0.6_of_fp32_peak"] = (
+            s["openvino_steady_peak_fraction"] >= 0.6)
     return out
 
 
@@ -606,6 +649,7 @@ def run(args, work: Path, device: str) -> None:
 
     # accuracy (untimed; also the warm-up)
     acc = {}
+    runtime: dict[str, str] = {}  # encoder -> what --runtime openvino recorded
     kernel: dict[str, str] = {}  # encoder -> the fast kernel emobox's exact run used, if any
     for up, _ in encoders:
         L = up.num_layers
@@ -627,6 +671,13 @@ def run(args, work: Path, device: str) -> None:
                 "bf16_min_cosine": min_cosine(store_features(bf16, L), ref),
                 "bf16_max_abs_diff": max_abs(store_features(bf16, L), ref),
             }
+            if openvino_for(up):
+                cap = {}
+                ov = emobox_run(up, m, L, work / "check" / "ov", "fp32", capture=cap,
+                                runtime="openvino")
+                runtime[up.name] = ov.store.engine(L).get("runtime", "")
+                acc[(up.name, cname)]["openvino_max_abs_diff"] = max_abs(
+                    {keyed[h]: v for h, v in cap.items()}, ref)
             shutil.rmtree(work / "check")
 
     # timing, interleaved
@@ -634,12 +685,14 @@ def run(args, work: Path, device: str) -> None:
         """exact_stock: emobox exact with the upstream's stock modules (where emobox swaps in a
         faster kernel for it), to show what the kernel gives in the same run."""
         return (["reference", "exact"] + (["exact_stock"] if kernel[up.name] else [])
+                + (["openvino"] if openvino_for(up) else [])
                 + (["bf16"] if time_bf16 else []))
 
     times: dict[tuple, list[float]] = {}
     cpu: dict[tuple, list[float]] = {}
     peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
     waits: list[float] = []  # seconds the encoder waited for decoded audio, per emobox run
+    overhead: dict[tuple, list[float]] = {}  # openvino: set-up and check seconds per run
     for r in range(args.repeats):
         peaks["fp32"].append(matmul_peak(torch.float32))
         peaks["bf16"].append(matmul_peak(torch.bfloat16))
@@ -652,7 +705,11 @@ def run(args, work: Path, device: str) -> None:
                     t0, c0 = time.perf_counter(), time.process_time()
                     st = run_method(up, m, out, meth)
                     if st is not None:
-                        waits.append(st.store.sessions()[-1]["audio_wait_s"])
+                        session = st.store.sessions()[-1]
+                        waits.append(session["audio_wait_s"])
+                        if meth == "openvino":  # converting, compiling, torch's checks
+                            overhead.setdefault((up.name, cname), []).append(
+                                session["runtime_setup_s"] + session["runtime_check_s"])
                     times.setdefault((up.name, cname, meth), []).append(
                         time.perf_counter() - t0)
                     cpu.setdefault((up.name, cname, meth), []).append(time.process_time() - c0)
@@ -684,6 +741,7 @@ def run(args, work: Path, device: str) -> None:
         methods = methods_for(up)
         total = {meth: 0.0 for meth in methods}
         total_cpu = {meth: 0.0 for meth in methods}
+        steady = 0.0  # openvino without its per-run set-up and checks
         gflop_all = 0.0
         for cname in corpora:
             gflop = flops[(up.name, cname)] / 1e9
@@ -701,10 +759,22 @@ def run(args, work: Path, device: str) -> None:
                       f"{'/'.join(f'{x:.1f}' for x in ts):>18} {ref_t / t:>7.2f}x "
                       f"{c:>7.2f} {ref_c / c:>5.2f}x "
                       f"{audio[cname] / t:>9.2f} {gflop / t:>8.1f} {gflop / t / pk:>8.2f}")
+                if meth == "openvino":
+                    runs = [x - o for x, o in zip(ts, overhead[(up.name, cname)])]
+                    t = statistics.median(runs)
+                    steady += t
+                    print(f"{up.name:<20} {cname:<15} {'ov steady':<11} {t:>8.2f} "
+                          f"{'/'.join(f'{x:.1f}' for x in runs):>18} {ref_t / t:>7.2f}x "
+                          f"{'':>7} {'':>6} "
+                          f"{audio[cname] / t:>9.2f} {gflop / t:>8.1f} {gflop / t / pk:>8.2f}")
         a = {k: max(acc[(up.name, c)][k] for c in corpora) for k in
              ("exact_max_abs_diff", "exact_store_max_abs_diff", "bf16_max_abs_diff")}
         a["bf16_min_cosine"] = min(acc[(up.name, c)]["bf16_min_cosine"] for c in corpora)
         timed_bf16 = "bf16" in total
+        ov = "openvino" in total
+        if ov:
+            a["openvino_max_abs_diff"] = max(acc[(up.name, c)]["openvino_max_abs_diff"]
+                                             for c in corpora)
         summary[up.name] = {
             "exact_speedup": total["reference"] / total["exact"],
             "bf16_speedup": total["reference"] / total["bf16"] if timed_bf16 else None,
@@ -719,6 +789,14 @@ def run(args, work: Path, device: str) -> None:
             "fast_kernel": kernel[up.name] or None,
             "fast_kernel_speedup": (total["exact_stock"] / total["exact"]
                                     if "exact_stock" in total else 1.0),
+            # --runtime openvino: whole runs (conversion and checks included), and without
+            # the per-run conversion and torch's checks of a few batches (what a long corpus
+            # converges to)
+            "openvino_runtime": runtime.get(up.name) if ov else None,
+            "openvino_speedup": total["reference"] / total["openvino"] if ov else None,
+            "openvino_steady_speedup": total["reference"] / steady if ov else None,
+            "openvino_steady_over_exact": total["exact"] / steady if ov else None,
+            "openvino_steady_peak_fraction": gflop_all / steady / peak["fp32"] if ov else None,
             "rss_mb": {meth: round(rss[(up.name, meth)]) for meth in methods
                        if (up.name, meth) in rss},
             "padding_sensitive": bool(up.padding_sensitive),
@@ -735,6 +813,13 @@ def run(args, work: Path, device: str) -> None:
               f"{s['exact_peak_fraction']:.2f}"
               + (f", bf16 {s['bf16_peak_fraction']:.2f} of the bf16 peak"
                  if s["bf16_peak_fraction"] is not None else ""))
+        if s["openvino_runtime"]:
+            print(f"{'':<{len(name)}}  --runtime openvino ({s['openvino_runtime']}): "
+                  f"{s['openvino_speedup']:.2f}x the loop with its conversion and checks, "
+                  f"{s['openvino_steady_speedup']:.2f}x without ("
+                  f"{s['openvino_steady_over_exact']:.2f}x exact torch, "
+                  f"{s['openvino_steady_peak_fraction']:.2f} of the fp32 peak); max abs diff "
+                  f"{s['openvino_max_abs_diff']:.2e}")
         if s["fast_kernel"]:
             print(f"{'':<{len(name)}}  emobox's kernel ({s['fast_kernel']}): exact "
                   f"{s['fast_kernel_speedup']:.2f}x faster than with the stock modules")
@@ -786,6 +871,11 @@ def run(args, work: Path, device: str) -> None:
         "bf16_peak_fraction": rnd(wl["bf16_peak_fraction"], 3),
         "bf16_timed": time_bf16, "native_bf16": native_bf16,
         "fast_kernel_speedup": round(wl["fast_kernel_speedup"], 3),
+        "openvino_speedup": rnd(wl["openvino_speedup"], 3),
+        "openvino_steady_speedup": rnd(wl["openvino_steady_speedup"], 3),
+        "openvino_steady_peak_fraction": rnd(wl["openvino_steady_peak_fraction"], 3),
+        "openvino_max_abs_diff": (float(f"{wl['openvino_max_abs_diff']:.3g}")
+                                  if wl.get("openvino_max_abs_diff") is not None else None),
         "reference_peak_fraction": round(wl["reference_peak_fraction"], 3),
         "whisper_exact_speedup": round(wh["exact_speedup"], 3),
         "whisper_bf16_speedup": rnd(wh["bf16_speedup"], 3),

@@ -16,9 +16,11 @@ with a minimum frame cosine of ``0.999``. Otherwise the rest of the run goes on 
 a note says why. Batches 2, 4, 8, 16... of each model (other batch sizes and lengths than the
 traced one) are computed by torch too and compared the same way; should one disagree, the
 extraction stops with an error and the features it computed so far are discarded, since the
-batches between two checks were not compared. An upstream without a graph runs on torch, with a note. The runtime is written
-to the store's ``engine`` record and to every result row; like the batching it is not part of
-the store's key, since fp32 features of both runtimes agree within the exactness tolerance.
+batches between two checks were not compared. A process converts each graph of an upstream
+once (``emobox bench`` extracts many corpora with one upstream); each run checks again. An
+upstream without a graph runs on torch, with a note. The runtime is written to the store's
+``engine`` record and to every result row; like the batching it is not part of the store's
+key, since fp32 features of both runtimes agree within the exactness tolerance.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+import weakref
 from contextlib import contextmanager
 from typing import Any, Iterator, Sequence
 
@@ -57,6 +60,11 @@ def openvino_version() -> str:
     import openvino
 
     return str(openvino.__version__).split("-")[0]
+
+
+# compiled models by upstream (while it lives), so that the extractions of one process (a bench
+# over many corpora) convert each graph once; every run still checks its own first batches
+_COMPILED: "weakref.WeakKeyDictionary[Any, dict]" = weakref.WeakKeyDictionary()
 
 
 class RuntimeDisagreement(Exception):
@@ -137,18 +145,23 @@ class OpenVINORuntime:
         shapes = [(ov.PartialShape([-1, -1]), ov.Type.f32)]
         if mask is not None:
             shapes.append((ov.PartialShape([-1, -1]), ov.Type.i64))
+        cache = _COMPILED.setdefault(upstream, {})
+        cached = (key, self._hint(), self.threads)
         try:
-            with _plain_torch(), warnings.catch_warnings():
-                # the tracer's notes on shape checks it records as constants: the checks
-                # against torch below are what tells whether the graph holds
-                warnings.simplefilter("ignore")
-                converted = ov.convert_model(graph, example_input=example, input=shapes)
-            compiled = self.core.compile_model(converted, "CPU", {
-                "INFERENCE_PRECISION_HINT": self._hint(), "PERFORMANCE_HINT": "LATENCY",
-                "INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1})
-            used = compiled.get_property("INFERENCE_PRECISION_HINT")
-            self.inference_precision = str(getattr(used, "get_type_name", lambda: used)())
-            request = compiled.create_infer_request()
+            if cached in cache:  # compiled by an earlier run in this process: checked again
+                request, self.inference_precision = cache[cached]
+            else:
+                with _plain_torch(), warnings.catch_warnings():
+                    # the tracer's notes on shape checks it records as constants: the checks
+                    # against torch below are what tells whether the graph holds
+                    warnings.simplefilter("ignore")
+                    converted = ov.convert_model(graph, example_input=example, input=shapes)
+                compiled = self.core.compile_model(converted, "CPU", {
+                    "INFERENCE_PRECISION_HINT": self._hint(), "PERFORMANCE_HINT": "LATENCY",
+                    "INFERENCE_NUM_THREADS": self.threads, "NUM_STREAMS": 1})
+                used = compiled.get_property("INFERENCE_PRECISION_HINT")
+                self.inference_precision = str(getattr(used, "get_type_name", lambda: used)())
+                request = compiled.create_infer_request()
             outs = request.infer(inputs)
             got = [torch.from_numpy(outs[i].copy()) for i in range(len(layers))]
         except Exception as exc:  # a graph OpenVINO cannot take: torch computes the run
@@ -161,6 +174,7 @@ class OpenVINORuntime:
         if problem:
             return self._refuse(upstream, problem, ref, layers)
         self.models[key] = request
+        cache[cached] = (request, self.inference_precision)
         self.calls[key], self.next_check[key] = 1, 2
         return {L: got[i] for i, L in enumerate(layers)}
 

@@ -17,7 +17,7 @@ from emobox.upstreams.ssl_model import SSLEncoder, WaveformNorm
 
 from extract_fakes import FrameUpstream, tone_corpus
 
-import openvino  # noqa: F401  (in the test extra: a missing install fails, never skips)
+import openvino  # (in the test extra: a missing install fails, never skips)
 
 
 def tiny_wavlm_large(seed: int = 0) -> SSLEncoder:
@@ -59,9 +59,13 @@ def frames(store, layer):
 
 
 def test_openvino_features_agree_with_torch_and_the_store_says_who_made_them(
-        corpus, torch_store, tmp_path):
-    stats = extract_stats(tiny_wavlm_large(), corpus, LAYERS, store_dir=tmp_path,
-                          runtime="openvino")
+        corpus, torch_store, tmp_path, monkeypatch):
+    conversions = []
+    real_convert = openvino.convert_model
+    monkeypatch.setattr(openvino, "convert_model",
+                        lambda *a, **k: conversions.append(1) or real_convert(*a, **k))
+    up = tiny_wavlm_large()
+    stats = extract_stats(up, corpus, LAYERS, store_dir=tmp_path, runtime="openvino")
     store = stats.store
     # the same store key: fp32 features of both runtimes agree within the exactness tolerance
     assert store.path.name == torch_store.path.name
@@ -78,6 +82,12 @@ def test_openvino_features_agree_with_torch_and_the_store_says_who_made_them(
         assert "conv_feature_encoder" not in engine  # OpenVINO traced the stock modules
         assert "runtime" not in torch_store.engine(L)
     assert not [n for n in stats.notes if "openvino" in n.lower()]
+    assert len(conversions) == 2  # equal lengths, and padded with a mask
+    # another extraction with the same upstream in this process: no new conversion
+    again = extract_stats(up, corpus, LAYERS, store_dir=tmp_path / "again", runtime="openvino")
+    assert len(conversions) == 2
+    assert again.store.engine(3)["runtime"] == store.engine(3)["runtime"]
+    np.testing.assert_allclose(again.store.pooled(3), store.pooled(3), atol=1e-6, rtol=0)
 
 
 def test_openvino_output_that_disagrees_with_torch_is_not_used(corpus, torch_store, tmp_path,
