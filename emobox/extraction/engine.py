@@ -480,8 +480,13 @@ class Engine:
         return self._split(items, self._call(wavs, lowp=self.use_lowp))
 
     def _call(self, wavs: list[torch.Tensor], lowp: bool):
-        with compute_context(self.precision, self.device), \
-                fast_path(self.upstream, self.precision, lowp_cache=lowp):
+        # on another runtime torch only prepares its inputs: in float32, without autocast or
+        # the fast path's function mode (which would also slow the tracing down)
+        other = self.upstream.runtime is not None
+        precision = "fp32" if other else self.precision
+        with compute_context(precision, self.device), \
+                (nullcontext() if other else fast_path(self.upstream, precision,
+                                                       lowp_cache=lowp)):
             out = self.upstream(wavs, self.layers)
         self._check_output(out, len(wavs))
         return out

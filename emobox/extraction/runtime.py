@@ -1,10 +1,11 @@
 """Where an upstream's tensors are computed: torch (the default) or OpenVINO (``--runtime``).
 
 ``--runtime openvino`` runs, on the CPU, the computation an upstream exposes through
-:meth:`emobox.Upstream.graph` (the wav2vec2 family: wav2vec2, HuBERT, WavLM, data2vec-audio)
-as OpenVINO models: the graph is traced once per run for each set of layers and each of the
-two batch shapes (equal lengths, or padded with an attention mask), with dynamic batch and
-length, and compiled for the CPU at the extraction's precision (``f32`` for exact fp32,
+:meth:`emobox.Upstream.graph` (the wav2vec2 family: wav2vec2, HuBERT, WavLM, data2vec-audio;
+Whisper's encoder in faithful mode, on torch's log-mel) as OpenVINO models: the graph is
+traced for each set of layers and each of the two batch shapes (equal lengths, or padded with
+an attention mask), with every dimension dynamic, and compiled for the CPU at the extraction's
+precision (``f32`` for exact fp32,
 ``bf16`` for the bf16 mode; OpenVINO computes in f32 where the CPU has no bfloat16, and the
 record says which it used). Everything around it (decoding, batching, windows, the store) is
 emobox's own, unchanged.
@@ -107,9 +108,11 @@ class OpenVINORuntime:
                  mask: torch.Tensor | None) -> dict[int, torch.Tensor]:
         layers = [int(L) for L in layers]
         key = (tuple(layers), mask is not None)
-        inputs = [batch.detach().to(torch.float32).contiguous().numpy()]
+        batch = batch.detach().to(torch.float32)
+        inputs = [batch.contiguous().numpy()]
         if mask is not None:
-            inputs.append(mask.detach().to(torch.int64).contiguous().numpy())
+            mask = mask.detach().to(torch.int64)
+            inputs.append(mask.contiguous().numpy())
         model = self.models.get(key)
         if model is None:
             return self._first(upstream, layers, key, batch, mask, inputs)
@@ -142,9 +145,10 @@ class OpenVINORuntime:
             ref = graph(*example)
         self.check_s += time.perf_counter() - t0
         t0 = time.perf_counter()
-        shapes = [(ov.PartialShape([-1, -1]), ov.Type.f32)]
+        # every dimension dynamic: batch size and length vary from call to call
+        shapes = [(ov.PartialShape([-1] * batch.dim()), ov.Type.f32)]
         if mask is not None:
-            shapes.append((ov.PartialShape([-1, -1]), ov.Type.i64))
+            shapes.append((ov.PartialShape([-1] * mask.dim()), ov.Type.i64))
         cache = _COMPILED.setdefault(upstream, {})
         cached = (key, self._hint(), self.threads)
         try:

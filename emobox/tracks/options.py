@@ -104,7 +104,10 @@ def check_shared(opts: Any) -> None:
             raise EmoboxUsageError(f"{flag} must be one of {', '.join(allowed)} "
                                    f"(got {value!r})")
     if opts.runtime != "torch":  # installed, and not asked to run on a GPU: before any work
-        check_runtime(opts.runtime, "cpu" if opts.device == "auto" else opts.device)
+        import torch
+
+        auto = "cuda" if torch.cuda.is_available() else "cpu"
+        check_runtime(opts.runtime, auto if opts.device == "auto" else opts.device)
 
 
 def check_folds(folds: Sequence[Any]) -> None:

@@ -956,6 +956,8 @@ def engine_words(engine: Any) -> str:
     parts = [str(engine.get("precision", "?"))
              + (f" autocast{' + low-precision weight cache' if engine.get('lowp_weight_cache') else ''}"
                 if engine.get("autocast") else "")]
+    if engine.get("runtime"):
+        parts.append(f"computed by {engine['runtime']}")
     if engine.get("attention"):
         parts.append(f"{engine['attention']} attention")
     if engine.get("batching"):

@@ -90,6 +90,34 @@ def test_openvino_features_agree_with_torch_and_the_store_says_who_made_them(
     np.testing.assert_allclose(again.store.pooled(3), store.pooled(3), atol=1e-6, rtol=0)
 
 
+def tiny_whisper(mode: str):
+    import torch
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    from emobox.upstreams.whisper.model import WhisperUpstream
+
+    torch.manual_seed(0)
+    cfg = transformers.WhisperConfig(d_model=32, encoder_layers=3, encoder_attention_heads=2,
+                                     encoder_ffn_dim=128, num_mel_bins=80,
+                                     max_source_positions=1500)
+    return WhisperUpstream("whisper_test", WhisperEncoder(cfg).eval(), mode=mode,
+                           checkpoint_id="t")
+
+
+def test_whisper_faithful_mode_runs_on_openvino_and_trimmed_mode_on_torch(corpus, tmp_path):
+    ref = extract_stats(tiny_whisper("faithful"), corpus, [1, 3], store_dir=tmp_path / "t").store
+    ov = extract_stats(tiny_whisper("faithful"), corpus, [1, 3], store_dir=tmp_path / "o",
+                       runtime="openvino")
+    for L in (1, 3):
+        np.testing.assert_allclose(ov.store.pooled(L), ref.pooled(L), atol=1e-4, rtol=0)
+    assert ov.store.engine(3)["runtime"].startswith("openvino ")
+    trimmed = extract_stats(tiny_whisper("trimmed"), corpus, [3], store_dir=tmp_path / "m",
+                            runtime="openvino")
+    assert ("--runtime openvino: whisper_test has no graph for OpenVINO; torch computed its "
+            "features") in trimmed.notes
+    assert "runtime" not in trimmed.store.engine(3)
+
+
 def test_openvino_output_that_disagrees_with_torch_is_not_used(corpus, torch_store, tmp_path,
                                                                monkeypatch):
     monkeypatch.setattr(runtime_mod, "EXACT_TOLERANCE", 0.0)  # any difference is too much
@@ -144,8 +172,8 @@ def test_an_upstream_without_a_graph_runs_on_torch_with_a_note(corpus, tmp_path)
 
 
 def test_bf16_records_the_precision_openvino_computed_in(corpus, tmp_path):
-    stats = extract_stats(tiny_wavlm_large(), corpus, [3], store_dir=tmp_path,
-                          runtime="openvino", precision="bf16")
+    stats = extract_stats(tiny_wavlm_large(), corpus.subset(corpus.keys[:3]), [3],
+                          store_dir=tmp_path, runtime="openvino", precision="bf16")
     used = "bf16" if cpu_native_bf16() else "f32"
     assert stats.store.engine(3)["runtime"].endswith(f"(CPU, {used})")
     assert stats.store.meta["precision"] == "bf16"
@@ -165,3 +193,16 @@ def test_runtime_flag_errors_are_one_line(cli, tmp_path, monkeypatch):
     assert not (tmp_path / "b").exists()  # refused before any work
     res = cli("extract", "-u", "fbank", "-c", "demo", "--runtime", "openvino")
     assert res.code != 0 and "needs the openvino package" in res.err
+
+
+def test_openvino_is_refused_on_a_gpu_and_named_in_the_summary_line():
+    from emobox.errors import EmoboxUsageError
+    from emobox.tracks.runner import engine_words
+
+    with pytest.raises(EmoboxUsageError) as err:
+        runtime_mod.check_runtime("openvino", "cuda:0")
+    assert str(err.value) == ("--runtime openvino runs on the CPU; --device cuda:0 runs torch "
+                              "(drop one of the two)")
+    words = engine_words({"precision": "fp32", "runtime": "openvino 2026.4.1 (CPU, f32)",
+                          "device": "cpu", "threads": 2})
+    assert words == "fp32, computed by openvino 2026.4.1 (CPU, f32), on cpu, 2 threads"

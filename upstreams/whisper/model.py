@@ -157,6 +157,14 @@ class WhisperUpstream(Upstream):
             hidden = self.encode_mel(mel, mel_lengths, wanted)
         return self._assemble(hidden, frames, owner, len(wavs), wanted)
 
+    def graph(self, layers: Sequence[int], masked: bool) -> torch.nn.Module | None:
+        """:meth:`encode_mel` of faithful mode (30-s windows, no mask) for another runtime:
+        ``forward(mel [B, n_mels, 3000])``; the log-mel is computed by torch. Trimmed mode
+        masks each item's own length: it runs on torch."""
+        if self.mode != "faithful" or masked:
+            return None
+        return _MelGraph(self, layers)
+
     def _assemble(self, hidden, frames, owner, batch, wanted) -> UpstreamOutput:
         lengths = torch.zeros(batch, dtype=torch.long)
         for k, i in enumerate(owner):
@@ -179,6 +187,8 @@ class WhisperUpstream(Upstream):
         """Hidden states of log-mel input ``[B, n_mels, M]``. ``mel_lengths`` (trimmed mode)
         marks the real mel frames of each item: the padding is zeroed between the two
         convolutions and hidden from attention, so every item gets what it gets alone."""
+        if self.runtime is not None and mel_lengths is None:
+            return self.runtime(self, sorted(layers), mel, None)
         enc = self.encoder
         top = max(layers)
         x = torch.nn.functional.gelu(enc.conv1(mel))
@@ -203,3 +213,21 @@ class WhisperUpstream(Upstream):
         if top == self.num_layers:
             out[top] = enc.layer_norm(x)
         return out
+
+
+class _MelGraph(torch.nn.Module):
+    """:meth:`WhisperUpstream.encode_mel` without a mask, for fixed layers, as one forward."""
+
+    def __init__(self, upstream: "WhisperUpstream", layers: Sequence[int]):
+        super().__init__()
+        self.upstream = upstream
+        self.layers = sorted(int(L) for L in layers)
+
+    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        runtime, self.upstream.runtime = self.upstream.runtime, None
+        try:
+            hidden = self.upstream.encode_mel(mel, None, self.layers)
+        finally:
+            self.upstream.runtime = runtime
+        return tuple(hidden[L] for L in self.layers)
+
