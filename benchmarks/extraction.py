@@ -387,7 +387,7 @@ def openvino_for(up: Upstream) -> bool:
         import openvino  # noqa: F401
     except ImportError:
         return False
-    return up.graph([up.num_layers], True) is not None
+    return any(up.graph([up.num_layers], masked) is not None for masked in (False, True))
 
 
 def run_method(up: Upstream, m: Manifest, out: Path, meth: str):
