@@ -78,9 +78,9 @@ BatchSeconds = Annotated[Optional[float], typer.Option("--batch-seconds", help="
                                                        "batch budget in padded audio "
                                                        "seconds.")]
 Runtime = Annotated[str, typer.Option("--runtime", help="Feature extraction on the CPU: "
-                                      "torch (default) | openvino (the wav2vec2 family; "
-                                      "checked against torch on its first batches, recorded "
-                                      "in every output).")]
+                                      "torch (default) | openvino (the wav2vec2 family and "
+                                      "Whisper's faithful mode; checked against torch, "
+                                      "recorded in every output).")]
 FeaturesDir = Annotated[Optional[str], typer.Option("--features-dir", help="Feature stores "
                                                     "folder (default $EMOBOX_HOME/features; "
                                                     "shared by every node on a cluster).")]

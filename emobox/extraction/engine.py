@@ -210,7 +210,6 @@ class Engine:
         self.task = task
         self.device = upstream.device
         self.counters = Counters()
-        self.use_lowp = precision != "fp32" and getattr(upstream, "lowp_weight_cache", True)
         self.runtime: OpenVINORuntime | None = None
         self.runtime_note: str | None = None
         if runtime == "openvino":
@@ -220,7 +219,8 @@ class Engine:
             else:
                 self.runtime = OpenVINORuntime(precision)
         # OpenVINO traces the stock float32 modules and chooses its own kernels and precision
-        self.use_lowp = self.use_lowp and self.runtime is None
+        self.use_lowp = (precision != "fp32" and getattr(upstream, "lowp_weight_cache", True)
+                         and self.runtime is None)
         self.conv_kernel = (conv_kernel_name(upstream)
                             if getattr(upstream, "fast_kernels", True) and self.runtime is None
                             else None)

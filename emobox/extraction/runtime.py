@@ -5,10 +5,9 @@
 Whisper's encoder in faithful mode, on torch's log-mel) as OpenVINO models: the graph is
 traced for each set of layers and each of the two batch shapes (equal lengths, or padded with
 an attention mask), with every dimension dynamic, and compiled for the CPU at the extraction's
-precision (``f32`` for exact fp32,
-``bf16`` for the bf16 mode; OpenVINO computes in f32 where the CPU has no bfloat16, and the
-record says which it used). Everything around it (decoding, batching, windows, the store) is
-emobox's own, unchanged.
+precision (``f32`` for exact fp32, ``bf16`` for the bf16 mode; OpenVINO computes in f32 where
+the CPU has no bfloat16, and the record says which it used). Everything around it (decoding,
+batching, windows, the store) is emobox's own, unchanged.
 
 Nothing computed by OpenVINO is used unchecked: the first batch of each compiled model is
 computed by torch too, and the model is used only when its features agree with torch's: in
@@ -90,7 +89,6 @@ class OpenVINORuntime:
         self.notes: list[str] = []
         self.compile_s = 0.0
         self.check_s = 0.0
-        self.checks: list[str] = []
         self.calls: dict[tuple, int] = {}
         self.next_check: dict[tuple, int] = {}
 
@@ -121,29 +119,22 @@ class OpenVINORuntime:
         self.calls[key] += 1
         if self.calls[key] == self.next_check[key]:  # calls 2, 4, 8, ...: checked again
             self.next_check[key] *= 2
-            t0 = time.perf_counter()
-            with _plain_torch():
-                ref = upstream.graph(layers, mask is not None).eval()(
-                    *((batch,) if mask is None else (batch, mask)))
-            self.check_s += time.perf_counter() - t0
+            ref = self._reference(upstream.graph(layers, mask is not None), batch, mask)
             problem = self._disagreement(ref, got)
             if problem:
                 raise RuntimeDisagreement(
                     f"--runtime openvino: {upstream.name}: on batch {self.calls[key]} of its "
-                    f"kind {problem.replace(' on the first batch', '')}; the features this "
-                    f"extraction computed are discarded: run it again with --runtime torch")
+                    f"kind {problem}; the features this extraction computed are discarded: "
+                    f"run it again with --runtime torch")
         return {L: got[i] for i, L in enumerate(layers)}
 
     def _first(self, upstream: Any, layers: list[int], key: tuple, batch: torch.Tensor,
                mask: torch.Tensor | None, inputs: list) -> dict[int, torch.Tensor]:
         """Convert, compile, and check this model against torch on its first batch."""
         ov = self._ov
-        graph = upstream.graph(layers, mask is not None).eval()
+        graph = upstream.graph(layers, mask is not None)
         example = (batch,) if mask is None else (batch, mask)
-        t0 = time.perf_counter()
-        with _plain_torch():
-            ref = graph(*example)
-        self.check_s += time.perf_counter() - t0
+        ref = self._reference(graph, batch, mask)
         t0 = time.perf_counter()
         # every dimension dynamic: batch size and length vary from call to call
         shapes = [(ov.PartialShape([-1] * batch.dim()), ov.Type.f32)]
@@ -174,7 +165,7 @@ class OpenVINORuntime:
                                 layers)
         finally:
             self.compile_s += time.perf_counter() - t0
-        problem = self._disagreement(ref, got)
+        problem = self._disagreement(ref, got, " on the first batch")
         if problem:
             return self._refuse(upstream, problem, ref, layers)
         self.models[key] = request
@@ -182,7 +173,19 @@ class OpenVINORuntime:
         self.calls[key], self.next_check[key] = 1, 2
         return {L: got[i] for i, L in enumerate(layers)}
 
-    def _disagreement(self, ref: Sequence[torch.Tensor], got: Sequence[torch.Tensor]) -> str:
+    def _reference(self, graph: torch.nn.Module, batch: torch.Tensor,
+                   mask: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """What torch computes for the batch (the features OpenVINO's are checked against)."""
+        t0 = time.perf_counter()
+        with _plain_torch():
+            ref = graph.eval()(*((batch,) if mask is None else (batch, mask)))
+        self.check_s += time.perf_counter() - t0
+        return ref
+
+    def _disagreement(self, ref: Sequence[torch.Tensor], got: Sequence[torch.Tensor],
+                      where: str = "") -> str:
+        """Why OpenVINO's output ``got`` cannot stand for torch's ``ref`` ("" if it can);
+        ``where`` is said after the measured figure."""
         for r, g in zip(ref, got):
             if tuple(r.shape) != tuple(g.shape):
                 return f"its output has shape {tuple(g.shape)}, torch's {tuple(r.shape)}"
@@ -192,19 +195,17 @@ class OpenVINORuntime:
             if self.precision == "fp32":
                 scale = max(1.0, float(r32.abs().max()))
                 diff = float((r32 - g32).abs().max())
-                self.checks.append(f"max abs diff {diff:.2e}")
                 if diff > EXACT_TOLERANCE * scale:
-                    return (f"its features differ from torch's by up to {diff:.2e} on the "
-                            f"first batch (allowed: {EXACT_TOLERANCE * scale:.2e})")
+                    return (f"its features differ from torch's by up to {diff:.2e}{where} "
+                            f"(allowed: {EXACT_TOLERANCE * scale:.2e})")
             else:
                 cos = torch.nn.functional.cosine_similarity(
                     r32.reshape(-1, r32.shape[-1]), g32.reshape(-1, g32.shape[-1]), dim=-1,
                     eps=1e-12)
                 low = float(cos.min()) if cos.numel() else 1.0
-                self.checks.append(f"min frame cosine {low:.6f}")
                 if not math.isfinite(low) or low < MIN_COSINE:
                     return (f"its features have a minimum frame cosine of {low:.6f} with "
-                            f"torch's on the first batch (required: {MIN_COSINE})")
+                            f"torch's{where} (required: {MIN_COSINE})")
         return ""
 
     def _refuse(self, upstream: Any, reason: str, ref: Sequence[torch.Tensor],

@@ -141,8 +141,8 @@ def test_a_later_batch_that_disagrees_stops_the_extraction_and_discards_it(
     real = runtime_mod.OpenVINORuntime._disagreement
     seen = []
 
-    def second_check_fails(self, ref, got):
-        seen.append(real(self, ref, got))
+    def second_check_fails(self, ref, got, where=""):
+        seen.append(real(self, ref, got, where))
         return "" if len(seen) == 1 else "its features differ from torch's by up to 9.99e-01"
 
     monkeypatch.setattr(runtime_mod.OpenVINORuntime, "_disagreement", second_check_fails)
