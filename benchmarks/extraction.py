@@ -30,9 +30,9 @@ spin-waits too, so it is compared between methods only, never with the matmul pe
   the families where emobox swaps in a faster kernel (the layer-norm convolution stack): what
   that kernel gives, measured in the same run;
 - ``openvino``: ``exact`` with ``--runtime openvino`` (where OpenVINO is installed and the
-  encoder exposes a graph: the WavLM- and wav2vec2-sized ones here), timed whole (its conversion, compilation
-  and torch's checks of batches 1, 2, 4... happen in every run) and without them ("ov steady":
-  what a corpus of many batches converges to);
+  encoder exposes a graph: all three here), timed whole (the first run of an encoder converts
+  and compiles it; torch checks batches 1, 2, 4... of every run) and without that ("ov
+  steady": what a corpus of many batches converges to);
 - ``bf16``: ``emobox.extract --precision bf16``; timed only on CPUs with AVX512-BF16 or AMX
   (``--bf16 auto``; ``on`` times it anywhere). Elsewhere bfloat16 matmuls run without hardware
   support, tens of times slower than float32 (the bf16 peak line shows it): its accuracy is

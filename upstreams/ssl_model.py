@@ -178,8 +178,24 @@ class SSLEncoder(Upstream):
                     < lengths.to(batch.device)[:, None]).long()
         if self.runtime is not None:
             return self.runtime(self, sorted(layers), batch, mask)
-        hidden = capture_blocks(self.model.encoder.layers, layers,
-                                lambda: self.model(batch, attention_mask=mask))
+        return self.hidden_states(batch, mask, layers)
+
+    def hidden_states(self, batch: torch.Tensor, mask: torch.Tensor | None,
+                      layers: Sequence[int], traced: bool = False) -> dict[int, torch.Tensor]:
+        """``{layer: [B, T, D]}`` of a padded batch: the blocks' outputs taken by hooks, the
+        final norm of a pre-norm model closing layer N. The pass ends after the highest
+        layer's block; ``traced`` (a trace cannot end a pass early) runs it through a model
+        holding only the blocks up to that one instead."""
+        encoder = self.model.encoder
+        blocks = encoder.layers
+        if traced:
+            encoder.layers = torch.nn.ModuleList(list(blocks)[: max(max(layers), 1)])
+        try:
+            hidden = capture_blocks(encoder.layers, layers,
+                                    lambda: self.model(batch, attention_mask=mask),
+                                    stop=not traced)
+        finally:
+            encoder.layers = blocks
         if self.final_norm is not None and self.num_layers in hidden:
             hidden[self.num_layers] = self.final_norm(hidden[self.num_layers])
         return hidden
@@ -189,9 +205,7 @@ class SSLEncoder(Upstream):
 
 
 class _LayersGraph(torch.nn.Module):
-    """:meth:`SSLEncoder.encode_padded` for fixed layers as one traceable forward: the model
-    runs with only the blocks up to the highest layer (tracing cannot end a pass early), the
-    blocks' outputs are taken by hooks, the final norm of a pre-norm model closes layer N."""
+    """:meth:`SSLEncoder.hidden_states` for fixed layers as one traceable forward."""
 
     def __init__(self, upstream: SSLEncoder, layers: Sequence[int]):
         super().__init__()
@@ -200,18 +214,7 @@ class _LayersGraph(torch.nn.Module):
 
     def forward(self, batch: torch.Tensor, mask: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, ...]:
-        up = self.upstream
-        encoder = up.model.encoder
-        blocks = encoder.layers
-        needed = torch.nn.ModuleList(list(blocks)[: max(max(self.layers), 1)])
-        encoder.layers = needed
-        try:
-            hidden = capture_blocks(needed, self.layers,
-                                    lambda: up.model(batch, attention_mask=mask), stop=False)
-        finally:
-            encoder.layers = blocks
-        if up.final_norm is not None and up.num_layers in hidden:
-            hidden[up.num_layers] = up.final_norm(hidden[up.num_layers])
+        hidden = self.upstream.hidden_states(batch, mask, self.layers, traced=True)
         return tuple(hidden[L] for L in self.layers)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,8 +227,6 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
                 engine.run(manifest, writer, workers,
                            max_ahead_bytes=max(16 << 20, memory_budget // 3))
             except RuntimeDisagreement as exc:
-                import shutil
-
                 shutil.rmtree(writer.partial, ignore_errors=True)
                 raise DataError(str(exc), path=str(path)) from None
         settings = engine.settings(workers)
@@ -258,8 +257,6 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
 def _drop_finished_partial(path: Path, store: FeatureStore) -> None:
     """Remove a ``.partial`` left by a kill after meta.json was written (its layers are all in
     the store), when no other process holds the store."""
-    import shutil
-
 
     partial = path / PARTIAL
     if not partial.is_dir():

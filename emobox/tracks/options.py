@@ -104,10 +104,10 @@ def check_shared(opts: Any) -> None:
             raise EmoboxUsageError(f"{flag} must be one of {', '.join(allowed)} "
                                    f"(got {value!r})")
     if opts.runtime != "torch":  # installed, and not asked to run on a GPU: before any work
-        import torch
+        from emobox.extraction.extract import resolve_device
 
-        auto = "cuda" if torch.cuda.is_available() else "cpu"
-        check_runtime(opts.runtime, auto if opts.device == "auto" else opts.device)
+        check_runtime(opts.runtime,
+                      resolve_device("auto") if opts.device == "auto" else opts.device)
 
 
 def check_folds(folds: Sequence[Any]) -> None:
