@@ -79,7 +79,7 @@ BatchSeconds = Annotated[Optional[float], typer.Option("--batch-seconds", help="
                                                        "seconds.")]
 Runtime = Annotated[str, typer.Option("--runtime", help="Feature extraction on the CPU: "
                                       "torch (default) | openvino (the wav2vec2 family and "
-                                      "Whisper's faithful mode; checked against torch, "
+                                      "Whisper's encoder; checked against torch, "
                                       "recorded in every output).")]
 FeaturesDir = Annotated[Optional[str], typer.Option("--features-dir", help="Feature stores "
                                                     "folder (default $EMOBOX_HOME/features; "

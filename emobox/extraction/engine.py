@@ -213,7 +213,7 @@ class Engine:
         self.runtime: OpenVINORuntime | None = None
         self.runtime_note: str | None = None
         if runtime == "openvino":
-            if upstream.graph(self.layers, False) is None:
+            if all(upstream.graph(self.layers, masked) is None for masked in (False, True)):
                 self.runtime_note = (f"--runtime openvino: {upstream.name} has no graph for "
                                      f"OpenVINO; torch computed its features")
             else:

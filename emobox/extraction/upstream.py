@@ -102,10 +102,10 @@ class Upstream(torch.nn.Module):
         """The upstream's tensor computation for ``layers`` as a module another runtime can
         trace (``--runtime openvino``): ``forward(batch[, mask])`` takes a float32 batch (e.g.
         zero-padded waveforms ``[B, S]``, or log-mel ``[B, n_mels, M]``) and, when ``masked``,
-        its int64 attention mask, and returns one ``[B, T, D]`` tensor per layer, in the order
-        of ``layers``. An upstream that returns one hands those tensors to :attr:`runtime`
-        (``runtime(self, layers, batch, mask)``) when it is set. None (the default): torch runs
-        this upstream on every runtime."""
+        its int64 mask (1 = real input), and returns one ``[B, T, D]`` tensor per layer, in the
+        order of ``layers``. An upstream that returns one hands those tensors to :attr:`runtime`
+        (``runtime(self, layers, batch, mask)``) when it is set. None (the default, for either
+        kind of batch): torch runs that kind on every runtime."""
         return None
 
     # -- helpers shared by implementations ---------------------------------------------------

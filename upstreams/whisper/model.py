@@ -158,10 +158,10 @@ class WhisperUpstream(Upstream):
         return self._assemble(hidden, frames, owner, len(wavs), wanted)
 
     def graph(self, layers: Sequence[int], masked: bool) -> torch.nn.Module | None:
-        """:meth:`encode_mel` of faithful mode (30-s windows, no mask) for another runtime:
-        ``forward(mel [B, n_mels, 3000])``; the log-mel is computed by torch. Trimmed mode
-        masks each item's own length: it runs on torch."""
-        if self.mode != "faithful" or masked:
+        """:meth:`encode_mel` for another runtime: ``forward(mel [B, n_mels, M][, mask])``, the
+        log-mel computed by torch. Faithful mode: 30-s windows, no mask. Trimmed mode: every
+        batch carries its int64 mask ``[B, M]`` of real mel frames."""
+        if masked != (self.mode == "trimmed"):
             return None
         return _MelGraph(self, layers)
 
@@ -187,18 +187,29 @@ class WhisperUpstream(Upstream):
         """Hidden states of log-mel input ``[B, n_mels, M]``. ``mel_lengths`` (trimmed mode)
         marks the real mel frames of each item: the padding is zeroed between the two
         convolutions and hidden from attention, so every item gets what it gets alone."""
-        if self.runtime is not None and mel_lengths is None:
-            return self.runtime(self, sorted(layers), mel, None)
+        keep = None
+        if mel_lengths is not None:
+            keep = torch.arange(mel.shape[-1], device=mel.device)[None, :] < mel_lengths[:, None]
+        if self.runtime is not None:
+            mask = None if keep is None else keep.to(torch.int64)
+            return self.runtime(self, sorted(layers), mel, mask)
+        if keep is not None and bool(keep.all()):
+            keep = None  # nothing padded: no mask
+        return self.hidden_states(mel, keep, layers)
+
+    def hidden_states(self, mel: torch.Tensor, keep: torch.Tensor | None,
+                      layers: Sequence[int]) -> dict[int, torch.Tensor]:
+        """The encoder's ``layers`` for ``mel``; ``keep`` (bool ``[B, M]``, or None when nothing
+        is padded) marks the real mel frames. No branch depends on the values, so that a trace
+        holds for every batch."""
         enc = self.encoder
         top = max(layers)
         x = torch.nn.functional.gelu(enc.conv1(mel))
         mask = None
-        if mel_lengths is not None and int(mel_lengths.min()) != mel.shape[-1]:
-            keep = torch.arange(mel.shape[-1], device=mel.device)[None, :] < mel_lengths[:, None]
+        if keep is not None:
             x = x * keep[:, None, :].to(x.dtype)
-            t_len = (mel_lengths + 1) // 2
-            t_keep = torch.arange((mel.shape[-1] + 1) // 2, device=mel.device)[None, :] \
-                < t_len[:, None]
+            # conv2 has stride 2 and padding 1: its frame t is real when mel frame 2t is
+            t_keep = keep[:, ::2]
             mask = torch.zeros(t_keep.shape, dtype=x.dtype, device=x.device)
             mask = mask.masked_fill(~t_keep, torch.finfo(x.dtype).min)[:, None, None, :]
         x = torch.nn.functional.gelu(enc.conv2(x)).permute(0, 2, 1)
@@ -216,18 +227,17 @@ class WhisperUpstream(Upstream):
 
 
 class _MelGraph(torch.nn.Module):
-    """:meth:`WhisperUpstream.encode_mel` without a mask, for fixed layers, as one forward."""
+    """:meth:`WhisperUpstream.hidden_states` for fixed layers as one forward: ``(mel)`` in
+    faithful mode, ``(mel, mask)`` in trimmed mode (the mask applied even where it keeps every
+    frame, so that the trace holds for padded batches too)."""
 
     def __init__(self, upstream: "WhisperUpstream", layers: Sequence[int]):
         super().__init__()
         self.upstream = upstream
         self.layers = sorted(int(L) for L in layers)
 
-    def forward(self, mel: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        runtime, self.upstream.runtime = self.upstream.runtime, None
-        try:
-            hidden = self.upstream.encode_mel(mel, None, self.layers)
-        finally:
-            self.upstream.runtime = runtime
+    def forward(self, mel: torch.Tensor, mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, ...]:
+        keep = None if mask is None else mask.to(torch.bool)
+        hidden = self.upstream.hidden_states(mel, keep, self.layers)
         return tuple(hidden[L] for L in self.layers)
-
