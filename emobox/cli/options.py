@@ -78,8 +78,9 @@ BatchSeconds = Annotated[Optional[float], typer.Option("--batch-seconds", help="
                                                        "batch budget in padded audio "
                                                        "seconds.")]
 Runtime = Annotated[str, typer.Option("--runtime", help="Feature extraction on the CPU: "
-                                      "torch (default) | openvino (the wav2vec2 family and "
-                                      "Whisper's encoder; checked against torch, "
+                                      "torch (default) | openvino (the wav2vec2 family, "
+                                      "data2vec 2.0/emotion2vec and Whisper's encoder; "
+                                      "checked against torch, "
                                       "recorded in every output).")]
 FeaturesDir = Annotated[Optional[str], typer.Option("--features-dir", help="Feature stores "
                                                     "folder (default $EMOBOX_HOME/features; "

@@ -2,12 +2,12 @@
 
 ``--runtime openvino`` runs, on the CPU, the computation an upstream exposes through
 :meth:`emobox.Upstream.graph` (the wav2vec2 family: wav2vec2, HuBERT, WavLM, data2vec-audio;
-Whisper's encoder in both modes, on torch's log-mel) as OpenVINO models: the graph is
-traced for each set of layers and each of the two batch shapes (equal lengths, or padded with
-an attention mask), with every dimension dynamic, and compiled for the CPU at the extraction's
-precision (``f32`` for exact fp32, ``bf16`` for the bf16 mode; OpenVINO computes in f32 where
-the CPU has no bfloat16, and the record says which it used). Everything around it (decoding,
-batching, windows, the store) is emobox's own, unchanged.
+data2vec 2.0 and emotion2vec; Whisper's encoder in both modes, on torch's log-mel) as OpenVINO
+models: the graph is traced for each set of layers and each of the two batch shapes (equal
+lengths, or padded with a mask), with every dimension dynamic, and compiled for the CPU at the
+extraction's precision (``f32`` for exact fp32, ``bf16`` for the bf16 mode; OpenVINO computes
+in f32 where the CPU has no bfloat16, and the record says which it used). Everything around it
+(decoding, batching, windows, the store) is emobox's own, unchanged.
 
 Nothing computed by OpenVINO is used unchecked: the first batch of each compiled model is
 computed by torch too, and the model is used only when its features agree with torch's: in

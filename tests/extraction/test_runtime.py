@@ -120,6 +120,29 @@ def test_whisper_runs_on_openvino_in_both_modes(corpus, tmp_path, mode):
     assert not any("openvino" in n for n in ov.notes), ov.notes
 
 
+@pytest.mark.parametrize("extractor_mode", ["layer_norm", "default"])
+def test_data2vec2_and_emotion2vec_run_on_openvino(corpus, tmp_path, extractor_mode):
+    """The data2vec 2.0 encoder with emotion2vec's extra tokens: with a layer-norm CNN unequal
+    lengths are batched with a mask, with the group-norm CNN ("default", padding-sensitive)
+    only equal lengths are."""
+    import dataclasses
+
+    from test_upstream_data2vec2 import TINY, tiny_upstream
+
+    cfg = dataclasses.replace(TINY, extractor_mode=extractor_mode)
+    assert cfg.num_extra_tokens == 2 and cfg.padding_sensitive == (extractor_mode == "default")
+    ref = extract_stats(tiny_upstream(cfg), corpus, [0, 3], store_dir=tmp_path / "t").store
+    ov = extract_stats(tiny_upstream(cfg), corpus, [0, 3], store_dir=tmp_path / "o",
+                       runtime="openvino")
+    assert ov.store.path.name == ref.path.name
+    for L in (0, 3):
+        np.testing.assert_allclose(ov.store.pooled(L), ref.pooled(L), atol=1e-4, rtol=0)
+        for key, want in frames(ref, L).items():
+            np.testing.assert_allclose(frames(ov.store, L)[key], want, atol=2e-3, rtol=2e-3)
+    assert ov.store.engine(3)["runtime"].startswith("openvino "), ov.notes
+    assert not any("openvino" in n for n in ov.notes), ov.notes
+
+
 def test_openvino_output_that_disagrees_with_torch_is_not_used(corpus, torch_store, tmp_path,
                                                                monkeypatch):
     monkeypatch.setattr(runtime_mod, "EXACT_TOLERANCE", 0.0)  # any difference is too much

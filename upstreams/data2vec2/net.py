@@ -170,8 +170,8 @@ class AttentionBias:
     max_elements = 1 << 26  # bias elements held at once (256 MiB in fp32)
 
     def __init__(self, T: int, n_extra: int, key_padding: torch.Tensor | None,
-                 device: torch.device, dtype: torch.dtype):
-        self.T, self.n_extra = T, n_extra
+                 device: torch.device, dtype: torch.dtype, chunked: bool = True):
+        self.T, self.n_extra, self.chunked = T, n_extra, chunked
         self.device, self.dtype = device, dtype
         self.key_bias = None
         if key_padding is not None:
@@ -186,7 +186,8 @@ class AttentionBias:
         B, H, T, _ = q.shape
         if self.slopes is None and self.key_bias is None:
             return F.scaled_dot_product_attention(q, k, v)
-        chunk = max(1, min(T, self.max_elements // max(1, B * H * T)))
+        # one chunk where the graph is traced (its sizes are not known until it runs)
+        chunk = max(1, min(T, self.max_elements // max(1, B * H * T))) if self.chunked else T
         outs = []
         for start in range(0, T, chunk):
             stop = min(T, start + chunk)
@@ -264,33 +265,41 @@ class Data2Vec2Encoder(nn.Module):
         """Hidden states ``{layer: [B, T, D]}`` of ``layers`` for a zero-padded batch ``wav``
         [B, S] of ``lengths`` samples, and the valid frames per item. Normalisation of the
         waveform is the caller's (it must happen before padding)."""
+        frames = self.frame_lengths(lengths.to(wav.device))
+        return self.hidden_states(wav, frames, layers), frames
+
+    def hidden_states(self, wav: torch.Tensor, frames: torch.Tensor | None, layers,
+                      traced: bool = False) -> dict[int, torch.Tensor]:
+        """:meth:`forward`'s hidden states, given each item's valid ``frames`` (None: no item
+        is padded). ``traced``: the padding mask is applied wherever ``frames`` is given and
+        attention runs in one chunk, so that no branch depends on the values or sizes and a
+        trace holds for every batch."""
         wanted = set(int(layer) for layer in layers)
         x = wav[:, None, :]
         for conv in self.cnn:
             x = conv(x)
         x = self.proj(self.proj_norm(x.transpose(1, 2)))  # [B, T, D]
         B, T, _ = x.shape
-        frames = self.frame_lengths(lengths.to(x.device))
         pad = None
-        if bool((frames < T).any()):
+        if frames is not None and (traced or bool((frames < T).any())):
             pad = torch.arange(T, device=x.device)[None, :] >= frames[:, None]
         x = x + self.positional(x, pad)
         n = self.cfg.num_extra_tokens
         if n:
             x = torch.cat([self.extra_tokens.expand(B, -1, -1).to(x.dtype), x], dim=1)
             if pad is not None:
-                pad = F.pad(pad, (n, 0), value=False)
+                pad = torch.cat([pad.new_zeros(B, n), pad], dim=1)
         x = self.context_norm(x)
         hidden = {0: x[:, n:]} if 0 in wanted else {}
         last = max(wanted, default=0)
         if last > 0:
-            bias = AttentionBias(x.shape[1], n, pad, x.device, x.dtype)
+            bias = AttentionBias(x.shape[1], n, pad, x.device, x.dtype, chunked=not traced)
             for i in range(last):  # no block beyond the highest requested layer
                 bias.slopes = self.block_slopes(i)
                 x = self.blocks[i](x, bias)
                 if i + 1 in wanted:
                     hidden[i + 1] = x[:, n:]
-        return hidden, frames
+        return hidden
 
     def flops(self, num_samples: int) -> float:
         """Multiply-adds x 2 of one forward pass over ``num_samples`` samples (all layers)."""
