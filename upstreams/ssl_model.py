@@ -33,7 +33,7 @@ import torch
 
 from emobox.extraction.checkpoints import checkpoint_id as hash_checkpoint
 from emobox.errors import CheckpointNotFoundError, EmoboxUsageError
-from emobox.extraction.upstream import Upstream, UpstreamOutput
+from emobox.extraction.upstream import LayersGraph, Upstream, UpstreamOutput, padding_mask
 
 from .common import (NORM_FEATURE_EXTRACTOR, NORM_LAYER_NORM, NORM_METHODS, NORM_NONE,
                      capture_blocks, conv1d_flops, conv_lengths, equal_length_groups,
@@ -172,10 +172,7 @@ class SSLEncoder(Upstream):
         mask when their lengths differ. For a padding-sensitive model the padded items' features
         differ from their one-at-a-time features: :meth:`forward` never calls it that way."""
         batch, lengths = stack_padded(wavs)
-        mask = None
-        if int(lengths.min()) != int(lengths.max()):
-            mask = (torch.arange(batch.shape[1], device=batch.device)[None, :]
-                    < lengths.to(batch.device)[:, None]).long()
+        mask = padding_mask(lengths.to(batch.device), batch.shape[1])
         if self.runtime is not None:
             return self.runtime(self, sorted(layers), batch, mask)
         return self.hidden_states(batch, mask, layers)
@@ -201,21 +198,8 @@ class SSLEncoder(Upstream):
         return hidden
 
     def graph(self, layers: Sequence[int], masked: bool) -> torch.nn.Module:
-        return _LayersGraph(self, layers)
-
-
-class _LayersGraph(torch.nn.Module):
-    """:meth:`SSLEncoder.hidden_states` for fixed layers as one traceable forward."""
-
-    def __init__(self, upstream: SSLEncoder, layers: Sequence[int]):
-        super().__init__()
-        self.upstream = upstream
-        self.layers = sorted(int(L) for L in layers)
-
-    def forward(self, batch: torch.Tensor, mask: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, ...]:
-        hidden = self.upstream.hidden_states(batch, mask, self.layers, traced=True)
-        return tuple(hidden[L] for L in self.layers)
+        return LayersGraph(self, layers, lambda batch, mask, wanted: self.hidden_states(
+            batch, mask, wanted, traced=True))
 
 
 def load_ssl(name: str, path: Path, model_class: str, model_type: str, *, num_layers: int,

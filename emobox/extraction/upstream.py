@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import torch
 
@@ -172,3 +172,33 @@ def pad_batch(wavs: Sequence[torch.Tensor], min_len: int = 0) -> tuple[torch.Ten
     for i, w in enumerate(wavs):
         out[i, : w.shape[-1]] = w
     return out, lengths
+
+
+def padding_mask(lengths: torch.Tensor, width: int) -> torch.Tensor | None:
+    """The int64 mask ``[B, width]`` of each item's real inputs (1) in a right-padded batch, or
+    None when no item is padded."""
+    lengths = lengths.reshape(-1)
+    if bool((lengths >= width).all()):
+        return None
+    return (torch.arange(width, device=lengths.device)[None, :] < lengths[:, None]).long()
+
+
+class LayersGraph(torch.nn.Module):
+    """What :meth:`Upstream.graph` returns for an upstream whose computation is
+    ``hidden_states(batch, mask, layers) -> {layer: [B, T, D]}``: that computation for fixed
+    layers as one forward, ``forward(batch[, mask])`` giving one tensor per layer in order.
+    ``owner`` (the module holding the weights) is registered, so a tracer sees its
+    parameters."""
+
+    def __init__(self, owner: torch.nn.Module, layers: Sequence[int],
+                 hidden_states: Callable[[torch.Tensor, "torch.Tensor | None", list[int]],
+                                         Mapping[int, torch.Tensor]]):
+        super().__init__()
+        self.owner = owner
+        self.layers = sorted(int(L) for L in layers)
+        self._hidden_states = hidden_states
+
+    def forward(self, batch: torch.Tensor, mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, ...]:
+        hidden = self._hidden_states(batch, mask, self.layers)
+        return tuple(hidden[L] for L in self.layers)

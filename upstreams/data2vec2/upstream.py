@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 
 from emobox.errors import CheckpointNotFoundError, EmoboxUsageError
-from emobox.extraction.upstream import Upstream, UpstreamOutput, pad_batch
+from emobox.extraction.upstream import (LayersGraph, Upstream, UpstreamOutput, pad_batch,
+                                        padding_mask)
 
 from .ckpt import is_converted
 from .variants import VARIANTS
@@ -76,9 +77,7 @@ class Data2Vec2Upstream(Upstream):
         batch, lengths = pad_batch([self._prepare(w) for w in wavs])
         if self.runtime is not None:  # --runtime openvino
             frames = self.encoder.frame_lengths(lengths)
-            mask = None
-            if bool((lengths < batch.shape[1]).any()):
-                mask = (torch.arange(batch.shape[1])[None, :] < lengths[:, None]).long()
+            mask = padding_mask(lengths, batch.shape[1])
             hidden = self.runtime(self, sorted(layers), batch, mask)
         else:
             hidden, frames = self.encoder(batch, lengths, layers)
@@ -88,7 +87,10 @@ class Data2Vec2Upstream(Upstream):
         """The encoder on a normalised, zero-padded batch ``[B, S]`` (and, when ``masked``,
         its int64 mask of real samples) for another runtime; the waveform normalisation
         stays with torch."""
-        return _Graph(self.encoder, layers)
+        encoder = self.encoder
+        return LayersGraph(encoder, layers, lambda wav, mask, wanted: encoder.hidden_states(
+            wav, None if mask is None else encoder.frame_lengths(mask.sum(dim=1)), wanted,
+            traced=True))
 
     def frames_for(self, num_samples: int) -> int:
         return conv_output_length(max(int(num_samples), self.min_samples),
@@ -97,17 +99,3 @@ class Data2Vec2Upstream(Upstream):
     def flops(self, num_samples: int) -> float:
         return self.encoder.flops(max(int(num_samples), self.min_samples))
 
-
-class _Graph(torch.nn.Module):
-    """:meth:`Data2Vec2Encoder.hidden_states` for fixed layers as one forward."""
-
-    def __init__(self, encoder: Data2Vec2Encoder, layers: Sequence[int]):
-        super().__init__()
-        self.encoder = encoder
-        self.layers = sorted(int(L) for L in layers)
-
-    def forward(self, wav: torch.Tensor, mask: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, ...]:
-        frames = None if mask is None else self.encoder.frame_lengths(mask.sum(dim=1))
-        hidden = self.encoder.hidden_states(wav, frames, self.layers, traced=True)
-        return tuple(hidden[L] for L in self.layers)

@@ -36,7 +36,7 @@ from typing import Sequence
 
 import torch
 
-from emobox.extraction.upstream import Upstream, UpstreamOutput, Windows
+from emobox.extraction.upstream import LayersGraph, Upstream, UpstreamOutput, Windows
 
 from ..common import stack_padded
 from .frames import (FEATURE_VERSION, HOP, MODES, N_FFT, SAMPLE_RATE,  # noqa: F401  (public here)
@@ -163,7 +163,10 @@ class WhisperUpstream(Upstream):
         batch carries its int64 mask ``[B, M]`` of real mel frames."""
         if masked != (self.mode == "trimmed"):
             return None
-        return _MelGraph(self, layers)
+        # trimmed mode: the mask is applied even where it keeps every frame, so that the trace
+        # holds for padded batches too
+        return LayersGraph(self, layers, lambda mel, mask, wanted: self.hidden_states(
+            mel, None if mask is None else mask.to(torch.bool), wanted))
 
     def _assemble(self, hidden, frames, owner, batch, wanted) -> UpstreamOutput:
         lengths = torch.zeros(batch, dtype=torch.long)
@@ -225,19 +228,3 @@ class WhisperUpstream(Upstream):
             out[top] = enc.layer_norm(x)
         return out
 
-
-class _MelGraph(torch.nn.Module):
-    """:meth:`WhisperUpstream.hidden_states` for fixed layers as one forward: ``(mel)`` in
-    faithful mode, ``(mel, mask)`` in trimmed mode (the mask applied even where it keeps every
-    frame, so that the trace holds for padded batches too)."""
-
-    def __init__(self, upstream: "WhisperUpstream", layers: Sequence[int]):
-        super().__init__()
-        self.upstream = upstream
-        self.layers = sorted(int(L) for L in layers)
-
-    def forward(self, mel: torch.Tensor, mask: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, ...]:
-        keep = None if mask is None else mask.to(torch.bool)
-        hidden = self.upstream.hidden_states(mel, keep, self.layers)
-        return tuple(hidden[L] for L in self.layers)
