@@ -160,6 +160,10 @@ def bench_command(
         err_console.print(f"[yellow]not on this machine:[/yellow] {escape(m.corpus)}{size}: "
                           f"{escape(m.reason)}",
                           highlight=False, soft_wrap=True)
+    for c in result.plan.missing_checkpoints:
+        err_console.print(f"[yellow]not on this machine:[/yellow] {escape(c.upstream)} (its "
+                          f"tasks are left out): {escape(c.reason)}",
+                          highlight=False, soft_wrap=True)
     if dry_run:
         console.print(f"dry run: {len(result.plan.todo)} tasks to run, "
                       f"{len(result.plan.finished)} finished; bench directory: {result.out}",

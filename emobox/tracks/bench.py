@@ -175,12 +175,21 @@ class MissingCorpus:
 
 
 @dataclass
+class MissingCheckpoint:
+    upstream: str
+    reason: str  # where the upstream looked and how to obtain its weights
+
+
+@dataclass
 class BenchPlan:
     out: Path
     options: BenchOptions
     extractions: list[ExtractTask]
     trainings: list[TrainTask]
     missing: list[MissingCorpus]
+    # upstreams whose weights are not on this machine: their tasks are left out of the plan
+    missing_checkpoints: list[MissingCheckpoint] = field(default_factory=list)
+    scanned: list[str] = field(default_factory=list)  # the requested corpora on this machine
     # (upstream, corpus, downstream, layer of a layer sweep or None) -> TriplePlan, run dir
     triples: dict[tuple[str, str, str, int | None], Any] = field(default_factory=dict)
     run_dirs: dict[tuple[str, str, str, int | None], Path] = field(default_factory=dict)
@@ -226,11 +235,14 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
     """Scan the corpora, build the triples' folds and mark the tasks already finished."""
     registry = registry or get_registry()
     up_specs, names = opts.check_plugins(registry)
+    absent = [MissingCheckpoint(u.name, str(err)) for u in up_specs
+              if (err := u.missing_checkpoint(opts.upstream_ckpt)) is not None]
+    up_specs = [u for u in up_specs if u.name not in {m.upstream for m in absent}]
     sweeps = {(u.name, d): sweep_layers(opts.layer, u, registry.downstream(d))
               for u in up_specs for d in opts.downstreams}  # a layer list refused here
     out = bench_dir(opts)
     features_dir = opts.features_dir or str(paths.features_dir())
-    plan = BenchPlan(out, opts, [], [], [])
+    plan = BenchPlan(out, opts, [], [], [], absent)
     checked: dict = {}  # (store, audio digest) -> whether the audio is unchanged
     for corpus_name in names:
         spec = registry.corpus(corpus_name)
@@ -244,6 +256,7 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
         except EmoboxError as exc:
             plan.missing.append(_missing(spec, str(exc)))
             continue
+        plan.scanned.append(corpus_name)
         reference = _reference(spec)
         seconds = audio_seconds(manifest, reference)
         for up in up_specs:
@@ -443,10 +456,12 @@ def bench(opts: BenchOptions, reporter: Reporter | None = None,
     if opts.dry_run:
         return BenchResult(plan.out, plan, [], [t.id for t in plan.finished], {}, plan.missing)
     if not plan.triples:
-        names = ", ".join(m.corpus for m in plan.missing) or "none"
-        raise EmoboxUsageError(f"nothing to run: no requested corpus is on this machine "
-                               f"(missing: {names}); pass --root-map corpus=DIR or put them "
-                               f"under $EMOBOX_DATA/<corpus>")
+        problems = [m.reason for m in plan.missing_checkpoints]
+        if not plan.scanned or not problems:
+            names = ", ".join(m.corpus for m in plan.missing) or "none"
+            problems.insert(0, f"no requested corpus is on this machine (missing: {names}); pass "
+                               f"--root-map corpus=DIR or put them under $EMOBOX_DATA/<corpus>")
+        raise EmoboxUsageError("nothing to run: " + "\nerror: ".join(problems))
     check_out(plan.out, opts.features_dir, kind="bench")
     check_bench_dir(plan.out)
     waited: list[str] = []
@@ -676,9 +691,11 @@ def _write_summary(plan: BenchPlan) -> None:
         results.append([u, c, d, *variant, f"{len(rows)}/{n}", *cells])
     lines += table(["upstream", "corpus", "downstream", *(["layer"] if swept else []), "folds",
                     "UA %", "WA %", "F1 %"], results)
-    if plan.missing:
+    if plan.missing or plan.missing_checkpoints:
         lines += ["", "Not run:", ""] + [f"- {escape.markdown(m.corpus)}: "
                                          f"{escape.markdown(m.reason)}" for m in plan.missing]
+        lines += [f"- {escape.markdown(m.upstream)}: {escape.markdown(m.reason)}"
+                  for m in plan.missing_checkpoints]
     atomic_write_text(plan.out / "summary.md", "\n".join(lines) + "\n")
 
 

@@ -319,3 +319,44 @@ def test_a_bench_resumed_over_changed_audio_does_not_count_old_folds_as_done(tmp
     assert (f"failed: train:fbank:tones:linear_probe:fold1: {run} holds a run made with other "
             f"options (audio_sha256: ") in res.err
     assert (run / "results.jsonl").read_text() == results  # nothing mixed in
+
+
+def test_missing_weights_and_a_missing_corpus_are_both_reported_before_anything_runs(
+        tmp_path, cli, monkeypatch):
+    """An upstream whose checkpoint is not on this machine is left out of the plan with where
+    it was looked for, beside a missing corpus; the rest of the grid runs."""
+    monkeypatch.setenv("EMOBOX_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    res = cli("bench", "-u", "hubert_base,fbank", "-c", "demo,ravdess", "-d", "linear_probe",
+              "--dry-run", "--out", tmp_path / "b")
+    assert res.code == 0, res
+    err = " ".join(res.err.split())
+    assert "not on this machine: ravdess (published: 1440 utterances" in err
+    assert ("not on this machine: hubert_base (its tasks are left out): no checkpoint for "
+            "upstream 'hubert_base' on this machine; looked in:") in err
+    assert "hf download facebook/hubert-base-ls960" in err
+    assert "extract:fbank:demo" in res.out and "extract:hubert_base:demo" not in res.out
+    assert "dry run: 4 tasks to run" in res.out  # fbank on demo: one extraction, three folds
+
+    res = cli("bench", "-u", "hubert_base,fbank", "-c", "demo,ravdess", "-d", "linear_probe",
+              "--epochs", "2", "--warmup", "1", "-q", "--out", tmp_path / "b")
+    assert res.code == 0, res
+    summary = (tmp_path / "b" / "summary.md").read_text()
+    assert "| fbank | demo | linear_probe | 3/3 |" in summary
+    assert "hubert_base | demo" not in summary and "failed:" not in res.err
+    assert "- hubert_base: no checkpoint for upstream 'hubert_base'" in summary
+    assert "- ravdess: corpus 'ravdess': root" in summary
+
+    # nothing left to run: both reasons, one error line each, before any work
+    res = cli("bench", "-u", "hubert_base", "-c", "demo", "--out", tmp_path / "c", "-q")
+    assert res.code == 2, res
+    lines = res.err.strip().splitlines()
+    assert lines[0].startswith("error: nothing to run: no checkpoint for upstream "
+                               "'hubert_base' on this machine"), res.err
+    assert not (tmp_path / "c").exists() and "Traceback" not in res.err
+    res = cli("bench", "-u", "hubert_base", "-c", "ravdess", "--out", tmp_path / "c", "-q")
+    assert res.code == 2, res
+    assert res.err.startswith("error: nothing to run: no requested corpus is on this machine "
+                              "(missing: ravdess)"), res.err
+    assert "\nerror: no checkpoint for upstream 'hubert_base'" in res.err
