@@ -172,8 +172,16 @@ def plan_cross(opts: CrossOptions, registry: Registry | None = None,
         notes.append("SELECTION BY TEST (--select test): each source's epochs and configuration "
                      "were picked on the union of all targets' test sets; only for comparing "
                      "with the published tables; these numbers are optimistic")
-    track = [_track_corpus(registry.corpus(name), opts, classes, sets_dir,
-                           (corpora or {}).get(name)) for name in names]
+    track, problems = [], []
+    for name in names:  # every corpus that is not here (or has no set) is named at once
+        try:
+            track.append(_track_corpus(registry.corpus(name), opts, classes, sets_dir,
+                                       (corpora or {}).get(name)))
+        except EmoboxUsageError as exc:
+            problems.append(str(exc))
+    if problems:
+        also = up_spec.missing_checkpoint(opts.upstream_ckpt)  # and missing weights too
+        raise EmoboxUsageError("\nerror: ".join(problems + ([str(also)] if also else [])))
     for tc in track:
         if tc.name in up_spec.trained_on:
             notes.append(f"{opts.upstream} was trained on {tc.name}: cells with {tc.name} as "

@@ -168,6 +168,26 @@ def test_a_corpus_without_a_set_says_how_to_make_one(tmp_path, cli):
     assert res.code == 2 and "'grumpy' is not an emotion class" in res.err
 
 
+def test_every_missing_corpus_and_missing_weights_are_named_at_once(tmp_path, cli,
+                                                                   monkeypatch):
+    monkeypatch.setenv("EMOBOX_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    emodb = write_tree(tmp_path, "emodb", extra=40, tones=False)
+    res = cli("cross", "run", "-u", "hubert_base", "-c", "ravdess,emodb,savee", "--root-map",
+              f"emodb={emodb}", "--out", tmp_path / "x", "-q")
+    assert res.code == 2, res
+    lines = res.err.strip().splitlines()
+    assert len(lines) == 4 and all(ln.startswith("error: ") for ln in lines), res.err
+    assert lines[0].startswith(f"error: corpus 'ravdess': root {tmp_path / 'data' / 'ravdess'} "
+                               f"does not exist")
+    assert lines[1].startswith("error: emodb has no balanced test set")
+    assert lines[2].startswith(f"error: corpus 'savee': root {tmp_path / 'data' / 'savee'} "
+                               f"does not exist")
+    assert lines[3].startswith("error: no checkpoint for upstream 'hubert_base' on this machine")
+    assert not (tmp_path / "x").exists()
+
+
 def test_cross_build_reproduces_table3_structure_and_refuses_short_quotas(tmp_path, cli):
     ravdess = write_tree(tmp_path, "ravdess", extra=2000, tones=False)  # the whole corpus
     out = tmp_path / "sets"
