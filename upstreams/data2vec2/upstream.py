@@ -98,4 +98,3 @@ class Data2Vec2Upstream(Upstream):
 
     def flops(self, num_samples: int) -> float:
         return self.encoder.flops(max(int(num_samples), self.min_samples))
-

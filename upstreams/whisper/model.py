@@ -227,4 +227,3 @@ class WhisperUpstream(Upstream):
         if top == self.num_layers:
             out[top] = enc.layer_norm(x)
         return out
-
