@@ -235,14 +235,18 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
     """Scan the corpora, build the triples' folds and mark the tasks already finished."""
     registry = registry or get_registry()
     up_specs, names = opts.check_plugins(registry)
+    # weights this machine lacks: its tasks would fail one by one (on Ray the workers look
+    # for the weights themselves, where the driver cannot tell)
     absent = [MissingCheckpoint(u.name, str(err)) for u in up_specs
-              if (err := u.missing_checkpoint(opts.upstream_ckpt)) is not None]
-    up_specs = [u for u in up_specs if u.name not in {m.upstream for m in absent}]
+              if opts.executor == "local"
+              and (err := u.missing_checkpoint(opts.upstream_ckpt)) is not None]
+    left_out = {m.upstream for m in absent}
+    up_specs = [u for u in up_specs if u.name not in left_out]
     sweeps = {(u.name, d): sweep_layers(opts.layer, u, registry.downstream(d))
               for u in up_specs for d in opts.downstreams}  # a layer list refused here
     out = bench_dir(opts)
     features_dir = opts.features_dir or str(paths.features_dir())
-    plan = BenchPlan(out, opts, [], [], [], absent)
+    plan = BenchPlan(out, opts, [], [], [], missing_checkpoints=absent)
     checked: dict = {}  # (store, audio digest) -> whether the audio is unchanged
     for corpus_name in names:
         spec = registry.corpus(corpus_name)

@@ -338,6 +338,11 @@ def test_missing_weights_and_a_missing_corpus_are_both_reported_before_anything_
     assert "hf download facebook/hubert-base-ls960" in err
     assert "extract:fbank:demo" in res.out and "extract:hubert_base:demo" not in res.out
     assert "dry run: 4 tasks to run" in res.out  # fbank on demo: one extraction, three folds
+    # on Ray the workers look for the weights themselves: the driver plans the tasks
+    res = cli("bench", "-u", "hubert_base,fbank", "-c", "demo", "-d", "linear_probe",
+              "--executor", "ray", "--dry-run", "--out", tmp_path / "b")
+    assert res.code == 0 and "extract:hubert_base:demo" in res.out, res
+    assert "dry run: 8 tasks to run" in res.out and "hubert_base (its tasks" not in res.err
 
     res = cli("bench", "-u", "hubert_base,fbank", "-c", "demo,ravdess", "-d", "linear_probe",
               "--epochs", "2", "--warmup", "1", "-q", "--out", tmp_path / "b")
