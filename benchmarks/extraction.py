@@ -77,6 +77,7 @@ import numpy as np
 import torch
 
 from emobox import Manifest, Upstream, UpstreamOutput, Utterance, extract_stats, load_audio, pad_batch
+from emobox.extraction.runtime import has_graph
 
 ACTED = [
     "Kids are talking by the door.", "Dogs are sitting by the door.",
@@ -387,7 +388,7 @@ def openvino_for(up: Upstream) -> bool:
         import openvino  # noqa: F401
     except ImportError:
         return False
-    return any(up.graph([up.num_layers], masked) is not None for masked in (False, True))
+    return has_graph(up, [up.num_layers])
 
 
 def run_method(up: Upstream, m: Manifest, out: Path, meth: str):

@@ -25,7 +25,7 @@ import torch
 
 from emobox.datasets.audio import audio_samples, load_audio, stream_audio
 from emobox.extraction.batching import Plan, chunk_full, plan_batches
-from emobox.extraction.runtime import OpenVINORuntime, runtime_for
+from emobox.extraction.runtime import OpenVINORuntime, has_graph, runtime_for
 from emobox.errors import AudioError, ContractError, DataError
 from emobox.datasets.manifest import Manifest, Utterance
 from emobox.extraction.kernels import channels_last_conv, conv_kernel_name
@@ -213,7 +213,7 @@ class Engine:
         self.runtime: OpenVINORuntime | None = None
         self.runtime_note: str | None = None
         if runtime == "openvino":
-            if all(upstream.graph(self.layers, masked) is None for masked in (False, True)):
+            if not has_graph(upstream, self.layers):
                 self.runtime_note = (f"--runtime openvino: {upstream.name} has no graph for "
                                      f"OpenVINO; torch computed its features")
             else:

@@ -56,6 +56,12 @@ def check_runtime(runtime: str, device: str | torch.device = "cpu") -> None:
                                    "pip install openvino") from None
 
 
+def has_graph(upstream: Any, layers: Sequence[int]) -> bool:
+    """Whether ``upstream`` exposes a graph for ``layers`` for either kind of batch (equal
+    lengths, or padded with a mask): what another runtime can compute."""
+    return any(upstream.graph(layers, masked) is not None for masked in (False, True))
+
+
 def openvino_version() -> str:
     import openvino
 
