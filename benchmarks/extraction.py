@@ -76,8 +76,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from emobox import Manifest, Upstream, UpstreamOutput, Utterance, extract_stats, load_audio, pad_batch
-from emobox.extraction.runtime import has_graph
+from emobox import (Manifest, Upstream, UpstreamOutput, Utterance, extract_stats, has_graph,
+                    load_audio, pad_batch)
 
 ACTED = [
     "Kids are talking by the door.", "Dogs are sitting by the door.",

@@ -60,6 +60,7 @@ _LAZY = {
     "find_checkpoint": ("emobox.extraction.checkpoints", "find_checkpoint"),
     "checkpoint_id": ("emobox.extraction.checkpoints", "checkpoint_id"),
     "pad_batch": ("emobox.extraction.upstream", "pad_batch"),
+    "has_graph": ("emobox.extraction.runtime", "has_graph"),
     "segment_ids": ("emobox.training.downstream", "segment_ids"),
     "BalancedSet": ("emobox.datasets.balanced", "BalancedSet"),
     # the extraction and training engine, for scripts and benchmarks
