@@ -27,8 +27,8 @@ spin-waits too, so it is compared between methods only, never with the matmul pe
   one ``.npy`` per utterance: the loop a user would write around the same upstream;
 - ``exact``: ``emobox.extract`` in fp32 (sorted, batched where exact, decoded ahead, fp16 store);
 - ``exact_stock``: ``exact`` with the upstream's stock modules (``fast_kernels = False``), for
-  the families where emobox swaps in a faster kernel (the layer-norm convolution stack): what
-  that kernel gives, measured in the same run;
+  the families where emobox swaps in a faster kernel (the layer-norm convolution stack, WavLM's
+  fused attention): what those kernels give, measured in the same run;
 - ``openvino``: ``exact`` with ``--runtime openvino`` (where OpenVINO is installed and the
   encoder exposes a graph: all three here), timed whole (the first run of an encoder converts
   and compiles it; torch checks batches 1, 2, 4... of every run) and without that ("ov
@@ -663,7 +663,10 @@ def run(args, work: Path, device: str) -> None:
             cap: dict = {}
             exact = emobox_run(up, m, L, work / "check" / "exact", "fp32", capture=cap)
             exact_fp32 = {keyed[h]: v for h, v in cap.items()}
-            kernel[up.name] = exact.store.meta["engine"].get("conv_feature_encoder", "")
+            engine = exact.store.meta["engine"]
+            fused = engine.get("attention") == "emobox fused sdpa"
+            kernel[up.name] = ", ".join(k for k in (engine.get("conv_feature_encoder"),
+                                                    "emobox fused sdpa" if fused else None) if k)
             bf16_m = m if time_bf16 else Manifest(m.corpus, m.root, list(m)[: args.bf16_clips])
             bf16 = emobox_run(up, bf16_m, L, work / "check" / "bf16", "bf16")
             acc[(up.name, cname)] = {

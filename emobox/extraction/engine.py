@@ -28,7 +28,8 @@ from emobox.extraction.batching import Plan, chunk_full, plan_batches
 from emobox.extraction.runtime import OpenVINORuntime, has_graph, runtime_for
 from emobox.errors import AudioError, ContractError, DataError
 from emobox.datasets.manifest import Manifest, Utterance
-from emobox.extraction.kernels import channels_last_conv, conv_kernel_name
+from emobox.extraction.kernels import (attention_kernel_name, channels_last_conv,
+                                      conv_kernel_name, fused_wavlm_attention)
 from emobox.extraction.precision import compute_context, fast_path
 from emobox.progress import Task
 from emobox.extraction.store import FP16_MAX, AudioRecord, ChunkData, StoreWriter, audio_record
@@ -221,9 +222,9 @@ class Engine:
         # OpenVINO traces the stock float32 modules and chooses its own kernels and precision
         self.use_lowp = (precision != "fp32" and getattr(upstream, "lowp_weight_cache", True)
                          and self.runtime is None)
-        self.conv_kernel = (conv_kernel_name(upstream)
-                            if getattr(upstream, "fast_kernels", True) and self.runtime is None
-                            else None)
+        fast = getattr(upstream, "fast_kernels", True) and self.runtime is None
+        self.conv_kernel = conv_kernel_name(upstream) if fast else None
+        self.attention_kernel = attention_kernel_name(upstream) if fast else None
         self.windows = upstream_windows(upstream)
 
     def settings(self, workers: int) -> dict:
@@ -235,7 +236,7 @@ class Engine:
                "lowp_weight_cache": bool(self.use_lowp), "inference_mode": True,
                "tf32": False if kind == "cuda" else None,
                "runtime": self.runtime.describe() if self.runtime is not None else None,
-               "attention": attention_implementation(self.upstream),
+               "attention": self.attention_kernel or attention_implementation(self.upstream),
                "conv_feature_encoder": self.conv_kernel,
                "batching": ("equal lengths only" if self.plan.padding_sensitive else
                             f"sorted by length, padding <= {self.plan.max_padding:g} of the "
@@ -256,6 +257,8 @@ class Engine:
         # the faster kernels are swapped in once for the whole run, not at every batch
         with ThreadPoolExecutor(1, thread_name_prefix="emobox-store") as write_pool, \
                 (channels_last_conv(self.upstream) if self.conv_kernel else nullcontext()), \
+                (fused_wavlm_attention(self.upstream) if self.attention_kernel
+                 else nullcontext()), \
                 runtime_for(self.upstream, self.runtime):
             try:
                 for chunk in iter_chunks(iter(prefetch), self.plan):

@@ -510,8 +510,8 @@ def test_meta_records_the_engine_settings_that_made_the_features(corpus, tmp_pat
     e, f = exact.meta["engine"], fast.meta["engine"]
     assert (e["precision"], e["lowp_weight_cache"], "autocast" in e) == ("fp32", False, False)
     assert (f["precision"], f["autocast"], f["lowp_weight_cache"]) == ("bf16", "bf16", True)
-    # transformers' WavLM has no SDPA attention: the eager one made these features
-    assert e["attention"] == f["attention"] == "eager"
+    # transformers' WavLM has no SDPA attention: emobox's fused one made these features
+    assert e["attention"] == f["attention"] == "emobox fused sdpa"
     assert e["threads"] == torch.get_num_threads() and e["torch"] == torch.__version__
     assert e["batching"].startswith("sorted by length")
     assert exact.sessions()[-1]["engine"] == e  # the journal keeps each extraction's settings

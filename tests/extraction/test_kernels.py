@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from emobox.extraction.extract import extract
-from emobox.extraction.kernels import channels_last_conv, conv_as_matmul, conv_kernel_name
+from emobox.extraction.kernels import (attention_kernel_name, channels_last_conv, conv_as_matmul,
+                                      conv_kernel_name, fused_wavlm_attention)
 from extract_fakes import TinyHF, tone_corpus
 
 
-def _tiny(model: str, norm: str = "layer"):
+def _tiny(model: str, norm: str = "layer", **extra):
     import transformers
 
     cfg_cls, model_cls = {
@@ -25,6 +26,7 @@ def _tiny(model: str, norm: str = "layer"):
               conv_dim=(24,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
     if model != "data2vec":
         kw.update(feat_extract_norm=norm, conv_bias=True)
+    kw.update(extra)
     return getattr(transformers, model_cls)(getattr(transformers, cfg_cls)(**kw)).eval()
 
 
@@ -100,6 +102,72 @@ def test_bf16_autocast_runs_the_matmul_in_bf16_close_to_the_stock_path():
             fast = net(x).last_hidden_state.float()
     cos = torch.nn.functional.cosine_similarity(stock.flatten(0, 1), fast.flatten(0, 1), dim=-1)
     assert cos.min() > 0.99
+
+
+def _padded(lengths):
+    torch.manual_seed(1)
+    wavs = [torch.randn(n) for n in lengths]
+    x = torch.nn.utils.rnn.pad_sequence(wavs, batch_first=True)
+    mask = (torch.arange(x.shape[1])[None] < torch.tensor(lengths)[:, None]).long()
+    return x, mask
+
+
+@pytest.mark.parametrize("stable", [False, True])
+def test_fused_wavlm_attention_gives_the_stock_features_of_a_padded_batch(stable):
+    net = _tiny("wavlm", do_stable_layer_norm=stable, num_hidden_layers=3)
+    x, mask = _padded([16000, 11000, 6400])
+    frames = net._get_feat_extract_output_lengths(mask.sum(1)).tolist()
+    with torch.inference_mode():
+        stock = net(x, attention_mask=mask, output_hidden_states=True).hidden_states
+        with fused_wavlm_attention(net) as swapped:
+            fast = net(x, attention_mask=mask, output_hidden_states=True).hidden_states
+    assert swapped == 3  # one attention per block
+    for a, b in zip(stock, fast):  # each item's real frames: within exact mode's 1e-4
+        for i, n in enumerate(frames):
+            assert (a[i, :n] - b[i, :n]).abs().max() <= 1e-4
+    assert any((a != b).any() for a, b in zip(stock, fast))  # it did take the other path
+    assert all("forward" not in m.__dict__ for m in net.modules())  # the stock forward is back
+
+
+def test_fused_wavlm_attention_swaps_all_blocks_or_none():
+    assert attention_kernel_name(_tiny("wav2vec2")) is None  # transformers' own attention
+    net = _tiny("wavlm", num_hidden_layers=3)
+    assert attention_kernel_name(net) == "emobox fused sdpa"
+    seen = []
+    net.encoder.layers[1].attention.register_forward_hook(lambda *a: seen.append(1))
+    assert attention_kernel_name(net) is None
+    x, mask = _padded([8000, 6000])
+    with torch.inference_mode(), fused_wavlm_attention(net) as swapped:
+        net(x, attention_mask=mask)
+    assert swapped == 0 and seen == [1]  # the hooked module ran, and so did the others, stock
+
+
+def test_bf16_autocast_fused_wavlm_attention_stays_close_to_the_stock_path():
+    from emobox.extraction.precision import compute_context
+
+    net = _tiny("wavlm")
+    x, mask = _padded([16000, 12000])
+    with compute_context("bf16", "cpu"):
+        stock = net(x, attention_mask=mask).last_hidden_state.float()
+        with fused_wavlm_attention(net):
+            fast = net(x, attention_mask=mask).last_hidden_state.float()
+    cos = torch.nn.functional.cosine_similarity(stock[1, :37], fast[1, :37], dim=-1)
+    assert cos.min() > 0.99
+
+
+def test_engine_records_the_fused_attention_and_an_upstream_can_opt_out(tmp_path):
+    corpus = tone_corpus(tmp_path / "c", [0.8, 1.3, 1.0, 2.1])
+    up = TinyHF("layer", arch="wavlm")
+    up.model(torch.zeros(1, 4000), output_hidden_states=True)  # transformers adds its hooks
+    fast = extract(up, corpus, [2], store_dir=tmp_path / "fast")
+    assert fast.meta["engine"]["attention"] == "emobox fused sdpa"
+    up.fast_kernels = False
+    stock = extract(up, corpus, [2], store_dir=tmp_path / "stock")
+    assert stock.meta["engine"]["attention"] == "eager"
+    a = np.asarray(fast.layer(2), np.float32)
+    b = np.asarray(stock.layer(2), np.float32)
+    assert a.shape == b.shape and np.abs(a - b).max() <= 2e-3  # float16 storage: 1 ulp
+    assert np.abs(fast.pooled(2) - stock.pooled(2)).max() <= 1e-5
 
 
 class _Recorder:
