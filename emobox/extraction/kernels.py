@@ -55,8 +55,11 @@ def _transformers_capture(hook) -> bool:
             and getattr(hook, "__module__", "").startswith("transformers."))
 
 
-def _hooked(mod: torch.nn.Module) -> bool:
-    hooks = [h for h in mod._forward_hooks.values() if not _transformers_capture(h)]
+def _hooked(mod: torch.nn.Module, capture_ok: bool = False) -> bool:
+    """Whether ``mod`` has hooks, parametrizations or its own forward. ``capture_ok``: a swap
+    that still calls the module (its hooks run) may ignore transformers' capturing hooks."""
+    hooks = [h for h in mod._forward_hooks.values()
+             if not (capture_ok and _transformers_capture(h))]
     return bool(hooks or mod._forward_pre_hooks or hasattr(mod, "parametrizations")
                 or "forward" in mod.__dict__)
 
@@ -150,7 +153,8 @@ def _wavlm_attentions(module: torch.nn.Module) -> list[torch.nn.Module]:
     none: one block's position bias goes to the next, so the blocks change shape together."""
     found = [m for m in module.modules()
              if type(m).__name__ == "WavLMAttention" and _transformers_class(m)]
-    if not all(all(hasattr(m, a) for a in _WAVLM_PARTS) and not _hooked(m) and not m.training
+    if not all(all(hasattr(m, a) for a in _WAVLM_PARTS) and not _hooked(m, capture_ok=True)
+               and not m.training
                and not any(_hooked(p) for p in (m.q_proj, m.k_proj, m.v_proj, m.out_proj,
                                                  m.gru_rel_pos_linear))
                for m in found):
