@@ -29,9 +29,9 @@ kernel. The values are the stock ones up to float32 summation order. The gain gr
 clip length (the ``[T, T]`` tensors): measured on a 2-core AVX2 CPU with a base-sized WavLM,
 extraction of 0.5-20-s clips takes 1.06-1.12x less compute time across runs, of 2-5-s clips no
 less. The blocks of a batch write their bias into one shared buffer (a fresh ``[B, heads, T, T]``
-tensor per block made the attention of two 20-s clips 1.24x slower). Only unhooked, stock ``WavLMAttention`` modules in
-eval mode are swapped, and all of a model's or none (each block hands the position bias to the
-next).
+tensor per block made the attention of two 20-s clips 1.24x slower). Only unhooked, stock
+``WavLMAttention`` modules in eval mode are swapped, and all of a model's or none (each block
+hands the position bias to the next).
 """
 
 from __future__ import annotations
