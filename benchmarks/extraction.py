@@ -664,9 +664,10 @@ def run(args, work: Path, device: str) -> None:
             exact = emobox_run(up, m, L, work / "check" / "exact", "fp32", capture=cap)
             exact_fp32 = {keyed[h]: v for h, v in cap.items()}
             engine = exact.store.meta["engine"]
-            fused = engine.get("attention") == "emobox fused sdpa"
-            kernel[up.name] = ", ".join(k for k in (engine.get("conv_feature_encoder"),
-                                                    "emobox fused sdpa" if fused else None) if k)
+            attention = engine.get("attention")
+            kernel[up.name] = ", ".join(k for k in (
+                engine.get("conv_feature_encoder"),
+                attention if attention == "emobox fused sdpa" else None) if k)
             bf16_m = m if time_bf16 else Manifest(m.corpus, m.root, list(m)[: args.bf16_clips])
             bf16 = emobox_run(up, bf16_m, L, work / "check" / "bf16", "bf16")
             acc[(up.name, cname)] = {

@@ -125,18 +125,24 @@ def _channels_last_forward(self, input_values: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
-def channels_last_conv(module: torch.nn.Module) -> Iterator[int]:
+def _forwards_swapped(modules: list[torch.nn.Module], forward) -> Iterator[int]:
+    """``forward(m)`` is each module's forward within the block; yields how many; the stock
+    forward is back on exit."""
+    for m in modules:
+        m.forward = forward(m)
+    try:
+        yield len(modules)
+    finally:
+        for m in modules:
+            m.__dict__.pop("forward", None)
+
+
+def channels_last_conv(module: torch.nn.Module):
     """Within the block, the layer-norm convolutional feature encoders in ``module`` run
     time-major (see the module's docstring). Yields how many were swapped; puts the stock
     forward back on exit. Use under ``torch.inference_mode()`` or ``no_grad``."""
-    swapped = [m for m in module.modules() if _swappable(m)]
-    for m in swapped:
-        m.forward = _channels_last_forward.__get__(m)
-    try:
-        yield len(swapped)
-    finally:
-        for m in swapped:
-            m.__dict__.pop("forward", None)
+    return _forwards_swapped([m for m in module.modules() if _swappable(m)],
+                             _channels_last_forward.__get__)
 
 
 def conv_kernel_name(module: torch.nn.Module) -> str | None:
@@ -196,21 +202,14 @@ def _wavlm_attention_forward(self, hidden_states: torch.Tensor,
     return out, None, position_bias
 
 
-@contextmanager
-def fused_wavlm_attention(module: torch.nn.Module) -> Iterator[int]:
+def fused_wavlm_attention(module: torch.nn.Module):
     """Within the block, the ``WavLMAttention`` modules in ``module`` run fused (see the
     module's docstring). Yields how many were swapped; puts the stock forward back on exit.
-    Use under ``torch.inference_mode()`` or ``no_grad``."""
-    swapped = _wavlm_attentions(module)
+    Use under ``torch.inference_mode()`` or ``no_grad``. The bias buffer the blocks share
+    lives as long as the swap."""
     scratch: dict = {}
-    for m in swapped:
-        m.forward = functools.partial(_wavlm_attention_forward, m, scratch=scratch)
-    try:
-        yield len(swapped)
-    finally:
-        scratch.clear()
-        for m in swapped:
-            m.__dict__.pop("forward", None)
+    return _forwards_swapped(_wavlm_attentions(module), lambda m: functools.partial(
+        _wavlm_attention_forward, m, scratch=scratch))
 
 
 def attention_kernel_name(module: torch.nn.Module) -> str | None:
