@@ -426,18 +426,32 @@ def _prepare_out(out: Path, config: dict, plan: CrossPlan) -> dict[str, list[dic
     by_source: dict[str, list[dict]] = {}
     for r in rows:
         by_source.setdefault(r["source"], []).append(r)
-    done = {}
-    for source, rs in by_source.items():
-        same_code = all(r.get("emobox_version") == config["versions"]["emobox"]
-                        and r.get("plugins") == config["versions"]["plugins"] for r in rs)
-        if ({(r["config_id"], r["target"]) for r in rs} == wanted and len(rs) == len(wanted)
-                and same_code and all((out / "predictions" / f"{source}__{t}.tsv").exists()
-                                      for t in config["corpora"])):
-            done[source] = rs
+    done = {source: rs for source, rs in by_source.items()
+            if source_finished(out, source, rs, wanted, config)}
     kept = [r for r in rows if r["source"] in done]
     if len(kept) != len(rows):  # rows of a source cut short (or of older code) are redone
         atomic_write_text(out / "results.jsonl", jsonl_text(kept))
     return done
+
+
+def source_finished(out: Path, source: str, rows: Sequence[dict], wanted: set[tuple[str, str]],
+                    config: Mapping[str, Any]) -> bool:
+    """Whether the rows of ``source`` are a finished source: one row per configuration and
+    target of the grid, each made by this code (emobox and plugin versions), one configuration
+    selected for every target (the same one, never a failed one), and every target's
+    predictions written. Anything else (a source cut short, rows of older code, a selection
+    edited or lost) is trained again."""
+    versions = config["versions"]
+    if ({(r["config_id"], r["target"]) for r in rows} != wanted or len(rows) != len(wanted)
+            or not all(r.get("emobox_version") == versions["emobox"]
+                       and r.get("plugins") == versions["plugins"] for r in rows)):
+        return False
+    chosen = [r for r in rows if r["selected"]]
+    if (len(chosen) != len(config["corpora"]) or any(r.get("failed") for r in chosen)
+            or len({r["config_id"] for r in chosen}) != 1
+            or {r["target"] for r in chosen} != set(config["corpora"])):
+        return False
+    return all((out / "predictions" / f"{source}__{t}.tsv").is_file() for t in config["corpora"])
 
 
 def check_same_audio(out: Path, old: Mapping[str, Any], config: Mapping[str, Any]) -> None:

@@ -450,3 +450,38 @@ def test_a_cross_run_resumed_over_changed_audio_is_refused(two_trees, tmp_path, 
     assert "choose another --out or delete that folder" in res.err
     assert (out / "results.jsonl").read_text() == results
     assert json.loads((out / "config.json").read_text())["audio_sha256"] == digests
+
+
+@pytest.mark.parametrize("tamper", ["no selection", "two selections"])
+def test_a_source_whose_selection_was_lost_or_doubled_is_trained_again(two_trees, tmp_path, cli,
+                                                                       tamper):
+    """A finished source has one selected configuration for every target: a results.jsonl
+    whose selection of one source was cleared or doubled (a damaged or edited file) does not
+    count as finished; that source alone is trained again and its matrix row is whole."""
+    out = tmp_path / "cross"
+    args = ["cross", "run", "-u", "fbank", "-c", "ravdess,savee", *_root_map(two_trees),
+            "--epochs", "2", "--warmup", "1", "--grid", "lr=1e-2 hidden=8,16", "-q",
+            "--features-dir", tmp_path / "features", "--out", out]
+    assert cli(*args).code == 0
+    lines = (out / "results.jsonl").read_text().splitlines()
+    rows = [json.loads(x) for x in lines]
+    ravdess = [x for x, r in zip(lines, rows) if r["source"] == "ravdess"]
+    i = next(i for i, r in enumerate(rows) if r["source"] == "savee"
+             and r["target"] == "ravdess" and r["selected"] == (tamper == "no selection"))
+    rows[i]["selected"] = not rows[i]["selected"]
+    tampered = "".join(json.dumps(r) + "\n" for r in rows)
+    (out / "results.jsonl").write_text(tampered)
+
+    res = cli(*args)
+    assert res.code == 0, res
+    assert (out / "results.jsonl").read_text() != tampered
+    again = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert [x for x in (out / "results.jsonl").read_text().splitlines()
+            if json.loads(x)["source"] == "ravdess"] == ravdess  # kept as it was
+    savee = [r for r in again if r["source"] == "savee"]
+    assert len(savee) == 2 * 2
+    chosen = [r for r in savee if r["selected"]]
+    assert sorted(r["target"] for r in chosen) == ["ravdess", "savee"]
+    assert len({r["config_id"] for r in chosen}) == 1
+    matrix = json.loads((out / "matrix.json").read_text())["metrics"]["accuracy"]["matrix"]
+    assert all(v is not None for row in matrix for v in row)
