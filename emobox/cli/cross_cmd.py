@@ -130,10 +130,37 @@ def cross_run_command(
     for note in dict.fromkeys(n for r in results for n in r.notes):
         err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False,
                           soft_wrap=True)
+    if sweep:
+        console.print(layers_table(results))
     for result in results:
         where = f"layer {result.config['layer']}: " if sweep else ""
         console.print(f"{where}cross-corpus directory: {result.out}", highlight=False,
                       soft_wrap=True, markup=False)
+    if sweep and out:
+        console.print(f"by layer: {Path(out) / 'layers.md'}", highlight=False, soft_wrap=True,
+                      markup=False)
+
+
+def layers_table(results) -> Table:
+    """The off-diagonal averages of every layer of a sweep, side by side."""
+    from emobox.tracks.cross import cross_average
+
+    c = results[0].config
+    title = escape(f"cross-corpus average % by layer: {c['upstream']} x {c['downstream']}")
+    if any(r.config["selected_by_test"] for r in results):
+        title += "  [SELECTED BY TEST]"
+    table = Table(title=title, caption="means of the off-diagonal cells")
+    for name in ("layer", "accuracy", "UA", "macro-F1"):
+        table.add_column(name, justify="right")
+    averages = [cross_average(r.matrix("accuracy")) for r in results]
+    best = max((v for v in averages if v is not None), default=None)
+    for r, acc in zip(results, averages):
+        cells = [acc, cross_average(r.matrix("ua")), cross_average(r.matrix("f1"))]
+        text = ["–" if v is None else f"{100 * v:.2f}" for v in cells]
+        if acc is not None and acc == best:
+            text[0] = f"[bold]{text[0]}[/bold]"
+        table.add_row(str(r.config["layer"]), *text)
+    return table
 
 
 def _matrix_rows(names, matrix, contaminated=None):

@@ -264,3 +264,86 @@ def _heatmaps(out: Path, result: Any, published: list[list[float | None]] | None
         cross_corpus_heatmap(published, result.corpora, result.corpora,
                              out / "heatmap_paper.png",
                              f"EmoBox paper, Table 5: {c['upstream']} (accuracy)")
+
+
+def layers_tsv(results: Sequence[Any]) -> str:
+    """One line per layer of a cross-corpus layer sweep: the averages of the off-diagonal cells
+    (accuracy, UA, macro-F1, in percent), then each source's mean accuracy on the other
+    corpora; empty where a cell of that layer is missing."""
+    corpora = results[0].corpora
+    lines = ["layer\taccuracy\tua\tf1\t" + "\t".join(f"accuracy_from_{escape.one_line(s)}"
+                                                   for s in corpora) + "\tfolder"]
+    for r in results:
+        acc = r.matrix("accuracy")
+        lines.append("\t".join([str(r.config["layer"]), _pct(cross_average(acc)),
+                                _pct(cross_average(r.matrix("ua"))),
+                                _pct(cross_average(r.matrix("f1"))),
+                                *(_pct(v) for v in row_averages(acc)),
+                                escape.one_line(str(r.out))]))
+    return "\n".join(lines) + "\n"
+
+
+def layers_markdown(results: Sequence[Any]) -> str:
+    md = escape.markdown
+    first = results[0]
+    c = first.config
+    by_test = any(r.config.get("selected_by_test") for r in results)
+    averages = [cross_average(r.matrix("accuracy")) for r in results]
+    best = max((v for v in averages if v is not None), default=None)
+    header = [Markdown("layer"), "accuracy", "UA", "macro-F1",
+              *(f"from {s}" for s in first.corpora), "folder"]
+    body = []
+    for r, acc in zip(results, averages):
+        text = "–" if acc is None else f"{100 * acc:.2f}"
+        if acc is not None and acc == best and len(results) > 1:
+            text = Markdown(f"**{text}**")
+        ua, f1 = cross_average(r.matrix("ua")), cross_average(r.matrix("f1"))
+        body.append([str(r.config["layer"]), text,
+                     "–" if ua is None else f"{100 * ua:.2f}",
+                     "–" if f1 is None else f"{100 * f1:.2f}",
+                     *("–" if v is None else f"{100 * v:.2f}"
+                       for v in row_averages(r.matrix("accuracy"))),
+                     Markdown(f"[{md(Path(str(r.out)).name)}]({md(Path(str(r.out)).name)}/summary.md)")])
+    lines = [f"# Cross-corpus scores by layer: {md(c['upstream'])} x {md(c['downstream'])}"
+             + (" [SELECTED BY TEST]" if by_test else ""), "",
+             "Each layer is its own cross-corpus track (its folder holds the matrices). "
+             "Accuracy, UA and macro-F1 are the means of the off-diagonal cells (train on one "
+             "corpus, test on another), in percent; \"from\" a corpus is the mean accuracy of "
+             "the model trained on it over the other corpora. Layers are numbered as the "
+             "upstream numbers them (0: the input of the first block).", ""]
+    lines += table(header, body, align="r" * (len(header) - 1) + "l")
+    return "\n".join(lines) + "\n"
+
+
+def layers_png(results: Sequence[Any], path: Path) -> Path:
+    """Average cross-corpus accuracy and UA by layer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
+
+    from emobox.reporting.layers import _save
+
+    fig = Figure(figsize=(6, 3.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    xs = [int(r.config["layer"]) for r in results]
+    for metric, label in (("accuracy", "accuracy"), ("ua", "UA")):
+        ys = [cross_average(r.matrix(metric)) for r in results]
+        ax.plot(xs, [float("nan") if v is None else 100 * v for v in ys], marker="o",
+                label=label)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("layer")
+    ax.set_ylabel("off-diagonal average (%)")
+    c = results[0].config
+    ax.set_title(f"cross-corpus average by layer: {c['upstream']} x {c['downstream']}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def finish_layers(out: Path, results: Sequence[Any]) -> dict[str, Path]:
+    """``layers.tsv``, ``layers.md`` and ``layers.png`` in the folder of a layer sweep."""
+    atomic_write_text(out / "layers.tsv", layers_tsv(results))
+    atomic_write_text(out / "layers.md", layers_markdown(results))
+    return {"layers.tsv": out / "layers.tsv", "layers.md": out / "layers.md",
+            "layers.png": layers_png(results, out / "layers.png")}

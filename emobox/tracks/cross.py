@@ -291,7 +291,9 @@ def cross_run_layers(opts: CrossOptions, reporter: Reporter | None = None,
     """:func:`cross_run` over every layer ``opts.layer`` names (one layer, a list, or
     ``"all"``): one scan and one extraction per corpus storing every layer, then one track per
     layer, each exactly the track ``layer=N`` alone would make (its fingerprint, its directory,
-    resumed the same way). With ``out`` set, layer N goes to ``out/layerN``. For a head that
+    resumed the same way). With ``out`` set, layer N goes to ``out/layerN`` and ``out`` gets
+    the per-layer view (``layers.tsv``, ``layers.md``, ``layers.png``: each layer's off-diagonal
+    averages side by side). For a head that
     reads every layer (``weighted_sum``), ``"all"`` is what it does anyway and a list is
     refused, as in ``emobox run``."""
     reporter = reporter or Reporter()
@@ -320,6 +322,10 @@ def cross_run_layers(opts: CrossOptions, reporter: Reporter | None = None,
         plan = replace(base, opts=lopts, notes=list(base.notes), dropped={})
         feats = {name: features_for(f, lopts.run_options(name)) for name, f in stored.items()}
         results.append(_cross_planned(plan, feats, reporter))
+    if opts.out:
+        from emobox.reporting.cross_report import finish_layers
+
+        finish_layers(Path(opts.out), results)
     return results
 
 

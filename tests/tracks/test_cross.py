@@ -372,6 +372,24 @@ def test_cross_layer_all_with_a_one_layer_head_runs_every_layer(tiny, two_trees,
         meta = json.loads((Path(store) / "meta.json").read_text())
         assert sorted(meta["layers"]) == ["0", "1", "2"]
         assert len(read_jsonl(Path(store) / "sessions.jsonl")) == 1
+    # the per-layer view: each layer's off-diagonal averages, as its own matrix.json has them
+    view = _tsv(out / "layers.tsv")
+    assert [int(r["layer"]) for r in view] == [0, 1, 2]
+    for r in view:
+        data = json.loads((dirs[int(r["layer"])] / "matrix.json").read_text())["metrics"]
+        for metric in ("accuracy", "ua", "f1"):
+            assert float(r[metric]) == pytest.approx(100 * data[metric]["average"], abs=0.006)
+        for source in ("ravdess", "savee"):
+            assert float(r[f"accuracy_from_{source}"]) == pytest.approx(
+                100 * data["accuracy"]["per_source"][source], abs=0.006)
+        assert r["folder"] == str(dirs[int(r["layer"])])
+    best = max(view, key=lambda r: float(r["accuracy"]))
+    layers_md = (out / "layers.md").read_text()
+    assert "# Cross-corpus scores by layer: tiny_layers x linear_probe" in layers_md
+    assert f"| {best['layer']} | **{best['accuracy']}** |" in layers_md
+    assert (out / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"by layer: {out / 'layers.md'}" in res.out
+    assert "cross-corpus average % by layer" in " ".join(res.out.split())
     # `--layer 1` alone, pointed at the sweep's folder, finds it finished: nothing trained
     before = (dirs[1] / "results.jsonl").read_text()
     again = cli("cross", "run", "-u", "tiny_layers", "-c", "ravdess,savee", "--layer", "1",
