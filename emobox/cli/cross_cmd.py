@@ -143,7 +143,7 @@ def cross_run_command(
 
 def layers_table(results) -> Table:
     """The off-diagonal averages of every layer of a sweep, side by side."""
-    from emobox.tracks.cross import cross_average
+    from emobox.reporting.cross_report import best_layer_accuracy, layer_averages
 
     c = results[0].config
     title = escape(f"cross-corpus average % by layer: {c['upstream']} x {c['downstream']}")
@@ -152,14 +152,13 @@ def layers_table(results) -> Table:
     table = Table(title=title, caption="means of the off-diagonal cells")
     for name in ("layer", "accuracy", "UA", "macro-F1"):
         table.add_column(name, justify="right")
-    averages = [cross_average(r.matrix("accuracy")) for r in results]
-    best = max((v for v in averages if v is not None), default=None)
-    for r, acc in zip(results, averages):
-        cells = [acc, cross_average(r.matrix("ua")), cross_average(r.matrix("f1"))]
-        text = ["–" if v is None else f"{100 * v:.2f}" for v in cells]
-        if acc is not None and acc == best:
+    rows = layer_averages(results)
+    best = best_layer_accuracy(rows)
+    for r in rows:
+        text = ["–" if v is None else f"{100 * v:.2f}" for v in (r.accuracy, r.ua, r.f1)]
+        if r.accuracy is not None and r.accuracy == best:
             text[0] = f"[bold]{text[0]}[/bold]"
-        table.add_row(str(r.config["layer"]), *text)
+        table.add_row(str(r.layer), *text)
     return table
 
 

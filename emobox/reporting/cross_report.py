@@ -266,44 +266,65 @@ def _heatmaps(out: Path, result: Any, published: list[list[float | None]] | None
                              f"EmoBox paper, Table 5: {c['upstream']} (accuracy)")
 
 
+@dataclass
+class LayerAverages:
+    """One layer of a cross-corpus layer sweep: the means of its off-diagonal cells
+    (fractions; None where a cell is missing) and each source's mean accuracy on the other
+    corpora."""
+
+    layer: int
+    out: Path
+    accuracy: float | None
+    ua: float | None
+    f1: float | None
+    per_source: list[float | None]
+
+
+def layer_averages(results: Sequence[Any]) -> list[LayerAverages]:
+    return [LayerAverages(int(r.config["layer"]), Path(str(r.out)),
+                          cross_average(r.matrix("accuracy")), cross_average(r.matrix("ua")),
+                          cross_average(r.matrix("f1")), row_averages(r.matrix("accuracy")))
+            for r in results]
+
+
+def best_layer_accuracy(rows: Sequence[LayerAverages]) -> float | None:
+    """The highest average accuracy of a sweep (what its tables set in bold)."""
+    return max((r.accuracy for r in rows if r.accuracy is not None), default=None)
+
+
 def layers_tsv(results: Sequence[Any]) -> str:
     """One line per layer of a cross-corpus layer sweep: the averages of the off-diagonal cells
     (accuracy, UA, macro-F1, in percent), then each source's mean accuracy on the other
     corpora; empty where a cell of that layer is missing."""
-    corpora = results[0].corpora
     lines = ["layer\taccuracy\tua\tf1\t" + "\t".join(f"accuracy_from_{escape.one_line(s)}"
-                                                   for s in corpora) + "\tfolder"]
-    for r in results:
-        acc = r.matrix("accuracy")
-        lines.append("\t".join([str(r.config["layer"]), _pct(cross_average(acc)),
-                                _pct(cross_average(r.matrix("ua"))),
-                                _pct(cross_average(r.matrix("f1"))),
-                                *(_pct(v) for v in row_averages(acc)),
-                                escape.one_line(str(r.out))]))
+                                                   for s in results[0].corpora) + "\tfolder"]
+    for r in layer_averages(results):
+        lines.append("\t".join([str(r.layer), _pct(r.accuracy), _pct(r.ua), _pct(r.f1),
+                                *(_pct(v) for v in r.per_source), escape.one_line(str(r.out))]))
     return "\n".join(lines) + "\n"
+
+
+def _text(v: float | None) -> str:
+    return "–" if v is None else f"{100 * v:.2f}"
 
 
 def layers_markdown(results: Sequence[Any]) -> str:
     md = escape.markdown
-    first = results[0]
-    c = first.config
+    c = results[0].config
     by_test = any(r.config.get("selected_by_test") for r in results)
-    averages = [cross_average(r.matrix("accuracy")) for r in results]
-    best = max((v for v in averages if v is not None), default=None)
+    rows = layer_averages(results)
+    best = best_layer_accuracy(rows)
     header = [Markdown("layer"), "accuracy", "UA", "macro-F1",
-              *(f"from {s}" for s in first.corpora), "folder"]
+              *(f"from {s}" for s in results[0].corpora), "folder"]
     body = []
-    for r, acc in zip(results, averages):
-        text = "–" if acc is None else f"{100 * acc:.2f}"
-        if acc is not None and acc == best and len(results) > 1:
-            text = Markdown(f"**{text}**")
-        ua, f1 = cross_average(r.matrix("ua")), cross_average(r.matrix("f1"))
-        body.append([str(r.config["layer"]), text,
-                     "–" if ua is None else f"{100 * ua:.2f}",
-                     "–" if f1 is None else f"{100 * f1:.2f}",
-                     *("–" if v is None else f"{100 * v:.2f}"
-                       for v in row_averages(r.matrix("accuracy"))),
-                     Markdown(f"[{md(Path(str(r.out)).name)}]({md(Path(str(r.out)).name)}/summary.md)")])
+    for r in rows:
+        acc = _text(r.accuracy)
+        if r.accuracy is not None and r.accuracy == best and len(rows) > 1:
+            acc = Markdown(f"**{acc}**")
+        name = md(r.out.name)  # layerN, beside layers.md
+        body.append([str(r.layer), acc, _text(r.ua), _text(r.f1),
+                     *(_text(v) for v in r.per_source),
+                     Markdown(f"[{name}]({name}/summary.md)")])
     lines = [f"# Cross-corpus scores by layer: {md(c['upstream'])} x {md(c['downstream'])}"
              + (" [SELECTED BY TEST]" if by_test else ""), "",
              "Each layer is its own cross-corpus track (its folder holds the matrices). "
@@ -326,11 +347,11 @@ def layers_png(results: Sequence[Any], path: Path) -> Path:
     fig = Figure(figsize=(6, 3.5))
     FigureCanvasAgg(fig)
     ax = fig.add_subplot(1, 1, 1)
-    xs = [int(r.config["layer"]) for r in results]
+    rows = layer_averages(results)
     for metric, label in (("accuracy", "accuracy"), ("ua", "UA")):
-        ys = [cross_average(r.matrix(metric)) for r in results]
-        ax.plot(xs, [float("nan") if v is None else 100 * v for v in ys], marker="o",
-                label=label)
+        ys = [getattr(r, metric) for r in rows]
+        ax.plot([r.layer for r in rows], [float("nan") if v is None else 100 * v for v in ys],
+                marker="o", label=label)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("layer")
     ax.set_ylabel("off-diagonal average (%)")

@@ -292,10 +292,9 @@ def cross_run_layers(opts: CrossOptions, reporter: Reporter | None = None,
     ``"all"``): one scan and one extraction per corpus storing every layer, then one track per
     layer, each exactly the track ``layer=N`` alone would make (its fingerprint, its directory,
     resumed the same way). With ``out`` set, layer N goes to ``out/layerN`` and ``out`` gets
-    the per-layer view (``layers.tsv``, ``layers.md``, ``layers.png``: each layer's off-diagonal
-    averages side by side). For a head that
-    reads every layer (``weighted_sum``), ``"all"`` is what it does anyway and a list is
-    refused, as in ``emobox run``."""
+    the per-layer view (``layers.tsv``, ``layers.md``, ``layers.png``: each layer's
+    off-diagonal averages side by side). For a head that reads every layer (``weighted_sum``),
+    ``"all"`` is what it does anyway and a list is refused, as in ``emobox run``."""
     reporter = reporter or Reporter()
     registry = registry or get_registry()
     up_spec, down_spec = registry.upstream(opts.upstream), registry.downstream(opts.downstream)
