@@ -55,7 +55,7 @@ from emobox.tracks.options import (SharedOptions, check_corpus_options, check_ow
                                    check_upstream_options, fingerprint, head_grid,
                                    warmup_warning)
 from emobox.tracks.runner import RunOptions, extract_features, features_for, sweep_layers
-from emobox.tracks.rundirs import (RESUME_HINT, check_cross_dir, check_resumable,
+from emobox.tracks.rundirs import (CROSS_KIND, RESUME_HINT, check_cross_dir, check_resumable,
                                    read_cross_config, start_run_dir, write_results)
 from emobox.extraction.extract import FrameSource, resolve_device
 from emobox.training.metrics import scores
@@ -379,7 +379,7 @@ def cross_config(plan: CrossPlan, feats: Mapping[str, Any]) -> dict:
     opts = plan.opts
     first = feats[plan.corpora[0].name]
     config = {
-        "kind": "emobox.cross", "schema_version": 1,
+        "kind": CROSS_KIND, "schema_version": 1,
         "upstream": opts.upstream, "downstream": opts.downstream,
         "checkpoint_id": first.checkpoint_id, "upstream_ckpt": opts.upstream_ckpt,
         "upstream_options": dict(opts.upstream_options),

@@ -37,6 +37,7 @@ RUN_FOLDERS = ("predictions",)
 CROSS_FILES = ("config.json", "results.jsonl", "summary.md", "matrix.tsv", "matrix.json",
                "heatmap.png", "heatmap_paper.png", ".lock")
 CROSS_FOLDERS = ("predictions", "test_sets")
+CROSS_KIND = "emobox.cross"  # config.json's kind in a cross-corpus run directory
 BENCH_FILES = ("bench.json", "tasks.jsonl", "summary.md", ".lock")
 BENCH_FOLDERS = ("runs",)
 MAX_PREDICTIONS_BYTES = 256 << 20
@@ -199,7 +200,7 @@ def read_cross_config(out: Path, hint: str = DAMAGED) -> dict:
     problem = ""
     if not isinstance(config, dict):
         problem = "not a JSON object"
-    elif config.get("kind") != "emobox.cross":
+    elif config.get("kind") != CROSS_KIND:
         problem = f"kind {config.get('kind')!r:.40}"
     elif not isinstance(config.get("fingerprint"), str):
         problem = "no fingerprint"
@@ -348,13 +349,26 @@ def collect_runs(paths: Iterable[str | Path]) -> list[RunDir]:
         if not base.exists():
             raise EmoboxUsageError(f"{base} does not exist")
         if (base / "config.json").exists() or (base / "config.json").is_symlink():
+            if _config_kind(base) == CROSS_KIND:
+                raise EmoboxUsageError(
+                    f"{base} is a cross-corpus run directory (`emobox cross run`); `emobox "
+                    f"report` reads the run directories of `emobox run` and `emobox bench`: "
+                    f"its matrices are in {base / 'summary.md'}, matrix.tsv and matrix.json")
             found = [base]  # named on purpose: a damaged one is an error, not skipped
         else:
             found = sorted(p for p in _search(base) if _is_run(p))
         if not found:
+            cross = [p for p in _search(base) if _config_kind(p) == CROSS_KIND]
+            also = ""
+            if cross:
+                also = (f"; it holds {len(cross)} cross-corpus run "
+                        f"director{'y' if len(cross) == 1 else 'ies'} (`emobox cross run`), "
+                        f"whose matrices are in their summary.md")
+                if (base / "layers.md").is_file():
+                    also += f", and their averages by layer in {base / 'layers.md'}"
             raise EmoboxUsageError(f"{base} holds no emobox run directory (a folder with "
                                    f"config.json and results.jsonl made by `emobox run` or "
-                                   f"`emobox bench`)")
+                                   f"`emobox bench`){also}")
         for p in found:
             real = p.resolve()
             if real not in seen:
@@ -372,6 +386,15 @@ def _search(base: Path) -> Iterator[Path]:
         dirs.sort()
         if "config.json" in files:
             yield Path(root)
+
+
+def _config_kind(path: Path) -> Any:
+    """The ``kind`` of ``path/config.json`` (None where it cannot be read or has none)."""
+    try:
+        config = read_json_file(path / "config.json", MAX_CONFIG_BYTES, "in run directories")
+    except (DataError, OSError):
+        return None
+    return config.get("kind") if isinstance(config, dict) else None
 
 
 def _is_run(path: Path) -> bool:

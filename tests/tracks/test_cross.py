@@ -390,6 +390,20 @@ def test_cross_layer_all_with_a_one_layer_head_runs_every_layer(tiny, two_trees,
     assert (out / "layers.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert f"by layer: {out / 'layers.md'}" in res.out
     assert "cross-corpus average % by layer" in " ".join(res.out.split())
+    # `emobox report` reads intra-corpus run directories: over a cross one it says where the
+    # matrices are, instead of calling the folder damaged
+    rep = cli("report", dirs[0], "--out", tmp_path / "report")
+    assert rep.code == 2, rep
+    assert rep.err.strip() == (
+        f"error: {dirs[0]} is a cross-corpus run directory (`emobox cross run`); `emobox "
+        f"report` reads the run directories of `emobox run` and `emobox bench`: its matrices "
+        f"are in {dirs[0] / 'summary.md'}, matrix.tsv and matrix.json"), rep.err
+    rep = cli("report", out, "--out", tmp_path / "report")
+    assert rep.code == 2, rep
+    assert rep.err.strip().endswith(
+        f"it holds 3 cross-corpus run directories (`emobox cross run`), whose matrices are in "
+        f"their summary.md, and their averages by layer in {out / 'layers.md'}"), rep.err
+    assert not (tmp_path / "report").exists()
     # `--layer 1` alone, pointed at the sweep's folder, finds it finished: nothing trained
     before = (dirs[1] / "results.jsonl").read_text()
     again = cli("cross", "run", "-u", "tiny_layers", "-c", "ravdess,savee", "--layer", "1",
