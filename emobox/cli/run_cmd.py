@@ -129,6 +129,9 @@ def run_command(
     for r in results:
         console.print(f"layer {r.config['layer']}: run directory {r.out}", highlight=False,
                       soft_wrap=True, markup=False)
+    if out:
+        console.print(f"by layer: {Path(out) / 'layers.md'}", highlight=False, soft_wrap=True,
+                      markup=False)
 
 
 def print_notes(notes: List[str]) -> None:

@@ -39,8 +39,9 @@ from emobox.plugin.registry import Registry, distributions_of, get_registry
 from emobox.progress import Prefixed, Reporter
 from emobox.reporting.markdown import Markdown, table
 from emobox.reporting.results import NORM_WORDS, ResultRow, RowError, check_row, feature_norm_of
-from emobox.tracks.rundirs import (RESUME_HINT, check_resumable, check_run_dir, read_rows,
-                                   read_run_config, run_lock, start_run_dir, write_results)
+from emobox.tracks.rundirs import (RESUME_HINT, check_resumable, check_run_dir, load_run,
+                                   read_rows, read_run_config, run_lock, start_run_dir,
+                                   write_results)
 from emobox.datasets.splits import class_warnings, leakage, select_folds, with_random_valid
 from emobox.extraction.store import FeatureStore, check_audio
 from emobox.extraction.upstream_catalog import parameter_count
@@ -729,7 +730,8 @@ def run_layers(opts: RunOptions, reporter: Reporter | None = None,
     """:func:`run` over every layer ``opts.layer`` names (one layer, a list, or ``"all"``):
     one scan and one extraction storing every layer, then one run per layer, each exactly the
     run ``layer=N`` alone would make (its fingerprint, its run directory, resumed the same way).
-    With ``out`` set, layer N goes to ``out/layerN``."""
+    With ``out`` set, layer N goes to ``out/layerN`` and ``out`` gets the per-layer view that
+    ``emobox report`` makes of them (``layers.md``, ``plots/layers.png``)."""
     reporter = reporter or Reporter()
     registry = registry or get_registry()
     up_spec, _, down_spec, _ = opts.check_plugins(registry)  # names and options, in order
@@ -756,6 +758,10 @@ def run_layers(opts: RunOptions, reporter: Reporter | None = None,
         lopts = dataclasses.replace(opts, layer=n, out=outs[n])
         plan = dataclasses.replace(base, opts=lopts, notes=list(base.notes), dropped=None)
         results.append(run_planned(plan, features_for(feats, lopts), reporter))
+    if opts.out:
+        from emobox.reporting import layers as by_layer
+
+        by_layer.write([load_run(Path(r.out)) for r in results], Path(opts.out), plots=True)
     return results
 
 

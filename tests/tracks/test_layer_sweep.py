@@ -151,6 +151,16 @@ def test_layer_sweep_with_out_writes_one_folder_per_layer(tiny, cli, tmp_path):
     assert res.code == 0, res
     assert _run_dirs(res.out) == {1: tmp_path / "sweep" / "layer1",
                                   2: tmp_path / "sweep" / "layer2"}
+    # the per-layer view beside them, each layer's scores as its own run directory has them
+    assert f"by layer: {tmp_path / 'sweep' / 'layers.md'}" in res.out
+    layers_md = (tmp_path / "sweep" / "layers.md").read_text()
+    for n in (1, 2):
+        rows = [r for r in read_jsonl(tmp_path / "sweep" / f"layer{n}" / "results.jsonl")
+                if r["selected"]]
+        ua = sum(r["ua"] for r in rows) / len(rows)
+        assert f"| {n} | " in layers_md and f"{100 * ua:.2f} ± " in layers_md, layers_md
+    png = tmp_path / "sweep" / "plots" / "layers.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # a later single-layer run pointed at that folder resumes it
     again = cli("run", "-u", "tiny_layers", "-c", "demo", "--layer", "1", "--out",
                 tmp_path / "sweep" / "layer1", *FAST)
