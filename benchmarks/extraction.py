@@ -1,7 +1,7 @@
 """Feature extraction speed: the reference loop vs emobox exact (fp32) vs emobox bf16.
 
     python benchmarks/extraction.py [--repeats 3] [--quick] [--no-demo] [--demo-seeds 5]
-                                    [--threads N] [--memory-gb 2]
+                                    [--threads N] [--memory-gb 2] [--encoders wavlm_base_ln,...]
 
 In one process, on the same synthetic speech (espeak-ng; an "acted" set of 2-5 s clips and a
 "conversational" set of 0.5-20 s clips, stored at 22.05 kHz so that every method resamples), for
@@ -33,6 +33,10 @@ spin-waits too, so it is compared between methods only, never with the matmul pe
   encoder exposes a graph: all three here), timed whole (the first run of an encoder converts
   and compiles it; torch checks batches 1, 2, 4... of every run) and without that ("ov
   steady": what a corpus of many batches converges to);
+- ``ov_bf16``: ``openvino`` at ``--precision bf16`` (OpenVINO's bf16 inference precision,
+  checked by frame cosine), timed where bf16 is timed, as a fraction of the bf16 peak; OpenVINO
+  computes in f32 where the CPU has no bfloat16 (its record says which), and then it is
+  measured against the fp32 peak;
 - ``bf16``: ``emobox.extract --precision bf16``; timed only on CPUs with AVX512-BF16 or AMX
   (``--bf16 auto``; ``on`` times it anywhere). Elsewhere bfloat16 matmuls run without hardware
   support, tens of times slower than float32 (the bf16 peak line shows it): its accuracy is
@@ -321,8 +325,8 @@ def build_encoder(which: str, device: str) -> tuple[Upstream, str]:
         return WhisperLocal().to(device), note
 
 
-def build_encoders(device: str) -> list[tuple[Upstream, str]]:
-    return [build_encoder(which, device) for which in ENCODERS]
+def build_encoders(device: str, which: Sequence[str] = ENCODERS) -> list[tuple[Upstream, str]]:
+    return [build_encoder(name, device) for name in which]
 
 
 def check_flops(up: Upstream, seconds: float = 3.0) -> tuple[float, float]:
@@ -396,9 +400,22 @@ def run_method(up: Upstream, m: Manifest, out: Path, meth: str):
     if meth == "reference":
         reference_loop(up, m, up.num_layers, out)
         return None
-    return emobox_run(up, m, up.num_layers, out, "bf16" if meth == "bf16" else "fp32",
+    return emobox_run(up, m, up.num_layers, out,
+                      "bf16" if meth in ("bf16", "ov_bf16") else "fp32",
                       fast_kernels=meth != "exact_stock",
-                      runtime="openvino" if meth == "openvino" else "torch")
+                      runtime="openvino" if meth in OPENVINO_METHODS else "torch")
+
+
+OPENVINO_METHODS = ("openvino", "ov_bf16")
+
+
+def precision_of(meth: str, ov_runtime: str) -> str:
+    """The matmul peak a method is measured against: ``bf16`` for torch's bf16 and for OpenVINO
+    where it computed in bf16 (its record ends ``bf16)``), else ``fp32`` (OpenVINO computes in
+    f32 on a CPU without bfloat16)."""
+    if meth == "bf16" or (meth == "ov_bf16" and ov_runtime.endswith("bf16)")):
+        return "bf16"
+    return "fp32"
 
 
 def store_features(stats, layer: int) -> dict[str, np.ndarray]:
@@ -554,9 +571,9 @@ def family_json(s: dict, memory_gb: float) -> dict:
     """One family's figures for the JSON line (rounded), with the goals it meets."""
     r = s["rss_mb"]
     out = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in s.items()
-           if not k.endswith("abs_diff") and k != "bf16_min_cosine"}
+           if not k.endswith(("abs_diff", "min_cosine"))}
     out.update({k: float(f"{s[k]:.3g}") for k in s if k.endswith("abs_diff")})
-    out["bf16_min_cosine"] = round(s["bf16_min_cosine"], 6)
+    out.update({k: round(s[k], 6) for k in s if k.endswith("min_cosine")})
     out["goals"] = {
         "exact_not_slower": s["exact_speedup"] >= 1.0,
         "exact_within_1e-4": s["exact_max_abs_diff"] <= 1e-4,
@@ -571,6 +588,11 @@ def family_json(s: dict, memory_gb: float) -> dict:
         out["goals"]["openvino_within_1e-4"] = s["openvino_max_abs_diff"] <= 1e-4
         out["goals"]["openvino_steady_0.6_of_fp32_peak"] = (
             s["openvino_steady_peak_fraction"] >= 0.6)
+        out["goals"]["openvino_bf16_cosine_0.999"] = s["openvino_bf16_min_cosine"] >= 0.999
+    if (s.get("openvino_bf16_steady_peak_fraction") is not None
+            and precision_of("ov_bf16", s["openvino_bf16_runtime"] or "") == "bf16"):
+        out["goals"]["openvino_bf16_steady_half_of_bf16_peak"] = (
+            s["openvino_bf16_steady_peak_fraction"] >= 0.5)
     return out
 
 
@@ -596,9 +618,15 @@ def main() -> None:
                     help="clips per set for bf16's accuracy where bf16 is not timed")
     ap.add_argument("--memory-gb", type=float, default=2.0,
                     help="emobox's memory budget; its peak RSS may exceed the loop's by this much")
+    ap.add_argument("--encoders", default=",".join(ENCODERS),
+                    help=f"comma-separated families to time (default: all of "
+                         f"{','.join(ENCODERS)})")
     ap.add_argument("--rss-child", nargs=3, metavar=("ENCODER", "METHOD", "WORKDIR"),
                     help=argparse.SUPPRESS)
     args = ap.parse_args()
+    unknown = set(args.encoders.split(",")) - set(ENCODERS)
+    if unknown:
+        ap.error(f"--encoders: unknown {', '.join(sorted(unknown))}; use {','.join(ENCODERS)}")
     torch.set_num_threads(args.threads or torch.get_num_threads())
     MEMORY_BUDGET[0] = int(args.memory_gb * (1 << 30))
     MAX_PADDING[0] = args.max_padding
@@ -627,7 +655,8 @@ def run(args, work: Path, device: str) -> None:
     for name, m in corpora.items():
         d = durations(m)
         print(f"{name}: {len(d)} clips, {sum(d):.1f} s of audio ({min(d):.1f}-{max(d):.1f} s)")
-    encoders = build_encoders(device)
+    chosen = [e for e in ENCODERS if e in args.encoders.split(",")]
+    encoders = build_encoders(device, chosen)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average "
           f"{os.getloadavg()[0]:.1f} at start")
 
@@ -651,6 +680,7 @@ def run(args, work: Path, device: str) -> None:
     # accuracy (untimed; also the warm-up)
     acc = {}
     runtime: dict[str, str] = {}  # encoder -> what --runtime openvino recorded
+    runtime_bf16: dict[str, str] = {}  # the same at --precision bf16
     kernel: dict[str, str] = {}  # encoder -> the fast kernel emobox's exact run used, if any
     for up, _ in encoders:
         L = up.num_layers
@@ -683,6 +713,11 @@ def run(args, work: Path, device: str) -> None:
                 runtime[up.name] = ov.store.engine(L).get("runtime", "")
                 acc[(up.name, cname)]["openvino_max_abs_diff"] = max_abs(
                     {keyed[h]: v for h, v in cap.items()}, ref)
+                ov16 = emobox_run(up, bf16_m, L, work / "check" / "ov_bf16", "bf16",
+                                  runtime="openvino")
+                runtime_bf16[up.name] = ov16.store.engine(L).get("runtime", "")
+                acc[(up.name, cname)]["openvino_bf16_min_cosine"] = min_cosine(
+                    store_features(ov16, L), ref)
             shutil.rmtree(work / "check")
 
     # timing, interleaved
@@ -691,7 +726,8 @@ def run(args, work: Path, device: str) -> None:
         faster kernel for it), to show what the kernel gives in the same run."""
         return (["reference", "exact"] + (["exact_stock"] if kernel[up.name] else [])
                 + (["openvino"] if openvino_for(up) else [])
-                + (["bf16"] if time_bf16 else []))
+                + (["bf16"] if time_bf16 else [])
+                + (["ov_bf16"] if time_bf16 and openvino_for(up) else []))
 
     times: dict[tuple, list[float]] = {}
     cpu: dict[tuple, list[float]] = {}
@@ -712,8 +748,8 @@ def run(args, work: Path, device: str) -> None:
                     if st is not None:
                         session = st.store.sessions()[-1]
                         waits.append(session["audio_wait_s"])
-                        if meth == "openvino":  # converting, compiling, torch's checks
-                            overhead.setdefault((up.name, cname), []).append(
+                        if meth in OPENVINO_METHODS:  # converting, compiling, torch's checks
+                            overhead.setdefault((up.name, cname, meth), []).append(
                                 session["runtime_setup_s"] + session["runtime_check_s"])
                     times.setdefault((up.name, cname, meth), []).append(
                         time.perf_counter() - t0)
@@ -725,7 +761,7 @@ def run(args, work: Path, device: str) -> None:
 
     # peak RSS, each method in a fresh process
     rss = {}
-    for which, (up, _) in zip(ENCODERS, encoders):
+    for which, (up, _) in zip(chosen, encoders):
         for meth in methods_for(up):
             if meth != "exact_stock":
                 rss[(up.name, meth)] = peak_rss_mb(which, meth, work, args)
@@ -746,7 +782,7 @@ def run(args, work: Path, device: str) -> None:
         methods = methods_for(up)
         total = {meth: 0.0 for meth in methods}
         total_cpu = {meth: 0.0 for meth in methods}
-        steady = 0.0  # openvino without its per-run set-up and checks
+        steady = {meth: 0.0 for meth in OPENVINO_METHODS}  # without per-run set-up, checks
         gflop_all = 0.0
         for cname in corpora:
             gflop = flops[(up.name, cname)] / 1e9
@@ -759,16 +795,17 @@ def run(args, work: Path, device: str) -> None:
                 c = statistics.median(cpu[(up.name, cname, meth)])
                 total[meth] += t
                 total_cpu[meth] += c
-                pk = peak["bf16" if meth == "bf16" else "fp32"]
+                pk = peak[precision_of(meth, runtime_bf16.get(up.name, ""))]
                 print(f"{up.name:<20} {cname:<15} {meth:<11} {t:>8.2f} "
                       f"{'/'.join(f'{x:.1f}' for x in ts):>18} {ref_t / t:>7.2f}x "
                       f"{c:>7.2f} {ref_c / c:>5.2f}x "
                       f"{audio[cname] / t:>9.2f} {gflop / t:>8.1f} {gflop / t / pk:>8.2f}")
-                if meth == "openvino":
-                    runs = [x - o for x, o in zip(ts, overhead[(up.name, cname)])]
+                if meth in OPENVINO_METHODS:
+                    runs = [x - o for x, o in zip(ts, overhead[(up.name, cname, meth)])]
                     t = statistics.median(runs)
-                    steady += t
-                    print(f"{up.name:<20} {cname:<15} {'ov steady':<11} {t:>8.2f} "
+                    steady[meth] += t
+                    label = "ov steady" if meth == "openvino" else "ov16 steady"
+                    print(f"{up.name:<20} {cname:<15} {label:<11} {t:>8.2f} "
                           f"{'/'.join(f'{x:.1f}' for x in runs):>18} {ref_t / t:>7.2f}x "
                           f"{'':>7} {'':>6} "
                           f"{audio[cname] / t:>9.2f} {gflop / t:>8.1f} {gflop / t / pk:>8.2f}")
@@ -780,6 +817,9 @@ def run(args, work: Path, device: str) -> None:
         if ov:
             a["openvino_max_abs_diff"] = max(acc[(up.name, c)]["openvino_max_abs_diff"]
                                              for c in corpora)
+            a["openvino_bf16_min_cosine"] = min(acc[(up.name, c)]["openvino_bf16_min_cosine"]
+                                                for c in corpora)
+        ov16 = "ov_bf16" in total
         summary[up.name] = {
             "exact_speedup": total["reference"] / total["exact"],
             "bf16_speedup": total["reference"] / total["bf16"] if timed_bf16 else None,
@@ -799,9 +839,21 @@ def run(args, work: Path, device: str) -> None:
             # converges to)
             "openvino_runtime": runtime.get(up.name) if ov else None,
             "openvino_speedup": total["reference"] / total["openvino"] if ov else None,
-            "openvino_steady_speedup": total["reference"] / steady if ov else None,
-            "openvino_steady_over_exact": total["exact"] / steady if ov else None,
-            "openvino_steady_peak_fraction": gflop_all / steady / peak["fp32"] if ov else None,
+            "openvino_steady_speedup": total["reference"] / steady["openvino"] if ov else None,
+            "openvino_steady_over_exact": total["exact"] / steady["openvino"] if ov else None,
+            "openvino_steady_peak_fraction": (gflop_all / steady["openvino"] / peak["fp32"]
+                                              if ov else None),
+            # --runtime openvino --precision bf16, against the bf16 peak
+            "openvino_bf16_runtime": runtime_bf16.get(up.name) if ov else None,
+            "openvino_bf16_speedup": total["reference"] / total["ov_bf16"] if ov16 else None,
+            "openvino_bf16_steady_speedup": (total["reference"] / steady["ov_bf16"] if ov16
+                                             else None),
+            "openvino_bf16_steady_over_exact": (total["exact"] / steady["ov_bf16"] if ov16
+                                                else None),
+            "openvino_bf16_steady_peak_fraction": (
+                gflop_all / steady["ov_bf16"]
+                / peak[precision_of("ov_bf16", runtime_bf16.get(up.name, ""))]
+                if ov16 else None),
             "rss_mb": {meth: round(rss[(up.name, meth)]) for meth in methods
                        if (up.name, meth) in rss},
             "padding_sensitive": bool(up.padding_sensitive),
@@ -825,6 +877,15 @@ def run(args, work: Path, device: str) -> None:
                   f"{s['openvino_steady_over_exact']:.2f}x exact torch, "
                   f"{s['openvino_steady_peak_fraction']:.2f} of the fp32 peak); max abs diff "
                   f"{s['openvino_max_abs_diff']:.2e}")
+            ov16_time = (f"{s['openvino_bf16_speedup']:.2f}x the loop with its conversion and "
+                         f"checks, {s['openvino_bf16_steady_speedup']:.2f}x without ("
+                         f"{s['openvino_bf16_steady_over_exact']:.2f}x exact torch, "
+                         f"{s['openvino_bf16_steady_peak_fraction']:.2f} of the "
+                         f"{precision_of('ov_bf16', s['openvino_bf16_runtime'])} peak); "
+                         if s["openvino_bf16_speedup"] is not None else "not timed; ")
+            print(f"{'':<{len(name)}}  --runtime openvino --precision bf16 "
+                  f"({s['openvino_bf16_runtime']}): {ov16_time}min frame cosine "
+                  f"{s['openvino_bf16_min_cosine']:.6f}")
         if s["fast_kernel"]:
             print(f"{'':<{len(name)}}  emobox's kernel ({s['fast_kernel']}): exact "
                   f"{s['fast_kernel_speedup']:.2f}x faster than with the stock modules")
@@ -866,29 +927,44 @@ def run(args, work: Path, device: str) -> None:
 
     print(f"CPU flags: {' '.join(flags) or 'unknown'}"
           + ("" if "amx_bf16" in flags else " (no AMX: the bf16 peak is the AVX512-BF16/AVX2 one)"))
-    wl, wh = summary[encoders[0][0].name], summary[encoders[1][0].name]
+    by_family = dict(zip(chosen, encoders))
+    headline: dict = {}
+    if "wavlm_base_ln" in by_family:  # headline keys: the WavLM-sized encoder
+        wl = summary[by_family["wavlm_base_ln"][0].name]
+        headline.update({
+            "exact_speedup": round(wl["exact_speedup"], 3),
+            "exact_max_abs_diff": float(f"{wl['exact_max_abs_diff']:.3g}"),
+            "bf16_speedup": rnd(wl["bf16_speedup"], 3),
+            "bf16_min_cosine": round(min(summary[by_family[f][0].name]["bf16_min_cosine"]
+                                         for f in ("wavlm_base_ln", "whisper")
+                                         if f in by_family), 6),
+            "exact_peak_fraction": round(wl["exact_peak_fraction"], 3),
+            "bf16_peak_fraction": rnd(wl["bf16_peak_fraction"], 3),
+            "fast_kernel_speedup": round(wl["fast_kernel_speedup"], 3),
+            "openvino_speedup": rnd(wl["openvino_speedup"], 3),
+            "openvino_steady_speedup": rnd(wl["openvino_steady_speedup"], 3),
+            "openvino_steady_peak_fraction": rnd(wl["openvino_steady_peak_fraction"], 3),
+            "openvino_max_abs_diff": (float(f"{wl['openvino_max_abs_diff']:.3g}")
+                                      if wl.get("openvino_max_abs_diff") is not None else None),
+            "openvino_bf16_steady_peak_fraction": rnd(wl["openvino_bf16_steady_peak_fraction"],
+                                                      3),
+            "openvino_bf16_min_cosine": rnd(wl.get("openvino_bf16_min_cosine"), 6),
+            "reference_peak_fraction": round(wl["reference_peak_fraction"], 3)})
+    if "whisper" in by_family:
+        up, note = by_family["whisper"]
+        wh = summary[up.name]
+        headline.update({
+            "whisper_exact_speedup": round(wh["exact_speedup"], 3),
+            "whisper_bf16_speedup": rnd(wh["bf16_speedup"], 3),
+            "whisper_bf16_min_cosine": round(wh["bf16_min_cosine"], 6),
+            "whisper_exact_max_abs_diff": float(f"{wh['exact_max_abs_diff']:.3g}"),
+            "whisper_exact_peak_fraction": round(wh["exact_peak_fraction"], 3),
+            "whisper_bf16_peak_fraction": rnd(wh["bf16_peak_fraction"], 3),
+            "whisper_openvino_bf16_steady_peak_fraction": rnd(
+                wh["openvino_bf16_steady_peak_fraction"], 3),
+            "whisper_upstream": note})
     result = {
-        "exact_speedup": round(wl["exact_speedup"], 3),
-        "exact_max_abs_diff": float(f"{wl['exact_max_abs_diff']:.3g}"),
-        "bf16_speedup": rnd(wl["bf16_speedup"], 3),
-        "bf16_min_cosine": round(min(wl["bf16_min_cosine"], wh["bf16_min_cosine"]), 6),
-        "exact_peak_fraction": round(wl["exact_peak_fraction"], 3),
-        "bf16_peak_fraction": rnd(wl["bf16_peak_fraction"], 3),
-        "bf16_timed": time_bf16, "native_bf16": native_bf16,
-        "fast_kernel_speedup": round(wl["fast_kernel_speedup"], 3),
-        "openvino_speedup": rnd(wl["openvino_speedup"], 3),
-        "openvino_steady_speedup": rnd(wl["openvino_steady_speedup"], 3),
-        "openvino_steady_peak_fraction": rnd(wl["openvino_steady_peak_fraction"], 3),
-        "openvino_max_abs_diff": (float(f"{wl['openvino_max_abs_diff']:.3g}")
-                                  if wl.get("openvino_max_abs_diff") is not None else None),
-        "reference_peak_fraction": round(wl["reference_peak_fraction"], 3),
-        "whisper_exact_speedup": round(wh["exact_speedup"], 3),
-        "whisper_bf16_speedup": rnd(wh["bf16_speedup"], 3),
-        "whisper_bf16_min_cosine": round(wh["bf16_min_cosine"], 6),
-        "whisper_exact_max_abs_diff": float(f"{wh['exact_max_abs_diff']:.3g}"),
-        "whisper_exact_peak_fraction": round(wh["exact_peak_fraction"], 3),
-        "whisper_bf16_peak_fraction": rnd(wh["bf16_peak_fraction"], 3),
-        "whisper_upstream": encoders[1][1],
+        **headline, "bf16_timed": time_bf16, "native_bf16": native_bf16,
         "fp32_peak_gflops": round(peak["fp32"], 1), "bf16_peak_gflops": round(peak["bf16"], 1),
         "cpu_flags": flags, "amx": "amx_bf16" in flags,
         "memory_gb": args.memory_gb, "max_padding": args.max_padding,
