@@ -129,7 +129,7 @@ def run_command(
     for r in results:
         console.print(f"layer {r.config['layer']}: run directory {r.out}", highlight=False,
                       soft_wrap=True, markup=False)
-    if out:
+    if out and (Path(out) / "layers.md").is_file():  # written where the runs make a sweep
         console.print(f"by layer: {Path(out) / 'layers.md'}", highlight=False, soft_wrap=True,
                       markup=False)
 
