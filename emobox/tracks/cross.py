@@ -54,7 +54,8 @@ from emobox.training.sweep import config_id, expand_grid
 from emobox.tracks.options import (SharedOptions, check_corpus_options, check_owners,
                                    check_upstream_options, fingerprint, head_grid,
                                    warmup_warning)
-from emobox.tracks.runner import RunOptions, extract_features, features_for, sweep_layers
+from emobox.tracks.runner import (RunOptions, extract_features, features_for, same_code,
+                                  sweep_layers)
 from emobox.tracks.rundirs import (CROSS_KIND, RESUME_HINT, check_cross_dir, check_resumable,
                                    read_cross_config, start_run_dir, write_results)
 from emobox.extraction.extract import FrameSource, resolve_device
@@ -446,10 +447,8 @@ def source_finished(out: Path, source: str, rows: Sequence[dict], wanted: set[tu
     selected for every target (the same one, never a failed one), and every target's
     predictions written. Anything else (a source cut short, rows of older code, a selection
     edited or lost) is trained again."""
-    versions = config["versions"]
     if ({(r["config_id"], r["target"]) for r in rows} != wanted or len(rows) != len(wanted)
-            or not all(r.get("emobox_version") == versions["emobox"]
-                       and r.get("plugins") == versions["plugins"] for r in rows)):
+            or not all(same_code(r, config["versions"]) for r in rows)):
         return False
     chosen = [r for r in rows if r["selected"]]
     if (len(chosen) != len(config["corpora"]) or any(r.get("failed") for r in chosen)

@@ -862,7 +862,7 @@ def _prepare_out(out: Path, config: dict, n_configs: int,
     kept = [r for r in rows if int(r["fold"]) in done]
     if len(kept) != len(rows):  # drop rows of folds that were cut short, then redo them
         stale = [r for r in rows if int(r["fold"]) not in done and (
-            not _same_code(r, config["versions"]) or not r.get("options_fingerprint"))]
+            not same_code(r, config["versions"]) or not r.get("options_fingerprint"))]
         if stale:
             append_jsonl(out / "results.superseded.jsonl", stale)
         atomic_write_text(out / "results.jsonl", jsonl_text(kept))
@@ -886,7 +886,9 @@ def _options_diff(theirs: Mapping[str, Any], ours: Mapping[str, Any], keys: Sequ
     return "; ".join(parts) + more
 
 
-def _same_code(row: Mapping[str, Any], versions: Mapping[str, Any]) -> bool:
+def same_code(row: Mapping[str, Any], versions: Mapping[str, Any]) -> bool:
+    """Whether result row ``row`` was made by this code: the emobox and plugin versions of
+    ``versions`` (:func:`code_versions`)."""
     return (row.get("emobox_version") == versions["emobox"]
             and row.get("plugins") == versions["plugins"])
 
@@ -903,7 +905,7 @@ def finished_folds(out: Path, rows: Sequence[dict], config_ids: set[str],
         by_fold.setdefault(int(r["fold"]), []).append(r)
     return {f: rs for f, rs in by_fold.items()
             if {r["config_id"] for r in rs} == config_ids and len(rs) == len(config_ids)
-            and all(options_differ(r, options) == [] and _same_code(r, versions) for r in rs)
+            and all(options_differ(r, options) == [] and same_code(r, versions) for r in rs)
             and sum(1 for r in rs if r["selected"] and not r.get("failed")) == 1
             and (out / "predictions" / f"fold{f}.tsv").is_file()}
 
