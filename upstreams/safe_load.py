@@ -4,10 +4,11 @@ Every checkpoint is read by torch's ``weights_only`` unpickler, which builds ten
 containers and refuses every other global. Training checkpoints (fairseq's, FunASR's) also
 pickle numpy scalars and their configuration (an ``argparse.Namespace`` or an omegaconf
 ``DictConfig``); for those, an explicit list of fully qualified names is admitted
-(:data:`ALLOWED_GLOBALS`): numpy's scalar and array reconstruction, and inert stand-ins of this
-module for the configuration classes, so that no class or function the file names is imported
-or called. Any other global is an error naming it. The list has no module wildcards, and the
-unpickler resolves names by exact match only (never by attribute path).
+(:data:`ALLOWED_GLOBALS`): numpy's scalar and array reconstruction (arrays of numbers only,
+each filled from the bytes the file holds: :class:`CheckpointArray`), and inert stand-ins of
+this module for the configuration classes, so that no class or function the file names is
+imported or called. Any other global is an error naming it. The list has no module
+wildcards, and the unpickler resolves names by exact match only (never by attribute path).
 """
 
 from __future__ import annotations
@@ -61,7 +62,42 @@ def _plain_dict(*_args) -> dict:
 
 _multiarray = (np._core if hasattr(np, "_core") else np.core).multiarray
 _scalar = _multiarray.scalar
-_reconstruct = _multiarray._reconstruct
+
+
+class CheckpointArray(np.ndarray):
+    """A numpy array read from a checkpoint (what the name ``numpy.ndarray`` stands for there).
+    It is created empty, whatever shape is asked for, and filled by its pickled state, which
+    must carry the array's bytes: object arrays and a shape whose bytes the file does not hold
+    are refused before anything is allocated."""
+
+    def __new__(cls, *args, **kwargs):
+        return np.ndarray.__new__(cls, (0,), np.uint8)
+
+    def __setstate__(self, state):
+        if not isinstance(state, tuple) or len(state) not in (4, 5):
+            raise pickle.UnpicklingError("a numpy array with an unreadable state")
+        shape, dtype, data = state[-4], state[-3], state[-1]
+        if not isinstance(dtype, np.dtype) or dtype.hasobject:
+            raise pickle.UnpicklingError(f"a numpy array of dtype {dtype!r:.40} (only arrays of "
+                                         f"numbers are read)")
+        if (not isinstance(shape, tuple) or not all(type(n) is int and n >= 0 for n in shape)
+                or not isinstance(data, (bytes, bytearray))):
+            raise pickle.UnpicklingError("a numpy array without its data")
+        count = 1
+        for n in shape:
+            count *= n
+        if count * dtype.itemsize != len(data):
+            raise pickle.UnpicklingError(f"a numpy array of shape {shape!r:.60} whose data holds "
+                                         f"{len(data)} bytes")
+        super().__setstate__(state)
+
+
+def _reconstruct(subtype, shape, dtype) -> CheckpointArray:
+    """numpy's ``_reconstruct(ndarray, (0,), b'b')``, the first step of unpickling an array
+    (numpy always pickles those arguments): an empty :class:`CheckpointArray`."""
+    if subtype is not CheckpointArray or shape != (0,):
+        raise pickle.UnpicklingError("a numpy array built other than numpy pickles arrays")
+    return CheckpointArray((0,))
 
 # numpy >= 1.25 builds a dtype as an instance of its class in numpy.dtypes: numbers and bools
 _NUMERIC_DTYPES = ("BoolDType", "Int8DType", "Int16DType", "Int32DType", "Int64DType",
@@ -92,7 +128,7 @@ ALLOWED_GLOBALS: tuple[tuple[Any, str], ...] = (
     (_scalar, "numpy._core.multiarray.scalar"),
     (_reconstruct, "numpy.core.multiarray._reconstruct"),
     (_reconstruct, "numpy._core.multiarray._reconstruct"),
-    (np.ndarray, "numpy.ndarray"),
+    (CheckpointArray, "numpy.ndarray"),
     (np.dtype, "numpy.dtype"),
     *((getattr(np.dtypes, name), f"numpy.dtypes.{name}") for name in _NUMERIC_DTYPES),
     (_plain_dict, "collections.defaultdict"),
@@ -100,7 +136,7 @@ ALLOWED_GLOBALS: tuple[tuple[Any, str], ...] = (
     *((_TypeName(name), name) for name in _TYPE_VALUES),
 )
 
-_UNSUPPORTED = re.compile(r"Unsupported global: GLOBAL (\S+) ")
+_UNSUPPORTED = re.compile(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+) ")
 
 
 def read_pickle(path: Path, *, mmap: bool = False) -> Any:
@@ -121,6 +157,9 @@ def read_pickle(path: Path, *, mmap: bool = False) -> Any:
                 f"are read; nothing in the file is run)") from None
         raise CheckpointFormatError(
             f"{path}: not a readable PyTorch checkpoint ({_reason(text, exc)})") from None
+    except MemoryError:
+        raise CheckpointFormatError(f"{path}: not a readable PyTorch checkpoint (it describes "
+                                    f"more data than fits in memory)") from None
     except Exception as exc:  # a corrupt or foreign file: say which and why
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointFormatError(f"{path}: not a readable PyTorch checkpoint ({first})") from None
@@ -136,7 +175,10 @@ def _reason(text: str, exc: BaseException) -> str:
         if "WeightsUnpickler error:" in line:
             rest = line.split("WeightsUnpickler error:", 1)[1].strip()
             return rest or (lines[i + 1] if i + 1 < len(lines) else type(exc).__name__)
-    return lines[0] if lines else type(exc).__name__
+    for line in lines:  # torch's advice (weights_only=False, add_safe_globals) is left out
+        if "weights_only" not in line and "safe_globals" not in line:
+            return line
+    return type(exc).__name__
 
 
 def plain(obj: Any, _depth: int = 0) -> Any:

@@ -35,6 +35,10 @@ from emobox.extraction.checkpoints import checkpoint_id as hash_checkpoint
 from emobox.errors import CheckpointNotFoundError, EmoboxUsageError
 from emobox.extraction.upstream import LayersGraph, Upstream, UpstreamOutput, padding_mask
 
+from .checkpoint_guard import (MAX_KERNEL, MAX_LAYERS, MAX_POSITIONS, CheckpointDataError,
+                               int_field, int_list_field, loading, positive_float_field,
+                               read_json_object, weight_files)
+
 from .common import (NORM_FEATURE_EXTRACTOR, NORM_LAYER_NORM, NORM_METHODS, NORM_NONE,
                      capture_blocks, conv1d_flops, conv_lengths, equal_length_groups,
                      feature_extractor_normalize, min_samples_for_one_frame, normalize_waveform,
@@ -85,8 +89,9 @@ class SSLEncoder(Upstream):
         super().__init__()
         cfg = model.config
         if getattr(cfg, "add_adapter", False):
-            raise EmoboxUsageError(f"{name}: checkpoints with an adapter after the encoder "
-                                   f"(add_adapter) are not supported")
+            where = getattr(cfg, "name_or_path", "") or "this checkpoint"
+            raise EmoboxUsageError(f"{where}: {name}: checkpoints with an adapter after the "
+                                   f"encoder (add_adapter) are not supported")
         self.name = name
         self.model = model.eval()
         self.num_layers = int(cfg.num_hidden_layers)
@@ -212,23 +217,94 @@ def load_ssl(name: str, path: Path, model_class: str, model_type: str, *, num_la
         raise CheckpointNotFoundError(
             f"{path}: {name} needs a transformers checkpoint folder (config.json + "
             f"model.safetensors or pytorch_model.bin), not a single file")
-    try:
+    check_folder(name, path, model_type, num_layers, hidden_size)
+    with loading(path, name):
         config = transformers.AutoConfig.from_pretrained(str(path), local_files_only=True)
-    except (OSError, ValueError) as exc:
-        raise CheckpointNotFoundError(f"{path}: cannot read config.json ({exc})") from None
-    if config.model_type != model_type:
-        raise EmoboxUsageError(f"{path}: a {config.model_type!r} checkpoint, but {name} needs a "
+        cls = getattr(transformers, model_class)
+        model, info = cls.from_pretrained(str(path), local_files_only=True, dtype=torch.float32,
+                                          output_loading_info=True)
+        missing = [k for k in info.get("missing_keys", ())
+                   if not k.endswith("masked_spec_embed")]
+        if missing:
+            raise EmoboxUsageError(f"{path}: not a complete {name} checkpoint, {len(missing)} "
+                                   f"weights are missing (e.g. {sorted(missing)[0]})")
+        mismatched = info.get("mismatched_keys") or ()
+        if mismatched:
+            raise CheckpointDataError(f"{path}: {len(mismatched)} {name} weight(s) of the wrong "
+                                      f"shape (e.g. {list(mismatched)[0]})", path=str(path))
+        if config.model_type != model_type:
+            raise EmoboxUsageError(f"{path}: a {config.model_type!r} checkpoint, but {name} "
+                                   f"needs a {model_type!r} one")
+        encoder = SSLEncoder(name, model, normalize=normalize,
+                             padding_sensitive=padding_sensitive,
+                             checkpoint_id=hash_checkpoint(path))
+    return encoder.to(device)
+
+
+def check_folder(name: str, path: Path, model_type: str, num_layers: int,
+                 hidden_size: int) -> None:
+    """The folder's ``config.json`` (types and ranges of what shapes the model, caps named in
+    the messages) and weight files, checked before transformers reads them: one error naming
+    the file otherwise. The weights must hold at least 2 bytes for each parameter the config
+    describes (float16), so a config that describes a huge model is refused before anything
+    is allocated."""
+    file = path / "config.json"
+    cfg = read_json_object(file)
+
+    def fail(message: str) -> CheckpointDataError:
+        return CheckpointDataError(f"{file}: {message}", path=str(file))
+
+    kind = cfg.get("model_type")
+    if kind != model_type:
+        raise EmoboxUsageError(f"{file}: a {kind!r:.40} checkpoint, but {name} needs a "
                                f"{model_type!r} one")
-    if (config.num_hidden_layers, config.hidden_size) != (num_layers, hidden_size):
+    layers = int_field(cfg, "num_hidden_layers", file, high=MAX_LAYERS)
+    width = int_field(cfg, "hidden_size", file)
+    if (layers, width) != (num_layers, hidden_size):
         raise EmoboxUsageError(
-            f"{path}: {config.num_hidden_layers} layers x {config.hidden_size}, but {name} has "
-            f"{num_layers} x {hidden_size}; pass a checkpoint of this model")
-    cls = getattr(transformers, model_class)
-    model, info = cls.from_pretrained(str(path), local_files_only=True, dtype=torch.float32,
-                                      output_loading_info=True)
-    missing = [k for k in info.get("missing_keys", ()) if not k.endswith("masked_spec_embed")]
-    if missing:
-        raise EmoboxUsageError(f"{path}: not a complete {name} checkpoint, {len(missing)} "
-                               f"weights are missing (e.g. {sorted(missing)[0]})")
-    return SSLEncoder(name, model, normalize=normalize, padding_sensitive=padding_sensitive,
-                      checkpoint_id=hash_checkpoint(path)).to(device)
+            f"{path}: {layers} layers x {width}, but {name} has {num_layers} x {hidden_size}; "
+            f"pass a checkpoint of this model")
+    heads = int_field(cfg, "num_attention_heads", file, high=width)
+    if width % heads:
+        raise fail(f"num_attention_heads {heads} does not divide hidden_size {width}")
+    ffn = int_field(cfg, "intermediate_size", file)
+    convs = []
+    if any(k in cfg for k in ("conv_dim", "conv_kernel", "conv_stride")):
+        dims = int_list_field(cfg, "conv_dim", file)
+        kernels = int_list_field(cfg, "conv_kernel", file, high=MAX_KERNEL)
+        strides = int_list_field(cfg, "conv_stride", file, high=MAX_KERNEL)
+        if not len(dims) == len(kernels) == len(strides):
+            raise fail(f"conv_dim, conv_kernel and conv_stride must have one entry per "
+                       f"convolution (found {len(dims)}, {len(kernels)}, {len(strides)})")
+        convs = list(zip(dims, kernels))
+    for key in ("num_conv_pos_embeddings", "conv_pos_kernel_size"):
+        if key in cfg:
+            int_field(cfg, key, file, high=MAX_KERNEL)
+    if "num_conv_pos_embedding_groups" in cfg:
+        groups = int_field(cfg, "num_conv_pos_embedding_groups", file, high=width)
+        if width % groups:
+            raise fail(f"num_conv_pos_embedding_groups {groups} does not divide hidden_size "
+                       f"{width}")
+    for key in ("num_buckets", "max_bucket_distance"):  # WavLM's relative positions
+        if key in cfg:
+            int_field(cfg, key, file, high=MAX_POSITIONS)
+    if "layer_norm_eps" in cfg:
+        positive_float_field(cfg, "layer_norm_eps", file)
+    if cfg.get("quantization_config") is not None:
+        raise fail("quantization_config is set; only unquantised checkpoints are read")
+    if cfg.get("add_adapter"):
+        raise EmoboxUsageError(f"{file}: {name}: checkpoints with an adapter after the encoder "
+                               f"(add_adapter) are not supported")
+    files = weight_files(path)
+    if not files:
+        raise CheckpointDataError(f"{path}: no model.safetensors or pytorch_model.bin",
+                                  path=str(path))
+    params = layers * (4 * width * width + 2 * width * ffn)
+    c_in = 1
+    for dim, kernel in convs:
+        params += c_in * dim * kernel
+        c_in = dim
+    stored = sum(f.stat().st_size for f in files)
+    if 2 * params > stored:
+        raise fail(f"describes at least {params:,} parameters, but the weight files hold "
+                   f"{stored:,} bytes; the config does not belong to these weights")

@@ -16,6 +16,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -90,8 +92,9 @@ def checkpoint_id(path: str | os.PathLike, extra: str = "") -> str:
     cache_path = paths.home() / "checkpoint_ids.json"
     cache_key = hashlib.sha256(json.dumps([str(path), stamp, extra]).encode()).hexdigest()
     cache = _read_cache(cache_path)
-    if cache_key in cache:
-        return cache[cache_key]
+    cached = cache.get(cache_key)
+    if isinstance(cached, str) and ID_FORM.fullmatch(cached):
+        return cached
     h = hashlib.sha256(extra.encode())
     for p, (rel, size, _) in zip(files, stamp):
         h.update(f"{rel}\t{size}\n".encode())
@@ -109,8 +112,36 @@ def checkpoint_id(path: str | os.PathLike, extra: str = "") -> str:
     return digest
 
 
-def _read_cache(path: Path) -> dict:
+ID_FORM = re.compile(r"sha256:[0-9a-f]{16}")
+KEY_FORM = re.compile(r"[0-9a-f]{64}")
+MAX_CACHE_BYTES = 64 << 20
+
+
+def _read_cache(path: Path) -> dict[str, str]:
+    """The cached ids: ``{key: id}`` entries of the expected forms. A damaged cache (not a JSON
+    object, or entries of another form) is treated as empty, with a warning naming the file;
+    it is rewritten with the next id computed."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_CACHE_BYTES + 1)
+    except OSError:  # absent or unreadable: computed afresh (and rewritten if possible)
         return {}
+    try:
+        if len(raw) > MAX_CACHE_BYTES:
+            raise ValueError(f"larger than {MAX_CACHE_BYTES >> 20} MiB")
+        data = json.loads(raw.decode("utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        why = exc.msg if isinstance(exc, json.JSONDecodeError) else (
+            "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else
+            "nested too deeply" if isinstance(exc, RecursionError) else str(exc))
+        warnings.warn(f"{path}: damaged checkpoint id cache ({why}); ignoring it and computing "
+                      f"checkpoint ids afresh")
+        return {}
+    good = {k: v for k, v in data.items()
+            if KEY_FORM.fullmatch(k) and isinstance(v, str) and ID_FORM.fullmatch(v)}
+    if len(good) != len(data):
+        warnings.warn(f"{path}: {len(data) - len(good)} damaged entries in the checkpoint id "
+                      f"cache; ignoring them and computing those ids afresh")
+    return good

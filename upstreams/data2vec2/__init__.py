@@ -42,13 +42,15 @@ def _convert(name: str, source=None, out=None, overwrite: bool = False):
     from emobox import paths
     from emobox.errors import EmoboxUsageError
 
-    from .ckpt import convert_checkpoint
+    from ..checkpoint_guard import check_replaceable
+    from .ckpt import CONVERTED_FILES, convert_checkpoint
     from .upstream import preset
 
     src = _locate(name, source)
     dst = paths.models_dir() / f"{name}-converted" if out is None else Path(out)
     if dst.exists() and any(dst.iterdir()) and not overwrite:
         raise EmoboxUsageError(f"{dst} exists; pass --overwrite to replace it")
+    check_replaceable(dst, CONVERTED_FILES)
     return convert_checkpoint(src, dst, preset(name))
 
 

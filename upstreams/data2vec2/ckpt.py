@@ -23,18 +23,22 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, Mapping
 
 import torch
 
-from emobox.errors import EmoboxUsageError
+from emobox.errors import EmoboxError
 
 from .net import D2v2Config, Data2Vec2Encoder
+from ..checkpoint_guard import (MAX_CONV_LAYERS, MAX_KERNEL, MAX_LAYERS, MAX_POSITIONS,
+                                MAX_WIDTH, CheckpointDataError, loading, read_json_object)
 from ..safe_load import CheckpointFormatError, plain, read_pickle
 
 FORMAT = "emobox.data2vec2"
+CONVERTED_FILES = ("config.json", "model.safetensors")  # what convert_checkpoint writes
 FORMAT_VERSION = 1
 AUDIO = "modality_encoders.AUDIO."
 # pre-training-only parts of a checkpoint, never part of the encoder
@@ -56,6 +60,10 @@ def split_checkpoint(obj: Any, path: Path) -> tuple[dict[str, torch.Tensor], dic
         if isinstance(state.get(key), Mapping):
             state = state[key]
     tensors = {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    odd = next((k for k in tensors if not isinstance(k, str)), None)
+    if odd is not None:
+        raise CheckpointDataError(f"{path}: the state dict names a tensor {odd!r:.40}; weight "
+                                  f"names must be strings", path=str(path))
     if not tensors:
         raise CheckpointFormatError(f"{path}: holds no tensors (keys: {', '.join(list(obj)[:8])})")
     model_cfg = cfg.get("model") if isinstance(cfg.get("model"), Mapping) else {}
@@ -83,30 +91,148 @@ def _sidecar_config(path: Path) -> tuple[dict, dict]:
 
 
 # -- architecture --------------------------------------------------------------------------------
-def parse_conv_spec(spec: str) -> tuple[tuple[int, int, int], ...]:
+MAX_SPEC_CHARS = 2000
+
+
+def parse_conv_spec(spec: str, where: str = "") -> tuple[tuple[int, int, int], ...]:
     """fairseq's ``feature_encoder_spec`` ("[(512, 10, 5)] + [(512, 3, 2)] * 4 ...") evaluated
-    without ``eval``: lists and tuples of integers joined by ``+`` and repeated by ``*``."""
+    without ``eval``: lists and tuples of integers joined by ``+`` and repeated by ``*``.
+    Bounded before anything is expanded: at most 64 layers of (channels 1..65536, kernel
+    1..1024, stride 1..1024); ``where`` names the checkpoint in errors."""
+    prefix = f"{where}: " if where else ""
+
+    def fail(why: str) -> CheckpointFormatError:
+        return CheckpointFormatError(f"{prefix}cannot read feature_encoder_spec "
+                                     f"{str(spec)[:80]!r} ({why})")
+
     def ev(node):
         if isinstance(node, ast.Expression):
             return ev(node.body)
         if isinstance(node, (ast.List, ast.Tuple)):
             items = [ev(e) for e in node.elts]
             return items if isinstance(node, ast.List) else tuple(items)
-        if isinstance(node, ast.Constant) and isinstance(node.value, int):
+        if isinstance(node, ast.Constant) and type(node.value) is int:
             return node.value
         if isinstance(node, ast.BinOp) and isinstance(node.op, (ast.Add, ast.Mult)):
             left, right = ev(node.left), ev(node.right)
-            return left + right if isinstance(node.op, ast.Add) else left * right
-        raise ValueError(f"unsupported element {ast.dump(node)[:40]}")
+            if isinstance(node.op, ast.Mult):
+                seq, n = (left, right) if isinstance(left, (list, tuple)) else (right, left)
+                if isinstance(seq, (list, tuple)) and isinstance(n, int):
+                    if len(seq) * max(n, 0) > MAX_CONV_LAYERS:
+                        raise fail(f"more than {MAX_CONV_LAYERS} layers")
+                elif isinstance(left, int) and isinstance(right, int):
+                    if abs(left * right) > MAX_CONV_LAYERS * MAX_WIDTH:
+                        raise fail("a number out of range")
+                return left * right
+            result = left + right
+            if isinstance(result, (list, tuple)) and len(result) > MAX_CONV_LAYERS:
+                raise fail(f"more than {MAX_CONV_LAYERS} layers")
+            return result
+        raise fail(f"unsupported element {ast.dump(node)[:40]}")
 
+    if not isinstance(spec, str) or len(spec) > MAX_SPEC_CHARS:
+        raise fail(f"expected a text of at most {MAX_SPEC_CHARS} characters")
     try:
         layers = ev(ast.parse(spec, mode="eval"))
-        out = tuple((int(d), int(k), int(s)) for d, k, s in layers)
-    except (SyntaxError, ValueError, TypeError) as exc:
-        raise CheckpointFormatError(f"cannot read feature_encoder_spec {spec!r} ({exc})") from None
+        if not isinstance(layers, (list, tuple)) or len(layers) > MAX_CONV_LAYERS:
+            raise fail(f"expected a list of at most {MAX_CONV_LAYERS} layers")
+        out = tuple((d, k, s) for d, k, s in layers)
+    except CheckpointFormatError:
+        raise
+    except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError) as exc:
+        raise fail(str(exc) or type(exc).__name__) from None
+    for layer in out:
+        d, k, s = layer
+        if not all(type(v) is int for v in layer) or not (
+                1 <= d <= MAX_WIDTH and 1 <= k <= MAX_KERNEL and 1 <= s <= MAX_KERNEL):
+            raise fail(f"layer {layer!r:.40} is not (channels 1..{MAX_WIDTH}, kernel "
+                       f"1..{MAX_KERNEL}, stride 1..{MAX_KERNEL})")
     if not out:
-        raise CheckpointFormatError(f"feature_encoder_spec {spec!r} has no layers")
+        raise fail("no layers")
     return out
+
+
+def _mapping(value: Any, what: str, where: str) -> Mapping:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise CheckpointDataError(f"{where}: {what} must be a mapping, found "
+                                  f"{type(value).__name__}", path=where)
+    return value
+
+
+def _weight(state: Mapping[str, torch.Tensor], key: str, ndim: int | tuple[int, ...],
+            where: str) -> torch.Tensor | None:
+    """``state[key]`` (None when absent), checked to have ``ndim`` dimensions."""
+    t = state.get(key)
+    allowed = (ndim,) if isinstance(ndim, int) else ndim
+    if t is not None and t.dim() not in allowed:
+        raise CheckpointDataError(f"{where}: {key} has shape {tuple(t.shape)}; expected "
+                                  f"{' or '.join(map(str, allowed))} dimensions", path=where)
+    return t
+
+
+def check_config(cfg: D2v2Config, where: str, stored_bytes: int) -> D2v2Config:
+    """``cfg``'s values checked for type and range before the network is built (caps: widths
+    up to 65536, at most 1024 blocks, kernels up to 1024, at most 100000 extra tokens), and
+    its parameters against the weights stored (2 bytes each at least)."""
+    def fail(message: str) -> CheckpointDataError:
+        return CheckpointDataError(f"{where}: {message}", path=where)
+
+    def whole(name: str, value: Any, low: int, high: int) -> int:
+        if type(value) is not int or not low <= value <= high:
+            raise fail(f"{name} is {value!r:.40}; it must be a whole number between {low} "
+                       f"and {high}")
+        return value
+
+    conv = cfg.conv_layers
+    if not isinstance(conv, tuple) or not 1 <= len(conv) <= MAX_CONV_LAYERS:
+        raise fail(f"conv_layers must hold 1 to {MAX_CONV_LAYERS} layers")
+    for layer in conv:
+        if not isinstance(layer, tuple) or len(layer) != 3:
+            raise fail(f"conv_layers holds {layer!r:.40}, not (channels, kernel, stride)")
+        whole("a CNN layer's channels", layer[0], 1, MAX_WIDTH)
+        whole("a CNN layer's kernel", layer[1], 1, MAX_KERNEL)
+        whole("a CNN layer's stride", layer[2], 1, MAX_KERNEL)
+    if cfg.extractor_mode not in ("layer_norm", "default"):
+        raise fail(f"extractor_mode is {cfg.extractor_mode!r:.40}, not 'layer_norm' or "
+                   f"'default'")
+    D = whole("embed_dim", cfg.embed_dim, 1, MAX_WIDTH)
+    heads = whole("num_heads", cfg.num_heads, 1, D)
+    if D % heads:
+        raise fail(f"num_heads {heads} does not divide the width {D}")
+    whole("depth", cfg.depth, 0, MAX_LAYERS)
+    whole("prenet_depth", cfg.prenet_depth, 0, MAX_LAYERS)
+    if cfg.num_layers < 1:
+        raise fail("the model has no transformer blocks")
+    mlp = whole("mlp_dim", cfg.mlp_dim, 1, MAX_WIDTH)
+    eps = cfg.norm_eps
+    if type(eps) is not float or not math.isfinite(eps) or not 0 < eps <= 1:
+        raise fail(f"norm_eps is {eps!r:.40}; it must be a finite number above 0 and at most 1")
+    whole("conv_pos_depth", cfg.conv_pos_depth, 0, MAX_LAYERS)
+    whole("conv_pos_kernel", cfg.conv_pos_kernel, 1, MAX_KERNEL)
+    groups = whole("conv_pos_groups", cfg.conv_pos_groups, 1, D)
+    if D % groups:
+        raise fail(f"conv_pos_groups {groups} does not divide the width {D}")
+    whole("num_extra_tokens", cfg.num_extra_tokens, 0, MAX_POSITIONS)
+    for name in ("conv_bias", "norm_affine", "conv_pos_pre_ln", "use_alibi", "normalize"):
+        if type(getattr(cfg, name)) is not bool:
+            raise fail(f"{name} must be true or false, not {getattr(cfg, name)!r:.40}")
+    shape = cfg.alibi_scale_shape
+    if (not isinstance(shape, tuple) or len(shape) != 2 or shape[0] not in (1, cfg.num_layers)
+            or shape[1] not in (1, heads)):
+        raise fail(f"alibi_scale_shape {shape!r:.40} is not (1 or {cfg.num_layers}, 1 or "
+                   f"{heads})")
+    params = cfg.num_layers * (4 * D * D + 2 * D * mlp) + cfg.num_extra_tokens * D
+    params += cfg.conv_pos_depth * D * (D // groups) * cfg.conv_pos_kernel
+    c_in = 1
+    for dim, kernel, _ in conv:
+        params += c_in * dim * kernel
+        c_in = dim
+    if 2 * params > stored_bytes:
+        raise fail(f"describes at least {params:,} parameters, but the file holds "
+                   f"{stored_bytes:,} bytes of weights")
+    return cfg
 
 
 def _indices(state: Mapping[str, Any], prefix: str) -> list[int]:
@@ -117,25 +243,31 @@ def _indices(state: Mapping[str, Any], prefix: str) -> list[int]:
 def infer_config(state: Mapping[str, torch.Tensor], model_cfg: Mapping, task_cfg: Mapping,
                  preset: D2v2Config, where: str) -> D2v2Config:
     """The architecture of a fairseq-named state dict (shapes first, then cfg, then preset)."""
-    audio = model_cfg.get("modalities", {}).get("audio", {}) if model_cfg else {}
+    model_cfg = _mapping(model_cfg, "cfg.model", where)
+    task_cfg = _mapping(task_cfg, "cfg.task", where)
+    modalities = _mapping(model_cfg.get("modalities"), "cfg.model.modalities", where)
+    audio = _mapping(modalities.get("audio"), "cfg.model.modalities.audio", where)
     if model_cfg.get("layer_norm_first"):
         raise CheckpointFormatError(f"{where}: pre-norm (layer_norm_first) data2vec 2.0 models "
                                     f"are not supported")
     if AUDIO + "alibi_bias" in state:
         raise CheckpointFormatError(f"{where}: learned ALiBi tables are not supported")
-    proj = state.get(AUDIO + "project_features.2.weight")
+    proj = _weight(state, AUDIO + "project_features.2.weight", 2, where)
     if proj is None:
         raise CheckpointFormatError(
             f"{where}: not a data2vec 2.0 audio checkpoint (no '{AUDIO}project_features.2.weight'"
             f"; first keys: {', '.join(list(state)[:5])})")
     D = int(proj.shape[0])
     conv_idx = _indices(state, AUDIO + "local_encoder.conv_layers.")
-    kernels = [int(state[f"{AUDIO}local_encoder.conv_layers.{i}.0.weight"].shape[2])
-               for i in conv_idx]
-    dims = [int(state[f"{AUDIO}local_encoder.conv_layers.{i}.0.weight"].shape[0])
-            for i in conv_idx]
+    conv_w = [_weight(state, f"{AUDIO}local_encoder.conv_layers.{i}.0.weight", 3, where)
+              for i in conv_idx]
+    if any(w is None for w in conv_w):
+        raise CheckpointDataError(f"{where}: CNN layer weights are missing "
+                                  f"({AUDIO}local_encoder.conv_layers.N.0.weight)", path=where)
+    kernels = [int(w.shape[2]) for w in conv_w]
+    dims = [int(w.shape[0]) for w in conv_w]
     spec = audio.get("feature_encoder_spec")
-    conv_layers = parse_conv_spec(spec) if spec else preset.conv_layers
+    conv_layers = parse_conv_spec(spec, where) if spec else preset.conv_layers
     if [(d, k) for d, k, _ in conv_layers] != list(zip(dims, kernels)):
         raise CheckpointFormatError(
             f"{where}: CNN layers {list(zip(dims, kernels))} (dim, kernel) do not match the "
@@ -150,13 +282,19 @@ def infer_config(state: Mapping[str, torch.Tensor], model_cfg: Mapping, task_cfg
     pre_ln = pre_ln is not None and pre_ln.dim() == 1
     pos_prefix = AUDIO + "relative_positional_encoder." + ("1." if pre_ln else "")
     pos_idx = _indices(state, pos_prefix)
-    pos_w = state.get(f"{pos_prefix}{pos_idx[0]}.0.weight") if pos_idx else None
-    scale = state.get(AUDIO + "alibi_scale")
-    heads = int(model_cfg.get("num_heads") or (scale.shape[-3] if scale is not None and
-                                                scale.shape[-3] > 1 else preset.num_heads))
-    extra = state.get(AUDIO + "extra_tokens")
-    fc1 = state.get("blocks.0.mlp.fc1.weight")
+    pos_w = _weight(state, f"{pos_prefix}{pos_idx[0]}.0.weight", 3, where) if pos_idx else None
+    if pos_w is not None and not 1 <= int(pos_w.shape[1]) <= D:
+        raise CheckpointDataError(f"{where}: positional convolution weight of shape "
+                                  f"{tuple(pos_w.shape)} does not fit the width {D}", path=where)
+    scale = _weight(state, AUDIO + "alibi_scale", (4, 5), where)
+    heads = model_cfg.get("num_heads") or (int(scale.shape[-3]) if scale is not None and
+                                           scale.shape[-3] > 1 else preset.num_heads)
+    extra = _weight(state, AUDIO + "extra_tokens", 3, where)
+    fc1 = _weight(state, "blocks.0.mlp.fc1.weight", 2, where)
     normalize = task_cfg.get("normalize") if task_cfg else None
+    eps = model_cfg.get("norm_eps") or preset.norm_eps
+    if isinstance(eps, int) and not isinstance(eps, bool):
+        eps = float(eps)
     return D2v2Config(
         conv_layers=conv_layers, extractor_mode=mode,
         conv_bias=f"{AUDIO}local_encoder.conv_layers.0.0.bias" in state,
@@ -164,7 +302,7 @@ def infer_config(state: Mapping[str, torch.Tensor], model_cfg: Mapping, task_cfg
         depth=len(_indices(state, "blocks.")),
         prenet_depth=len(_indices(state, AUDIO + "context_encoder.blocks.")),
         mlp_dim=int(fc1.shape[0]) if fc1 is not None else preset.mlp_dim,
-        norm_eps=float(model_cfg.get("norm_eps") or preset.norm_eps),
+        norm_eps=eps,
         norm_affine=("blocks.0.norm1.weight" in state or
                      f"{AUDIO}context_encoder.norm.weight" in state),
         conv_pos_depth=len(pos_idx),
@@ -283,29 +421,34 @@ def load_encoder(path: Path, preset: D2v2Config) -> tuple[Data2Vec2Encoder, list
     Returns the encoder (eval mode) and the checkpoint keys left out as pre-training-only.
     """
     path = Path(path)
-    if is_converted(path):
-        return _load_converted(path), []
-    tensors, model_cfg, task_cfg = split_checkpoint(read_pickle(path), path)
-    cfg = infer_config(tensors, model_cfg, task_cfg, preset, str(path))
-    ours, ignored = map_state_dict(tensors, cfg, str(path))
-    model = Data2Vec2Encoder(cfg)
-    load_into(model, ours, str(path))
+    with loading(path, "data2vec 2.0"):
+        if is_converted(path):
+            return _load_converted(path), []
+        tensors, model_cfg, task_cfg = split_checkpoint(read_pickle(path), path)
+        cfg = infer_config(tensors, model_cfg, task_cfg, preset, str(path))
+        ours, ignored = map_state_dict(tensors, cfg, str(path))
+        check_config(cfg, str(path), sum(t.numel() * t.element_size() for t in ours.values()))
+        model = Data2Vec2Encoder(cfg)
+        load_into(model, ours, str(path))
     return model.eval(), ignored
 
 
 def _load_converted(path: Path) -> Data2Vec2Encoder:
     from safetensors.torch import load_file
 
-    try:
-        meta = json.loads((path / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointFormatError(f"{path / 'config.json'}: unreadable ({exc})") from None
+    meta = read_json_object(path / "config.json")
     if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
         raise CheckpointFormatError(
             f"{path / 'config.json'}: not an emobox data2vec 2.0 conversion (format "
             f"{meta.get('format')!r} version {meta.get('format_version')!r}; expected {FORMAT!r} "
             f"version {FORMAT_VERSION})")
-    cfg = D2v2Config.from_dict(meta["config"])
+    where = str(path / "config.json")
+    try:
+        cfg = D2v2Config.from_dict(_mapping(meta.get("config"), "config", where))
+    except (TypeError, ValueError, KeyError) as exc:
+        raise CheckpointDataError(f"{where}: 'config' is not a data2vec 2.0 architecture "
+                                  f"({type(exc).__name__}: {exc})", path=where) from None
+    check_config(cfg, where, (path / "model.safetensors").stat().st_size)
     model = Data2Vec2Encoder(cfg)
     load_into(model, load_file(str(path / "model.safetensors")), str(path))
     return model.eval()
@@ -341,9 +484,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         dst = convert_checkpoint(args.src, args.dst)
-    except EmoboxUsageError as exc:
+    except EmoboxError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return int(exc.exit_code)
     cfg = D2v2Config.from_dict(json.loads((dst / "config.json").read_text())["config"])
     print(f"wrote {dst}: {cfg.num_layers} blocks of {cfg.embed_dim}, "
           f"{cfg.num_extra_tokens} extra tokens")

@@ -28,6 +28,7 @@ from ..common import how_to_get
 PAPER = ("Radford, Kim, Xu, Brockman, McLeavey, Sutskever, Robust speech recognition via "
          "large-scale weak supervision, ICML 2023")
 CONVERTER_VERSION = "emobox-whisper-encoder/1"
+CONVERTED_FILES = ("config.json", "model.safetensors", "conversion.json")  # what convert writes
 OPTIONS = {"mode": "faithful (default): every 30-s window zero-padded to 30 s before the "
                    "log-mel, as Whisper and EmoBox ran it | trimmed: only the real audio is "
                    "encoded (faster on short clips; features differ from Whisper's)"}
@@ -173,15 +174,26 @@ def _build(v: WhisperVariant, spec: UpstreamSpec, ckpt=None, device="cpu", mode=
 def load(v: WhisperVariant, path: Path, mode: str = "faithful", device: str = "cpu"):
     from emobox.extraction.checkpoints import checkpoint_id
 
-    from .formats import build_encoder, detect_format, read_encoder
     from .model import WhisperUpstream
 
-    fmt = detect_format(path)
-    config, state = read_encoder(path)
-    _check_architecture(v, config, path)
-    encoder = build_encoder(config, state)
+    encoder, fmt = _read(v, path)
     return WhisperUpstream(v.name, encoder, mode=mode, checkpoint_id=checkpoint_id(path),
                            source=fmt).to(device)
+
+
+def _read(v: WhisperVariant, path: Path, keep_state: bool = False):
+    """``(encoder, format)`` of the checkpoint ``path`` (``((config, state), format)`` with
+    ``keep_state``, once an encoder was built from them); any failure of a damaged file is one
+    error naming it."""
+    from ..checkpoint_guard import loading
+    from .formats import build_encoder, detect_format, read_encoder
+
+    with loading(path, "Whisper"):
+        fmt = detect_format(path)
+        config, state = read_encoder(path)
+        _check_architecture(v, config, path)
+        encoder = build_encoder(config, state, path)
+    return ((config, state) if keep_state else encoder), fmt
 
 
 def _check_architecture(v: WhisperVariant, config: dict, path: Path) -> None:
@@ -217,7 +229,8 @@ def convert(v: WhisperVariant, spec: UpstreamSpec, source=None, out=None,
     encoder folder ``out`` (default ``$EMOBOX_MODELS/<name>``), which ``build`` then finds."""
     from emobox import paths
 
-    from .formats import detect_format, read_encoder, save_encoder
+    from ..checkpoint_guard import check_replaceable
+    from .formats import save_encoder
 
     if source is None:
         source = _bundled_source() if v.bundled else None
@@ -232,9 +245,8 @@ def convert(v: WhisperVariant, spec: UpstreamSpec, source=None, out=None,
     out = Path(out).expanduser() if out else paths.models_dir() / v.name
     if out.exists() and not overwrite:
         raise EmoboxUsageError(f"{out} already exists; remove it or pass --overwrite")
-    fmt = detect_format(source)
-    config, state = read_encoder(source)
-    _check_architecture(v, config, source)
+    check_replaceable(out, CONVERTED_FILES)
+    (config, state), fmt = _read(v, source, keep_state=True)
     note = {"converter": CONVERTER_VERSION, "upstream": v.name, "source_format": fmt,
             "source_sha256": _sha256_of(source)}
     return save_encoder(config, state, out, note=note)

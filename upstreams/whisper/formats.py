@@ -35,6 +35,8 @@ import numpy as np
 
 from emobox.errors import CheckpointNotFoundError, DataError
 
+from ..checkpoint_guard import (MAX_LAYERS, MAX_POSITIONS, CheckpointDataError, int_field,
+                               read_json_object, weight_files)
 from ..safe_load import CheckpointFormatError, read_pickle
 
 CT2_DTYPES = {0: np.float32, 1: np.int8, 2: np.int16, 3: np.int32, 4: np.float16, 5: "bfloat16"}
@@ -61,9 +63,40 @@ def detect_format(path: Path) -> str:
 
 def _is_transformers_config(path: Path) -> bool:
     try:
-        return "d_model" in json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
+        return "d_model" in read_json_object(path)
+    except CheckpointDataError:
         return False
+
+
+WINDOW_POSITIONS = 1500  # encoder positions of a 30-s window
+
+
+def check_config(config: dict, where: Path | str, labels: dict | None = None) -> dict:
+    """The encoder fields of ``config`` checked for type and range before anything is built
+    from them (caps: widths and mel bins up to 65536, blocks up to 1024, positions from 1500,
+    a 30-s window, up to 100000); one error naming ``where`` (and the field as ``labels``
+    calls it in that file) otherwise."""
+    labels = labels or {}
+
+    def name(key: str) -> str:
+        return labels.get(key, key)
+
+    def field(key: str, **kw) -> int:
+        return int_field(config, key, where, label=name(key), **kw)
+
+    d = field("d_model")
+    field("encoder_layers", high=MAX_LAYERS)
+    heads = field("encoder_attention_heads", high=d)
+    if d % heads:
+        raise CheckpointDataError(f"{where}: {name('encoder_attention_heads')} {heads} does not "
+                                  f"divide {name('d_model')} {d}", path=str(where))
+    field("encoder_ffn_dim")
+    field("num_mel_bins")
+    field("max_source_positions", low=WINDOW_POSITIONS, high=MAX_POSITIONS)
+    if d < 4 or d % 2:
+        raise CheckpointDataError(f"{where}: {name('d_model')} {d} must be even and at least 4 "
+                                  f"(the position table has sin and cos halves)", path=str(where))
+    return config
 
 
 def read_encoder(path: Path) -> tuple[dict, dict]:
@@ -77,14 +110,12 @@ def read_encoder(path: Path) -> tuple[dict, dict]:
 
 def read_transformers(folder: Path) -> tuple[dict, dict]:
     folder = Path(folder)
-    try:
-        cfg = json.loads((folder / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CheckpointNotFoundError(f"{folder / 'config.json'}: unreadable ({exc})") from None
+    cfg = read_json_object(folder / "config.json")
     if cfg.get("model_type") != "whisper":
-        raise CheckpointNotFoundError(f"{folder}: model_type {cfg.get('model_type')!r} is not "
-                                      f"a Whisper checkpoint")
-    config = {k: cfg[k] for k in ENCODER_FIELDS if k in cfg}
+        raise CheckpointNotFoundError(f"{folder}: model_type {cfg.get('model_type')!r:.40} is "
+                                      f"not a Whisper checkpoint")
+    config = check_config({k: cfg[k] for k in ENCODER_FIELDS if k in cfg},
+                          folder / "config.json")
     state: dict[str, Any] = {}
     for file in _weight_files(folder):
         if file.suffix == ".safetensors":
@@ -96,9 +127,7 @@ def read_transformers(folder: Path) -> tuple[dict, dict]:
                     if name is not None:
                         state[name] = fh.get_tensor(key).float()
         else:
-            sd = read_pickle(file, mmap=True)
-            if not isinstance(sd, dict):
-                raise CheckpointNotFoundError(f"{file}: not a state dict of tensors")
+            sd = _tensor_dict(read_pickle(file, mmap=True), file, "a state dict")
             for key, value in sd.items():
                 name = _encoder_key(key)
                 if name is not None:
@@ -109,15 +138,25 @@ def read_transformers(folder: Path) -> tuple[dict, dict]:
 
 
 def _weight_files(folder: Path) -> list[Path]:
-    for index_name in ("model.safetensors.index.json", "pytorch_model.bin.index.json"):
-        index = folder / index_name
-        if index.is_file():
-            weight_map = json.loads(index.read_text())["weight_map"]
-            return [folder / f for f in sorted(set(weight_map.values()))]
-    for name in ("model.safetensors", "pytorch_model.bin"):
-        if (folder / name).is_file():
-            return [folder / name]
-    raise CheckpointNotFoundError(f"{folder}: no model.safetensors or pytorch_model.bin")
+    files = weight_files(folder)
+    if not files:
+        raise CheckpointNotFoundError(f"{folder}: no model.safetensors or pytorch_model.bin")
+    return files
+
+
+def _tensor_dict(value: Any, file: Path, what: str) -> dict:
+    """``value`` checked to be a dict of str -> tensor (``what`` names it in the error)."""
+    import torch
+
+    if not isinstance(value, dict):
+        raise CheckpointDataError(f"{file}: {what} must map weight names to tensors, found "
+                                  f"{type(value).__name__}", path=str(file))
+    for key, tensor in value.items():
+        if not isinstance(key, str) or not isinstance(tensor, torch.Tensor):
+            raise CheckpointDataError(
+                f"{file}: {what} must map weight names to tensors, found {key!r:.40} -> "
+                f"{type(tensor).__name__}", path=str(file))
+    return value
 
 
 def _encoder_key(key: str) -> str | None:
@@ -145,17 +184,32 @@ def read_openai(file: Path) -> tuple[dict, dict]:
     if not isinstance(ckpt, dict) or "dims" not in ckpt or "model_state_dict" not in ckpt:
         raise CheckpointNotFoundError(f"{file}: not an OpenAI Whisper checkpoint (expected "
                                       f"'dims' and 'model_state_dict')")
-    dims, sd = ckpt["dims"], ckpt["model_state_dict"]
-    d = int(dims["n_audio_state"])
-    config = {"d_model": d, "encoder_layers": int(dims["n_audio_layer"]),
-              "encoder_attention_heads": int(dims["n_audio_head"]), "encoder_ffn_dim": 4 * d,
-              "num_mel_bins": int(dims["n_mels"]),
-              "max_source_positions": int(dims["n_audio_ctx"])}
+    dims = ckpt["dims"]
+    sd = _tensor_dict(ckpt["model_state_dict"], file, "'model_state_dict'")
+    if not isinstance(dims, dict):
+        raise CheckpointDataError(f"{file}: 'dims' must be a dict of the model's sizes, found "
+                                  f"{type(dims).__name__}", path=str(file))
+    fields = {"d_model": "n_audio_state", "encoder_layers": "n_audio_layer",
+              "encoder_attention_heads": "n_audio_head", "num_mel_bins": "n_mels",
+              "max_source_positions": "n_audio_ctx"}
+    for ours, theirs in fields.items():
+        value = dims.get(theirs)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise CheckpointDataError(f"{file}: dims['{theirs}'] must be a whole number, not "
+                                      f"{value!r:.40}", path=str(file))
+    config = {ours: dims[theirs] for ours, theirs in fields.items()}
+    d = config["d_model"]
+    config["encoder_ffn_dim"] = 4 * d
+    check_config(config, file,
+                 labels={ours: f"dims['{theirs}']" for ours, theirs in fields.items()})
     state = {}
     for key, value in sd.items():
         if not key.startswith("encoder."):
             continue
-        name = openai_to_transformers(key[len("encoder."):])
+        try:
+            name = openai_to_transformers(key[len("encoder."):])
+        except CheckpointNotFoundError as exc:
+            raise CheckpointDataError(f"{file}: {exc}", path=str(file)) from None
         state[name] = value.float()
     if "embed_positions.weight" not in state:  # a buffer some exports leave out
         state["embed_positions.weight"] = sinusoids(config["max_source_positions"], d)
@@ -169,13 +223,13 @@ def openai_to_transformers(name: str) -> str:
     if name.startswith("ln_post."):
         return "layer_norm." + name[len("ln_post."):]
     if name.startswith("blocks."):
-        _, idx, rest = name.split(".", 2)
+        _, idx, rest = (name.split(".", 2) + ["", ""])[:3]
         for old, new in _OPENAI_BLOCK.items():
-            if rest.startswith(old + "."):
+            if idx.isdigit() and rest.startswith(old + "."):
                 return f"layers.{idx}.{new}.{rest[len(old) + 1:]}"
     if name.startswith(("conv1.", "conv2.")):
         return name
-    raise CheckpointNotFoundError(f"unexpected OpenAI Whisper encoder weight {name!r}")
+    raise CheckpointNotFoundError(f"unexpected OpenAI Whisper encoder weight {name!r:.80}")
 
 
 def transformers_to_openai(name: str) -> str:
@@ -259,6 +313,8 @@ def _read_ct2(fh: BinaryIO, file: Path) -> tuple[dict, dict[str, np.ndarray]]:
         variables[name] = array
     for _ in range(unpack("I")):
         alias, target = string(), string()
+        if target not in variables:
+            raise ValueError(f"alias {alias!r:.80} names no variable ({target!r:.80})")
         variables[alias] = variables[target]
     return header, variables
 
@@ -284,10 +340,11 @@ def read_ctranslate2_whisper(folder: Path) -> tuple[dict, dict]:
         raise CheckpointNotFoundError(f"{folder}: a CTranslate2 {header['spec']}, not a Whisper "
                                       f"model")
     try:
-        return _ct2_whisper_state(var)
-    except (KeyError, ValueError) as exc:
+        config, state = _ct2_whisper_state(var)
+    except (KeyError, ValueError, IndexError) as exc:
         raise DataError(f"{folder / 'model.bin'}: unexpected CTranslate2 Whisper layout ({exc})",
                         path=str(folder / "model.bin")) from None
+    return check_config(config, folder / "model.bin"), state
 
 
 def _ct2_whisper_state(var: dict[str, np.ndarray]) -> tuple[dict, dict]:
@@ -299,6 +356,13 @@ def _ct2_whisper_state(var: dict[str, np.ndarray]) -> tuple[dict, dict]:
     blocks = [re.match(r"encoder/layer_(\d+)/", k) for k in var]
     n_layers = 1 + max(int(m.group(1)) for m in blocks if m)
     conv1 = var["encoder/conv1/weight"]
+    if conv1.ndim != 3:
+        raise ValueError(f"encoder/conv1/weight has shape {tuple(conv1.shape)}, not "
+                         f"(width, mel bins, kernel)")
+    ffn = var["encoder/layer_0/ffn/linear_0/weight"]
+    positions = var["encoder/position_encodings/encodings"]
+    if ffn.ndim != 2 or positions.ndim != 2:
+        raise ValueError("the feed-forward and position tables must be 2-D")
     d = int(conv1.shape[0])
     state = {"conv1.weight": t("encoder/conv1/weight"), "conv1.bias": t("encoder/conv1/bias"),
              "conv2.weight": t("encoder/conv2/weight"), "conv2.bias": t("encoder/conv2/bias"),
@@ -347,21 +411,29 @@ def whisper_config(config: dict):
         decoder_ffn_dim=config["encoder_ffn_dim"])
 
 
-def build_encoder(config: dict, state: dict):
-    """A transformers ``WhisperEncoder`` holding ``state`` exactly (every weight required)."""
+def build_encoder(config: dict, state: dict, where: Path | str = "checkpoint"):
+    """A transformers ``WhisperEncoder`` holding ``state`` exactly (every weight required, each
+    of the shape the architecture gives it); ``where`` names the checkpoint in errors."""
     import torch
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
+    check_config(config, where)
     cfg = whisper_config(config)
     with torch.device("meta"):
         encoder = WhisperEncoder(cfg)
     expected = set(encoder.state_dict())
     missing, extra = sorted(expected - set(state)), sorted(set(state) - expected)
     if missing or extra:
-        raise CheckpointNotFoundError(
-            f"Whisper encoder weights do not fit the architecture: "
+        raise CheckpointDataError(
+            f"{where}: Whisper encoder weights do not fit the architecture: "
             f"{len(missing)} missing (e.g. {missing[:2]}), {len(extra)} unexpected "
-            f"(e.g. {extra[:2]})")
+            f"(e.g. {[k[:60] for k in extra[:2]]})", path=str(where))
+    own = encoder.state_dict()
+    wrong = [f"{k} {tuple(state[k].shape)}, expected {tuple(v.shape)}" for k, v in own.items()
+             if tuple(state[k].shape) != tuple(v.shape)]
+    if wrong:
+        raise CheckpointDataError(f"{where}: {len(wrong)} Whisper encoder weight(s) of the wrong "
+                                  f"shape (e.g. {wrong[0]})", path=str(where))
     encoder.load_state_dict(state, strict=True, assign=True)
     return encoder.eval()
 
