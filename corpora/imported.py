@@ -18,20 +18,26 @@ the corpus has an official dev split, else a seeded stratified 20% of the traini
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 from emobox import (Corpus, CorpusSpec, DataError, EmoboxUsageError, Fold, FoldTableRow,
                     Manifest, hookimpl)
-from emobox.datasets.manifest import utterance_from_row
+from emobox.datasets.manifest import read_tsv_rows, utterance_from_row
+from emobox.io import read_json_file
+from emobox.plugin.registry import NAME_RE
 from emobox.datasets.splits import VALID_FRACTION, stratified_split
 
 KINDS = ("emobox.import", "emobox.manifest")
 REQUIRED = ("key", "path", "emotion", "test_fold")
 ROLES = ("train", "valid", "test", "-")
+# what the description (``corpus.json``, ``FILE.json``) may say, as (key, type, in words)
+INFO_FIELDS = (("corpus", str, "a corpus name"), ("audio_root", str, "a folder"),
+               ("official_valid", bool, "true or false"), ("has_speaker_ids", bool, "true or false"),
+               ("labels", list, "a list of class names"),
+               ("valid_rules", list, "a list of validation rules (text)"))
 
 
 class ImportedCorpus(Corpus):
@@ -54,16 +60,22 @@ class ImportedCorpus(Corpus):
                 raise EmoboxUsageError(f"corpus 'imported': {root} has no manifest.tsv; it "
                                        f"should hold {self.expected_top_level}")
         self.info = self._read_info(info_path)
-        self.name = str(self.info.get("corpus") or self.tsv.stem)
-        where = audio_root or self.info.get("audio_root") or self.tsv.parent
-        self.root = (self.tsv.parent / Path(where).expanduser()).resolve()
+        self.name = self.info.get("corpus") or self.tsv.stem
+        if not NAME_RE.match(self.name):
+            raise DataError(f"{info_path if 'corpus' in self.info else self.tsv}: the corpus name "
+                            f"{self.name[:80]!r} is not a name (letters, digits, '_', '.', '-', "
+                            f"starting with a letter or digit); it names the feature store's "
+                            f"folder", path=str(self.tsv))
+        where = audio_root or self.info.get("audio_root")
+        base = self.tsv.parent
+        self.root = (base / Path(where).expanduser() if where else base).resolve()
         if not self.root.is_dir():
             raise EmoboxUsageError(f"{self.name}: the audio folder {self.root} does not exist; "
                                    f"pass --corpus-option audio_root=DIR")
-        self.official_valid = bool(self.info.get("official_valid", False))
+        self.official_valid = self.info.get("official_valid", False)
         # an EmoBox import: scheme emobox reads the channel EmoBox read (Corpus.manifest_for)
         self.emobox_channels = self.info.get("kind") == "emobox.import"
-        self.has_speaker_ids = bool(self.info.get("has_speaker_ids", True))
+        self.has_speaker_ids = self.info.get("has_speaker_ids", True)
         self.skipped = []
         self._manifest = None
         self._rows: dict[str, dict[str, str]] = {}
@@ -71,30 +83,33 @@ class ImportedCorpus(Corpus):
 
     @staticmethod
     def _read_info(path: Path) -> dict[str, Any]:
-        if not path.is_file():
+        if not path.exists():
             return {}
-        try:
-            info = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}: not valid JSON ({exc.msg})", path=str(path))
-        if info.get("kind") not in KINDS:
+        info = read_json_file(path, follow_links=True)
+        if not isinstance(info, dict) or info.get("kind") not in KINDS:
+            kind = info.get("kind") if isinstance(info, dict) else f"a JSON {type(info).__name__}"
             raise DataError(f"{path}: not an emobox manifest description (kind "
-                            f"{info.get('kind')!r}, expected one of {', '.join(KINDS)})",
+                            f"{str(kind)[:40]!r}, expected one of {', '.join(KINDS)})",
                             path=str(path))
+        for key, kind, what in INFO_FIELDS:
+            value = info.get(key)
+            if value is None:
+                continue
+            ok = (isinstance(value, kind) and not (kind is not bool and isinstance(value, bool))
+                  and (not isinstance(value, list)
+                       or all(isinstance(v, str) and v for v in value)))
+            if not ok:
+                raise DataError(f"{path}: {key} is {json.dumps(value, default=str)[:40]}, not "
+                                f"{what}", path=str(path))
         return info
 
     def scan(self) -> Manifest:
-        text = self.tsv.read_text(encoding="utf-8")
-        reader = csv.DictReader(io.StringIO(text), delimiter="\t")
-        missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(f"{self.tsv}: lacks column(s) {', '.join(missing)}",
-                            path=str(self.tsv))
-        self.fold_columns = sorted((c for c in reader.fieldnames or []
-                                    if c.startswith("fold") and c[4:].isdigit()),
+        rows = read_tsv_rows(self.tsv, REQUIRED)
+        columns = list(rows[0][1]) if rows else []
+        self.fold_columns = sorted((c for c in columns if re.fullmatch(r"fold[0-9]+", c)),
                                    key=lambda c: int(c[4:]))
         utts = []
-        for line, r in enumerate(reader, start=2):
+        for line, r in rows:
             try:
                 utts.append(utterance_from_row(r))
                 int(r["test_fold"])

@@ -15,38 +15,57 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
+import zlib
 from pathlib import Path
 from typing import Iterator
 
 from emobox import (Corpus, CorpusSpec, DataError, EmoboxUsageError, Fold, Manifest, hookimpl)
 from emobox import Utterance
 from emobox.datasets.splits import VALID_FRACTION, stratified_split
+from emobox.io import loads_json
+from emobox.plugin.registry import NAME_RE
 
 ROLES = ("train", "valid", "test", "-")
 
 
 def read_jsonl(path: Path, max_bytes: int) -> Iterator[tuple[int, dict]]:
-    """The JSON objects of a (gzipped) JSON-lines file, refused past ``max_bytes`` decompressed."""
+    """The JSON objects of a (gzipped) JSON-lines file, refused past ``max_bytes`` decompressed
+    or at a line over 1 MiB; read in blocks, so a file of empty lines costs no more than one of
+    long ones."""
     opener = gzip.open if path.name.endswith(".gz") else open
-    total = 0
+    total = n = 0
+    pending = b""
+
+    def too_big() -> DataError:
+        return DataError(f"{path}: larger than {max_bytes >> 20} MiB decompressed (or a line "
+                         f"over 1 MiB); refused (-C max_mb= raises the cap)", path=str(path))
+
     try:
         with opener(path, "rb") as fh:
-            for n, line in enumerate(iter(lambda: fh.readline(1 << 20), b""), start=1):
-                total += len(line)
-                if total > max_bytes or (len(line) == 1 << 20 and not line.endswith(b"\n")):
-                    raise DataError(f"{path}: larger than {max_bytes >> 20} MiB decompressed "
-                                    f"(or a line over 1 MiB); refused (-C max_mb= raises the cap)",
-                                    path=str(path))
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise DataError(f"{path}:{n}: not valid JSON ({exc})", path=str(path))
-                if not isinstance(obj, dict):
-                    raise DataError(f"{path}:{n}: not a JSON object", path=str(path))
-                yield n, obj
-    except (OSError, EOFError) as exc:
+            while True:
+                block = fh.read(1 << 20)
+                total += len(block)
+                if total > max_bytes:
+                    raise too_big()
+                lines = (pending + block).split(b"\n")
+                pending = lines.pop() if block else b""
+                if len(pending) > 1 << 20:
+                    raise too_big()
+                for line in lines:
+                    n += 1
+                    if not line.strip():
+                        continue
+                    try:
+                        obj = loads_json(line.decode("utf-8"))
+                    except (ValueError, UnicodeDecodeError) as exc:
+                        raise DataError(f"{path}:{n}: not valid JSON ({exc})", path=str(path))
+                    if not isinstance(obj, dict):
+                        raise DataError(f"{path}:{n}: not a JSON object", path=str(path))
+                    yield n, obj
+                if not block:
+                    return
+    except (OSError, EOFError, zlib.error) as exc:
         if isinstance(exc, FileNotFoundError):
             raise
         raise DataError(f"{path}: cannot read ({exc})", path=str(path))
@@ -63,7 +82,14 @@ class LhotseCorpus(Corpus):
                  speaker_field: str = "speaker", fold_field: str = "folds",
                  labels: str = "", max_mb: int | str = 512):
         root = Path(root).expanduser()
-        self.max_bytes = int(max_mb) << 20
+        try:
+            mb = int(max_mb)
+        except (TypeError, ValueError):
+            mb = 0
+        if mb < 1 or isinstance(max_mb, bool):
+            raise EmoboxUsageError(f"corpus 'lhotse': max_mb={max_mb!r:.40}: give a whole "
+                                   f"number of MiB, at least 1")
+        self.max_bytes = mb << 20
         self.label_field, self.speaker_field, self.fold_field = label_field, speaker_field, fold_field
         self.allowed = tuple(x for x in str(labels).split(",") if x) or None
         if root.is_file():
@@ -86,6 +112,11 @@ class LhotseCorpus(Corpus):
                                    f"{self.expected_top_level}")
         first = (self.cuts or self.recs).name
         self.name = first.split("_cuts_")[0].split("_recordings_")[0] if "_" in first else "lhotse"
+        if not NAME_RE.match(self.name):
+            raise DataError(f"{self.cuts or self.recs}: the corpus name {self.name[:80]!r} taken "
+                            f"from the file name (the part before _cuts_ or _recordings_) is not "
+                            f"a name (letters, digits, '_', '.', '-', starting with a letter or "
+                            f"digit); rename the file", path=str(self.cuts or self.recs))
         self.root = Path("/")
         self.skipped = []
         self._manifest = None
@@ -125,11 +156,16 @@ class LhotseCorpus(Corpus):
         if speaker is None or speaker == "":
             raise DataError(f"{where}: cut {key!r} has no {self.speaker_field!r} (pass "
                             f"-C speaker_field=FIELD)", path=where)
-        try:
-            start = float(offset) + float(sup.get("start", 0.0))
-            end = start + float(sup["duration"])
-        except (KeyError, TypeError, ValueError):
-            raise DataError(f"{where}: cut {key!r} has no valid start/duration", path=where)
+        if isinstance(speaker, bool) or not isinstance(speaker, (str, int)):
+            raise DataError(f"{where}: cut {key!r}: {self.speaker_field!r} is "
+                            f"{json.dumps(speaker, default=str)[:40]}, not a speaker name",
+                            path=where)
+        times = (offset, sup.get("start", 0.0), sup.get("duration"))
+        if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in times):
+            raise DataError(f"{where}: cut {key!r} has no valid start/duration (numbers of "
+                            f"seconds)", path=where)
+        start = float(offset) + float(sup.get("start", 0.0))
+        end = start + float(sup["duration"])
         ch = sup.get("channel")
         channel = ch + 1 if isinstance(ch, int) and nch > 1 else None
         custom = sup.get("custom") if isinstance(sup.get("custom"), dict) else {}
@@ -138,7 +174,7 @@ class LhotseCorpus(Corpus):
         if folds is not None:
             if not isinstance(folds, dict) or not all(
                     isinstance(v, str) and v in ROLES for v in folds.values()) or not all(
-                    str(k).isdigit() for k in folds):
+                    re.fullmatch(r"[0-9]{1,6}", k) for k in folds):
                 raise DataError(f"{where}: cut {key!r}: {self.fold_field!r} should map fold "
                                 f"numbers to {', '.join(ROLES)}", path=where)
             self._roles[key] = {str(k): v for k, v in folds.items()}
@@ -159,14 +195,26 @@ class LhotseCorpus(Corpus):
                     raise DataError(f"{where}: cut {cut.get('id')!r} has no recording or "
                                     f"supervisions", path=str(self.cuts))
                 for sup in cut["supervisions"]:
-                    if isinstance(sup, dict):
-                        utts.append(self._utt(sup, rec, cut.get("start", 0.0), where, base))
+                    if not isinstance(sup, dict):
+                        raise DataError(f"{where}: cut {cut.get('id')!r:.80} has a supervision "
+                                        f"that is not an object", path=str(self.cuts))
+                    utts.append(self._utt(sup, rec, cut.get("start", 0.0), where, base))
         else:
             base = self.recs.parent
-            recs = {r.get("id"): r for _, r in read_jsonl(self.recs, self.max_bytes)}
+            recs: dict[str, dict] = {}
+            for n, r in read_jsonl(self.recs, self.max_bytes):
+                rid = r.get("id")
+                if not isinstance(rid, str) or not rid:
+                    raise DataError(f"{self.recs}:{n}: a recording without an id (text)",
+                                    path=str(self.recs))
+                if rid in recs:
+                    raise DataError(f"{self.recs}:{n}: recording {rid!r:.80} is listed twice",
+                                    path=str(self.recs))
+                recs[rid] = r
             for n, sup in read_jsonl(self.sups, self.max_bytes):
                 where = f"{self.sups}:{n}"
-                rec = recs.get(sup.get("recording_id"))
+                rid = sup.get("recording_id")
+                rec = recs.get(rid) if isinstance(rid, str) else None
                 if rec is None:
                     raise DataError(f"{where}: cut {sup.get('id')!r}: recording "
                                     f"{sup.get('recording_id')!r} is not in {self.recs}",

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import io
 import json
 import os
 import re
@@ -169,6 +170,7 @@ MAX_JSON_DEPTH = 64  # nesting of JSON/YAML read from files (run rows nest 3 dee
 MAX_MAPPING_BYTES = 1 << 20  # a grid or options file
 MAX_CONFIG_BYTES = 16 << 20  # config.json, bench.json
 MAX_JSONL_BYTES = 1 << 30  # results.jsonl, tasks.jsonl, sessions.jsonl
+MAX_JSONL_ROWS = 1_000_000  # records of one such file (a grid of 1,000 x 100 folds is 100,000)
 
 
 def _data_error(message: str, path: Path | str) -> Exception:
@@ -220,8 +222,9 @@ def read_bytes_capped(path: Path | str, limit: int, what: str = "",
     return data
 
 
-def read_text_capped(path: Path | str, limit: int, what: str = "") -> str:
-    data = read_bytes_capped(path, limit, what)
+def read_text_capped(path: Path | str, limit: int, what: str = "",
+                     follow_links: bool = False) -> str:
+    data = read_bytes_capped(path, limit, what, follow_links)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -260,10 +263,12 @@ def loads_json(text: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
     return json.loads(text)
 
 
-def read_json_file(path: Path | str, limit: int = MAX_CONFIG_BYTES, what: str = "") -> Any:
+def read_json_file(path: Path | str, limit: int = MAX_CONFIG_BYTES, what: str = "",
+                   follow_links: bool = False) -> Any:
     """The JSON value in ``path`` (a regular file, at most ``limit`` bytes, nested at most
-    :data:`MAX_JSON_DEPTH` deep); :class:`emobox.DataError` names the file otherwise."""
-    text = read_text_capped(path, limit, what)
+    :data:`MAX_JSON_DEPTH` deep; a link only with ``follow_links``, for a file the user named);
+    :class:`emobox.DataError` names the file otherwise."""
+    text = read_text_capped(path, limit, what, follow_links)
     try:
         return loads_json(text)
     except ValueError as exc:
@@ -287,11 +292,15 @@ def read_jsonl(path: Path, repair: bool = False, limit: int = MAX_JSONL_BYTES,
     except FileNotFoundError:
         return []
     rows = []
-    lines = data.split(b"\n")
-    complete, tail = lines[:-1], lines[-1]
-    for i, raw in enumerate(complete, start=1):
+    tail = b""
+    for i, raw in enumerate(io.BytesIO(data), start=1):  # line by line: no list of every line
+        if not raw.endswith(b"\n"):
+            tail = raw
+            break
         if not raw.strip():
             continue
+        if len(rows) >= MAX_JSONL_ROWS:
+            raise _data_error(f"{path}:{i}: more than {MAX_JSONL_ROWS:,} records; {hint}", path)
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:

@@ -14,6 +14,8 @@ many samples :func:`load_audio` would return, without decoding.
 from __future__ import annotations
 
 import math
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -86,13 +88,30 @@ def resample(x: np.ndarray, sr_in: int, sr_out: int) -> np.ndarray:
     return soxr.resample(x.astype(np.float32, copy=False), sr_in, sr_out, quality="HQ")
 
 
+def file_problem(path: Path) -> str:
+    """Why ``path`` cannot be an audio file ("" when it can): missing, a folder, a fifo, a
+    device or a socket (read without blocking: nothing is opened), or empty."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "file not found"
+    except OSError as exc:
+        return f"cannot read the file ({exc.strerror or exc})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder, not an audio file"
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a fifo" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a device")
+        return f"is {kind}, not an audio file"
+    if st.st_size == 0:
+        return "file is empty (0 bytes)"
+    return ""
+
+
 def _check_exists(path: Path) -> None:
-    if not path.exists():
-        raise AudioError(f"{path}: file not found", path=str(path))
-    if path.is_dir():
-        raise AudioError(f"{path}: is a folder, not an audio file", path=str(path))
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path}: file is empty (0 bytes)", path=str(path))
+    problem = file_problem(path)
+    if problem:
+        raise AudioError(f"{path}: {problem}", path=str(path))
 
 
 def _read(path: Path, start: float | None, end: float | None) -> tuple[np.ndarray, int]:
@@ -109,7 +128,7 @@ def _read(path: Path, start: float | None, end: float | None) -> tuple[np.ndarra
                 fh.seek(first)
                 data = fh.read(last - first, dtype="float32", always_2d=True)
                 if fh.format in ("WAV", "WAVEX", "RF64"):
-                    _check_wav_length(path, sr, total)
+                    check_wav_length(path, sr, total)
             if data.shape[0] < last - first:
                 raise AudioError(f"{path}: file is truncated (header promises {total} frames, "
                                  f"{first + data.shape[0]} could be read)", path=str(path))
@@ -128,7 +147,7 @@ def _read(path: Path, start: float | None, end: float | None) -> tuple[np.ndarra
 WAV_SHORTFALL_TOLERANCE_S = 0.02
 
 
-def _check_wav_length(path: Path, sr: int, frames: int) -> None:
+def check_wav_length(path: Path, sr: int, frames: int) -> None:
     """Raise when the WAV header's data size promises more frames than the file holds
     (libsndfile quietly reads what is there)."""
     declared = wav_declared_frames(path)
@@ -181,8 +200,10 @@ def wav_declared_frames(path: str | Path) -> int | None:
 
 def _frame_range(path: Path, sr: int, frames: int, start: float | None,
                  end: float | None) -> tuple[int, int]:
-    first = 0 if start is None else int(round(start * sr))
-    last = frames if end is None else int(round(end * sr))
+    # a time beyond any file (1e308 s) is capped before it becomes a frame count, so it is
+    # refused below as a segment past the end instead of overflowing
+    first = 0 if start is None else int(round(min(start * sr, 2.0 ** 62)))
+    last = frames if end is None else int(round(min(end * sr, 2.0 ** 62)))
     if first < 0 or (end is not None and last <= first):
         raise AudioError(f"{path}: bad segment start={start} end={end}", path=str(path))
     if first >= frames:
@@ -349,7 +370,7 @@ def stream_audio(path: str | Path, *, sample_rate: int | None = None, channel: i
             sr, frames = int(fh.samplerate), int(fh.frames)
             first, last = _frame_range(path, sr, frames, start, end)
             if fh.format in ("WAV", "WAVEX", "RF64"):
-                _check_wav_length(path, sr, frames)
+                check_wav_length(path, sr, frames)
             fh.seek(first)
             block = max(1, int(block_seconds * sr))
             pos = first

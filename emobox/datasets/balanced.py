@@ -34,7 +34,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from emobox.errors import DataError, EmoboxUsageError
 from emobox.datasets.labels import canonical, canonical_classes
-from emobox.datasets.manifest import Manifest, Utterance
+from emobox.datasets.manifest import Manifest, Utterance, read_tsv_rows
 from emobox.datasets.splits import seeded_order
 from emobox.io import read_mapping
 
@@ -129,17 +129,8 @@ class BalancedSet:
         """Read a set file; ``corpus`` defaults to the file name's stem. Labels are read through
         the canonical vocabulary."""
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise EmoboxUsageError(f"{path}: cannot read balanced set: {exc.strerror}")
-        reader = csv.DictReader(io.StringIO(text), delimiter="\t")
-        missing = {"key", "label", "speaker"} - set(reader.fieldnames or ())
-        if missing:
-            raise DataError(f"{path}: a balanced set needs the columns key, label, speaker "
-                            f"(missing: {', '.join(sorted(missing))})", path=str(path))
         items = []
-        for lineno, row in enumerate(reader, start=2):
+        for lineno, row in read_tsv_rows(path, ("key", "label", "speaker"), "balanced set"):
             label = canonical(row["label"])
             if not row["key"] or label is None:
                 raise DataError(f"{path}:{lineno}: bad row (key {row['key']!r}, label "

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from emobox import paths
-from emobox.datasets.audio import CONTAINER_SUFFIXES
+from emobox.datasets.audio import CONTAINER_SUFFIXES, check_wav_length, file_problem
+from emobox.errors import AudioError
 from emobox.datasets.corpus import Corpus
 from emobox.errors import EmoboxUsageError
 from emobox.io import atomic_write_json
@@ -294,21 +295,25 @@ def _judge(rep: CheckReport, corpus: Corpus) -> None:
 
 def probe_audio(path: Path) -> str:
     """Why ``path`` cannot serve as audio ("" when its header reads), without decoding it all."""
-    if not path.is_file():
-        return "file not found"
-    try:
-        if path.stat().st_size == 0:
-            return "empty file"
-    except OSError as exc:
-        return exc.strerror or str(exc)
+    problem = file_problem(path)
+    if problem:
+        return problem
     if path.suffix.lower() not in CONTAINER_SUFFIXES:
         import soundfile as sf
 
         try:
             info = sf.info(str(path))
-            return "" if info.frames > 0 and info.samplerate > 0 else "no audio frames"
         except Exception as exc:  # libsndfile cannot: try the container decoder
             sf_error = str(exc).splitlines()[0]
+        else:
+            if info.frames <= 0 or info.samplerate <= 0 or info.channels <= 0:
+                return "no audio frames"
+            if info.format in ("WAV", "WAVEX", "RF64"):
+                try:  # a header promising more than the file holds (a cut copy)
+                    check_wav_length(path, int(info.samplerate), int(info.frames))
+                except AudioError as exc:
+                    return str(exc).removeprefix(f"{path}: ")
+            return ""
     else:
         sf_error = ""
     try:
@@ -317,7 +322,9 @@ def probe_audio(path: Path) -> str:
         with av.open(str(path)) as container:
             if not container.streams.audio:
                 return "no audio stream"
-            return ""
+            for _ in container.decode(audio=0):  # the codec opens and gives a first frame
+                return ""
+            return "no audio frames"
     except Exception as exc:
         return f"{type(exc).__name__}: {exc}" if not sf_error else sf_error
 

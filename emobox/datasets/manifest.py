@@ -162,21 +162,68 @@ class Manifest:
     def from_tsv(cls, path: str | Path, corpus: str, root: str | Path,
                  labels: Sequence[str] = ()) -> "Manifest":
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise DataError(f"{path}: cannot read manifest: {exc.strerror}", path=str(path))
-        rows = list(csv.DictReader(io.StringIO(text), delimiter="\t"))
-        missing = {"key", "path", "emotion"} - set(rows[0] if rows else BASE_COLUMNS)
-        if missing:
-            raise DataError(f"{path}: manifest lacks columns {sorted(missing)}", path=str(path))
         utts = []
-        for i, r in enumerate(rows, start=2):
+        for i, r in read_tsv_rows(path, ("key", "path", "emotion")):
             try:
                 utts.append(utterance_from_row(r))
             except (ValueError, TypeError) as exc:
                 raise DataError(f"{path}:{i}: bad manifest row: {exc}", path=str(path))
         return cls(corpus, Path(root), utts, tuple(labels))
+
+
+MAX_TABLE_BYTES = 256 << 20  # a manifest TSV: hundreds of thousands of rows fit
+
+
+def read_tsv_rows(path: str | Path, required: Sequence[str], what: str = "manifest"
+                  ) -> list[tuple[int, dict[str, str]]]:
+    """The rows of tab-separated file ``path`` (a header line, then one row per line) as
+    (line number, row). The file is untrusted: one at most :data:`MAX_TABLE_BYTES` regular file
+    (a link the user named is followed), UTF-8, every row with as many fields as the header, no
+    field running over a line break (a stray ``"`` would quietly swallow the rows up to the
+    next one); anything else is a :class:`DataError` naming the file and the line."""
+    from emobox.io import read_bytes_capped
+
+    path = Path(path)
+    try:
+        data = read_bytes_capped(path, MAX_TABLE_BYTES, follow_links=True,
+                                 too_big=f"not a {what} emobox can read")
+    except FileNotFoundError:
+        raise DataError(f"{path}: {what} not found", path=str(path)) from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read the {what}: {exc.strerror or exc}",
+                        path=str(path)) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(f"{path}:{line}: not UTF-8 text (byte {exc.start}); save the {what} "
+                        f"as UTF-8", path=str(path)) from None
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t")
+    rows: list[tuple[int, dict[str, str]]] = []
+    try:
+        header = reader.fieldnames or []
+        missing = [c for c in required if c not in header]
+        if missing:
+            raise DataError(f"{path}: a {what} needs the columns {', '.join(required)} "
+                            f"(missing: {', '.join(missing)}; found: "
+                            f"{', '.join(header)[:200] or 'no header line'})", path=str(path))
+        end = reader.line_num
+        for r in reader:
+            start, end = end + 1, reader.line_num
+            values = [v for k, v in r.items() if k is not None]
+            if None in r or any(v is None for v in values):
+                n = len(values) + len(r.get(None) or []) - sum(v is None for v in values)
+                raise DataError(f"{path}:{start}: the row has {n} fields, the header "
+                                f"{len(header)}", path=str(path))
+            if any("\n" in v or "\r" in v for v in values):
+                raise DataError(f"{path}:{start}: a field runs over lines {start}-{end}: an "
+                                f"unbalanced '\"' (quote the whole field and double the quotes "
+                                f"inside, or remove it)", path=str(path))
+            rows.append((start, r))
+    except csv.Error as exc:
+        raise DataError(f"{path}:{reader.line_num}: not a tab-separated {what} row ({exc})",
+                        path=str(path)) from None
+    return rows
 
 
 def utterance_from_row(r: Mapping[str, str]) -> Utterance:

@@ -193,3 +193,155 @@ def test_finished_results_never_hold_a_skipped_key(cli, tree, tmp_path):
     assert row["n_test"] == 7 and sum(map(sum, row["confusion"])) == 7
     preds = (out / "predictions" / "fold1.tsv").read_text()
     assert key("s0", "neutral", 1) not in preds and preds.count("\n") == 1 + 7
+
+
+# -- hostile files in a corpus and its manifest -------------------------------------------------
+
+def test_a_fifo_in_place_of_an_audio_file_is_named_without_waiting(cli, user_manifest, tree,
+                                                                   tmp_path):
+    """Opening a fifo for reading waits for a writer: extraction and `corpora check` must
+    name it instead of hanging."""
+    path = tree / rel("s1", "sad", 1)
+    path.unlink()
+    os.mkfifo(path)
+    res = run_imported(cli, user_manifest, tmp_path / "run")
+    assert_user_error(res, 3, f"{path}: is a fifo, not an audio file", key("s1", "sad", 1))
+    check = cli("corpora", "check", "-c", "demo", "--root", tree)
+    assert check.code != 0 and f"{rel('s1', 'sad', 1)}" in check.out + check.err, check
+    assert "is a fifo, not an audio file" in check.out + check.err, check
+
+
+def test_a_segment_end_beyond_any_file_is_an_error_not_an_overflow(cli, user_manifest, tmp_path):
+    edit_rows(user_manifest, key("s1", "sad", 1), start="0", end="1e308")
+    res = run_imported(cli, user_manifest, tmp_path / "run")
+    assert_user_error(res, 3, f"{rel('s1', 'sad', 1)}: segment ends at 1e+308 s but the file "
+                      f"lasts")
+
+
+def test_a_wav_header_libsndfile_refuses_is_unreadable_in_corpora_check(cli, tree, tmp_path):
+    """A WAV whose fmt chunk says 0 channels: the container opens, the audio does not, and
+    `corpora check` says so rather than OK."""
+    path = tree / rel("s2", "happy", 0, "wav")
+    (tree / rel("s2", "happy", 0)).unlink()
+    sf.write(path, tone(), SR, subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    at = data.index(b"fmt ") + 10  # fmt chunk: tag (2 bytes), then the channel count
+    data[at:at + 2] = b"\x00\x00"
+    path.write_bytes(bytes(data))
+    res = cli("corpora", "check", "-c", "demo", "--root", tree)
+    text = res.out + res.err
+    assert res.code != 0 and rel("s2", "happy", 0, "wav") in text, res
+    assert "check: OK" not in text
+
+
+def test_a_manifest_corpus_name_cannot_lead_the_store_out_of_its_folder(cli, user_manifest,
+                                                                        tmp_path):
+    """The description's corpus name names the store's folder: '../..' would write elsewhere."""
+    info = user_manifest.with_suffix(".json")
+    meta = json.loads(info.read_text())
+    meta["corpus"] = "../../escaped"
+    info.write_text(json.dumps(meta))
+    res = run_imported(cli, user_manifest, tmp_path / "run")
+    assert_user_error(res, 3, f"{info}: the corpus name '../../escaped' is not a name")
+    assert not list(tmp_path.rglob("escaped"))
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("labels", "Angry", "labels is \"Angry\", not a list of class names"),
+    ("official_valid", "no", "official_valid is \"no\", not true or false"),
+    ("audio_root", 5, "audio_root is 5, not a folder"),
+])
+def test_wrong_types_in_a_manifest_description_are_named(cli, user_manifest, tmp_path, field,
+                                                         value, words):
+    info = user_manifest.with_suffix(".json")
+    meta = json.loads(info.read_text())
+    meta[field] = value
+    info.write_text(json.dumps(meta))
+    res = run_imported(cli, user_manifest, tmp_path / "run")
+    assert_user_error(res, 3, f"{info}: {words}")
+
+
+def test_an_unbalanced_quote_in_a_manifest_never_swallows_rows(cli, user_manifest, tmp_path):
+    """A field starting with '"' runs to the next quote, taking the rows between with it: that is
+    an error naming the line, not a corpus with fewer utterances."""
+    edit_rows(user_manifest, key("s1", "sad", 0), emotion_raw='"sad')
+    edit_rows(user_manifest, key("s2", "sad", 0), emotion_raw='sad"')
+    text = user_manifest.read_text().replace('"""sad"', '"sad').replace('"sad"""', 'sad"')
+    user_manifest.write_text(text)
+    line = next(i for i, row in enumerate(text.splitlines(), start=1)
+                if row.startswith(key("s1", "sad", 0)))
+    res = cli("corpora", "check", "-c", "imported", "--root", user_manifest)
+    assert_user_error(res, 3, f"{user_manifest}:{line}: a field runs over lines {line}-",
+                      "an unbalanced '\"'")
+
+
+def test_a_manifest_line_that_is_not_utf8_is_named(cli, user_manifest, tmp_path):
+    data = user_manifest.read_bytes().split(b"\n")
+    data[3] = data[3].replace(b"sad", b"s\xffd", 1) if b"sad" in data[3] else data[3] + b"\xff"
+    user_manifest.write_bytes(b"\n".join(data))
+    res = cli("corpora", "check", "-c", "imported", "--root", user_manifest)
+    assert_user_error(res, 3, f"{user_manifest}:4: not UTF-8 text")
+
+
+def _lhotse_export(cli, tree, out):
+    res = cli("corpora", "manifest", "-c", "demo", "--root", tree, "--format", "lhotse",
+              "-o", out)
+    assert res.code == 0, res
+    return out / "demo_cuts_all.jsonl.gz"
+
+
+def _rewrite_gz(path, lines):
+    import gzip
+
+    with gzip.open(path, "wb") as fh:
+        fh.write(b"".join(json.dumps(x).encode() + b"\n" for x in lines))
+
+
+def _read_gz(path):
+    import gzip
+
+    with gzip.open(path, "rb") as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def test_a_lhotse_file_name_cannot_lead_the_store_out_of_its_folder(cli, tree, tmp_path):
+    pytest.importorskip("lhotse")
+    cuts = _lhotse_export(cli, tree, tmp_path / "lh")
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    bad = odd / ".._cuts_all.jsonl.gz"
+    bad.write_bytes(cuts.read_bytes())
+    res = cli("corpora", "check", "-c", "lhotse", "--root", odd)
+    assert_user_error(res, 3, f"{bad}: the corpus name '..' taken from the file name")
+
+
+def test_lhotse_fold_keys_and_ids_of_the_wrong_kind_are_named(cli, tree, tmp_path):
+    pytest.importorskip("lhotse")
+    cuts = _lhotse_export(cli, tree, tmp_path / "lh")
+    lines = _read_gz(cuts)
+    lines[1]["supervisions"][0]["custom"]["folds"] = {"\u00b2": "test"}
+    _rewrite_gz(cuts, lines)
+    res = cli("corpora", "check", "-c", "lhotse", "--root", cuts)
+    assert_user_error(res, 3, f"{cuts}:2: cut ", "'folds' should map fold numbers")
+    recs = tmp_path / "lh" / "demo_recordings_all.jsonl.gz"
+    cuts.unlink()
+    lines = _read_gz(recs)
+    lines[2]["id"] = ["x"]
+    _rewrite_gz(recs, lines)
+    res = cli("corpora", "check", "-c", "lhotse", "--root", tmp_path / "lh")
+    assert_user_error(res, 3, f"{recs}:3: a recording without an id")
+
+
+def test_a_lhotse_manifest_of_empty_lines_is_refused_at_its_cap(cli, tmp_path):
+    """Lines are read in blocks: 2 MiB of newlines past a 1 MiB cap is refused at once."""
+    import gzip
+
+    folder = tmp_path / "bomb"
+    folder.mkdir()
+    path = folder / "bomb_cuts_all.jsonl.gz"
+    with gzip.open(path, "wb") as fh:
+        fh.write(b"\n" * (2 << 20))
+    res = cli("corpora", "check", "-c", "lhotse", "--root", path, "-C", "max_mb=1")
+    assert_user_error(res, 3, f"{path}: larger than 1 MiB decompressed")
+    bad = cli("corpora", "check", "-c", "lhotse", "--root", path, "-C", "max_mb=abc")
+    assert_user_error(bad, 2, "max_mb='abc': give a whole number of MiB")
