@@ -44,6 +44,7 @@ import fcntl
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -58,7 +59,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from emobox.errors import DataError, EmoboxUsageError
-from emobox.io import (_TEMPORARY, append_jsonl, atomic_write_text, read_jsonl,
+from emobox.io import (_TEMPORARY, append_jsonl, atomic_write_text, open_regular, read_jsonl,
                        remove_temporaries)
 from emobox._version import __version__
 
@@ -227,8 +228,11 @@ def _read_regular(path: Path, limit: int, what: str, store: Path) -> bytes:
     """The bytes of a regular file of a store (never through a symbolic link, at most
     ``limit`` bytes); a missing file raises FileNotFoundError."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        # non-blocking: a fifo put in place of a store file must not wait for a writer
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except OSError as exc:
+        if exc.errno in (errno.ENXIO, errno.EISDIR):
+            raise _damaged(path, f"{what} is not a regular file", store) from None
         if exc.errno == errno.ELOOP:
             raise _damaged(path, f"{what} is a symbolic link (a store holds regular files "
                                  f"only)", store) from None
@@ -243,6 +247,7 @@ def _read_regular(path: Path, limit: int, what: str, store: Path) -> bytes:
         if st.st_size > limit:
             raise _damaged(path, f"{what} is {st.st_size} bytes (at most {limit} expected)",
                            store)
+        os.set_blocking(fd, True)
         return fh.read(limit + 1)
 
 
@@ -443,7 +448,9 @@ class FeatureStore:
         return total
 
     def sessions(self) -> list[dict]:
-        return read_jsonl(self.path / SESSIONS)
+        """The extraction sessions' records (times in seconds: finite, not negative)."""
+        return read_jsonl(self.path / SESSIONS, check=_check_session,
+                          hint="the file records past extractions only; delete it")
 
     def engine(self, layer: int | None = None) -> dict:
         """The engine settings that computed ``layer`` (precision, autocast, attention,
@@ -452,6 +459,16 @@ class FeatureStore:
         info = self.meta["layers"].get(str(layer)) if layer is not None else None
         engine = (info or {}).get("engine") or self.meta.get("engine") or {}
         return dict(engine)
+
+
+def _check_session(row: dict) -> dict:
+    for key, value in row.items():
+        if key == "seconds" or key.endswith("_s"):
+            if (isinstance(value, bool) or not isinstance(value, (int, float))
+                    or not math.isfinite(value) or value < 0):
+                raise ValueError(f"{key} is {json.dumps(value, default=str)[:40]}, not a "
+                                 f"number of seconds")
+    return row
 
 
 _CHECKED: set[tuple] = set()  # layer files whose content was checked in this process
@@ -467,7 +484,8 @@ def read_meta(folder: Path) -> dict:
                         f"a store)", path=str(meta_path))
     try:
         meta = json.loads(data.decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, and
+        # a number of more than 4300 digits are ValueErrors
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise DataError(f"{meta_path}: corrupt meta.json ({reason}); delete the store with "
                         f"`emobox features rm {folder}` and extract again",
@@ -581,10 +599,13 @@ def audio_record(root: Path, rel: str) -> AudioRecord:
     path = Path(root) / rel
     h = hashlib.sha256()
     try:
-        with open(path, "rb") as fh:
+        # non-blocking: opening a fifo must not wait for a writer (it is refused below)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with os.fdopen(fd, "rb") as fh:
             st = os.fstat(fh.fileno())
             if not stat.S_ISREG(st.st_mode):
                 return AudioRecord(rel, -1, 0, "")
+            os.set_blocking(fd, True)
             while True:
                 block = fh.read(1 << 20)
                 if not block:
@@ -1105,7 +1126,7 @@ def _read_journal(journal: Path) -> list[dict]:
     for line in lines[:-1]:  # the text after the last newline is a torn write
         try:
             entry = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):
             break
         if not isinstance(entry, dict):
             break
@@ -1130,7 +1151,9 @@ def store_lock(path: Path, on_wait: Callable[[str], None] | None = None,
     With ``wait=False`` a folder another process holds raises :class:`EmoboxUsageError`."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    fh = open(path / name, "a+")
+    # never through a link: a .lock linked elsewhere would create or lock a file outside
+    fh = os.fdopen(open_regular(path / name, os.O_RDWR | os.O_CREAT,
+                                "for the lock of a folder it writes"), "r+")
     try:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -7,6 +7,8 @@ precision.
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -75,7 +77,8 @@ def store_info(entry: StoreEntry) -> StoreInfo:
             progress = "unfinished extraction (journal unreadable)"
     try:
         sessions = store.sessions()
-    except DataError:
+    except DataError as exc:  # the record of past extractions only: the features stand
+        warnings.warn(f"{exc} (the sessions are not shown)")
         sessions = []
     return StoreInfo(entry, store.size_bytes(), layers, meta.get("n_utterances"),
                      meta.get("n_frames"), len(meta.get("skipped", {})), progress, sessions)
