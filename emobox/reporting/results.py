@@ -129,6 +129,32 @@ OPTIONAL = {
 }
 SCORES = ("ua", "wa", "f1", "valid_ua", "valid_loss")
 MAX_CLASSES = 10_000
+MAX_COUNT = 1 << 40  # utterances in one cell of a confusion matrix
+SCORE_TOLERANCE = 1e-6  # a score written by emobox equals its confusion matrix's to rounding
+
+
+def _check_scores(row: dict, confusion: list) -> None:
+    """The row's test figures are those its confusion matrix gives: an edited score, or counts
+    that are not the test set's, is a :class:`RowError`."""
+    from emobox.training.metrics import scores_from_confusion
+
+    total = sum(map(sum, confusion))
+    n_test = row.get("n_test")
+    if n_test is not None and total != n_test:
+        raise RowError(f"field 'confusion' counts {total} test utterances, n_test says {n_test}")
+    if not total or row.get("failed"):
+        return
+    for name, value in scores_from_confusion(confusion).items():
+        if abs(row[name] - value) > SCORE_TOLERANCE:
+            raise RowError(f"field {name!r} is {_show(row[name])}, but the row's confusion "
+                           f"matrix gives {value:.6f}")
+    recall = row["per_class_recall"]
+    for i, line in enumerate(confusion):
+        got, want = recall[i], (line[i] / sum(line) if sum(line) else None)
+        if (got is None) != (want is None) or (got is not None
+                                               and abs(got - want) > SCORE_TOLERANCE):
+            raise RowError(f"field 'per_class_recall' of {row['labels'][i]!r} is {_show(got)}, "
+                           f"but the row's confusion matrix gives {_show(want)}")
 
 
 def _is_int(v: Any) -> bool:
@@ -202,8 +228,9 @@ def check_row(row: Any) -> dict:
     if not failed or confusion:
         if len(confusion) != n or not all(
                 isinstance(line, list) and len(line) == n
-                and all(_is_int(v) and v >= 0 for v in line) for line in confusion):
+                and all(_is_int(v) and 0 <= v <= MAX_COUNT for v in line) for line in confusion):
             raise RowError(f"field 'confusion' is not a {n} x {n} matrix of counts")
+        _check_scores(row, confusion)
         recall = row["per_class_recall"]
         if len(recall) != n or not all(v is None or (_is_number(v) and 0 <= v <= 1)
                                        for v in recall):

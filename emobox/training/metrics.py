@@ -66,6 +66,19 @@ def scores(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> dict
     return out
 
 
+def scores_from_confusion(cm) -> dict:
+    """UA, WA and macro-F1 of a confusion matrix (rows = gold), as :func:`scores` computes them
+    from the predictions it counts: UA over the classes with support, F1 over the classes in
+    gold or predictions."""
+    cm = np.asarray(cm, dtype=np.float64)
+    support, predicted, hits = cm.sum(1), cm.sum(0), np.diag(cm)
+    present = support > 0
+    seen = present | (predicted > 0)
+    f1 = 2 * hits[seen] / (support[seen] + predicted[seen])
+    return {"ua": float((hits[present] / support[present]).mean()),
+            "wa": float(hits.sum() / cm.sum()), "f1": float(f1.mean())}
+
+
 def ua_from_confusion(cm: np.ndarray) -> float:
     """UA from a confusion matrix (rows = gold), over classes with support."""
     cm = np.asarray(cm, dtype=np.float64)

@@ -487,13 +487,13 @@ def test_a_read_only_store_is_used_and_touched_audio_is_rehashed(cli, finished, 
 
 
 def test_extraction_into_a_read_only_features_folder_is_exit_6(cli, tree, tmp_path, monkeypatch):
-    real_open = open
+    real_open = store_mod.open_regular
 
-    def ro_open(path, mode="r", *a, **k):
+    def ro_open(path, *a, **k):
         if str(path).endswith(".lock"):
             raise OSError(30, "Read-only file system", str(path))
-        return real_open(path, mode, *a, **k)
-    monkeypatch.setattr(store_mod, "open", ro_open, raising=False)
+        return real_open(path, *a, **k)
+    monkeypatch.setattr(store_mod, "open_regular", ro_open)
     res = cli(*run_args(tree, tmp_path / "run"))
     assert_user_error(res, 6, ".lock", "read-only")
 
@@ -598,3 +598,69 @@ def test_a_full_disk_while_writing_a_layer_is_exit_6_naming_it(tmp_path):
     assert proc.returncode == 0, proc.stderr
     (store,) = (tmp_path / "home" / "features").glob("*/*/*")
     FeatureStore(store).verify()
+
+
+# -- store and run files put in place by hand ---------------------------------------------------
+
+def test_a_fifo_in_place_of_meta_json_is_named_without_waiting(cli, finished, tmp_path):
+    args, _, store = finished
+    meta = store.path / "meta.json"
+    meta.unlink()
+    os.mkfifo(meta)
+    res = cli("features", "info", store.path)
+    unwrapped = "".join((res.out + res.err).split())
+    assert f"{meta}:meta.jsonisnotaregularfile" in unwrapped, res
+    res = cli(*again(args, tmp_path))
+    assert_user_error(res, 3, f"{meta}: meta.json is not a regular file")
+
+
+def test_a_number_of_5000_digits_in_meta_json_is_damage_not_a_traceback(cli, finished, tmp_path):
+    args, _, store = finished
+    meta = store.path / "meta.json"
+    meta.write_text(meta.read_text().replace('"format"', '"big": ' + "1" * 5000 + ', "format"', 1))
+    res = cli(*again(args, tmp_path))
+    assert_user_error(res, 3, f"{meta}: corrupt meta.json", "Exceeds the limit")
+    rm = cli("features", "rm", store.path, "--yes")
+    assert rm.code == 0 and not store.path.exists(), rm
+
+
+def test_a_lock_file_linked_out_of_the_store_is_never_followed(cli, finished, tmp_path):
+    """A store folder about to be extracted into, holding a .lock linked elsewhere: the lock
+    would create (and lock) a file outside the store."""
+    args, _, store = finished
+    victim = tmp_path / "victim" / "created_by_emobox"
+    victim.parent.mkdir()
+    shutil.rmtree(store.path)
+    store.path.mkdir()
+    lock = store.path / ".lock"
+    lock.symlink_to(victim)
+    res = cli("extract", "-u", "fbank", "-c", "demo", "--root", args[args.index("--root") + 1],
+              "-q", "--features-dir", store.path.parents[2])
+    assert_user_error(res, 3, f"{lock}: is a symbolic link")
+    assert not victim.exists()
+
+
+def test_sessions_with_times_that_are_not_numbers_are_named(cli, finished):
+    _, _, store = finished
+    sessions_file = store.path / "sessions.jsonl"
+    sessions_file.write_text('{"audio_s": "x", "seconds": 1}\n')
+    res = cli("features", "info", store.path)
+    unwrapped = "".join((res.out + res.err).split())
+    assert res.code == 0 and "Traceback" not in res.err, res
+    assert (f"warning:{sessions_file}:1:audio_sis\"x\",notanumberofseconds" in unwrapped), res
+
+
+def test_an_edited_score_in_results_is_found_by_its_confusion_matrix(cli, finished, tmp_path):
+    """A result row's UA raised by hand no longer matches the counts it was computed from: the
+    resume, the report and the submission refuse it, naming the file and the line."""
+    args, out, _ = finished
+    results = out / "results.jsonl"
+    rows = read_jsonl(results)
+    line = next(i for i, r in enumerate(rows, start=1) if r["selected"])
+    rows[line - 1]["ua"] = 0.99
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    res = cli(*args)
+    assert_user_error(res, 3, f"{results}:{line}: field 'ua' is 0.99, but the row's confusion "
+                      "matrix gives")
+    rep = cli("report", out, "--out", tmp_path / "rep")
+    assert_user_error(rep, 3, f"{results}:{line}: field 'ua' is 0.99")

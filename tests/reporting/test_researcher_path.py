@@ -28,8 +28,8 @@ def test_upstreams_list_matches_part_of_a_name_and_globs(cli):
 def _row(**extra):
     row = {"upstream": "u", "corpus": "c", "downstream": "weighted_sum", "scheme": "s",
            "fold": 1, "config_id": "a", "config": {}, "selected": True, "best_epoch": 1,
-           "ua": 0.5, "wa": 0.5, "f1": 0.5, "valid_ua": 0.5, "valid_loss": 1.0,
-           "confusion": [[1, 0], [0, 1]], "per_class_recall": [1.0, 1.0], "labels": ["a", "b"],
+           "ua": 0.75, "wa": 0.75, "f1": 0.7333333333333334, "valid_ua": 0.5, "valid_loss": 1.0,
+           "confusion": [[2, 0], [1, 1]], "per_class_recall": [1.0, 0.5], "labels": ["a", "b"],
            "seed": 0, "emobox_version": "0"}
     row.update(extra)
     return row
