@@ -359,6 +359,17 @@ def _yaml_loader() -> type:
             finally:
                 self.depth -= 1
 
+        def construct_mapping(self, node, deep=False):  # noqa: ANN001
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"the key {str(key)[:40]!r} is given twice (which one was "
+                                    f"meant?)", key_node.start_mark)
+                seen.add(key if isinstance(key, (str, int, float, bool)) else id(key_node))
+            return super().construct_mapping(node, deep)
+
     return Loader
 
 

@@ -26,7 +26,14 @@ def split_names(value: str, flag: str) -> tuple[str, ...]:
 
 
 def parse_root_map(items: List[str]) -> dict[str, str]:
-    return dict(ROOT_MAP.parse(item, "--root-map") for item in items)
+    mapped: dict[str, str] = {}
+    for item in items:
+        corpus, root = ROOT_MAP.parse(item, "--root-map")
+        if corpus in mapped and mapped[corpus] != root:
+            raise EmoboxUsageError(f"--root-map {corpus}: given twice ({mapped[corpus]} and "
+                                   f"{root}); give one folder per corpus")
+        mapped[corpus] = root
+    return mapped
 
 
 def parse_upstream_options(items: List[str], upstreams: tuple[str, ...] = ()

@@ -257,6 +257,8 @@ def plan_bench(opts: BenchOptions, registry: Registry | None = None) -> BenchPla
                                 else paths.corpus_root(corpus_name, root),
                                 **dict(opts.corpus_options.get(corpus_name, {})))
             manifest = corpus.manifest
+        except DataError:  # here but damaged: named, not taken for absent
+            raise
         except EmoboxError as exc:
             plan.missing.append(_missing(spec, str(exc)))
             continue

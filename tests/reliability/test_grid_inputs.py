@@ -150,6 +150,7 @@ BOMB = "\n".join(["a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"]
                                   "at most 10 (a finite number)"),
     ("empty.yaml", "lr: []\n", "--grid lr: no value given"),
     ("null.yaml", "lr:\n", "--grid lr=None: linear_probe's lr must be"),
+    ("twice.yaml", "lr: [0.001]\nlr: [0.1]\n", "line 2: the key 'lr' is given twice"),
 ])
 def test_a_bad_grid_file_is_one_line(cli, tree, tmp_path, name, content, expected,
                                      _isolated_home):
@@ -326,3 +327,22 @@ def test_plugins_doctor_names_a_grid_that_breaks_its_own_declaration():
     wrong = DownstreamSpec(name="wrong", build=_plain_head, grid={"hidden": [8]},
                            hparams={"hidden": "an int"})
     assert check_downstream_spec(wrong) == ["hparams entry 'hidden' is not an emobox.HParam"]
+
+
+def test_bench_names_a_damaged_corpus_instead_of_calling_it_absent(cli, tree, tmp_path):
+    """A corpus given with --root-map whose manifest is damaged is an error naming the file,
+    not a corpus 'not on this machine' left out of an otherwise successful bench."""
+    tsv = tmp_path / "m" / "mini.tsv"
+    assert cli("corpora", "manifest", "-c", "demo", "--root", tree, "-o", tsv).code == 0
+    tsv.write_bytes(tsv.read_bytes() + b"k\xff\tx\n")
+    res = cli("bench", "-u", "fbank", "-c", "imported,demo", "-d", "linear_probe", "-q",
+              "--root-map", f"imported={tsv}", "--root-map", f"demo={tree}",
+              "--out", tmp_path / "b", "--dry-run")
+    assert_user_error(res, 3, f"{tsv}:", "not UTF-8 text")
+
+
+def test_a_corpus_mapped_to_two_folders_is_refused(cli, tree, tmp_path):
+    res = cli("bench", "-u", "fbank", "-c", "demo", "-d", "linear_probe", "-q",
+              "--root-map", f"demo={tree}", "--root-map", f"demo={tmp_path}",
+              "--out", tmp_path / "b", "--dry-run")
+    assert_user_error(res, 2, f"--root-map demo: given twice ({tree} and {tmp_path})")
