@@ -859,6 +859,7 @@ def _prepare_out(out: Path, config: dict, n_configs: int,
     start_run_dir(out, config)
     config_ids = {config_id(hp) for hp in expand_grid(config["grid"])}
     done = finished_folds(out, rows, config_ids, options, config["versions"])
+    _check_selection(out, rows, done, config_ids)
     kept = [r for r in rows if int(r["fold"]) in done]
     if len(kept) != len(rows):  # drop rows of folds that were cut short, then redo them
         stale = [r for r in rows if int(r["fold"]) not in done and (
@@ -874,6 +875,27 @@ def _prepare_out(out: Path, config: dict, n_configs: int,
                      f"{out / 'results.superseded.jsonl'})")
     wanted = set(config["folds"])
     return {f: rs for f, rs in done.items() if f in wanted}
+
+
+def _check_selection(out: Path, rows: Sequence[dict], done: Mapping[int, Any],
+                     config_ids: set[str]) -> None:
+    """A fold whose rows were all written (every configuration, its predictions beside them)
+    yet with no selected configuration, or several, was edited, not cut short: training it
+    again would silently replace what the file says; it is an error naming the file."""
+    by_fold: dict[int, list[dict]] = {}
+    for r in rows:
+        by_fold.setdefault(int(r["fold"]), []).append(r)
+    for fold, rs in sorted(by_fold.items()):
+        if fold in done or {r["config_id"] for r in rs} != config_ids:
+            continue
+        if not (out / "predictions" / f"fold{fold}.tsv").is_file():
+            continue
+        chosen = sum(1 for r in rs if r["selected"] and not r.get("failed"))
+        if chosen != 1 and len(rs) == len(config_ids):
+            raise DataError(f"{out / 'results.jsonl'}: fold {fold} has all its rows and "
+                            f"predictions but {chosen} selected configurations (one is "
+                            f"written); the file was edited: restore it, or delete fold "
+                            f"{fold}'s rows to train it again", path=str(out / "results.jsonl"))
 
 
 def _options_diff(theirs: Mapping[str, Any], ours: Mapping[str, Any], keys: Sequence[str],

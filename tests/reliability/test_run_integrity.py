@@ -659,3 +659,21 @@ def test_ctrl_c_inside_code_run_from_a_string_still_exits_130(tree, tmp_path):
         tree, tmp_path / "run"))], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 130, (proc.returncode, proc.stderr)
     assert proc.stderr.strip().splitlines()[-1].startswith("interrupted; finished work is kept")
+
+
+def test_a_finished_fold_whose_selection_was_edited_is_named_not_retrained(cli, finished,
+                                                                          monkeypatch):
+    """All of fold 1's rows and its predictions are there, but no configuration is selected:
+    an edit, not an interruption. The run names the file instead of silently training the fold
+    again over what the file says."""
+    args, out, text = finished
+    rows = [json.loads(line) for line in text.splitlines()]
+    for r in rows:
+        if r["fold"] == 1:
+            r["selected"] = False
+    (out / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    _no_training(monkeypatch)
+    res = cli(*args)
+    assert_user_error(res, 3, f"{out / 'results.jsonl'}: fold 1 has all its rows and "
+                      "predictions but 0 selected configurations")
+    assert (out / "results.jsonl").read_text().count('"fold": 1') == 1
