@@ -290,13 +290,18 @@ def read_rows(out: Path, repair: bool = False, hint: str = DAMAGED) -> list[dict
                       check=check_row, hint=hint)
 
 
-def check_folds(path: Path, rows: list[dict], hint: str = DAMAGED) -> None:
+def check_folds(path: Path, rows: list[dict], hint: str = DAMAGED,
+                n_folds: int | None = None) -> None:
     """Rows of one run agree with each other: every (fold, configuration) once, at most one
-    selected configuration per fold, one set of classes."""
+    selected configuration per fold, one set of classes, and (given the corpus's ``n_folds``)
+    no fold the corpus does not have."""
     seen: set[tuple[int, str]] = set()
     selected: set[int] = set()
     file = path / "results.jsonl"
     for r in rows:
+        if n_folds and r["fold"] > n_folds:
+            raise DataError(f"{file}: a row of fold {str(r['fold'])[:20]}, but the corpus "
+                            f"has {n_folds} folds (config.json); {hint}", path=str(file))
         key = (r["fold"], r["config_id"])
         if key in seen:
             raise DataError(f"{file}: fold {key[0]} holds configuration {key[1]} twice; {hint} "
@@ -313,8 +318,9 @@ def load_run(path: Path) -> RunDir:
     check_run_dir(path)
     config = read_run_config(path)
     rows = read_rows(path)
-    check_folds(path, rows)
-    return RunDir(path, config, rows)
+    run = RunDir(path, config, rows)
+    check_folds(path, rows, n_folds=run.n_folds)
+    return run
 
 
 def read_predictions(run: RunDir, fold: int) -> list[tuple[str, str, str]]:

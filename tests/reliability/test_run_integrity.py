@@ -677,3 +677,15 @@ def test_a_finished_fold_whose_selection_was_edited_is_named_not_retrained(cli, 
     assert_user_error(res, 3, f"{out / 'results.jsonl'}: fold 1 has all its rows and "
                       "predictions but 0 selected configurations")
     assert (out / "results.jsonl").read_text().count('"fold": 1') == 1
+
+
+def test_a_row_of_a_fold_the_corpus_lacks_is_not_averaged_into_the_report(cli, finished,
+                                                                         tmp_path):
+    args, out, text = finished
+    row = json.loads(text.splitlines()[0])
+    row.update(fold=7)
+    with open(out / "results.jsonl", "a") as fh:
+        fh.write(json.dumps(row) + "\n")
+    res = cli("report", out, "--out", tmp_path / "rep")
+    assert_user_error(res, 3, f"{out / 'results.jsonl'}: a row of fold 7, but the corpus has 4 "
+                      "folds (config.json)")
