@@ -99,7 +99,9 @@ def remove_temporaries(folder: Path) -> list[Path]:
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
+    """``text`` as UTF-8; a file name that is not UTF-8 (held as surrogates) is written with
+    its odd bytes escaped (``\\udcff``) rather than failing the whole file."""
+    atomic_write_bytes(path, text.encode("utf-8", "backslashreplace"))
 
 
 def dumps_json(obj: Any, **kwargs: Any) -> str:

@@ -689,3 +689,12 @@ def test_a_row_of_a_fold_the_corpus_lacks_is_not_averaged_into_the_report(cli, f
     res = cli("report", out, "--out", tmp_path / "rep")
     assert_user_error(res, 3, f"{out / 'results.jsonl'}: a row of fold 7, but the corpus has 4 "
                       "folds (config.json)")
+
+
+def test_a_run_folder_whose_name_is_not_utf8_is_reported(cli, finished, tmp_path):
+    _, out, _ = finished
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/run\xff"))
+    shutil.copytree(out, odd)
+    res = cli("report", odd, "--out", tmp_path / "rep", "--no-plots")
+    assert res.code == 0 and "Traceback" not in res.err, res
+    assert "run\\udcff" in (tmp_path / "rep" / "cells.csv").read_text()
