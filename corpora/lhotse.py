@@ -7,7 +7,9 @@ One utterance per supervision (key = the supervision id), read at its offsets in
 key holding ``{"1": "train" | "valid" | "test" | "-", ...}`` (default ``folds``; without it, the
 folds are speaker-independent). ``-C labels=a,b,...`` lists the classes: another label is an error.
 The defaults read what ``emobox corpora manifest --format lhotse`` writes. Manifests are read
-streaming, with a cap on their decompressed size (``-C max_mb=``, default 512).
+streaming, with a cap on their decompressed size (``-C max_mb=``, default 512). Lhotse names
+audio by absolute paths, so a manifest may point anywhere on the machine: ``-C audio_root=DIR``
+refuses every recording outside ``DIR``.
 """
 
 from __future__ import annotations
@@ -80,8 +82,11 @@ class LhotseCorpus(Corpus):
 
     def __init__(self, root: str | Path, label_field: str = "emotion",
                  speaker_field: str = "speaker", fold_field: str = "folds",
-                 labels: str = "", max_mb: int | str = 512):
+                 labels: str = "", max_mb: int | str = 512, audio_root: str = ""):
         root = Path(root).expanduser()
+        self.audio_root = os.path.realpath(Path(audio_root).expanduser()) if audio_root else ""
+        if self.audio_root and not os.path.isdir(self.audio_root):
+            raise EmoboxUsageError(f"corpus 'lhotse': audio_root={audio_root}: no such folder")
         try:
             mb = int(max_mb)
         except (TypeError, ValueError):
@@ -134,7 +139,11 @@ class LhotseCorpus(Corpus):
         if not path.is_absolute():  # relative paths resolve against the manifest's folder
             path = base / path
         nch = len(rec.get("channel_ids") or srcs[0].get("channels") or [0])
-        return os.path.realpath(path), nch
+        real = os.path.realpath(path)
+        if self.audio_root and os.path.commonpath([real, self.audio_root]) != self.audio_root:
+            raise DataError(f"{where}: recording {rec.get('id')!r:.80} is audio at {real}, "
+                            f"outside audio_root {self.audio_root}", path=where)
+        return real, nch
 
     def _field(self, sup: dict, field: str):
         custom = sup.get("custom") if isinstance(sup.get("custom"), dict) else {}

@@ -345,3 +345,16 @@ def test_a_lhotse_manifest_of_empty_lines_is_refused_at_its_cap(cli, tmp_path):
     assert_user_error(res, 3, f"{path}: larger than 1 MiB decompressed")
     bad = cli("corpora", "check", "-c", "lhotse", "--root", path, "-C", "max_mb=abc")
     assert_user_error(bad, 2, "max_mb='abc': give a whole number of MiB")
+
+
+def test_lhotse_audio_root_confines_where_a_manifest_may_read(cli, tree, tmp_path, secret):
+    pytest.importorskip("lhotse")
+    cuts = _lhotse_export(cli, tree, tmp_path / "lh")
+    assert cli("corpora", "check", "-c", "lhotse", "--root", cuts, "-C",
+               f"audio_root={tree}").code == 0
+    lines = _read_gz(cuts)
+    lines[0]["recording"]["sources"][0]["source"] = str(secret)
+    _rewrite_gz(cuts, lines)
+    res = cli("corpora", "check", "-c", "lhotse", "--root", cuts, "-C", f"audio_root={tree}")
+    assert_user_error(res, 3, f"{cuts}:1: recording ", f"is audio at {secret}, outside "
+                      f"audio_root {tree}")
