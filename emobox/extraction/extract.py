@@ -180,6 +180,7 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
         return store, [L for L in layers if L not in store.layers()]
 
     def reused(store: FeatureStore) -> ExtractStats:
+        store.check_for_training(layers)  # the content a reuse hands on (hashes checked once)
         _drop_finished_partial(path, store)
         return ExtractStats(store, reused=True, precision=precision, device=device, notes=notes)
 

@@ -664,3 +664,14 @@ def test_an_edited_score_in_results_is_found_by_its_confusion_matrix(cli, finish
                       "matrix gives")
     rep = cli("report", out, "--out", tmp_path / "rep")
     assert_user_error(rep, 3, f"{results}:{line}: field 'ua' is 0.99")
+
+
+def test_extract_does_not_call_an_edited_store_reused(cli, finished, tree):
+    _, _, store = finished
+    layer = store.path / "layer_0.f16"
+    data = bytearray(layer.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    layer.write_bytes(bytes(data))
+    res = cli("extract", "-u", "fbank", "-c", "demo", "--root", tree, "-q")
+    assert_user_error(res, 3, f"{layer}: feature file does not match its SHA-256 in meta.json")
+    assert "features reused" not in res.out
