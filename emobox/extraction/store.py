@@ -330,8 +330,9 @@ class FeatureStore:
                                  "only)", self.path)
         size = st.st_size if st is not None and stat.S_ISREG(st.st_mode) else -1
         if size != expected:
-            what = "is missing" if size < 0 else f"has {size} bytes, expected {expected} " \
-                f"({self.n_frames} frames x {dim} dims x 2)"
+            what = ("is missing" if st is None else "is not a regular file" if size < 0
+                    else f"has {size} bytes, expected {expected} ({self.n_frames} frames x "
+                         f"{dim} dims x 2)")
             raise DataError(f"{path}: feature file {what}; the store is truncated or corrupt: "
                             f"delete it with `emobox features rm {self.path}` and extract "
                             f"again", path=str(path))

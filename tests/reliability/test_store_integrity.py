@@ -675,3 +675,12 @@ def test_extract_does_not_call_an_edited_store_reused(cli, finished, tree):
     res = cli("extract", "-u", "fbank", "-c", "demo", "--root", tree, "-q")
     assert_user_error(res, 3, f"{layer}: feature file does not match its SHA-256 in meta.json")
     assert "features reused" not in res.out
+
+
+def test_a_folder_in_place_of_a_layer_file_is_named_for_what_it_is(cli, finished, tmp_path):
+    args, _, store = finished
+    layer = store.path / "layer_0.f16"
+    layer.unlink()
+    layer.mkdir()
+    res = cli(*again(args, tmp_path))
+    assert_user_error(res, 3, f"{layer}: feature file is not a regular file")
