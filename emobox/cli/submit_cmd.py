@@ -17,6 +17,8 @@ board_app = typer.Typer(no_args_is_help=True, help="A leaderboard of scored subm
 app.add_typer(submit_app, name="submit")
 app.add_typer(board_app, name="leaderboard")
 
+MAX_PROBLEMS_SHOWN = 50  # problem lines `submit validate` prints; the rest are counted
+
 
 @submit_app.command("pack")
 def pack_command(
@@ -24,15 +26,28 @@ def pack_command(
     out: str = typer.Option(..., "--out", "-o", help="The submission zip to write."),
     upstream: Optional[str] = typer.Option(None, "--upstream", "-u", help="Pack only this "
                                            "upstream's runs."),
+    root_map: List[str] = typer.Option([], "--root-map", help="corpus=DIR for corpora whose "
+                                       "folds come from a scan (default: the root each run "
+                                       "used)."),
 ) -> None:
-    """Zip the test predictions of finished runs with their metadata."""
+    """Zip the test predictions of finished runs with their metadata, checked first as
+    `submit validate` checks a submission."""
     from emobox.reporting.submission import pack
 
-    result = pack(runs, out, upstream)
+    result = pack(runs, out, upstream, root_map=parse_root_map(root_map))
     corpora = ", ".join(f"{c} ({len(e['folds'])} folds)"
                         for c, e in result.metadata["corpora"].items())
     console.print(f"wrote {result.path}: {result.metadata['upstream']['name']} on {corpora}",
                   highlight=False, soft_wrap=True, markup=False)
+    for corpus, e in result.metadata["corpora"].items():
+        left = [f for f in range(1, e["n_folds"] + 1) if f not in e["folds"]]
+        if left:
+            several = len(left) > 1
+            err_console.print(f"[yellow]note:[/yellow] {escape(corpus)}: fold"
+                              f"{'s' if several else ''} {', '.join(map(str, left))} of "
+                              f"{e['n_folds']} {'are' if several else 'is'} not in the run; "
+                              f"`emobox submit validate` refuses a submission without every "
+                              f"fold", highlight=False, soft_wrap=True)
 
 
 @submit_app.command("validate")
@@ -53,10 +68,12 @@ def validate_command(
         console.print(f"{result.path}: valid ({len(result.predictions)} corpora, {n} folds)",
                       highlight=False, soft_wrap=True, markup=False)
         return
-    for problem in result.problems:
+    for problem in result.problems[:MAX_PROBLEMS_SHOWN]:
         err_console.print(f"[red]problem:[/red] {escape(problem)}", highlight=False,
                           soft_wrap=True)
-    err_console.print(f"{result.path}: {len(result.problems)} problems", highlight=False,
+    hidden = len(result.problems) - MAX_PROBLEMS_SHOWN
+    more = f" ({hidden} more not shown)" if hidden > 0 else ""
+    err_console.print(f"{result.path}: {len(result.problems)} problems{more}", highlight=False,
                       soft_wrap=True, markup=False)
     raise typer.Exit(int(ExitCode.CHECK_FAILED))
 

@@ -8,8 +8,11 @@ not common to all are shown but not averaged), marking entries selected by test 
 contaminated cells (§).
 
 The file may have been edited or damaged, so it is read like any untrusted file: its size is
-capped, every entry is checked against the score card's schema, and an entry that fails is left
-out of ``show`` with a warning naming it (and kept as it is by ``add``). ``add`` holds a lock
+capped, every entry is checked against the score card's schema and its figures recomputed from
+what it stores (each fold's confusion matrix gives its UA, WA and macro-F1 and sums to its
+``n_test``; the folds are those of ``n_folds``; the means and standard deviations are those of
+the folds), and an entry that fails, or that is the same submission as an earlier entry, is
+left out of ``show`` with a warning naming it (and kept as it is by ``add``). ``add`` holds a lock
 beside the file (``.<name>.lock``) from reading the entries to replacing the file, so
 concurrent adds never lose one another's entries. A symbolic link is refused: the file is
 replaced when written, which would cut the link.
@@ -33,6 +36,7 @@ from emobox.reporting.markdown import table
 from emobox.plugin.registry import Registry
 from emobox.extraction.store import store_lock
 from emobox.reporting.submission import score
+from emobox.training.metrics import mean_std, scores_from_confusion
 from emobox.reporting.submission_io import Name, ScoreCard, shorten, StrictModel, parse_json, schema_problems
 
 KIND = "emobox.leaderboard"
@@ -64,10 +68,11 @@ class BoardFile:
     raw: list[Any]  # every entry as stored, in file order
     entries: list[dict | None]  # each entry's known fields, None where it fails the schema
     problems: list[str]
+    rejected: frozenset[int] = frozenset()  # positions of entries whose figures do not hold
 
     @property
     def valid(self) -> list[dict]:
-        return [e for e in self.entries if e is not None]
+        return [e for i, e in enumerate(self.entries) if e is not None and i not in self.rejected]
 
 
 def read_board(path: str | Path | None = None) -> BoardFile:
@@ -90,12 +95,69 @@ def read_board(path: str | Path | None = None) -> BoardFile:
     raw = data.get("entries", [])
     if not isinstance(raw, list):
         raise DataError(f"{path}: field 'entries' is not a list", path=str(path))
-    entries, problems = [], []
+    entries, problems, rejected, kept = [], [], set(), []
     for i, entry in enumerate(raw, start=1):
-        known, why = schema_problems(ScoreCard, entry, f"entry {i}{_label(entry)}", limit=1)
+        where = f"entry {i}{_label(entry)}"
+        known, why = schema_problems(ScoreCard, entry, where, limit=1)
         entries.append(known)
         problems += [p.split("\n")[0] for p in why[:1]]
-    return BoardFile(path, raw, entries, problems)
+        if known is None:
+            continue
+        problem = figures_problem(known)
+        if not problem:
+            same = next((j for j, other in kept if _same(other, known)), None)
+            if same is not None:
+                problem = f"the same submission as entry {same} (listed twice)"
+        if problem:
+            problems.append(f"{where}: {problem}")
+            rejected.add(i - 1)
+        else:
+            kept.append((i, known))
+    return BoardFile(path, raw, entries, problems, frozenset(rejected))
+
+
+# how far a stored figure may be from the one recomputed from its confusion matrices
+TOLERANCE = 1e-6
+
+
+def figures_problem(entry: Mapping[str, Any]) -> str:
+    """What in a score card (one that passed the schema) disagrees with itself: its folds with
+    ``n_folds``, a fold's confusion matrix with its classes, its ``n_test`` or its scores, the
+    means and standard deviations with the folds; "" when nothing does."""
+    for corpus, c in sorted(entry["corpora"].items()):
+        where = f"corpus {shorten(corpus, 40)!r}"
+        numbers = sorted(f["fold"] for f in c["folds"])
+        if numbers != list(range(1, c["n_folds"] + 1)):
+            return (f"{where} lists fold{'s' if len(numbers) > 1 else ''} "
+                    f"{shorten(', '.join(map(str, numbers)))} of n_folds {c['n_folds']}; a "
+                    f"score has every fold once")
+        k = len(c["labels"])
+        per_fold: dict[str, list[float]] = {"ua": [], "wa": [], "f1": []}
+        for f in sorted(c["folds"], key=lambda f: f["fold"]):
+            at = f"{where}, fold {f['fold']}"
+            cm = f["confusion"]
+            if len(cm) != k or any(len(row) != k for row in cm):
+                return f"{at}: the confusion matrix is not {k} x {k} (one per class of labels)"
+            total = sum(map(sum, cm))
+            if total != f["n_test"]:
+                return (f"{at}: the confusion matrix counts {total} items, but n_test is "
+                        f"{f['n_test']}")
+            if not total:
+                return f"{at}: no test item"
+            figures = scores_from_confusion(cm)
+            for m, value in figures.items():
+                if abs(f[m] - value) > TOLERANCE:
+                    return (f"{at}: {m} is {f[m]:.4f}, but its confusion matrix gives "
+                            f"{value:.4f}")
+                per_fold[m].append(value)
+        for m, values in per_fold.items():
+            mean, std = mean_std(values)
+            for name, stored, value in ((m, c[m], mean), (f"{m}_std", c[f"{m}_std"], std)):
+                if abs(stored - value) > TOLERANCE:
+                    what = "mean" if name == m else "standard deviation"
+                    return (f"{where}: {name} is {stored:.4f}, but the {what} of its folds is "
+                            f"{value:.4f}")
+    return ""
 
 
 def _label(entry: Any) -> str:

@@ -8,16 +8,19 @@ A submission is a zip::
                                         scheme, seed, folds, selection rule and class set
     predictions/<corpus>/fold<k>.tsv    header ``key<TAB>predicted``, one line per test item
 
-``pack`` writes it from run directories (one upstream). ``validate`` checks it against the
-corpus's folds: the published fold table the corpus plugin ships (``CorpusSpec.reference_table``) for
-scheme ``emobox``, else the folds of a scan (embedded corpora, or ``--root-map``). Every test key
-must be there exactly once, in its own fold, with a label of the corpus's class set, and no
-training key. ``score`` recomputes UA, WA and macro-F1 per fold from gold labels (the published
-table, else the scan).
+``pack`` writes it from run directories (one upstream), refusing a run directory whose
+``config.json`` or predictions no longer agree with its results, and anything ``validate`` would
+refuse in what it writes. ``validate`` checks it against the corpus's folds: the published fold
+table the corpus plugin ships (``CorpusSpec.reference_table``) for scheme ``emobox``, else the
+folds of a scan (embedded corpora, or ``--root-map``). Every test key must be there exactly
+once, in its own fold, with a label of the corpus's class set, and no training key. ``score``
+recomputes UA, WA and macro-F1 per fold from gold labels (the published table, else the scan).
 
 A submission comes from someone else, so it is read defensively (:mod:`emobox.submission_io`):
-only ``metadata.json`` and the fold files its corpora call for are read, each capped in size;
-``metadata.json`` must match a schema, and only its known fields go into a score card.
+the zip's directory is sized and counted (through its ZIP64 end record where it has one) before
+:mod:`zipfile` parses it; only ``metadata.json`` and the fold files its corpora call for are
+read, each capped in size; ``metadata.json`` must match a schema, and only its known fields go
+into a score card.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -35,14 +39,17 @@ from typing import Any, Iterable, Mapping
 from emobox import __version__, escape, paths
 from emobox.errors import DataError, EmoboxError, EmoboxUsageError
 from emobox.extraction.upstream_catalog import parameter_count
-from emobox.io import naming
+from emobox.io import naming, read_text_capped
 from emobox.training.metrics import mean_std, scores
 from emobox.plugin.registry import Registry, get_registry
 from emobox.reporting.results import feature_norm_of
-from emobox.tracks.rundirs import collect_runs, read_predictions
+from emobox.tracks.options import RUN_CONFIG_UNFINGERPRINTED, config_fingerprint
+from emobox.tracks.rundirs import DAMAGED, collect_runs, read_predictions
+from emobox.tracks.rundirs import MAX_PREDICTIONS_BYTES as MAX_RUN_PREDICTIONS_BYTES
 from emobox.reporting.submission_io import FOLD_FILE as _FOLD_FILE
-from emobox.reporting.submission_io import (MAX_METADATA_BYTES, MAX_PREDICTIONS_BYTES, CorpusMeta,
-                            SubmissionMeta, SubmissionZip, shorten, parse_json, schema_problems)
+from emobox.reporting.submission_io import (MAX_METADATA_BYTES, MAX_PREDICTIONS_BYTES,
+                                            CorpusMeta, SubmissionMeta, SubmissionZip,
+                                            UpstreamMeta, shorten, parse_json, schema_problems)
 from emobox.reporting.submission_io import Submission, read_submission  # noqa: F401  (public here too)
 
 KIND = "emobox.submission"
@@ -57,8 +64,15 @@ class PackResult:
 
 
 def pack(run_paths: Iterable[str | Path], out: str | Path, upstream: str | None = None,
-         registry: Registry | None = None) -> PackResult:
-    """Zip the test predictions of finished runs (one upstream) into a submission."""
+         registry: Registry | None = None,
+         root_map: Mapping[str, str] | None = None) -> PackResult:
+    """Zip the test predictions of finished runs (one upstream) into a submission.
+
+    Each run directory is checked first: ``config.json`` must still give its fingerprint and
+    agree with the rows of ``results.jsonl``, and every fold's predictions must give the
+    confusion matrix its selected row records. What would be written is checked as ``submit
+    validate`` checks a submission (:func:`_validate`); a problem refuses the pack, naming the
+    run directory's file."""
     runs = collect_runs(run_paths)
     if upstream:
         runs = [r for r in runs if r.triple[0] == upstream]
@@ -78,14 +92,129 @@ def pack(run_paths: Iterable[str | Path], out: str | Path, upstream: str | None 
                                    f"{run.path}; pass only one")
         by_corpus[corpus] = run
     try:
-        return _pack(runs, out, registry)
+        for run in runs:
+            check_run_config(run)
+        return _pack(runs, out, registry, dict(root_map or {}))
     except (KeyError, TypeError, ValueError, AttributeError) as exc:  # an edited config.json
         raise DataError(f"{runs[0].path / 'config.json'} (or another run's): cannot pack it: "
                         f"{type(exc).__name__}: {shorten(exc, 120)}; the run directory was "
                         f"edited or damaged", path=str(runs[0].path)) from None
 
 
-def _pack(runs: list, out: str | Path, registry: Registry) -> PackResult:
+# fields a result row's options hold with another meaning than config.json's
+_NOT_COMPARED = frozenset({"layer"})
+
+
+def _json(value: Any, n: int = 40) -> str:
+    return shorten(json.dumps(value, sort_keys=True, default=str), n)
+
+
+def check_run_config(run: Any) -> None:
+    """``config.json`` of a run directory is the one its results were made with: the
+    fingerprint it records is the one of its fields, and its options, folds and classes are
+    those of its ``results.jsonl`` rows; else a :class:`DataError` naming ``config.json``."""
+    c = run.config
+    cfg, results = run.path / "config.json", run.path / "results.jsonl"
+
+    def edited(msg: str) -> DataError:
+        return DataError(f"{cfg}: {msg}; {DAMAGED}", path=str(cfg))
+
+    for row in run.rows:
+        options = row.get("options")
+        if isinstance(options, dict):
+            for k in sorted((set(options) & set(c)) - _NOT_COMPARED - RUN_CONFIG_UNFINGERPRINTED):
+                if options[k] != c[k]:
+                    raise edited(f"{k} is {_json(c[k])}, but the results in {results} were made "
+                                 f"with {_json(options[k])}")
+        if row.get("labels") != c["labels"]:
+            raise edited(f"labels are {_json(c['labels'], 120)}, but fold {row['fold']} in "
+                         f"{results} has {_json(row.get('labels'), 120)}")
+    beyond = [f for f in c["folds"] if f > c["n_folds"]]
+    if beyond:
+        raise edited(f"folds lists fold {beyond[0]}, but n_folds is {c['n_folds']}")
+    recorded = c.get("fingerprint")
+    if not isinstance(recorded, str) or not recorded:
+        raise edited("no fingerprint (emobox records one in every run)")
+    if config_fingerprint(c) != recorded:
+        raise edited(f"its fields do not give the fingerprint it records ({shorten(recorded)}); "
+                     f"it was edited after the run")
+    other = sorted({r["run_id"] for r in run.rows if isinstance(r.get("run_id"), str)}
+                   - {recorded})
+    if other:
+        raise DataError(f"{results}: rows of run {shorten(other[0])}, but {cfg} is run "
+                        f"{recorded}; {DAMAGED}", path=str(results))
+
+
+def _fold_file(run: Any, fold: int) -> tuple[str, list[tuple[str, str, str]]]:
+    """The fold file a submission holds for ``predictions/fold<k>.tsv`` of a run (its lines
+    where the run's file has them, so that a line number names both) and that file's rows."""
+    path = run.path / "predictions" / f"fold{fold}.tsv"
+    rows = read_predictions(run, fold)
+    lines = read_text_capped(path, MAX_RUN_PREDICTIONS_BYTES, "in run directories").split("\n")
+    if sum(1 for line in lines[1:] if line) != len(rows):
+        raise DataError(f"{path}: changed while it was read; pack again", path=str(path))
+    rows_left = iter(rows)
+    out = ["key\tpredicted"]
+    for line in lines[1:]:
+        if line:
+            key, _, predicted = next(rows_left)
+            out.append(f"{key}\t{predicted}")
+        else:
+            out.append("")
+    return "\n".join(out), rows
+
+
+def _check_confusion(run: Any, fold: int, rows: list[tuple[str, str, str]]) -> None:
+    """The confusion matrix of a fold's predictions is the one its selected row records."""
+    path = run.path / "predictions" / f"fold{fold}.tsv"
+    results = run.path / "results.jsonl"
+    labels = run.config["labels"]
+    index = {lab: i for i, lab in enumerate(labels)}
+    counts = [[0] * len(labels) for _ in labels]
+    for key, gold, predicted in rows:
+        for what, lab in (("gold", gold), ("predicted", predicted)):
+            if lab not in index:
+                raise DataError(f"{path}: {what} label {shorten(lab)!r} of {shorten(key)!r} is "
+                                f"not a class of the run ({', '.join(labels)}); {DAMAGED}",
+                                path=str(path))
+        counts[index[gold]][index[predicted]] += 1
+    row = next(r for r in run.selected if r["fold"] == fold)
+    recorded = row["confusion"]
+    if counts == recorded:
+        return
+    for i, gold in enumerate(labels):
+        for j, predicted in enumerate(labels):
+            theirs = (recorded[i][j] if i < len(recorded) and isinstance(recorded[i], list)
+                      and j < len(recorded[i]) else None)
+            if counts[i][j] != theirs:
+                raise DataError(
+                    f"{path}: {counts[i][j]} items of gold {gold} predicted {predicted}, but "
+                    f"fold {fold}'s row in {results} counts {_json(theirs)}: the predictions "
+                    f"are not the ones the run scored; {DAMAGED}", path=str(path))
+    raise DataError(f"{path}: its confusion matrix is not the one fold {fold}'s row in "
+                    f"{results} records ({_json(recorded)}); {DAMAGED}", path=str(path))
+
+
+def _gold_roots(runs: list, root_map: dict[str, str], registry: Registry) -> dict[str, str]:
+    """``root_map`` and, for corpora whose folds come from a scan (no published table for the
+    run's scheme), the root each run scanned."""
+    out = dict(root_map)
+    for run in runs:
+        corpus, c = run.triple[1], run.config
+        if corpus in out or not isinstance(c.get("root"), str):
+            continue
+        try:
+            spec = registry.corpus(corpus)
+        except EmoboxError:
+            continue
+        published = c["scheme"] == "emobox" and spec.reference_table is not None
+        if not published and Path(c["root"]).is_dir():
+            out[corpus] = c["root"]
+    return out
+
+
+def _pack(runs: list, out: str | Path, registry: Registry,
+          root_map: dict[str, str]) -> PackResult:
     by_corpus: dict[str, Any] = {r.triple[1]: r for r in runs}
     first = runs[0].config
     try:  # the count `upstreams info` shows; else what the run recorded
@@ -102,7 +231,14 @@ def _pack(runs: list, out: str | Path, registry: Registry) -> PackResult:
                      "layer": first.get("layer"), "precision": first.get("precision")},
         "corpora": {},
     }
+    _, problems = schema_problems(UpstreamMeta, meta["upstream"], str(runs[0].path /
+                                                                       "config.json"))
+    if problems:
+        raise DataError(f"{problems[0]} (as the submission's upstream); {DAMAGED}",
+                        path=str(runs[0].path / "config.json"))
     files: dict[str, str] = {}
+    sources: dict[str, Path] = {}
+    fold_rows: dict[tuple[str, int], list] = {}
     for corpus, run in sorted(by_corpus.items()):
         c = run.config
         folds = sorted(int(f) for f in c["folds"])
@@ -111,9 +247,10 @@ def _pack(runs: list, out: str | Path, registry: Registry) -> PackResult:
             if not pred.exists() or fold not in {r["fold"] for r in run.selected}:
                 raise EmoboxUsageError(f"{run.path}: fold {fold} is not finished (no "
                                        f"{pred.name}); finish the run before packing it")
-            files[f"predictions/{corpus}/fold{fold}.tsv"] = "key\tpredicted\n" + "".join(
-                f"{key}\t{predicted}\n" for key, _, predicted in read_predictions(run, fold))
-        meta["corpora"][corpus] = {
+            name = f"predictions/{corpus}/fold{fold}.tsv"
+            files[name], fold_rows[corpus, fold] = _fold_file(run, fold)
+            sources[name] = pred
+        entry = {
             "downstream": c["downstream"], "grid": c["grid"], "scheme": c["scheme"],
             "seed": c["seed"], "folds": folds, "n_folds": c["n_folds"], "select": c["select"],
             "labels": c["labels"], "epochs": c.get("epochs"),
@@ -121,6 +258,10 @@ def _pack(runs: list, out: str | Path, registry: Registry) -> PackResult:
             "recipe": c.get("recipe", "emobox"), "schedule": c.get("schedule", "linear"),
             "contaminated": any(r.get("contaminated") for r in run.rows),
             "run_fingerprint": c.get("fingerprint", "")}
+        _, problems = schema_problems(CorpusMeta, entry, str(run.path / "config.json"))
+        if problems:
+            raise DataError(f"{problems[0]}; {DAMAGED}", path=str(run.path / "config.json"))
+        meta["corpora"][corpus] = entry
     _, problems = schema_problems(SubmissionMeta, meta, "metadata of the runs")
     if problems:  # never write a submission that validate would refuse
         raise DataError(f"{runs[0].path}: cannot pack these runs: {problems[0]}",
@@ -128,13 +269,48 @@ def _pack(runs: list, out: str | Path, registry: Registry) -> PackResult:
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    with naming(out), zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("metadata.json", json.dumps(meta, indent=2, sort_keys=True,
-                                                allow_nan=False) + "\n")
-        for name, text in sorted(files.items()):
-            zf.writestr(name, text)
-    tmp.replace(out)
+    try:
+        with naming(out), zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("metadata.json", json.dumps(meta, indent=2, sort_keys=True,
+                                                    allow_nan=False) + "\n")
+            for name, text in sorted(files.items()):
+                zf.writestr(name, text)
+        with SubmissionZip(tmp) as sub:
+            found = [p for p in _validate(sub, _gold_roots(runs, root_map, registry),
+                                          registry).problems
+                     if not _FOLD_NOT_RUN.match(p) or p.split(":")[0] in files]
+        if found:
+            more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+            raise DataError(_run_problem(found[0], sources, by_corpus) + more + "; not packed",
+                            path=str(runs[0].path))
+        for (corpus, fold), rows in sorted(fold_rows.items()):
+            _check_confusion(by_corpus[corpus], fold, rows)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return PackResult(out, meta, sorted(files))
+
+
+# a fold a partial run did not do: not packed (``submit validate`` names it)
+_FOLD_NOT_RUN = re.compile(r"^predictions/[^/]+/fold\d+\.tsv: missing \(")
+
+
+def _run_problem(problem: str, sources: Mapping[str, Path], runs: Mapping[str, Any]) -> str:
+    """A problem :func:`_validate` found in a zip being packed, said of the run directory's
+    file it comes from."""
+    for name, source in sources.items():
+        if problem.startswith(name + ":"):
+            return str(source) + problem[len(name):]
+    for corpus, run in runs.items():
+        cfg = str(run.path / "config.json")
+        for theirs, ours in ((f"metadata.json: corpora.{corpus}.", f"{cfg}: "),
+                             (f"{corpus}: metadata.json lists", f"{cfg} lists"),
+                             (f"{corpus}: cannot get its folds:",
+                              f"{run.path}: cannot check its predictions against {corpus}'s "
+                              f"folds:")):
+            if problem.startswith(theirs):
+                return ours + problem[len(theirs):]
+    return f"{next(iter(runs.values())).path}: cannot pack these runs: {problem}"
 
 
 @dataclass

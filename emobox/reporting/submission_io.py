@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -231,6 +232,13 @@ def _name_problem(name: str) -> str:
     return ""
 
 
+_EOCD = struct.Struct("<4s4H2LH")  # end of central directory record
+_ZIP64_LOCATOR = struct.Struct("<4sLQL")
+_ZIP64_EOCD = struct.Struct("<4sQ2H2L4Q")
+_CENTRAL_ENTRY = struct.Struct("<4s24x3H12x")  # a central directory entry: its name, extra
+                                               # field and comment lengths
+
+
 class SubmissionZip:
     """An open submission zip: its member names checked, members read on demand with caps."""
 
@@ -284,21 +292,74 @@ class SubmissionZip:
                 self.members[name] = info
 
     def _check_directory(self, size: int) -> None:
-        """Refuse a zip whose directory lists more members than a submission has, before
-        :mod:`zipfile` reads that directory into memory."""
-        tail_len = min(size, 22 + 0xFFFF)
-        self._fh.seek(size - tail_len)
-        tail = self._fh.read(tail_len)
-        at = tail.rfind(b"PK\x05\x06")
-        if at < 0 or at + 22 > len(tail):
+        """Refuse a zip whose directory lists more members than a submission has (as
+        :mod:`zipfile` will find it: through a ZIP64 end record where there is one, and
+        counting its entries, whatever count an end record claims), before :mod:`zipfile`
+        reads that directory into memory."""
+        eocd = self._find_eocd(size)
+        record = self._zip64_record(eocd) if eocd >= 0 else ()
+        if eocd < 0:
             raise DataError(f"{self.path}: not a submission zip (no zip directory)",
                             path=str(self.path))
-        entries = int.from_bytes(tail[at + 10:at + 12], "little")
-        dir_bytes = int.from_bytes(tail[at + 12:at + 16], "little")
-        if entries > MAX_MEMBERS or dir_bytes > MAX_DIRECTORY_BYTES:
-            raise DataError(f"{self.path}: the zip lists {entries} members in a "
+        if not record:  # zipfile reads the counts of the end record
+            record = self._at(eocd, _EOCD)
+            claimed, dir_bytes, end = record[4], record[5], eocd
+        else:  # zipfile reads those of the ZIP64 end record, whatever the end record says
+            claimed, dir_bytes = max(record[6], record[7]), record[8]
+            end = eocd - _ZIP64_LOCATOR.size - _ZIP64_EOCD.size
+        if claimed > MAX_MEMBERS or dir_bytes > MAX_DIRECTORY_BYTES:
+            where = "the zip's ZIP64 end record" if end != eocd else "the zip"
+            raise DataError(f"{self.path}: {where} lists {claimed} members in a "
                             f"{_mib(dir_bytes)} directory; a submission has at most "
-                            f"{MAX_MEMBERS}", path=str(self.path))
+                            f"{MAX_MEMBERS} members", path=str(self.path))
+        self._count_entries(end - dir_bytes, end, claimed)
+
+    def _zip64_record(self, eocd: int) -> tuple:
+        """The ZIP64 end record :mod:`zipfile` reads for the end record at ``eocd`` (empty
+        where there is none)."""
+        locator = self._at(eocd - _ZIP64_LOCATOR.size, _ZIP64_LOCATOR)
+        if not locator or locator[0] != b"PK\x06\x07":
+            return ()
+        record = self._at(eocd - _ZIP64_LOCATOR.size - _ZIP64_EOCD.size, _ZIP64_EOCD)
+        return record if record and record[0] == b"PK\x06\x06" else ()
+
+    def _find_eocd(self, size: int) -> int:
+        """Where :mod:`zipfile` finds the end of central directory record (-1: nowhere)."""
+        last = self._at(size - _EOCD.size, _EOCD)
+        if last and last[0] == b"PK\x05\x06" and last[-1] == 0:
+            return size - _EOCD.size
+        tail_len = min(size, _EOCD.size + 0xFFFF)
+        self._fh.seek(size - tail_len)
+        at = self._fh.read(tail_len).rfind(b"PK\x05\x06")
+        return -1 if at < 0 or at + _EOCD.size > tail_len else size - tail_len + at
+
+    def _at(self, offset: int, record: struct.Struct) -> tuple:
+        """``record`` read at ``offset`` (empty where the file has no room for it)."""
+        if offset < 0:
+            return ()
+        self._fh.seek(offset)
+        data = self._fh.read(record.size)
+        return record.unpack(data) if len(data) == record.size else ()
+
+    def _count_entries(self, start: int, end: int, claimed: int) -> None:
+        """Refuse a directory holding more entries than a submission has, whatever count its
+        end record gives."""
+        if start < 0:
+            return  # zipfile refuses the zip
+        self._fh.seek(start)
+        data = self._fh.read(end - start)
+        at = count = 0
+        while at + _CENTRAL_ENTRY.size <= len(data):
+            sig, name, extra, comment = _CENTRAL_ENTRY.unpack_from(data, at)
+            if sig != b"PK\x01\x02":
+                break
+            count += 1
+            if count > MAX_MEMBERS:
+                raise DataError(f"{self.path}: the zip's directory holds more than "
+                                f"{MAX_MEMBERS} members (its end record says {claimed}); a "
+                                f"submission has at most {MAX_MEMBERS}", path=str(self.path))
+            at += _CENTRAL_ENTRY.size + name + extra + comment
+
 
     def close(self) -> None:
         self._fh.close()

@@ -231,12 +231,26 @@ def fingerprint(values: Any, length: int = 16) -> str:
     return hashlib.sha256(blob).hexdigest()[:length]
 
 
+# the fields of a run's config.json outside its fingerprint: where it ran, with which code, and
+# what is recorded for the result rows (runner.run_config adds exactly these)
+RUN_CONFIG_UNFINGERPRINTED = frozenset({
+    "fingerprint", "versions", "device", "root", "features", "notes", "request", "options",
+    "upstream_parameters", "engine", "grid_defaults"})
+
+
+def config_fingerprint(config: Mapping[str, Any]) -> str:
+    """The fingerprint a run's ``config.json`` records: that of its fingerprinted fields (an
+    edited field gives another one)."""
+    return fingerprint({k: v for k, v in config.items() if k not in RUN_CONFIG_UNFINGERPRINTED},
+                       12)
+
+
 def hash_options(options: Mapping[str, Any]) -> str:
     """The options fingerprint every result row carries."""
     return fingerprint(options, 16)
 
 
-__all__ = ["SharedOptions", "FoldOptions", "check_shared", "check_folds", "check_options",
+__all__ = ["RUN_CONFIG_UNFINGERPRINTED", "config_fingerprint", "SharedOptions", "FoldOptions", "check_shared", "check_folds", "check_options",
            "check_plugin_options", "declared_options", "check_positive", "warmup_warning",
            "fingerprint", "hash_options", "plain", "UPSTREAM_BUILD_ARGS", "CORPUS_BUILD_ARGS",
            "ON_BAD_AUDIO", "DEFAULT_DEVICE"]

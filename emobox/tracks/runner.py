@@ -49,6 +49,7 @@ from emobox.training.sweep import (Split, TrainConfig, config_id, expand_grid, t
                                    used_hparams)
 from emobox.tracks.options import (CORPUS_BUILD_ARGS, ON_BAD_AUDIO, UPSTREAM_BUILD_ARGS,  # noqa: F401
                                    FoldOptions, check_corpus_options, check_options,
+                                   config_fingerprint,
                                    check_plugin_options, check_positive, check_upstream_options,
                                    declared_options, fingerprint, hash_options, head_grid,
                                    warmup_warning)
@@ -419,15 +420,15 @@ def run_config(plan: TriplePlan, feats: Features) -> tuple[dict, dict]:
         # a run made from other audio under the same names is another run (its folds redone)
         "audio_sha256": feats.audio_sha256,
     }
-    full_config = dict(config, fingerprint=fingerprint(config, 12), versions=code_versions(plan),
-                       device=plan.device, root=str(plan.corpus.root), features=feats.store_path,
-                       notes=plan.notes, request=request_fingerprint(plan),
-                       options=plan_options(plan),
-                       upstream_parameters=feats.parameters, engine=feats.engine,
-                       # what the grid leaves out, with the value every configuration uses
-                       grid_defaults={k: v for k, v in used_hparams(plan.down_spec, {}).items()
-                                      if k not in plan.grid})
-    return config, full_config
+    recorded = dict(fingerprint=config_fingerprint(config), versions=code_versions(plan),
+                    device=plan.device, root=str(plan.corpus.root), features=feats.store_path,
+                    notes=plan.notes, request=request_fingerprint(plan),
+                    options=plan_options(plan),
+                    upstream_parameters=feats.parameters, engine=feats.engine,
+                    # what the grid leaves out, with the value every configuration uses
+                    grid_defaults={k: v for k, v in used_hparams(plan.down_spec, {}).items()
+                                   if k not in plan.grid})
+    return config, dict(config, **recorded)
 
 
 def code_versions(plan: TriplePlan) -> dict:

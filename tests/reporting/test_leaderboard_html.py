@@ -8,6 +8,7 @@ import html
 import json
 import re
 import shutil
+import statistics
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -20,17 +21,24 @@ from emobox.reporting.leaderboard_html import write_site
 EVIL = '<script>alert("x")</script></script><!--&amp;'
 
 
-def _fold(fold, ua):
-    return {"fold": fold, "ua": ua, "wa": ua, "f1": ua, "n_test": 10,
-            "confusion": [[5, 0], [0, 5]]}
+def _fold(fold, ua, per_class=50_000):
+    """A fold whose confusion matrix gives ``ua`` (to 1/per_class) as its UA, WA and F1."""
+    hits = round(ua * per_class)
+    score = hits / per_class
+    return {"fold": fold, "ua": score, "wa": score, "f1": score, "n_test": 2 * per_class,
+            "confusion": [[hits, per_class - hits], [per_class - hits, hits]]}
 
 
 def _corpus(ua, std, downstream="linear_probe", select="valid", contaminated=False, seed=7):
-    return {"downstream": downstream, "grid": {"lr": [0.001]}, "scheme": "emobox", "seed": seed,
-            "folds": [_fold(1, ua - std), _fold(2, ua + std)], "n_folds": 2, "select": select,
-            "labels": ["angry", "happy"], "epochs": 10, "contaminated": contaminated,
-            "run_fingerprint": "", "gold": "published fold table", "ua": ua, "ua_std": std,
-            "wa": ua, "wa_std": std, "f1": ua - 0.01, "f1_std": std}
+    folds = [_fold(1, ua - std), _fold(2, ua + std)]
+    entry = {"downstream": downstream, "grid": {"lr": [0.001]}, "scheme": "emobox",
+             "seed": seed, "folds": folds, "n_folds": 2, "select": select,
+             "labels": ["angry", "happy"], "epochs": 10, "contaminated": contaminated,
+             "run_fingerprint": "", "gold": "published fold table"}
+    for m in ("ua", "wa", "f1"):
+        values = [f[m] for f in folds]
+        entry[m], entry[f"{m}_std"] = statistics.fmean(values), statistics.pstdev(values)
+    return entry
 
 
 def _card(name, corpora, layer=None, precision=None, checkpoint="org/model"):
