@@ -39,6 +39,9 @@ def pack_command(
                         for c, e in result.metadata["corpora"].items())
     console.print(f"wrote {result.path}: {result.metadata['upstream']['name']} on {corpora}",
                   highlight=False, soft_wrap=True, markup=False)
+    for note in result.notes:
+        err_console.print(f"[yellow]note:[/yellow] {escape(note)}", highlight=False,
+                          soft_wrap=True)
     for corpus, e in result.metadata["corpora"].items():
         left = [f for f in range(1, e["n_folds"] + 1) if f not in e["folds"]]
         if left:

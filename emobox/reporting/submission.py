@@ -61,6 +61,8 @@ class PackResult:
     path: Path
     metadata: dict
     files: list[str]
+    # what the run left out and `submit validate` will refuse (test keys a run skipped)
+    notes: list[str] = field(default_factory=list)
 
 
 def pack(run_paths: Iterable[str | Path], out: str | Path, upstream: str | None = None,
@@ -279,6 +281,8 @@ def _pack(runs: list, out: str | Path, registry: Registry,
             found = [p for p in _validate(sub, _gold_roots(runs, root_map, registry),
                                           registry).problems
                      if not _FOLD_NOT_RUN.match(p) or p.split(":")[0] in files]
+        left_out = [p for p in found if _left_out_by_the_run(p, by_corpus, fold_rows)]
+        found = [p for p in found if p not in left_out]
         if found:
             more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
             raise DataError(_run_problem(found[0], sources, by_corpus) + more + "; not packed",
@@ -288,11 +292,30 @@ def _pack(runs: list, out: str | Path, registry: Registry,
         tmp.replace(out)
     finally:
         tmp.unlink(missing_ok=True)
-    return PackResult(out, meta, sorted(files))
+    notes = [f"{_run_problem(p, sources, by_corpus)}: the run left them out (skipped audio, "
+             f"or --recipe paper's utterances over 30 s); `emobox submit validate` refuses a "
+             f"submission without every test key" for p in left_out]
+    return PackResult(out, meta, sorted(files), notes)
 
 
 # a fold a partial run did not do: not packed (``submit validate`` names it)
 _FOLD_NOT_RUN = re.compile(r"^predictions/[^/]+/fold\d+\.tsv: missing \(")
+# test keys a run left out (skipped audio, --recipe paper): packed, with a note
+_KEYS_NOT_RUN = re.compile(r"^predictions/([^/]+)/fold(\d+)\.tsv: missing \d+ of \d+ test keys ")
+
+
+def _left_out_by_the_run(problem: str, runs: Mapping[str, Any],
+                         fold_rows: Mapping[tuple[str, int], list]) -> bool:
+    """Whether ``problem`` is test keys missing from a fold's predictions that the run itself
+    left out: its selected row counts exactly the predictions there are (a key deleted from
+    the file afterwards is counted by the row, and refused)."""
+    m = _KEYS_NOT_RUN.match(problem)
+    if not m or m.group(1) not in runs:
+        return False
+    fold = int(m.group(2))
+    row = next((r for r in runs[m.group(1)].selected if r["fold"] == fold), None)
+    rows = fold_rows.get((m.group(1), fold))
+    return row is not None and rows is not None and sum(map(sum, row["confusion"])) == len(rows)
 
 
 def _run_problem(problem: str, sources: Mapping[str, Path], runs: Mapping[str, Any]) -> str:

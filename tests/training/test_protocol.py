@@ -417,7 +417,13 @@ def test_paper_recipe_drops_utterances_over_30_s_and_is_marked_everywhere(tmp_pa
     # the long utterance is in the first fold's train side, test or validation: gone from it
     assert (mine["n_train"] + mine["n_valid"] + mine["n_test"]
             == rows[0]["n_train"] + rows[0]["n_valid"] + rows[0]["n_test"] + 1)
-    meta = pack([out], tmp_path / "sub.zip").metadata
+    packed = pack([out], tmp_path / "sub.zip")
+    meta = packed.metadata
+    assert packed.notes == [
+        f"{out / 'predictions' / 'fold1.tsv'}: missing 1 of {mine['n_test']} test keys of fold "
+        f"1, e.g. {long_key!r}: the run left them out (skipped audio, or --recipe paper's "
+        f"utterances over 30 s); `emobox submit validate` refuses a submission without every "
+        f"test key"]
     assert meta["corpora"]["folder"]["recipe"] == "paper"
     assert meta["corpora"]["folder"]["select"] == "test"
 
