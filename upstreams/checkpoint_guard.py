@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from emobox.errors import DataError, EmoboxError, EmoboxUsageError
+from emobox.io import MAX_JSON_DEPTH, json_depth, read_bytes_capped
 
 MAX_JSON_BYTES = 16 << 20  # an index of a thousand-shard model is a few hundred KiB
 
@@ -54,21 +55,26 @@ def read_json_object(path: Path, max_bytes: int = MAX_JSON_BYTES) -> dict:
     """The JSON object in ``path``; anything else (unreadable, too large, not UTF-8 JSON,
     nested too deeply, not an object) is one :class:`CheckpointDataError` naming it."""
     path = Path(path)
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(max_bytes + 1)
+    try:  # a regular file (a fifo is refused, never waited on), a link the user made followed
+        raw = read_bytes_capped(path, max_bytes, follow_links=True,
+                                too_big="not a checkpoint's JSON file")
     except OSError as exc:
         raise _fail(path, f"cannot read it ({exc.strerror or first_line(exc)})") from None
-    if len(raw) > max_bytes:
-        raise _fail(path, f"larger than {max_bytes >> 20} MiB; not a checkpoint's JSON file")
+    except DataError as exc:
+        raise _fail(path, str(exc).removeprefix(f"{path}: ")) from None
     try:
-        value = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
+        if json_depth(text) > MAX_JSON_DEPTH:
+            raise RecursionError
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _fail(path, f"not valid JSON ({exc.msg}, line {exc.lineno})") from None
     except UnicodeDecodeError:
         raise _fail(path, "not valid JSON (not UTF-8 text)") from None
     except RecursionError:
         raise _fail(path, "not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # a number of more than 4300 digits
+        raise _fail(path, f"not valid JSON ({first_line(exc)})") from None
     if not isinstance(value, dict):
         raise _fail(path, f"expected a JSON object, found {_json_type(value)}")
     return value

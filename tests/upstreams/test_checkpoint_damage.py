@@ -331,6 +331,16 @@ def test_damaged_hf_folder_through_the_cli_is_one_line(cli, tmp_path, hubert_goo
         f"error: {folder / 'config.json'}: hidden_size must be a whole number, not '768'"]
 
 
+def test_a_fifo_for_a_checkpoints_config_is_named_without_waiting(cli, tmp_path, hubert_good):
+    folder = shutil.copytree(hubert_good, tmp_path / "ckpt")
+    (folder / "config.json").unlink()
+    os.mkfifo(folder / "config.json")
+    res = cli("extract", "-u", "hubert_base", "-c", "demo", "--upstream-ckpt", folder)
+    assert res.code == 3
+    assert res.err.strip().splitlines() == [
+        f"error: {folder / 'config.json'}: is a fifo, not a regular file; remove it"]
+
+
 # -- 2, 3. data2vec 2.0 / emotion2vec ----------------------------------------------------------
 
 def d2v2_file(tmp_path, change=None, name="ckpt.pt"):
