@@ -37,6 +37,7 @@ from emobox.plugin.registry import Registry
 from emobox.extraction.store import store_lock
 from emobox.reporting.submission import score
 from emobox.training.metrics import mean_std, scores_from_confusion
+from emobox.reporting.results import SCORE_TOLERANCE
 from emobox.reporting.submission_io import Name, ScoreCard, shorten, StrictModel, parse_json, schema_problems
 
 KIND = "emobox.leaderboard"
@@ -116,10 +117,6 @@ def read_board(path: str | Path | None = None) -> BoardFile:
     return BoardFile(path, raw, entries, problems, frozenset(rejected))
 
 
-# how far a stored figure may be from the one recomputed from its confusion matrices
-TOLERANCE = 1e-6
-
-
 def figures_problem(entry: Mapping[str, Any]) -> str:
     """What in a score card (one that passed the schema) disagrees with itself: its folds with
     ``n_folds``, a fold's confusion matrix with its classes, its ``n_test`` or its scores, the
@@ -146,14 +143,14 @@ def figures_problem(entry: Mapping[str, Any]) -> str:
                 return f"{at}: no test item"
             figures = scores_from_confusion(cm)
             for m, value in figures.items():
-                if abs(f[m] - value) > TOLERANCE:
+                if abs(f[m] - value) > SCORE_TOLERANCE:
                     return (f"{at}: {m} is {f[m]:.4f}, but its confusion matrix gives "
                             f"{value:.4f}")
                 per_fold[m].append(value)
         for m, values in per_fold.items():
             mean, std = mean_std(values)
             for name, stored, value in ((m, c[m], mean), (f"{m}_std", c[f"{m}_std"], std)):
-                if abs(stored - value) > TOLERANCE:
+                if abs(stored - value) > SCORE_TOLERANCE:
                     what = "mean" if name == m else "standard deviation"
                     return (f"{where}: {name} is {stored:.4f}, but the {what} of its folds is "
                             f"{value:.4f}")
