@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Sequence
 
 from emobox import paths
-from emobox.errors import CheckpointNotFoundError
+from emobox.errors import CheckpointNotFoundError, DataError
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".npz", ".json", ".txt",
                    ".model", ".yaml")
@@ -121,23 +121,20 @@ def _read_cache(path: Path) -> dict[str, str]:
     """The cached ids: ``{key: id}`` entries of the expected forms. A damaged cache (not a JSON
     object, or entries of another form) is treated as empty, with a warning naming the file;
     it is rewritten with the next id computed."""
-    try:
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_CACHE_BYTES + 1)
-    except OSError:  # absent or unreadable: computed afresh (and rewritten if possible)
-        return {}
-    try:
-        if len(raw) > MAX_CACHE_BYTES:
-            raise ValueError(f"larger than {MAX_CACHE_BYTES >> 20} MiB")
-        data = json.loads(raw.decode("utf-8"))
+    from emobox.io import read_json_file
+
+    try:  # capped, depth-limited; a fifo or link in its place is refused, never waited on
+        data = read_json_file(path, MAX_CACHE_BYTES)
         if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
-        why = exc.msg if isinstance(exc, json.JSONDecodeError) else (
-            "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else
-            "nested too deeply" if isinstance(exc, RecursionError) else str(exc))
+            raise DataError(f"{path}: not a JSON object", path=str(path))
+    except FileNotFoundError:  # computed afresh (and written)
+        return {}
+    except DataError as exc:
+        why = str(exc).removeprefix(f"{path}: ")
         warnings.warn(f"{path}: damaged checkpoint id cache ({why}); ignoring it and computing "
                       f"checkpoint ids afresh")
+        return {}
+    except OSError:  # unreadable: computed afresh (and rewritten if possible)
         return {}
     good = {k: v for k, v in data.items()
             if KEY_FORM.fullmatch(k) and isinstance(v, str) and ID_FORM.fullmatch(v)}
