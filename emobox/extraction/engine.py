@@ -30,7 +30,7 @@ from emobox.errors import AudioError, ContractError, DataError
 from emobox.datasets.manifest import Manifest, Utterance
 from emobox.extraction.kernels import (attention_kernel_name, channels_last_conv,
                                       conv_kernel_name, fused_wavlm_attention)
-from emobox.extraction.precision import compute_context, fast_path
+from emobox.extraction.precision import compute_context, fast_path, lowp_weights
 from emobox.progress import Task
 from emobox.extraction.store import FP16_MAX, AudioRecord, ChunkData, StoreWriter, audio_record
 from emobox.extraction.upstream import Upstream, Windows
@@ -254,8 +254,12 @@ class Engine:
                                    max_items=max(64, min(self.plan.chunk_items, 1024)),
                                    max_bytes=max_ahead_bytes, long_samples=self.windows.samples)
         pending: Future | None = None
-        # the faster kernels are swapped in once for the whole run, not at every batch
+        # the faster kernels and the low-precision weights are swapped in once for the whole
+        # run, not at every batch (casting a base-sized encoder's weights took as long as a
+        # batch of one short clip)
         with ThreadPoolExecutor(1, thread_name_prefix="emobox-store") as write_pool, \
+                (lowp_weights(self.upstream, self.precision) if self.use_lowp
+                 else nullcontext()), \
                 (channels_last_conv(self.upstream) if self.conv_kernel else nullcontext()), \
                 (fused_wavlm_attention(self.upstream) if self.attention_kernel
                  else nullcontext()), \
@@ -390,8 +394,7 @@ class Engine:
             nonlocal n_frames
             t0 = time.perf_counter()
             try:
-                out = self._call([torch.from_numpy(x).to(self.device) for x in windows],
-                                 lowp=self.use_lowp)
+                out = self._call([torch.from_numpy(x).to(self.device) for x in windows])
             except (RuntimeError, ValueError, IndexError) as exc:
                 raise _WindowError(
                     f"{item.utt.key}: upstream {self.upstream.name} failed on a window of this "
@@ -480,16 +483,17 @@ class Engine:
     def forward(self, items: list[Loaded]) -> list[tuple[dict, dict, dict, str | None]]:
         """Features of one batch: per item (fp16 frames, float32 means, saturated, error)."""
         wavs = [torch.from_numpy(it.wav).to(self.device, non_blocking=True) for it in items]
-        return self._split(items, self._call(wavs, lowp=self.use_lowp))
+        return self._split(items, self._call(wavs))
 
-    def _call(self, wavs: list[torch.Tensor], lowp: bool):
+    def _call(self, wavs: list[torch.Tensor]):
         # on another runtime torch only prepares its inputs: in float32, without autocast or
-        # the fast path's function mode (which would also slow the tracing down)
+        # the fast path's function mode (which would also slow the tracing down); run() holds
+        # the low-precision weights (use_lowp), so the fast path here casts none
         other = self.upstream.runtime is not None
         precision = "fp32" if other else self.precision
         with compute_context(precision, self.device), \
                 (nullcontext() if other else fast_path(self.upstream, precision,
-                                                       lowp_cache=lowp)):
+                                                       lowp_cache=False)):
             out = self.upstream(wavs, self.layers)
         self._check_output(out, len(wavs))
         return out

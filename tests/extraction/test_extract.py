@@ -570,3 +570,35 @@ def test_cpu_default_batches_short_clips_of_different_lengths_exactly(tmp_path):
     a, b = np.asarray(single.layer(2), np.float32), np.asarray(batched.layer(2), np.float32)
     assert a.shape == b.shape
     assert np.abs(a - b).max() <= 2e-3 * max(1.0, np.abs(a).max())
+
+
+def test_bf16_weights_are_cast_once_per_extraction_not_at_every_batch(corpus, tmp_path,
+                                                                      monkeypatch):
+    import contextlib
+
+    import emobox.extraction.engine as engine
+    from emobox.extraction.precision import lowp_weights
+
+    up = TinyHF("layer", arch="wavlm")
+    entered: list[int] = []
+
+    @contextlib.contextmanager
+    def counting(module, dtype):
+        with lowp_weights(module, dtype) as n:
+            entered.append(n)
+            yield n
+
+    monkeypatch.setattr(engine, "lowp_weights", counting)
+    dense = next(m for name, m in up.named_modules() if name.endswith("intermediate_dense"))
+    seen: list[torch.dtype] = []
+    dense.register_forward_hook(lambda mod, args, out: seen.append(mod.weight.dtype))
+    store = extract(up, corpus, [2], store_dir=tmp_path, precision="bf16", batch_seconds=1.0)
+    assert len(seen) > 2  # several batches
+    assert set(seen) == {torch.bfloat16}  # every batch ran on the bfloat16 copies
+    assert len(entered) == 1 and entered[0] > 0  # made once, for the whole extraction
+    assert dense.weight.dtype == torch.float32  # and the float32 weights are back after it
+    # the same features as autocast casting the float32 weights at every call
+    monkeypatch.setattr(engine, "lowp_weights", lambda module, dtype: contextlib.nullcontext(0))
+    per_call = extract(up, corpus, [2], store_dir=tmp_path / "per_call", precision="bf16",
+                       batch_seconds=1.0)
+    assert np.array_equal(np.asarray(store.layer(2)), np.asarray(per_call.layer(2)))
