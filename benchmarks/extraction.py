@@ -42,6 +42,12 @@ spin-waits too, so it is compared between methods only, never with the matmul pe
   support, tens of times slower than float32 (the bf16 peak line shows it): its accuracy is
   still measured, on the first ``--bf16-clips`` clips of each set, and the demo UA is skipped.
 
+Ceiling: one more emobox run per family (bf16 where bf16 is timed, else fp32) under torch's
+profiler gives the seconds its matmuls, convolutions and fused attention take by themselves;
+the FLOPs over those seconds, as a fraction of the peak, is what the run would reach if every
+other op (casts, layer norms, activations, copies, Python) took no time
+(``matmul_only_peak_fraction``), beside those ops' share of all ops' time.
+
 Peak RSS: each method runs once more in a fresh process per family (the encoder built there,
 both corpora); its peak resident set is compared with the reference loop's plus the
 ``--memory-gb`` budget handed to emobox.
@@ -408,6 +414,34 @@ def run_method(up: Upstream, m: Manifest, out: Path, meth: str):
 
 OPENVINO_METHODS = ("openvino", "ov_bf16")
 
+# the ops that do an encoder's arithmetic (matmuls, convolutions, fused attention)
+MATMUL_OPS = frozenset((
+    "aten::addmm", "aten::mm", "aten::bmm", "aten::baddbmm", "aten::addbmm",
+    "aten::_addmm_activation", "aten::mkldnn_convolution", "aten::mkldnn_linear",
+    "aten::_mkldnn_linear", "aten::mkldnn_matmul", "aten::_scaled_dot_product_flash_attention",
+    "aten::_scaled_dot_product_flash_attention_for_cpu", "aten::_efficient_attention_forward",
+    "aten::_scaled_dot_product_efficient_attention", "aten::slow_conv_dilated2d",
+    "aten::thnn_conv2d", "aten::_slow_conv2d_forward"))
+
+
+def matmul_seconds(up: Upstream, corpora: dict, work: Path, precision: str) -> tuple[float, float]:
+    """One emobox extraction of every corpus under torch's profiler: (seconds in the
+    arithmetic ops of MATMUL_OPS, seconds in all ops), the ops' own time on the computing
+    thread. The flops over the first is what the run would reach if every other op (casts,
+    layer norms, activations, copies, Python) took no time: the ceiling of its peak fraction
+    at these shapes on this CPU."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for cname, m in corpora.items():
+            emobox_run(up, m, up.num_layers, work / "ceiling" / cname, precision)
+    shutil.rmtree(work / "ceiling", ignore_errors=True)
+    stats = prof.key_averages()
+    arith = sum(e.self_cpu_time_total for e in stats if e.key in MATMUL_OPS) / 1e6
+    ops = sum(e.self_cpu_time_total for e in stats if e.key.startswith("aten::")) / 1e6
+    return arith, ops
+
+
 
 def precision_of(meth: str, ov_runtime: str) -> str:
     """The matmul peak a method is measured against: ``bf16`` for torch's bf16 and for OpenVINO
@@ -766,6 +800,10 @@ def run(args, work: Path, device: str) -> None:
             if meth != "exact_stock":
                 rss[(up.name, meth)] = peak_rss_mb(which, meth, work, args)
 
+    # the ceiling: the time of the arithmetic ops alone, in a profiled bf16 (else fp32) run
+    ceiling = {up.name: matmul_seconds(up, corpora, work, "bf16" if time_bf16 else "fp32")
+               for up, _ in encoders}
+
     # table
     audio = {c: sum(durations(m)) for c, m in corpora.items()}
     print()
@@ -854,6 +892,12 @@ def run(args, work: Path, device: str) -> None:
                 gflop_all / steady["ov_bf16"]
                 / peak[precision_of("ov_bf16", runtime_bf16.get(up.name, ""))]
                 if ov16 else None),
+            # the fraction of the peak the run's matmuls, convolutions and fused attention
+            # reach by themselves: what the run would reach if every other op took no time
+            "ceiling_precision": "bf16" if timed_bf16 else "fp32",
+            "matmul_only_peak_fraction": (
+                gflop_all / ceiling[up.name][0] / peak["bf16" if timed_bf16 else "fp32"]),
+            "matmul_share_of_op_time": ceiling[up.name][0] / ceiling[up.name][1],
             "rss_mb": {meth: round(rss[(up.name, meth)]) for meth in methods
                        if (up.name, meth) in rss},
             "padding_sensitive": bool(up.padding_sensitive),
@@ -889,6 +933,12 @@ def run(args, work: Path, device: str) -> None:
         if s["fast_kernel"]:
             print(f"{'':<{len(name)}}  emobox's kernel ({s['fast_kernel']}): exact "
                   f"{s['fast_kernel_speedup']:.2f}x faster than with the stock modules")
+        print(f"{'':<{len(name)}}  ceiling ({s['ceiling_precision']}, profiled run): the "
+              f"matmuls, convolutions and attention alone run at "
+              f"{s['matmul_only_peak_fraction']:.2f} of the {s['ceiling_precision']} peak and "
+              f"take {100 * s['matmul_share_of_op_time']:.0f}% of the ops' time; the rest "
+              f"(casts, norms, activations, copies) is the other "
+              f"{100 * (1 - s['matmul_share_of_op_time']):.0f}%")
         r = s["rss_mb"]
         print(f"{'':<{len(name)}}  peak RSS: "
               + ", ".join(f"{meth} {mb} MB" for meth, mb in r.items())
@@ -949,7 +999,8 @@ def run(args, work: Path, device: str) -> None:
             "openvino_bf16_steady_peak_fraction": rnd(wl["openvino_bf16_steady_peak_fraction"],
                                                       3),
             "openvino_bf16_min_cosine": rnd(wl.get("openvino_bf16_min_cosine"), 6),
-            "reference_peak_fraction": round(wl["reference_peak_fraction"], 3)})
+            "reference_peak_fraction": round(wl["reference_peak_fraction"], 3),
+            "matmul_only_peak_fraction": round(wl["matmul_only_peak_fraction"], 3)})
     if "whisper" in by_family:
         up, note = by_family["whisper"]
         wh = summary[up.name]
@@ -960,6 +1011,7 @@ def run(args, work: Path, device: str) -> None:
             "whisper_exact_max_abs_diff": float(f"{wh['exact_max_abs_diff']:.3g}"),
             "whisper_exact_peak_fraction": round(wh["exact_peak_fraction"], 3),
             "whisper_bf16_peak_fraction": rnd(wh["bf16_peak_fraction"], 3),
+            "whisper_matmul_only_peak_fraction": round(wh["matmul_only_peak_fraction"], 3),
             "whisper_openvino_bf16_steady_peak_fraction": rnd(
                 wh["openvino_bf16_steady_peak_fraction"], 3),
             "whisper_upstream": note})

@@ -30,6 +30,7 @@ from emobox.errors import AudioError, ContractError, DataError
 from emobox.datasets.manifest import Manifest, Utterance
 from emobox.extraction.kernels import (attention_kernel_name, channels_last_conv,
                                       conv_kernel_name, fused_wavlm_attention)
+from emobox.extraction.allocator import heap_kept, heap_setting
 from emobox.extraction.precision import compute_context, fast_path, lowp_weights
 from emobox.progress import Task
 from emobox.extraction.store import FP16_MAX, AudioRecord, ChunkData, StoreWriter, audio_record
@@ -202,7 +203,7 @@ class Engine:
     """Runs one upstream over chunks of a manifest and hands the features to a store writer."""
 
     def __init__(self, upstream: Upstream, layers: Sequence[int], plan: Plan, precision: str,
-                 on_bad_audio: str, task: Task, runtime: str = "torch"):
+                 on_bad_audio: str, task: Task, runtime: str = "torch", heap_pad: int = 0):
         self.upstream = upstream
         self.layers = sorted(layers)
         self.plan = plan
@@ -226,6 +227,9 @@ class Engine:
         self.conv_kernel = conv_kernel_name(upstream) if fast else None
         self.attention_kernel = attention_kernel_name(upstream) if fast else None
         self.windows = upstream_windows(upstream)
+        # glibc keeps its heap while the CPU computes (allocator.py): where it applies
+        self.heap_pad = heap_pad if torch.device(self.device).type == "cpu" else 0
+        self.heap = heap_setting(self.heap_pad)
 
     def settings(self, workers: int) -> dict:
         """How the features were computed (meta.json ``engine``, the session journal): the
@@ -243,6 +247,7 @@ class Engine:
                             f"shortest, attention mask"),
                "batch_seconds": self.plan.batch_seconds,
                "torch": torch.__version__, "threads": torch.get_num_threads(),
+               "allocator": self.heap,
                "interop_threads": torch.get_num_interop_threads(), "decode_workers": workers}
         return {k: v for k, v in out.items() if v is not None}
 
@@ -258,6 +263,7 @@ class Engine:
         # run, not at every batch (casting a base-sized encoder's weights took as long as a
         # batch of one short clip)
         with ThreadPoolExecutor(1, thread_name_prefix="emobox-store") as write_pool, \
+                (heap_kept(self.heap_pad) if self.heap else nullcontext()), \
                 (lowp_weights(self.upstream, self.precision) if self.use_lowp
                  else nullcontext()), \
                 (channels_last_conv(self.upstream) if self.conv_kernel else nullcontext()), \

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from emobox import __version__, paths
+from emobox.extraction.allocator import pad_for
 from emobox.extraction.batching import Plan
 from emobox.extraction.runtime import RuntimeDisagreement, check_runtime
 from emobox.extraction.engine import Engine, upstream_windows
@@ -222,7 +223,8 @@ def extract_stats(upstream: Upstream, manifest: Manifest, layers: Sequence[int],
             reporter.log(f"warning: {warning}")
         t0 = time.perf_counter()
         with reporter.task(label, len(manifest) - start, "utt") as task:
-            engine = Engine(upstream, missing, plan, precision, on_bad_audio, task, runtime)
+            engine = Engine(upstream, missing, plan, precision, on_bad_audio, task, runtime,
+                            heap_pad=pad_for(memory_budget))
             workers = workers or default_workers()
             try:
                 engine.run(manifest, writer, workers,
