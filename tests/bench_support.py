@@ -130,7 +130,7 @@ def local_grid(tmp_path_factory) -> dict:
 
 # engine settings that say how a machine ran the extraction (they differ between executors),
 # not how the features were computed
-EXECUTION_KEYS = ("threads", "interop_threads", "decode_workers", "batch_seconds")
+EXECUTION_KEYS = ("threads", "interop_threads", "decode_workers", "batch_seconds", "allocator")
 
 
 def _result_part(row: dict) -> dict:

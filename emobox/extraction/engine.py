@@ -224,7 +224,10 @@ class Engine:
         self.use_lowp = (precision != "fp32" and getattr(upstream, "lowp_weight_cache", True)
                          and self.runtime is None)
         fast = getattr(upstream, "fast_kernels", True) and self.runtime is None
-        self.conv_kernel = conv_kernel_name(upstream) if fast else None
+        # group-norm stacks run time-major only in low precision on a CPU (kernels.py)
+        self.gn_time_major = precision != "fp32" and torch.device(self.device).type == "cpu"
+        self.conv_kernel = (conv_kernel_name(upstream, group_norm=self.gn_time_major) if fast
+                            else None)
         self.attention_kernel = attention_kernel_name(upstream) if fast else None
         self.windows = upstream_windows(upstream)
         # glibc keeps its heap while the CPU computes (allocator.py): where it applies
@@ -266,7 +269,8 @@ class Engine:
                 (heap_kept(self.heap_pad) if self.heap else nullcontext()), \
                 (lowp_weights(self.upstream, self.precision) if self.use_lowp
                  else nullcontext()), \
-                (channels_last_conv(self.upstream) if self.conv_kernel else nullcontext()), \
+                (channels_last_conv(self.upstream, group_norm=self.gn_time_major)
+                 if self.conv_kernel else nullcontext()), \
                 (fused_wavlm_attention(self.upstream) if self.attention_kernel
                  else nullcontext()), \
                 runtime_for(self.upstream, self.runtime):

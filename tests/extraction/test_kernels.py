@@ -49,7 +49,8 @@ def test_layer_norm_stacks_give_the_stock_features(model):
 
 
 def test_group_norm_stacks_and_hooked_modules_are_left_alone():
-    assert conv_kernel_name(_tiny("wav2vec2", "group")) is None  # no transposes to save there
+    # no transposes to save there: swapped only when asked (low precision on a CPU)
+    assert conv_kernel_name(_tiny("wav2vec2", "group")) is None
     net = _tiny("wav2vec2")
     assert conv_kernel_name(net) is not None
     seen = []
@@ -57,6 +58,41 @@ def test_group_norm_stacks_and_hooked_modules_are_left_alone():
     with torch.inference_mode(), channels_last_conv(net) as swapped:
         net(torch.randn(1, 8000))
     assert swapped == 0 and seen == [1]  # the hook still ran: the stock modules did
+
+
+@pytest.mark.parametrize("model", ["wav2vec2", "hubert", "wavlm"])
+def test_group_norm_stacks_time_major_give_the_stock_features(model):
+    net = _tiny(model, "group")
+    assert conv_kernel_name(net, group_norm=True) == \
+        "time-major matmul (group-norm convolution stacks)"
+    assert conv_kernel_name(_tiny(model), group_norm=True) == \
+        "time-major matmul (layer-norm convolution stacks)"
+    torch.manual_seed(1)
+    x = torch.randn(2, 16000) * torch.tensor([[0.1], [3.0]])
+    with torch.inference_mode():
+        stock = net(x, output_hidden_states=True).hidden_states
+        with channels_last_conv(net, group_norm=True) as swapped:
+            fast = net(x, output_hidden_states=True).hidden_states
+        with channels_last_conv(net) as left:  # not asked: the stock modules
+            again = net(x, output_hidden_states=True).hidden_states
+    assert swapped == 1 and left == 0
+    for a, b, c in zip(stock, fast, again):
+        assert (a - b).abs().max() <= 1e-4, (a - b).abs().max()
+        assert torch.equal(a, c)
+    assert any((a != b).any() for a, b in zip(stock, fast))
+
+
+def test_bf16_extraction_runs_group_norm_stacks_time_major_and_fp32_does_not(tmp_path):
+    corpus = tone_corpus(tmp_path / "c", [0.8, 1.3, 1.0])
+    exact = extract(TinyHF("group"), corpus, [1], store_dir=tmp_path / "exact")
+    fast = extract(TinyHF("group"), corpus, [1], store_dir=tmp_path / "bf16", precision="bf16")
+    assert "conv_feature_encoder" not in exact.meta["engine"]
+    assert fast.meta["engine"]["conv_feature_encoder"] == \
+        "time-major matmul (group-norm convolution stacks)"
+    a = np.asarray(exact.layer(1), np.float32)
+    b = np.asarray(fast.layer(1), np.float32)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert a.shape == b.shape and cos.min() > 0.99
 
 
 @pytest.mark.parametrize("bias", [True, False])
