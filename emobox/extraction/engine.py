@@ -22,6 +22,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 import torch
+from torch.nn.utils import parametrize
 
 from emobox.datasets.audio import audio_samples, load_audio, stream_audio
 from emobox.extraction.batching import Plan, chunk_full, plan_batches
@@ -264,9 +265,12 @@ class Engine:
         pending: Future | None = None
         # the faster kernels and the low-precision weights are swapped in once for the whole
         # run, not at every batch (casting a base-sized encoder's weights took as long as a
-        # batch of one short clip)
+        # batch of one short clip), and parametrized weights (the weight-normed positional
+        # convolution of the wav2vec2 family) are computed once for the run where torch computes
+        # the features: the same tensors, not recomputed at every batch
         with ThreadPoolExecutor(1, thread_name_prefix="emobox-store") as write_pool, \
                 (heap_kept(self.heap_pad) if self.heap else nullcontext()), \
+                (parametrize.cached() if self.runtime is None else nullcontext()), \
                 (lowp_weights(self.upstream, self.precision) if self.use_lowp
                  else nullcontext()), \
                 (channels_last_conv(self.upstream, group_norm=self.gn_time_major)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -602,3 +603,29 @@ def test_bf16_weights_are_cast_once_per_extraction_not_at_every_batch(corpus, tm
     per_call = extract(up, corpus, [2], store_dir=tmp_path / "per_call", precision="bf16",
                        batch_seconds=1.0)
     assert np.array_equal(np.asarray(store.layer(2)), np.asarray(per_call.layer(2)))
+
+
+def test_weight_normed_weights_are_computed_once_per_extraction(corpus, tmp_path, monkeypatch):
+    up = TinyHF("layer", arch="wavlm")
+    parametrized = [m for m in up.modules() if hasattr(m, "parametrizations")]
+    assert parametrized  # the positional convolution's weight norm
+    real = torch._weight_norm
+    calls: list[int] = []
+
+    def counting(v, g, dim=0):
+        calls.append(1)
+        return real(v, g, dim)
+
+    batches: list[int] = []
+    up.register_forward_hook(lambda *a: batches.append(1))
+    monkeypatch.setattr(torch, "_weight_norm", counting)
+    once = extract(up, corpus, [2], store_dir=tmp_path / "once", batch_seconds=1.0)
+    assert len(batches) > 2 and len(calls) == len(parametrized)  # once, not at every batch
+    # the same features as computing it at every batch
+    import torch.nn.utils.parametrize as parametrize
+
+    monkeypatch.setattr(parametrize, "cached", contextlib.nullcontext)
+    calls.clear()
+    every = extract(up, corpus, [2], store_dir=tmp_path / "every", batch_seconds=1.0)
+    assert len(calls) > len(parametrized)
+    assert np.array_equal(np.asarray(once.layer(2)), np.asarray(every.layer(2)))
