@@ -714,13 +714,21 @@ def run(args, work: Path, device: str) -> None:
         print(f"bf16: not timed ({'--bf16 off' if args.bf16 == 'off' else 'this CPU has no AVX512-BF16 or AMX, so bfloat16 matmuls run without hardware support; --bf16 on times them anyway'}); "
               f"its accuracy is measured on the first {args.bf16_clips} clips of each set")
 
-    # accuracy (untimed; also the warm-up)
+    def bf16_clips(m: Manifest) -> Manifest:
+        """Where bf16 is not timed, its accuracy is measured on a few clips only."""
+        return m if time_bf16 else Manifest(m.corpus, m.root, list(m)[: args.bf16_clips])
+
+    # accuracy (untimed; also the warm-up). torch first: OpenVINO, once loaded and run in a
+    # process, slowed emobox's torch extraction in the same process (WavLM-base size on a
+    # 2-core AMX CPU: 1.03x the loop instead of 1.31x), so every torch method is timed before
+    # OpenVINO is first used, and OpenVINO's methods after
     acc = {}
     runtime: dict[str, str] = {}  # encoder -> what --runtime openvino recorded
     runtime_bf16: dict[str, str] = {}  # the same at --precision bf16
     # encoder -> why emobox refused OpenVINO's bf16 features (its check against torch's)
     ov16_refused: dict[str, str] = {}
     kernel: dict[str, str] = {}  # encoder -> the fast kernel emobox's exact run used, if any
+    references: dict[tuple, tuple] = {}  # (encoder, corpus) -> the loop's features, keys
     for up, _ in encoders:
         L = up.num_layers
         for cname, m in corpora.items():
@@ -729,6 +737,7 @@ def run(args, work: Path, device: str) -> None:
             for utt in m:
                 wav = load_audio(m.audio_path(utt), sample_rate=16000)
                 keyed[hashlib.sha1(wav.tobytes()).hexdigest()] = utt.key
+            references[(up.name, cname)] = (ref, keyed)
             cap: dict = {}
             exact = emobox_run(up, m, L, work / "check" / "exact", "fp32", capture=cap)
             exact_fp32 = {keyed[h]: v for h, v in cap.items()}
@@ -737,35 +746,15 @@ def run(args, work: Path, device: str) -> None:
             kernel[up.name] = ", ".join(k for k in (
                 engine.get("conv_feature_encoder"),
                 attention if attention == "emobox fused sdpa" else None) if k)
-            bf16_m = m if time_bf16 else Manifest(m.corpus, m.root, list(m)[: args.bf16_clips])
-            bf16 = emobox_run(up, bf16_m, L, work / "check" / "bf16", "bf16")
+            bf16 = emobox_run(up, bf16_clips(m), L, work / "check" / "bf16", "bf16")
             acc[(up.name, cname)] = {
                 "exact_max_abs_diff": max_abs(exact_fp32, ref),
                 "exact_store_max_abs_diff": max_abs(store_features(exact, L), ref),
                 "bf16_min_cosine": min_cosine(store_features(bf16, L), ref),
                 "bf16_max_abs_diff": max_abs(store_features(bf16, L), ref),
             }
-            if openvino_for(up):
-                cap = {}
-                ov = emobox_run(up, m, L, work / "check" / "ov", "fp32", capture=cap,
-                                runtime="openvino")
-                runtime[up.name] = ov.store.engine(L).get("runtime", "")
-                acc[(up.name, cname)]["openvino_max_abs_diff"] = max_abs(
-                    {keyed[h]: v for h, v in cap.items()}, ref)
-                try:
-                    ov16 = emobox_run(up, bf16_m, L, work / "check" / "ov_bf16", "bf16",
-                                      runtime="openvino")
-                except DataError as exc:  # emobox stopped the run: it is not timed
-                    ov16_refused[up.name] = f"{cname} clips: {exc}"
-                    print(f"{up.name}: --runtime openvino --precision bf16 on the {cname} "
-                          f"clips: emobox refused its features: {exc}")
-                else:
-                    runtime_bf16[up.name] = ov16.store.engine(L).get("runtime", "")
-                    acc[(up.name, cname)]["openvino_bf16_min_cosine"] = min_cosine(
-                        store_features(ov16, L), ref)
             shutil.rmtree(work / "check")
 
-    # timing, interleaved
     def methods_for(up: Upstream) -> list[str]:
         """exact_stock: emobox exact with the upstream's stock modules (where emobox swaps in a
         faster kernel for it), to show what the kernel gives in the same run."""
@@ -780,30 +769,72 @@ def run(args, work: Path, device: str) -> None:
     peaks: dict[str, list[float]] = {"fp32": [], "bf16": []}
     waits: list[float] = []  # seconds the encoder waited for decoded audio, per emobox run
     overhead: dict[tuple, list[float]] = {}  # openvino: set-up and check seconds per run
-    for r in range(args.repeats):
-        peaks["fp32"].append(matmul_peak(torch.float32))
-        peaks["bf16"].append(matmul_peak(torch.bfloat16))
-        for up, _ in encoders:
-            methods = methods_for(up)
-            order = methods[r % len(methods):] + methods[: r % len(methods)]
-            for cname, m in corpora.items():
-                for meth in order:
-                    out = work / "timed" / meth
-                    t0, c0 = time.perf_counter(), time.process_time()
-                    st = run_method(up, m, out, meth)
-                    if st is not None:
-                        session = st.store.sessions()[-1]
-                        waits.append(session["audio_wait_s"])
-                        if meth in OPENVINO_METHODS:  # converting, compiling, torch's checks
-                            overhead.setdefault((up.name, cname, meth), []).append(
-                                session["runtime_setup_s"] + session["runtime_check_s"])
-                    times.setdefault((up.name, cname, meth), []).append(
-                        time.perf_counter() - t0)
-                    cpu.setdefault((up.name, cname, meth), []).append(time.process_time() - c0)
-                    shutil.rmtree(out, ignore_errors=True)
-        print(f"repeat {r + 1}/{args.repeats} done, load average {os.getloadavg()[0]:.1f}",
-              file=sys.stderr)
+
+    def time_phase(openvino: bool) -> None:
+        """Every method of the phase (torch's, or OpenVINO's), interleaved, the order rotated
+        at every repeat; the matmul peaks are measured in the torch phase."""
+        for r in range(args.repeats):
+            if not openvino:
+                peaks["fp32"].append(matmul_peak(torch.float32))
+                peaks["bf16"].append(matmul_peak(torch.bfloat16))
+            for up, _ in encoders:
+                methods = [meth for meth in methods_for(up)
+                           if (meth in OPENVINO_METHODS) == openvino]
+                if not methods:
+                    continue
+                order = methods[r % len(methods):] + methods[: r % len(methods)]
+                for cname, m in corpora.items():
+                    for meth in order:
+                        out = work / "timed" / meth
+                        t0, c0 = time.perf_counter(), time.process_time()
+                        st = run_method(up, m, out, meth)
+                        if st is not None:
+                            session = st.store.sessions()[-1]
+                            waits.append(session["audio_wait_s"])
+                            if meth in OPENVINO_METHODS:  # converting, compiling, checks
+                                overhead.setdefault((up.name, cname, meth), []).append(
+                                    session["runtime_setup_s"] + session["runtime_check_s"])
+                        times.setdefault((up.name, cname, meth), []).append(
+                            time.perf_counter() - t0)
+                        cpu.setdefault((up.name, cname, meth), []).append(
+                            time.process_time() - c0)
+                        shutil.rmtree(out, ignore_errors=True)
+            print(f"{'openvino' if openvino else 'torch'}: repeat {r + 1}/{args.repeats} done, "
+                  f"load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
+
+    time_phase(openvino=False)
     peak = {k: statistics.median(v) for k, v in peaks.items()}
+
+    # the ceiling: the time of the arithmetic ops alone, in a profiled bf16 (else fp32) run
+    ceiling = {up.name: matmul_seconds(up, corpora, work, "bf16" if time_bf16 else "fp32")
+               for up, _ in encoders}
+
+    # OpenVINO: its accuracy (the first use in this process), then its timing
+    for up, _ in encoders:
+        if not openvino_for(up):
+            continue
+        L = up.num_layers
+        for cname, m in corpora.items():
+            ref, keyed = references[(up.name, cname)]
+            cap = {}
+            ov = emobox_run(up, m, L, work / "check" / "ov", "fp32", capture=cap,
+                            runtime="openvino")
+            runtime[up.name] = ov.store.engine(L).get("runtime", "")
+            acc[(up.name, cname)]["openvino_max_abs_diff"] = max_abs(
+                {keyed[h]: v for h, v in cap.items()}, ref)
+            try:
+                ov16 = emobox_run(up, bf16_clips(m), L, work / "check" / "ov_bf16", "bf16",
+                                  runtime="openvino")
+            except DataError as exc:  # emobox stopped the run: it is not timed
+                ov16_refused[up.name] = f"{cname} clips: {exc}"
+                print(f"{up.name}: --runtime openvino --precision bf16 on the {cname} "
+                      f"clips: emobox refused its features: {exc}")
+            else:
+                runtime_bf16[up.name] = ov16.store.engine(L).get("runtime", "")
+                acc[(up.name, cname)]["openvino_bf16_min_cosine"] = min_cosine(
+                    store_features(ov16, L), ref)
+            shutil.rmtree(work / "check")
+    time_phase(openvino=True)
 
     # peak RSS, each method in a fresh process
     rss = {}
@@ -811,10 +842,6 @@ def run(args, work: Path, device: str) -> None:
         for meth in methods_for(up):
             if meth != "exact_stock":
                 rss[(up.name, meth)] = peak_rss_mb(which, meth, work, args)
-
-    # the ceiling: the time of the arithmetic ops alone, in a profiled bf16 (else fp32) run
-    ceiling = {up.name: matmul_seconds(up, corpora, work, "bf16" if time_bf16 else "fp32")
-               for up, _ in encoders}
 
     # table
     audio = {c: sum(durations(m)) for c, m in corpora.items()}
