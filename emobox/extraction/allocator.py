@@ -13,9 +13,9 @@ allocations up to 32 MiB from its heap (glibc's own upper bound for the threshol
 raises by itself as large blocks are freed) and to keep up to ``pad_bytes`` of freed memory at
 the top of the heap instead of returning it; on exit the pad is glibc's default again and the
 free memory is given back (``malloc_trim``). The values computed are unchanged: only where the
-memory comes from. It is used only with ``EMOBOX_MALLOC_TUNING=1`` in the environment, and does
-nothing off glibc (macOS, musl) or where ``mallopt`` refuses; nested blocks (threads, an
-extraction inside a bench) tune once, for the outermost.
+memory comes from. It does nothing off glibc (macOS, musl), with ``EMOBOX_MALLOC_TUNING=0`` in
+the environment, or where ``mallopt`` refuses; nested blocks (threads, an extraction inside a
+bench) tune once, for the outermost.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def pad_for(memory_budget: int) -> int:
 
 def heap_setting(pad_bytes: int) -> str | None:
     """What :func:`heap_kept` does here, for the engine record; None where it does nothing."""
-    if os.environ.get(ENV, "0").strip() != "1" or _glibc() is None or pad_bytes <= 0:
+    if _glibc() is None or os.environ.get(ENV, "1").strip() == "0" or pad_bytes <= 0:
         return None
     return (f"glibc heap kept: allocations up to {MMAP_THRESHOLD >> 20} MiB from the heap, "
             f"{pad_bytes >> 20} MiB of freed memory kept")

@@ -33,7 +33,7 @@ class FakeLibc:
 def fake(monkeypatch):
     libc = FakeLibc()
     monkeypatch.setattr(allocator, "_glibc", lambda: libc)
-    monkeypatch.setenv(allocator.ENV, "1")
+    monkeypatch.delenv(allocator.ENV, raising=False)
     return libc
 
 
@@ -63,9 +63,7 @@ def test_nothing_is_tuned_when_switched_off_refused_or_off_glibc(fake, monkeypat
     with heap_kept(1 << 30) as tuned:
         assert not tuned
     assert fake.calls == []
-    monkeypatch.delenv(allocator.ENV)  # off unless asked for
-    assert heap_setting(1 << 30) is None
-    monkeypatch.setenv(allocator.ENV, "1")
+    monkeypatch.delenv(allocator.ENV)
     refusing = FakeLibc(refuse=-2)
     monkeypatch.setattr(allocator, "_glibc", lambda: refusing)
     with heap_kept(1 << 30) as tuned:
@@ -83,7 +81,7 @@ def test_the_pad_is_half_the_memory_budget_at_most_one_gib():
 
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
 def test_glibc_accepts_the_settings(monkeypatch):
-    monkeypatch.setenv(allocator.ENV, "1")
+    monkeypatch.delenv(allocator.ENV, raising=False)
     with heap_kept(64 << 20) as tuned:
         assert tuned
 
