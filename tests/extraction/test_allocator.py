@@ -49,7 +49,11 @@ def test_nested_and_concurrent_blocks_tune_once(fake):
     with heap_kept(1 << 30):
         with heap_kept(1 << 30) as nested:
             inner.append(nested)
-        t = threading.Thread(target=lambda: inner.append(heap_kept(1 << 30).__enter__()))
+        def other_thread():
+            with heap_kept(1 << 30) as tuned:
+                inner.append(tuned)
+
+        t = threading.Thread(target=other_thread)
         t.start()
         t.join()
         assert fake.calls == [("mallopt", -3, 32 << 20), ("mallopt", -2, 1 << 30)]
