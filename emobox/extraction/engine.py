@@ -225,14 +225,15 @@ class Engine:
         self.use_lowp = (precision != "fp32" and getattr(upstream, "lowp_weight_cache", True)
                          and self.runtime is None)
         fast = getattr(upstream, "fast_kernels", True) and self.runtime is None
+        on_cpu = torch.device(self.device).type == "cpu"
         # group-norm stacks run time-major only in low precision on a CPU (kernels.py)
-        self.gn_time_major = precision != "fp32" and torch.device(self.device).type == "cpu"
+        self.gn_time_major = precision != "fp32" and on_cpu
         self.conv_kernel = (conv_kernel_name(upstream, group_norm=self.gn_time_major) if fast
                             else None)
         self.attention_kernel = attention_kernel_name(upstream) if fast else None
         self.windows = upstream_windows(upstream)
         # glibc keeps its heap while the CPU computes (allocator.py): where it applies
-        self.heap_pad = heap_pad if torch.device(self.device).type == "cpu" else 0
+        self.heap_pad = heap_pad if on_cpu else 0
         self.heap = heap_setting(self.heap_pad)
 
     def settings(self, workers: int) -> dict:
