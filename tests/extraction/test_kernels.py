@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
 from emobox.extraction.extract import extract
-from emobox.extraction.kernels import (attention_kernel_name, channels_last_conv, conv_as_matmul,
+from emobox.extraction import kernels
+from emobox.extraction.kernels import (attention_kernel_name, channels_last_conv,
                                       conv_kernel_name, fused_wavlm_attention)
 from extract_fakes import TinyHF, tone_corpus
 
@@ -96,17 +98,47 @@ def test_bf16_extraction_runs_group_norm_stacks_time_major_and_fp32_does_not(tmp
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_conv_as_matmul_is_the_convolution_time_major(bias):
+def test_a_time_major_block_is_the_convolution_in_pieces(monkeypatch, bias):
     torch.manual_seed(0)
     conv = torch.nn.Conv1d(6, 5, kernel_size=3, stride=2, bias=bias)
+    block = SimpleNamespace(conv=conv, activation=torch.tanh)
     x = torch.randn(2, 41, 6)  # [B, T, C]
+    monkeypatch.setattr(kernels, "BLOCK_ROWS", 3)  # 20 output frames: 6 full pieces and a part
     with torch.no_grad():
-        want = conv(x.transpose(1, 2)).transpose(1, 2)
-        got = conv_as_matmul(x, conv)
+        want = torch.tanh(conv(x.transpose(1, 2))).transpose(1, 2)
+        got = kernels._block_time_major(x, block, {}, last=True)
     assert got.shape == (2, 20, 5) and got.is_contiguous()
     assert torch.allclose(got, want, atol=1e-6)
     with pytest.raises(RuntimeError):  # shorter than one window: the convolution's own error
-        conv_as_matmul(torch.randn(1, 2, 6), conv)
+        kernels._block_time_major(torch.randn(1, 2, 6), block, {}, last=True)
+
+
+@pytest.mark.parametrize("norm", ["layer", "group"])
+def test_stacks_in_small_pieces_give_the_whole_sequence_features(monkeypatch, norm):
+    from emobox.extraction.precision import compute_context
+
+    net = _tiny("wav2vec2", norm)
+    torch.manual_seed(1)
+    x = torch.randn(2, 9000) * torch.tensor([[0.1], [3.0]])
+    runs = {}
+    for rows in (10 ** 9, 7):  # the whole sequence in one piece, then pieces of 7 frames
+        monkeypatch.setattr(kernels, "BLOCK_ROWS", rows)
+        for precision in ("fp32", "bf16"):
+            with compute_context(precision, "cpu"), \
+                    channels_last_conv(net, group_norm=True) as swapped:
+                assert swapped == 1
+                runs[rows, precision] = net.feature_extractor(x)
+    with torch.inference_mode():
+        stock = net.feature_extractor(x)
+    with compute_context("bf16", "cpu"):
+        stock_bf16 = net.feature_extractor(x)
+    whole, pieces = runs[10 ** 9, "fp32"], runs[7, "fp32"]
+    assert (pieces - stock).abs().max() <= 1e-4 and (pieces - whole).abs().max() <= 1e-5
+    whole, pieces = runs[10 ** 9, "bf16"], runs[7, "bf16"]
+    assert pieces.dtype == whole.dtype == stock_bf16.dtype  # what the stock stack hands on
+    for other in (whole, stock_bf16):
+        cos = torch.nn.functional.cosine_similarity(pieces.float(), other.float(), dim=1)
+        assert cos.min() > 0.999, cos.min()
 
 
 def test_engine_uses_it_records_it_and_an_upstream_can_opt_out(tmp_path):
@@ -189,6 +221,34 @@ def test_bf16_autocast_fused_wavlm_attention_stays_close_to_the_stock_path():
             fast = net(x, attention_mask=mask).last_hidden_state.float()
     cos = torch.nn.functional.cosine_similarity(stock[1, :37], fast[1, :37], dim=-1)
     assert cos.min() > 0.99
+
+
+def test_with_bf16_weights_the_projections_run_as_one_matmul_and_stay_close():
+    from torch.overrides import TorchFunctionMode
+
+    from emobox.extraction.precision import compute_context, lowp_weights
+
+    class Linears(TorchFunctionMode):
+        def __init__(self):
+            super().__init__()
+            self.rows = []
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if func is torch.nn.functional.linear:
+                self.rows.append(tuple(args[1].shape))
+            return func(*args, **(kwargs or {}))
+
+    net = _tiny("wavlm", num_hidden_layers=3)  # hidden size 32
+    x, mask = _padded([16000, 12000])
+    runs = {}
+    for held in (False, True):  # autocast alone, then with the engine's bf16 weights
+        with compute_context("bf16", "cpu"), fused_wavlm_attention(net), \
+                (lowp_weights(net, "bf16") if held else torch.no_grad()), Linears() as seen:
+            runs[held] = net(x, attention_mask=mask).last_hidden_state.float()
+        assert seen.rows.count((96, 32)) == (3 if held else 0)  # one [q; k; v] per block
+        assert seen.rows.count((32, 32)) == (3 if held else 12)  # out_proj (+ q, k, v)
+    cos = torch.nn.functional.cosine_similarity(runs[True][1, :37], runs[False][1, :37], dim=-1)
+    assert cos.min() > 0.999
 
 
 def test_engine_records_the_fused_attention_and_an_upstream_can_opt_out(tmp_path):
