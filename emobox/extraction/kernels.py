@@ -11,13 +11,14 @@ about half of a base-sized encoder's time for about a third of its arithmetic.
 over the overlapping windows of the previous block's ``[B, T, C]`` output (``as_strided``, the
 window ``kernel x channels`` wide), the layer norm then normalises the last dimension where it
 already is, and only the stack's output is handed back as the ``[B, C, T]`` view transformers
-expects. Each block runs a piece of 4096 output frames of one item at a time: the piece's
-windows, matmul, norm and activation stay in the CPU's caches and the block's output is written
-once (a base-sized WavLM on a 2-core AMX CPU: 1.08-1.11x faster in float32 on batches of 4 x 5 s
-and 1 x 20 s, 1.02-1.08x in bfloat16, batches of 8 x 2 s the same as whole-sequence ops). The
-values are those of the convolutions up to float32 summation order (about 1e-6 of the
-activations); under autocast the matmul runs in the autocast dtype as the convolution did, and a
-block's output that only feeds the next matmul is stored in it.
+expects. On a CPU each block runs a piece of 4096 output frames of one item at a time: the
+piece's windows, matmul, norm and activation stay in the CPU's caches and the block's output is
+written once (a base-sized WavLM on a 2-core AMX CPU: 1.08-1.11x faster in float32 on batches
+of 4 x 5 s and 1 x 20 s, 1.02-1.08x in bfloat16, batches of 8 x 2 s the same as whole-sequence
+ops; a GPU runs each op once over the whole batch). The values are those of the convolutions up
+to float32 summation order (about 1e-6 of the activations); under autocast the matmul runs in
+the autocast dtype as the convolution did, and on a CPU a block's output that only feeds the
+next matmul is stored in it.
 
 Only stacks whose every block is one of transformers' layer-norm convolution blocks, with an
 unpadded, undilated, ungrouped ``Conv1d``, no hooks and the stock ``forward``, are swapped;
@@ -143,12 +144,14 @@ BLOCK_ROWS = 4096
 
 
 def _block_time_major(x: torch.Tensor, block: torch.nn.Module, weights: dict,
-                      last: bool) -> torch.Tensor:
+                      last: bool, pieces: bool | None = None) -> torch.Tensor:
     """One convolution block (convolution, layer norm if any, activation) on time-major ``x``
-    ``[B, T, C_in]``: ``[B, T_out, C_out]``, computed a piece of ``BLOCK_ROWS`` output frames
-    at a time and written once. The values are those of the whole-sequence ops (the matmul
-    over fewer rows sums in the same order on these shapes). Under autocast a block that
-    feeds another is stored in the autocast dtype, which the next matmul would cast it to."""
+    ``[B, T, C_in]``: ``[B, T_out, C_out]``. With ``pieces`` (the default on a CPU) it is
+    computed a piece of ``BLOCK_ROWS`` output frames of one item at a time and written once;
+    the values are those of the whole-sequence ops (the matmul over fewer rows sums in the same
+    order on these shapes), and under autocast a block that feeds another is stored in the
+    autocast dtype, which the next matmul would cast it to. Elsewhere (GPUs, where the pieces
+    would only add kernel launches) each op runs once over the whole batch."""
     conv = block.conv
     c_out, c_in, k = conv.weight.shape
     stride = conv.stride[0]
@@ -163,6 +166,14 @@ def _block_time_major(x: torch.Tensor, block: torch.nn.Module, weights: dict,
                                     conv.weight.permute(0, 2, 1).reshape(c_out, k * c_in).t())
     w = held[1]
     norm = getattr(block, "layer_norm", None)
+    if not (x.device.type == "cpu" if pieces is None else pieces):
+        # window j of item i starts at frame j * stride: K consecutive frames of C_in values
+        windows = x.as_strided((b, t_out, k * c_in), (t * c_in, stride * c_in, 1))
+        windows = windows.reshape(b * t_out, k * c_in)
+        y = windows @ w if conv.bias is None else torch.addmm(conv.bias, windows, w)
+        if norm is not None:
+            y = F.layer_norm(y, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+        return block.activation(y).view(b, t_out, c_out)
     out = None
     for i in range(b):
         for j0 in range(0, t_out, BLOCK_ROWS):

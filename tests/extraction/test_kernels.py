@@ -109,6 +109,9 @@ def test_a_time_major_block_is_the_convolution_in_pieces(monkeypatch, bias):
         got = kernels._block_time_major(x, block, {}, last=True)
     assert got.shape == (2, 20, 5) and got.is_contiguous()
     assert torch.allclose(got, want, atol=1e-6)
+    with torch.no_grad():  # off a CPU: each op once over the whole batch, the same values
+        whole = kernels._block_time_major(x, block, {}, last=True, pieces=False)
+    assert whole.shape == (2, 20, 5) and torch.allclose(whole, want, atol=1e-6)
     with pytest.raises(RuntimeError):  # shorter than one window: the convolution's own error
         kernels._block_time_major(torch.randn(1, 2, 6), block, {}, last=True)
 
