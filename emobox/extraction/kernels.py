@@ -137,6 +137,16 @@ def _swappable(mod: torch.nn.Module, group_norm: bool = False) -> bool:
     return kind == "layer" or (group_norm and kind == "group")
 
 
+def _derived(cache: dict, key, sources: tuple, make):
+    """``make()``, a tensor derived from ``sources`` (weights), made once per swap and kept in
+    ``cache`` under ``key``; made again when a source is no longer the same tensor (the engine
+    swapped in its bf16 weights after the swap began)."""
+    held = cache.get(key)
+    if held is None or any(a is not b for a, b in zip(held[0], sources)):
+        held = cache[key] = (sources, make())
+    return held[1]
+
+
 # output frames per piece of a time-major block: the piece's windows, matmul, norm and
 # activation stay in the CPU's caches (of 2048, 4096 and 8192, 4096 was the only one never
 # slower than whole-sequence ops on a 2-core CPU)
@@ -160,31 +170,27 @@ def _block_time_major(x: torch.Tensor, block: torch.nn.Module, weights: dict,
     if t < k:  # too short for one window: the convolution's own error
         return conv(x.transpose(1, 2)).transpose(1, 2)
     t_out = (t - k) // stride + 1
-    held = weights.get(id(conv))
-    if held is None or held[0] is not conv.weight:  # columns in (k, c_in) order, once
-        held = weights[id(conv)] = (conv.weight,
-                                    conv.weight.permute(0, 2, 1).reshape(c_out, k * c_in).t())
-    w = held[1]
+    # the weight's columns in (k, c_in) order
+    w = _derived(weights, id(conv), (conv.weight,),
+                 lambda: conv.weight.permute(0, 2, 1).reshape(c_out, k * c_in).t())
     norm = getattr(block, "layer_norm", None)
-    if not (x.device.type == "cpu" if pieces is None else pieces):
-        # window j of item i starts at frame j * stride: K consecutive frames of C_in values
-        windows = x.as_strided((b, t_out, k * c_in), (t * c_in, stride * c_in, 1))
-        windows = windows.reshape(b * t_out, k * c_in)
+
+    def block_of(windows: torch.Tensor) -> torch.Tensor:  # [rows, K x C_in] -> [rows, C_out]
         y = windows @ w if conv.bias is None else torch.addmm(conv.bias, windows, w)
         if norm is not None:
             y = F.layer_norm(y, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
-        return block.activation(y).view(b, t_out, c_out)
+        return block.activation(y)
+
+    # window j of item i starts at frame j * stride: K consecutive frames of C_in values
+    if not (x.device.type == "cpu" if pieces is None else pieces):
+        windows = x.as_strided((b, t_out, k * c_in), (t * c_in, stride * c_in, 1))
+        return block_of(windows.reshape(b * t_out, k * c_in)).view(b, t_out, c_out)
     out = None
     for i in range(b):
         for j0 in range(0, t_out, BLOCK_ROWS):
             rows = min(BLOCK_ROWS, t_out - j0)
-            # window j starts at frame j * stride: K consecutive frames of C_in values
-            windows = x.as_strided((rows, k * c_in), (stride * c_in, 1),
-                                   x.storage_offset() + (i * t + j0 * stride) * c_in)
-            y = windows @ w if conv.bias is None else torch.addmm(conv.bias, windows, w)
-            if norm is not None:
-                y = F.layer_norm(y, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
-            y = block.activation(y)
+            y = block_of(x.as_strided((rows, k * c_in), (stride * c_in, 1),
+                                      x.storage_offset() + (i * t + j0 * stride) * c_in))
             if out is None:
                 dtype = y.dtype
                 if not last and torch.is_autocast_enabled(x.device.type):
@@ -262,19 +268,18 @@ def _qkv(self, hidden_states: torch.Tensor, scratch: dict) -> tuple[torch.Tensor
     """The query, key and value projections of ``hidden_states``. With low-precision weights
     (bf16/fp16, held by the engine for the run) they run as one matmul over the three weights
     concatenated, made once per swap: one cast of the input instead of three and a matmul three
-    times as wide, which oneDNN runs closer to its peak (a base-sized WavLM's projections of a
-    20-s clip took half the time). Float32 keeps the three stock projections."""
+    times as wide, which oneDNN runs closer to its peak (a base-sized WavLM's projections of
+    250-1000 frames in bf16: 1.04-1.96x). Float32 keeps the three stock projections."""
     projs = (self.q_proj, self.k_proj, self.v_proj)
-    weights = [p.weight for p in projs]
+    weights = tuple(p.weight for p in projs)
     if weights[0].dtype not in (torch.bfloat16, torch.float16) or not all(
             type(p) is torch.nn.Linear and p.bias is not None
             and p.weight.dtype == weights[0].dtype for p in projs):
         return tuple(p(hidden_states) for p in projs)
-    key = ("qkv", id(self))
-    held = scratch.get(key)
-    if held is None or any(a is not b for a, b in zip(held[0], weights)):
-        held = scratch[key] = (weights, torch.cat(weights), torch.cat([p.bias for p in projs]))
-    return F.linear(hidden_states, held[1], held[2]).chunk(3, dim=-1)
+    biases = tuple(p.bias for p in projs)
+    weight, bias = _derived(scratch, ("qkv", id(self)), weights + biases,
+                            lambda: (torch.cat(weights), torch.cat(biases)))
+    return F.linear(hidden_states, weight, bias).chunk(3, dim=-1)
 
 
 def _wavlm_attention_forward(self, hidden_states: torch.Tensor,
